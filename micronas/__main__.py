@@ -1,0 +1,3 @@
+from micronas.cli import main
+
+raise SystemExit(main())

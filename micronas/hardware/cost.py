@@ -1,0 +1,161 @@
+"""The MCU cost model: MACs, params, flash, peak SRAM and latency of an int8 network.
+
+Everything here is computed from the network IR (:mod:`micronas.ir`) and a
+:class:`~micronas.hardware.device.Device`; nothing is counted a second way elsewhere.
+
+Latency (docs/cost_model.md): per layer,
+
+    cycles = overhead_cycles + cycles_per_mac * MACs + cycles_per_output * out_elements
+             + cycles_per_input * in_elements + cycles_per_window * window_elements
+
+with the coefficients of the layer's op class on the device's core (``window_elements`` is
+kernel area x output elements for pooling). ``latency_ms = cycles / (clock_mhz * 1e3)``.
+
+Flash: int8 weights + int32 biases + per-channel quantisation parameters + flatbuffer
+entries per operator and per tensor + the runtime's code.
+
+Peak SRAM: the greedy-planned activation arena + the largest scratch buffer of any layer
+(CMSIS-NN's im2col buffer) + TFLM's persistent allocations (per node, per tensor, per
+channel) + the runtime's reserved RAM (stack, statics).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from micronas.hardware.device import Device
+from micronas.hardware.planner import plan
+from micronas.ir import Layer, Network
+
+_CHANNELWISE = ("conv2d", "depthwise_conv2d", "fully_connected")
+
+
+def op_class(layer: Layer) -> str:
+    """The latency op class of a layer (a key of the core's ``[latency]`` tables)."""
+    if layer.op == "conv2d":
+        return "conv1x1" if layer.kernel == (1, 1) and layer.padding == 0 else "conv"
+    if layer.op == "depthwise_conv2d":
+        return "depthwise"
+    if layer.op in ("avgpool2d", "maxpool2d"):
+        return "pool"
+    if layer.op == "global_avgpool":
+        return "global_pool"
+    return layer.op
+
+
+def out_channels(net: Network, layer: Layer) -> int:
+    """Output channels (features for a fully connected layer)."""
+    return net.tensors[layer.output].shape[0]
+
+
+def scratch_bytes(net: Network, layer: Layer, device: Device) -> int:
+    """Scratch buffer of the CMSIS-NN kernel that runs ``layer`` on ``device``.
+
+    arm_convolve_s8 with DSP: an int16 im2col buffer of two columns (2 x 2 x Cin x k x k
+    bytes); the 1x1 fast path and the 3x3 depthwise kernel need none; the generic depthwise
+    kernel with DSP: Cin x k x k int16; arm_avgpool_s8 with DSP: Cin int32 accumulators.
+    Without the DSP extension the plain-C kernels use no scratch.
+    """
+    if not device.dsp:
+        return 0
+    cin = net.tensors[layer.inputs[0]].shape[0] if layer.inputs else 0
+    kh, kw = layer.kernel
+    if layer.op == "conv2d" and op_class(layer) == "conv":
+        return 4 * cin * kh * kw
+    if layer.op == "depthwise_conv2d" and not (layer.kernel == (3, 3) and layer.padding <= 1):
+        return 2 * cin * kh * kw
+    if layer.op == "avgpool2d":
+        return 4 * cin
+    return 0
+
+
+def layer_cycles(net: Network, layer: Layer, device: Device) -> float:
+    """Estimated cycles of one layer on ``device`` (formula in the module docstring)."""
+    c = device.coefficients(op_class(layer))
+    out = net.tensors[layer.output].numel
+    inp = sum(net.tensors[t].numel for t in layer.inputs)
+    window = layer.kernel[0] * layer.kernel[1] * out if layer.op.endswith("pool2d") else 0
+    return (device.overhead_cycles + c.get("cycles_per_mac", 0.0) * layer.macs
+            + c.get("cycles_per_output", 0.0) * out + c.get("cycles_per_input", 0.0) * inp
+            + c.get("cycles_per_window", 0.0) * window)
+
+
+def layer_flash_bytes(net: Network, layer: Layer, device: Device) -> int:
+    """Flash of one layer: weights, biases, quantisation, operator and constant-tensor entries."""
+    rt = device.runtime
+    n = layer.weight_params + 4 * layer.bias_params + rt.per_layer_flash_bytes
+    if layer.op in _CHANNELWISE:
+        n += rt.per_channel_quant_flash_bytes * out_channels(net, layer)
+    n += rt.per_tensor_flash_bytes * ((layer.weight_params > 0) + (layer.bias_params > 0))
+    return n
+
+
+@dataclass(frozen=True)
+class LayerCost:
+    """Cost of one layer."""
+
+    name: str
+    op: str
+    output_shape: tuple[int, ...]
+    macs: int
+    params: int
+    flash_bytes: int
+    scratch_bytes: int
+    cycles: float
+    latency_ms: float
+
+
+@dataclass(frozen=True)
+class CostReport:
+    """Whole-network cost on one device. Bytes, ms, cycles; ``fits`` = SRAM and flash fit."""
+
+    device: str
+    macs: int
+    params: int
+    flash_bytes: int
+    peak_sram_bytes: int
+    arena_bytes: int
+    scratch_bytes: int
+    persistent_bytes: int
+    reserved_bytes: int
+    cycles: float
+    latency_ms: float
+    fits: bool
+    sram_limit_bytes: int
+    flash_limit_bytes: int
+    layers: list[LayerCost] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def estimate(net: Network, device: Device) -> CostReport:
+    """Estimate MACs, params, flash, peak SRAM and latency of ``net`` on ``device``."""
+    rt = device.runtime
+    khz = device.clock_mhz * 1e3
+    layers: list[LayerCost] = []
+    for layer in net.layers:
+        cyc = layer_cycles(net, layer, device)
+        layers.append(LayerCost(
+            name=layer.name, op=layer.op, output_shape=net.tensors[layer.output].shape,
+            macs=layer.macs, params=layer.params,
+            flash_bytes=layer_flash_bytes(net, layer, device),
+            scratch_bytes=scratch_bytes(net, layer, device), cycles=cyc,
+            latency_ms=cyc / khz))
+    arena, _ = plan(net, rt.arena_alignment_bytes)
+    scratch = max((lc.scratch_bytes for lc in layers), default=0)
+    channels = sum(out_channels(net, layer) for layer in net.layers if layer.op in _CHANNELWISE)
+    n_tensors = len(net.tensors) + sum((lay.weight_params > 0) + (lay.bias_params > 0)
+                                       for lay in net.layers)
+    persistent = (rt.per_layer_ram_bytes * len(net.layers) + rt.per_tensor_ram_bytes * n_tensors
+                  + rt.per_channel_quant_ram_bytes * channels)
+    peak = arena + scratch + persistent + rt.ram_reserved_bytes
+    flash = (sum(lc.flash_bytes for lc in layers)
+             + rt.per_tensor_flash_bytes * len(net.tensors) + rt.code_flash_bytes)
+    cycles = sum(lc.cycles for lc in layers)
+    return CostReport(
+        device=device.name, macs=net.macs, params=net.params, flash_bytes=flash,
+        peak_sram_bytes=peak, arena_bytes=arena, scratch_bytes=scratch,
+        persistent_bytes=persistent, reserved_bytes=rt.ram_reserved_bytes, cycles=cycles,
+        latency_ms=cycles / khz, fits=peak <= device.sram_bytes and flash <= device.flash_bytes,
+        sram_limit_bytes=device.sram_bytes, flash_limit_bytes=device.flash_bytes, layers=layers)

@@ -1,0 +1,187 @@
+"""Device profiles: an MCU (core, clock, memories) plus the runtime's cost constants.
+
+A profile is a TOML file: built-in ones live in ``micronas/hardware/devices/``; any file
+given by path works the same. The core's latency constants come from
+``micronas/hardware/cores/<core>.toml`` and may be overridden by a ``[latency]`` table in the
+device file (calibration writes such a table).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from micronas.errors import DeviceError
+
+OP_CLASSES = ("conv", "conv1x1", "depthwise", "fully_connected", "pool", "global_pool", "add",
+              "relu", "affine", "zeros", "reshape")
+COEFFICIENTS = ("cycles_per_mac", "cycles_per_output", "cycles_per_input", "cycles_per_window")
+
+
+@dataclass(frozen=True)
+class RuntimeProfile:
+    """Memory overheads of the deployed runtime (TFLite Micro + CMSIS-NN by default).
+
+    Defaults: code size of a TFLM interpreter with the CMSIS-NN kernels NB201 needs, built
+    with -Os (the TFLM micro_speech / person_detection examples link 50-70 KB); flatbuffer
+    entries per operator (~48 B) and per tensor (~96 B: shape, name, quantisation header);
+    per-channel quantisation in flash (float32 scale + int64 zero point = 12 B per channel)
+    and in RAM (int32 multiplier + int32 shift = 8 B per channel, TFLM's persistent arena);
+    TFLM's per-node (~64 B) and per-tensor (TfLiteEvalTensor, 16 B) persistent RAM; 16-byte
+    arena alignment; 8 KB of stack and runtime statics outside the arena.
+    """
+
+    name: str = "tflite-micro + cmsis-nn"
+    code_flash_bytes: int = 65536
+    ram_reserved_bytes: int = 8192
+    arena_alignment_bytes: int = 16
+    per_layer_flash_bytes: int = 48
+    per_tensor_flash_bytes: int = 96
+    per_channel_quant_flash_bytes: int = 12
+    per_layer_ram_bytes: int = 64
+    per_tensor_ram_bytes: int = 16
+    per_channel_quant_ram_bytes: int = 8
+
+
+@dataclass(frozen=True)
+class Device:
+    """One MCU target. Memory sizes in bytes, clock in MHz."""
+
+    name: str
+    description: str
+    core: str
+    clock_mhz: float
+    sram_bytes: int
+    flash_bytes: int
+    dsp: bool
+    fpu: bool
+    latency: dict[str, dict[str, float]]
+    overhead_cycles: float
+    runtime: RuntimeProfile = field(default_factory=RuntimeProfile)
+    sources: tuple[str, ...] = ()
+    path: str = ""
+
+    def coefficients(self, op_class: str) -> dict[str, float]:
+        """Latency coefficients of an op class (missing ones are 0)."""
+        return self.latency.get(op_class, {})
+
+
+def builtin_devices() -> list[str]:
+    """Names of the built-in device profiles, sorted."""
+    root = resources.files("micronas.hardware") / "devices"
+    return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".toml"))
+
+
+def _read_toml(path: Path | Any, what: str) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise DeviceError(f"{what} {path} is not valid TOML: {e}") from None
+    except OSError as e:
+        raise DeviceError(f"cannot read {what} {path}: {e.strerror}") from None
+
+
+def _number(table: dict[str, Any], key: str, where: str, *, positive: bool = True) -> float:
+    if key not in table:
+        raise DeviceError(f"{where}: missing required key {key!r}")
+    v = table[key]
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise DeviceError(f"{where}: {key!r} must be a number, got {v!r}")
+    if positive and not v > 0:
+        raise DeviceError(f"{where}: {key!r} must be > 0, got {v!r}")
+    if not positive and v < 0:
+        raise DeviceError(f"{where}: {key!r} must be >= 0, got {v!r}")
+    return float(v)
+
+
+def _latency_tables(raw: dict[str, Any], where: str) -> tuple[dict[str, dict[str, float]], float | None]:
+    if not isinstance(raw, dict):
+        raise DeviceError(f"{where}: [latency] must be a table")
+    tables: dict[str, dict[str, float]] = {}
+    overhead = None
+    for key, value in raw.items():
+        if key == "overhead_cycles":
+            overhead = _number(raw, key, where, positive=False)
+            continue
+        if key not in OP_CLASSES:
+            raise DeviceError(f"{where}: unknown op class [latency.{key}]; "
+                              f"known: {', '.join(OP_CLASSES)}")
+        if not isinstance(value, dict):
+            raise DeviceError(f"{where}: [latency.{key}] must be a table")
+        for c in value:
+            if c not in COEFFICIENTS:
+                raise DeviceError(f"{where}: unknown coefficient {c!r} in [latency.{key}]; "
+                                  f"known: {', '.join(COEFFICIENTS)}")
+        tables[key] = {c: _number(value, c, f"{where} [latency.{key}]", positive=False)
+                       for c in value}
+    return tables, overhead
+
+
+def load_core(core: str) -> tuple[dict[str, dict[str, float]], float]:
+    """Latency tables and per-layer overhead of a built-in core."""
+    path = resources.files("micronas.hardware") / "cores" / f"{core}.toml"
+    if not path.is_file():
+        known = sorted(p.name[:-5] for p in (resources.files("micronas.hardware") / "cores")
+                       .iterdir() if p.name.endswith(".toml"))
+        raise DeviceError(f"unknown core {core!r}; known cores: {', '.join(known)}")
+    raw = _read_toml(path, "core file")
+    tables, overhead = _latency_tables(raw.get("latency", {}), f"core {core}")
+    return tables, overhead or 0.0
+
+
+def device_from_dict(raw: dict[str, Any], where: str) -> Device:
+    """Validate a parsed profile and build a :class:`Device` (``where`` names it in errors)."""
+    for key in ("name", "core"):
+        if not isinstance(raw.get(key), str) or not raw.get(key):
+            raise DeviceError(f"{where}: missing required key {key!r} (a string)")
+    clock = _number(raw, "clock_mhz", where)
+    sram = int(_number(raw, "sram_bytes", where))
+    flash = int(_number(raw, "flash_bytes", where))
+    tables, overhead = load_core(raw["core"])
+    if "latency" in raw:
+        override, ov = _latency_tables(raw["latency"], where)
+        for k, v in override.items():
+            tables[k] = {**tables.get(k, {}), **v}
+        if ov is not None:
+            overhead = ov
+    rt_raw = raw.get("runtime", {})
+    if not isinstance(rt_raw, dict):
+        raise DeviceError(f"{where}: [runtime] must be a table")
+    rt_fields = {f for f in RuntimeProfile.__dataclass_fields__}
+    rt_kwargs: dict[str, Any] = {}
+    for k, v in rt_raw.items():
+        if k not in rt_fields:
+            raise DeviceError(f"{where}: unknown key {k!r} in [runtime]; "
+                              f"known: {', '.join(sorted(rt_fields))}")
+        rt_kwargs[k] = v if k == "name" else int(_number(rt_raw, k, f"{where} [runtime]",
+                                                           positive=False))
+    for flag in ("dsp", "fpu"):
+        if flag in raw and not isinstance(raw[flag], bool):
+            raise DeviceError(f"{where}: {flag!r} must be true or false")
+    return Device(
+        name=raw["name"], description=str(raw.get("description", raw["name"])),
+        core=raw["core"], clock_mhz=clock, sram_bytes=sram, flash_bytes=flash,
+        dsp=bool(raw.get("dsp", True)), fpu=bool(raw.get("fpu", False)), latency=tables,
+        overhead_cycles=overhead, runtime=RuntimeProfile(**rt_kwargs),
+        sources=tuple(raw.get("sources", ())), path=where,
+    )
+
+
+def load_device(name_or_path: str | Path) -> Device:
+    """A built-in profile by name (``stm32f746``) or any profile file by path."""
+    text = str(name_or_path)
+    p = Path(text)
+    if text.endswith(".toml") or p.is_file():
+        if not p.is_file():
+            raise DeviceError(f"device file {text} does not exist")
+        return device_from_dict(_read_toml(p, "device file"), str(p))
+    key = text.strip().lower()
+    if key not in builtin_devices():
+        raise DeviceError(f"unknown device {text!r}; choose from {', '.join(builtin_devices())} "
+                          "or give the path of a .toml profile")
+    path = resources.files("micronas.hardware") / "devices" / f"{key}.toml"
+    return device_from_dict(_read_toml(path, "device file"), key)

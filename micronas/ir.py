@@ -1,0 +1,275 @@
+"""The network IR: one framework-free description of a deployed int8 network.
+
+A :class:`Network` is an ordered list of :class:`Layer` (execution order) over named
+:class:`Tensor` values (activations, channels-first, batch 1). Every cost the project reports
+(MACs, params, flash, peak SRAM, latency, code generation) is computed from this IR and only
+from it. Building an IR never imports torch; :func:`micronas.ir_torch.trace` builds one from
+a torch module.
+
+Conventions
+- BatchNorm is folded into the preceding convolution (the conv gains an int32 bias).
+- Identity edges are buffer reuse (the same tensor name), not layers.
+- A ReLU whose input has no other consumer is fused into the producing layer
+  (``fused_relu``), as TFLite's converter does; otherwise it is a layer of its own.
+- ``source_params`` counts the parameters of the float model a layer came from (a conv with
+  its BatchNorm's gamma and beta), so published parameter counts can be reproduced.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+from micronas.errors import MicronasError
+
+LAYER_OPS = (
+    "conv2d",            # dense conv (groups == 1) or grouped conv
+    "depthwise_conv2d",  # groups == in channels == out channels
+    "fully_connected",
+    "avgpool2d",
+    "maxpool2d",
+    "global_avgpool",
+    "add",
+    "relu",
+    "affine",            # per-channel scale and shift (a BatchNorm that cannot be folded)
+    "zeros",             # a constant zero tensor (a node with no live input)
+    "reshape",           # flatten; no data movement in TFLM (may alias)
+)
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """An activation tensor (batch excluded). ``elem_bytes`` is 1 for int8."""
+
+    name: str
+    shape: tuple[int, ...]
+    elem_bytes: int = 1
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return self.numel * self.elem_bytes
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One deployed op. Sizes are element counts; MACs are multiply-accumulates."""
+
+    name: str
+    op: str
+    inputs: tuple[str, ...]
+    output: str
+    kernel: tuple[int, int] = (1, 1)
+    stride: int = 1
+    padding: int = 0
+    groups: int = 1
+    weight_params: int = 0   # int8 weights
+    bias_params: int = 0     # int32 biases
+    macs: int = 0
+    fused_relu: bool = False
+    source_params: int = 0   # parameters of the float layer(s) this came from
+    source_bias: bool = False  # the float layer itself had a bias (not a folded BN)
+    tag: str = ""            # where it came from, e.g. "s1.c0.e(0,3).nor_conv_3x3"
+
+    @property
+    def params(self) -> int:
+        return self.weight_params + self.bias_params
+
+
+@dataclass
+class Network:
+    """A deployed network: tensors by name, layers in execution order."""
+
+    name: str
+    tensors: dict[str, Tensor]
+    layers: list[Layer]
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    meta: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def macs(self) -> int:
+        return sum(layer.macs for layer in self.layers)
+
+    @property
+    def params(self) -> int:
+        return sum(layer.params for layer in self.layers)
+
+    def producers(self) -> dict[str, int]:
+        """Tensor name -> index of the layer that writes it."""
+        return {layer.output: i for i, layer in enumerate(self.layers)}
+
+    def consumers(self) -> dict[str, list[int]]:
+        """Tensor name -> indices of the layers that read it (in order)."""
+        out: dict[str, list[int]] = {name: [] for name in self.tensors}
+        for i, layer in enumerate(self.layers):
+            for t in layer.inputs:
+                out[t].append(i)
+        return out
+
+    def validate(self) -> None:
+        """Check the graph is well formed: tensors exist, each written once before use."""
+        written = set(self.inputs)
+        for layer in self.layers:
+            if layer.op not in LAYER_OPS:
+                raise MicronasError(f"layer {layer.name}: unknown op {layer.op!r}")
+            for t in layer.inputs:
+                if t not in written:
+                    raise MicronasError(f"layer {layer.name} reads {t!r} before it is written")
+            if layer.output in written:
+                raise MicronasError(f"tensor {layer.output!r} is written twice")
+            written.add(layer.output)
+        for t in self.outputs:
+            if t not in written:
+                raise MicronasError(f"network output {t!r} is never written")
+
+
+def conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
+    """Output length of a convolution or pooling window along one axis."""
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+class GraphBuilder:
+    """Builds a :class:`Network` layer by layer, computing shapes, params and MACs."""
+
+    def __init__(self, name: str, input_shape: Sequence[int], input_name: str = "input"):
+        self.name = name
+        self.tensors: dict[str, Tensor] = {input_name: Tensor(input_name, tuple(input_shape))}
+        self.layers: list[Layer] = []
+        self.input_name = input_name
+        self._relu_of: dict[str, str] = {}
+
+    def shape(self, tensor: str) -> tuple[int, ...]:
+        return self.tensors[tensor].shape
+
+    def _add(self, layer: Layer, shape: tuple[int, ...]) -> str:
+        if layer.output in self.tensors:
+            raise MicronasError(f"duplicate tensor name {layer.output!r}")
+        self.tensors[layer.output] = Tensor(layer.output, shape)
+        self.layers.append(layer)
+        return layer.output
+
+    def conv(self, x: str, out_ch: int, kernel: int, stride: int = 1, padding: int = 0,
+             groups: int = 1, *, bn: bool = True, bias: bool = False, name: str,
+             tag: str = "") -> str:
+        """Conv2d (+ folded BatchNorm when ``bn``). Returns the output tensor name."""
+        c, h, w = self.shape(x)
+        if c % groups or out_ch % groups:
+            raise MicronasError(f"{name}: channels {c}->{out_ch} not divisible by groups {groups}")
+        ho, wo = conv_out(h, kernel, stride, padding), conv_out(w, kernel, stride, padding)
+        weights = out_ch * (c // groups) * kernel * kernel
+        depthwise = groups > 1 and groups == c == out_ch
+        layer = Layer(
+            name=name, op="depthwise_conv2d" if depthwise else "conv2d", inputs=(x,),
+            output=name, kernel=(kernel, kernel), stride=stride, padding=padding,
+            groups=groups, weight_params=weights,
+            bias_params=out_ch if (bn or bias) else 0,
+            macs=weights * ho * wo,
+            source_params=weights + (out_ch if bias else 0) + (2 * out_ch if bn else 0),
+            source_bias=bias, tag=tag or name,
+        )
+        return self._add(layer, (out_ch, ho, wo))
+
+    def pool(self, x: str, kernel: int, stride: int, padding: int = 0, *, kind: str = "avg",
+             name: str, tag: str = "") -> str:
+        c, h, w = self.shape(x)
+        ho, wo = conv_out(h, kernel, stride, padding), conv_out(w, kernel, stride, padding)
+        layer = Layer(name=name, op=f"{kind}pool2d", inputs=(x,), output=name,
+                      kernel=(kernel, kernel), stride=stride, padding=padding, tag=tag or name)
+        return self._add(layer, (c, ho, wo))
+
+    def global_avgpool(self, x: str, *, name: str) -> str:
+        c = self.shape(x)[0]
+        return self._add(Layer(name=name, op="global_avgpool", inputs=(x,), output=name,
+                               kernel=tuple(self.shape(x)[1:3]), tag=name), (c,))
+
+    def fc(self, x: str, out_features: int, *, bias: bool = True, name: str) -> str:
+        n = math.prod(self.shape(x))
+        layer = Layer(name=name, op="fully_connected", inputs=(x,), output=name,
+                      weight_params=n * out_features,
+                      bias_params=out_features if bias else 0, macs=n * out_features,
+                      source_params=n * out_features + (out_features if bias else 0),
+                      source_bias=bias, tag=name)
+        return self._add(layer, (out_features,))
+
+    def add(self, a: str, b: str, *, name: str, tag: str = "") -> str:
+        if self.shape(a) != self.shape(b):
+            raise MicronasError(f"{name}: cannot add shapes {self.shape(a)} and {self.shape(b)}")
+        return self._add(Layer(name=name, op="add", inputs=(a, b), output=name,
+                               tag=tag or name), self.shape(a))
+
+    def sum(self, terms: Sequence[str], *, name: str, tag: str = "") -> str:
+        """Sum of ``terms`` as a chain of adds; one term is returned as is (buffer reuse)."""
+        if not terms:
+            raise MicronasError(f"{name}: sum of no terms")
+        acc = terms[0]
+        for i, t in enumerate(terms[1:]):
+            acc = self.add(acc, t, name=f"{name}.add{i}" if len(terms) > 2 else name, tag=tag)
+        return acc
+
+    def relu(self, x: str, *, name: str | None = None) -> str:
+        """ReLU of ``x``, shared: asking twice for the same tensor reuses the first."""
+        if x in self._relu_of:
+            return self._relu_of[x]
+        out = self._add(Layer(name=name or f"{x}.relu", op="relu", inputs=(x,),
+                              output=name or f"{x}.relu", tag=name or f"{x}.relu"),
+                        self.shape(x))
+        self._relu_of[x] = out
+        return out
+
+    def affine(self, x: str, *, name: str) -> str:
+        c = self.shape(x)[0]
+        return self._add(Layer(name=name, op="affine", inputs=(x,), output=name,
+                               weight_params=c, bias_params=c, source_params=2 * c, tag=name),
+                         self.shape(x))
+
+    def zeros(self, shape: Sequence[int], *, name: str) -> str:
+        return self._add(Layer(name=name, op="zeros", inputs=(), output=name, tag=name),
+                         tuple(shape))
+
+    def build(self, outputs: Sequence[str], meta: dict[str, object] | None = None) -> Network:
+        net = Network(self.name, dict(self.tensors), list(self.layers), (self.input_name,),
+                      tuple(outputs), dict(meta or {}))
+        net = fuse_relu(net)
+        net.validate()
+        return net
+
+
+_FUSABLE = {"conv2d", "depthwise_conv2d", "fully_connected", "add", "affine"}
+
+
+def fuse_relu(net: Network) -> Network:
+    """Fuse each ReLU into its producer when the producer's output has no other reader."""
+    consumers = net.consumers()
+    producers = net.producers()
+    rename: dict[str, str] = {}
+    drop: set[int] = set()
+    fused: set[int] = set()
+    for i, layer in enumerate(net.layers):
+        if layer.op != "relu":
+            continue
+        src = layer.inputs[0]
+        p = producers.get(src)
+        if (p is None or net.layers[p].op not in _FUSABLE or net.layers[p].fused_relu
+                or len(consumers[src]) != 1 or src in net.outputs):
+            continue
+        fused.add(p)
+        drop.add(i)
+        rename[layer.output] = src
+    if not drop:
+        return net
+    layers = []
+    for i, layer in enumerate(net.layers):
+        if i in drop:
+            continue
+        layer = replace(layer, inputs=tuple(rename.get(t, t) for t in layer.inputs))
+        if i in fused:
+            layer = replace(layer, fused_relu=True)
+        layers.append(layer)
+    tensors = {k: v for k, v in net.tensors.items() if k not in rename}
+    outputs = tuple(rename.get(t, t) for t in net.outputs)
+    return Network(net.name, tensors, layers, net.inputs, outputs, net.meta)

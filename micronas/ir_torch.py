@@ -1,0 +1,126 @@
+"""Trace any torch module into the network IR with torch.fx, so a user's model can be costed.
+
+Supported: Conv2d (any groups; a following BatchNorm2d that is its only reader is folded),
+BatchNorm2d (standalone -> ``affine``), ReLU / ReLU6 / ``F.relu``, Linear, AvgPool2d,
+MaxPool2d, AdaptiveAvgPool2d(1) and ``mean`` over H, W (-> ``global_avgpool``), ``+`` /
+``torch.add``, flatten / view / reshape and Identity / Dropout (buffer reuse), multiplication
+by a constant 0 (-> ``zeros``) and by another constant (folded into quantisation). Anything
+else raises a MicronasError naming the node.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Sequence
+
+import torch
+from torch import fx, nn
+from torch.fx.passes.shape_prop import ShapeProp
+
+from micronas.errors import MicronasError
+from micronas.ir import GraphBuilder, Network
+
+_RELU_FUNCS = {torch.relu, nn.functional.relu, torch.nn.functional.relu6}
+_ADD_FUNCS = {operator.add, torch.add}
+_FLATTEN = {torch.flatten}
+
+
+def _pair(v: int | Sequence[int]) -> int:
+    if isinstance(v, int):
+        return v
+    if len(set(v)) != 1:
+        raise MicronasError(f"non-square kernel/stride/padding {tuple(v)} is not supported")
+    return int(v[0])
+
+
+def trace(model: nn.Module, input_shape: Sequence[int], name: str | None = None) -> Network:
+    """The IR of ``model`` for one input of ``input_shape`` (channels-first, no batch)."""
+    try:
+        gm = fx.symbolic_trace(model)
+    except Exception as e:  # noqa: BLE001 - fx raises many kinds; report one line
+        raise MicronasError(f"cannot trace {type(model).__name__} with torch.fx: {e}") from None
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        ShapeProp(gm).propagate(torch.zeros(1, *input_shape))
+    model.train(was_training)
+    modules = dict(gm.named_modules())
+    g = GraphBuilder(name or type(model).__name__, tuple(input_shape))
+    tensor: dict[str, str] = {}
+    outputs: list[str] = []
+
+    def src(arg: object) -> str:
+        if not isinstance(arg, fx.Node) or arg.name not in tensor:
+            raise MicronasError(f"unsupported input {arg!r}: only tensors produced by traced "
+                                "layers can be consumed")
+        return tensor[arg.name]
+
+    def bn_follows(node: fx.Node) -> fx.Node | None:
+        users = list(node.users)
+        if len(users) == 1 and users[0].op == "call_module" and isinstance(
+                modules[users[0].target], nn.BatchNorm2d):
+            return users[0]
+        return None
+
+    for node in gm.graph.nodes:
+        nm = node.name
+        if node.op == "placeholder":
+            tensor[nm] = g.input_name
+        elif node.op == "output":
+            args = node.args[0]
+            outputs = [src(a) for a in (args if isinstance(args, list | tuple) else [args])]
+        elif node.op == "get_attr":
+            raise MicronasError(f"node {nm}: reading parameters directly is not supported")
+        elif node.op == "call_module":
+            m = modules[node.target]
+            x = src(node.args[0])
+            if isinstance(m, nn.Conv2d):
+                bn = bn_follows(node)
+                out = g.conv(x, m.out_channels, _pair(m.kernel_size), _pair(m.stride),
+                             _pair(m.padding), m.groups, bn=bn is not None,
+                             bias=m.bias is not None, name=nm, tag=str(node.target))
+                tensor[nm] = out
+                if bn is not None:
+                    tensor[bn.name] = out
+            elif isinstance(m, nn.BatchNorm2d):
+                if nm not in tensor:  # not folded
+                    tensor[nm] = g.affine(x, name=nm)
+            elif isinstance(m, nn.ReLU | nn.ReLU6):
+                tensor[nm] = g.relu(x, name=nm)
+            elif isinstance(m, nn.Linear):
+                tensor[nm] = g.fc(x, m.out_features, bias=m.bias is not None, name=nm)
+            elif isinstance(m, nn.AvgPool2d | nn.MaxPool2d):
+                kind = "avg" if isinstance(m, nn.AvgPool2d) else "max"
+                tensor[nm] = g.pool(x, _pair(m.kernel_size), _pair(m.stride or m.kernel_size),
+                                    _pair(m.padding), kind=kind, name=nm)
+            elif isinstance(m, nn.AdaptiveAvgPool2d) and m.output_size in (1, (1, 1)):
+                tensor[nm] = g.global_avgpool(x, name=nm)
+            elif isinstance(m, nn.Identity | nn.Dropout | nn.Flatten):
+                tensor[nm] = x
+            else:
+                raise MicronasError(f"layer {node.target} ({type(m).__name__}) is not supported "
+                                    "by the IR tracer")
+        elif node.op == "call_function" and node.target in _ADD_FUNCS:
+            tensor[nm] = g.add(src(node.args[0]), src(node.args[1]), name=nm)
+        elif node.op == "call_function" and node.target in _RELU_FUNCS:
+            tensor[nm] = g.relu(src(node.args[0]), name=nm)
+        elif (node.op == "call_function" and node.target in _FLATTEN) or (
+                node.op == "call_method" and node.target in ("flatten", "view", "reshape")):
+            tensor[nm] = src(node.args[0])
+        elif node.op == "call_method" and node.target == "relu":
+            tensor[nm] = g.relu(src(node.args[0]), name=nm)
+        elif node.op == "call_method" and node.target == "mean" and tuple(
+                node.args[1] if len(node.args) > 1 else node.kwargs.get("dim", ())) in ((2, 3), (-2, -1)):
+            tensor[nm] = g.global_avgpool(src(node.args[0]), name=nm)
+        elif (node.op in ("call_method", "call_function")
+              and node.target in ("mul", "truediv", operator.mul, operator.truediv, torch.mul)
+              and len(node.args) == 2 and isinstance(node.args[1], int | float)):
+            x = src(node.args[0])
+            is_zero = node.target in ("mul", operator.mul, torch.mul) and node.args[1] == 0
+            tensor[nm] = g.zeros(g.shape(x), name=nm) if is_zero else x
+        elif node.op == "call_function" and node.target is torch.zeros_like:
+            tensor[nm] = g.zeros(g.shape(src(node.args[0])), name=nm)
+        else:
+            raise MicronasError(f"node {nm} ({node.op} {getattr(node.target, '__name__', node.target)}) "
+                                "is not supported by the IR tracer")
+    return g.build(outputs, meta={"traced": type(model).__name__})

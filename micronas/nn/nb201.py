@@ -1,0 +1,162 @@
+"""PyTorch modules built from an NB201 architecture or a pruning supernet.
+
+:class:`CellNetwork` is NB201's network (method.md section 2). Each cell edge holds a set of
+ops whose outputs are averaged (one op for an architecture; several for the MicroNAS
+supernet). ``stem=False`` drops the stem (input channels must equal ``C``), as TE-NAS's
+linear-region network does. Every edge is computed, dead or not, as NB201 trains it.
+
+Weight initialisation (chosen on purpose, see docs/indicators.md): convolution weights
+Kaiming-normal (fan-in, ReLU gain), BatchNorm gamma 1 and beta 0, linear weights normal with
+std 0.01 and bias 0. TE-NAS meant to apply this but its name check never matched, so its
+networks ran with PyTorch's default (Kaiming-uniform with a=sqrt(5)).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from micronas.datasets import get_dataset
+from micronas.spaces.nb201 import EDGES, OPS, NB201Arch
+from micronas.spaces.nb201_ir import EdgeOps, as_edge_ops
+
+
+class ReLUConvBN(nn.Module):
+    """ReLU -> Conv(k, stride, same padding, no bias) -> BatchNorm."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int = 1):
+        super().__init__()
+        self.op = nn.Sequential(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(c_in, c_out, kernel, stride, kernel // 2, bias=False),
+            nn.BatchNorm2d(c_out),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.op(x)
+
+
+class Zero(nn.Module):
+    """The ``none`` op: zeros shaped like the input."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mul(0.0)
+
+
+def make_op(op: str, c: int) -> nn.Module:
+    """One NB201 op at width ``c`` (stride 1)."""
+    if op == "none":
+        return Zero()
+    if op == "skip_connect":
+        return nn.Identity()
+    if op == "nor_conv_1x1":
+        return ReLUConvBN(c, c, 1)
+    if op == "nor_conv_3x3":
+        return ReLUConvBN(c, c, 3)
+    if op == "avg_pool_3x3":
+        return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+    raise ValueError(f"unknown NB201 op {op!r}")
+
+
+class Cell(nn.Module):
+    """An NB201 cell whose edges hold op sets (edge output = mean of its ops)."""
+
+    def __init__(self, edge_ops: EdgeOps, c: int):
+        super().__init__()
+        self.edge_ops = edge_ops
+        self.edges = nn.ModuleList(
+            nn.ModuleList(make_op(op, c) for op in sorted(ops, key=OPS.index)) for ops in edge_ops
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        nodes = [x]
+        for t in (1, 2, 3):
+            acc = None
+            for k, (s, tt) in enumerate(EDGES):
+                if tt != t or len(self.edges[k]) == 0:
+                    continue
+                ops = self.edges[k]
+                y = ops[0](nodes[s])
+                for op in ops[1:]:
+                    y = y + op(nodes[s])
+                if len(ops) > 1:
+                    y = y / len(ops)
+                acc = y if acc is None else acc + y
+            nodes.append(acc if acc is not None else torch.zeros_like(x))
+        return nodes[3]
+
+
+class ResNetBlock(nn.Module):
+    """NB201's reduction block: two ReLU-Conv3x3-BN (stride 2 first) + AvgPool-Conv1x1."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.conv_a = ReLUConvBN(c_in, c_out, 3, 2)
+        self.conv_b = ReLUConvBN(c_out, c_out, 3, 1)
+        self.downsample = nn.Sequential(
+            nn.AvgPool2d(2, 2), nn.Conv2d(c_in, c_out, 1, bias=False)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv_b(self.conv_a(x)) + self.downsample(x)
+
+
+class CellNetwork(nn.Module):
+    """NB201's network for a cell (or supernet): C, N, classes and stem are parameters."""
+
+    def __init__(self, cell: NB201Arch | Sequence[Sequence[str]], C: int = 16, N: int = 5,
+                 num_classes: int = 10, in_channels: int = 3, stem: bool = True):
+        super().__init__()
+        edge_ops = as_edge_ops(cell)
+        self.stem = (
+            nn.Sequential(nn.Conv2d(in_channels, C, 3, padding=1, bias=False), nn.BatchNorm2d(C))
+            if stem else nn.Identity()
+        )
+        layers: list[nn.Module] = []
+        c_prev = C
+        for stage, width in enumerate((C, 2 * C, 4 * C)):
+            if stage > 0:
+                layers.append(ResNetBlock(c_prev, width))
+            layers.extend(Cell(edge_ops, width) for _ in range(N))
+            c_prev = width
+        self.cells = nn.Sequential(*layers)
+        self.lastact = nn.Sequential(nn.BatchNorm2d(c_prev), nn.ReLU(inplace=False))
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(c_prev, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.lastact(self.cells(self.stem(x)))
+        return self.classifier(torch.flatten(self.pool(x), 1))
+
+
+def init_weights(model: nn.Module, generator: torch.Generator) -> nn.Module:
+    """Initialise ``model`` in place from ``generator`` (see the module docstring)."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.Conv2d):
+                fan_in = m.weight[0].numel()
+                m.weight.normal_(0.0, (2.0 / fan_in) ** 0.5, generator=generator)
+                if m.bias is not None:
+                    m.bias.zero_()
+            elif isinstance(m, nn.BatchNorm2d):
+                m.weight.fill_(1.0)
+                m.bias.zero_()
+            elif isinstance(m, nn.Linear):
+                m.weight.normal_(0.0, 0.01, generator=generator)
+                if m.bias is not None:
+                    m.bias.zero_()
+    return model
+
+
+def build_network(cell: NB201Arch | Sequence[Sequence[str]], dataset: str = "cifar10",
+                  C: int = 16, N: int = 5, *, seed: int | None = 0, stem: bool = True,
+                  num_classes: int | None = None) -> CellNetwork:
+    """NB201's network for ``cell`` on ``dataset``, initialised from ``seed``."""
+    spec = get_dataset(dataset)
+    net = CellNetwork(cell, C, N, num_classes or spec.num_classes, spec.channels if stem else C,
+                      stem)
+    if seed is not None:
+        init_weights(net, torch.Generator().manual_seed(int(seed)))
+    return net
