@@ -99,6 +99,76 @@ def cmd_cost(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cache_path(args: argparse.Namespace) -> str | None:
+    from micronas.store import default_cache_path
+
+    if getattr(args, "no_cache", False):
+        return None
+    return str(args.cache) if args.cache else str(default_cache_path())
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from micronas.api import parse_arch
+    from micronas.proxies import DEFAULT_INDICATORS, ProxySettings, parse_indicators, score_many
+
+    arch = parse_arch(args.arch)
+    names = parse_indicators(args.indicators, DEFAULT_INDICATORS)
+    settings = ProxySettings(dataset=args.dataset, network=args.network)
+    res = score_many([arch], names, args.seed, settings, _cache_path(args), 1)[0]
+    rows = {n: res.get(n) for n in names}
+    if args.json:
+        _print_json({"arch": str(arch), "index": arch.index, "seed": args.seed,
+                     "settings": settings.__dict__, "indicators": {
+                         n: (None if sc is None else {"value": sc.value, "flags": list(sc.flags),
+                                                       "seconds": sc.seconds, "cached": sc.cached})
+                         for n, sc in rows.items()}})
+        return 0
+    print(f"arch  {arch}  (index {arch.index})   seed {args.seed}")
+    for n, sc in rows.items():
+        if n == "tenas":
+            print(f"{n:<15} {'(a rank over a set of architectures; see bench correlate)'}")
+            continue
+        flags = f"  [{', '.join(sc.flags)}]" if sc.flags else ""
+        src = "cache" if sc.cached else f"{sc.seconds:.2f} s"
+        print(f"{n:<15} {sc.value:>16.6g}   {src}{flags}")
+    return 0
+
+
+def cmd_bench_correlate(args: argparse.Namespace) -> int:
+    from micronas.bench.correlate import correlate
+    from micronas.bench.table import load_table
+    from micronas.proxies import parse_indicators
+
+    names = parse_indicators(args.indicators, ["ntk_cond", "linear_regions", "tenas", "naswot",
+                                               "synflow", "snip", "grad_norm", "jacov",
+                                               "params", "flops"])
+    if args.sample is not None and args.sample < 1:
+        raise MicronasError(f"--sample must be a positive number of architectures, "
+                            f"got {args.sample}")
+    table = load_table(args.benchmark)
+    n = None if args.all else args.sample
+    from micronas.bench.correlate import sample_archs
+
+    archs = sample_archs(n, args.seed)
+    from tqdm import tqdm
+
+    with tqdm(total=len(archs), desc="scoring", unit="arch", disable=args.json or None,
+              file=sys.stderr) as bar:
+        res = correlate(table, names, args.dataset, n, args.seed, args.workers,
+                        _cache_path(args), bar.update, archs)
+    if args.json:
+        _print_json(res)
+        return 0
+    print(f"{res['n']} architectures, {res['dataset']} test accuracy, seed {res['seed']}, "
+          f"{res['wall_seconds']:.1f} s wall with {res['workers']} worker(s)")
+    print(f"{'indicator':<15} {'spearman':>9} {'kendall':>8} {'s/arch':>8} {'flagged':>8}")
+    for name, r in res["indicators"].items():
+        rho = "n/a" if r["spearman"] is None else f"{r['spearman']:.3f}"
+        tau = "n/a" if r["kendall"] is None else f"{r['kendall']:.3f}"
+        print(f"{name:<15} {rho:>9} {tau:>8} {r['seconds_per_arch']:>8.3f} {r['flagged']:>8}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="micronas", description="Training-free, hardware-aware NAS for MCUs.")
     p.add_argument("--version", action="version", version=f"micronas {__version__}")
@@ -121,6 +191,37 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--layers", action="store_true", help="print the per-layer table")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_cost)
+
+    def cache_opts(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--cache", help="results cache (SQLite); default "
+                        "$MICRONAS_CACHE or ~/.cache/micronas/results.sqlite")
+        sp.add_argument("--no-cache", action="store_true", help="do not read or write a cache")
+
+    s = sub.add_parser("score", help="training-free indicators of one architecture")
+    s.add_argument("arch", help="NB201 index or string")
+    s.add_argument("--indicators", help="comma-separated names (default "
+                   "ntk_cond,linear_regions,tenas)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--dataset", default="cifar10")
+    s.add_argument("--network", default="tenas", help="tenas (small, default) or full")
+    s.add_argument("--json", action="store_true")
+    cache_opts(s)
+    s.set_defaults(func=cmd_score)
+
+    b = sub.add_parser("bench", help="evaluate against NB201 ground truth")
+    bsub = b.add_subparsers(dest="bench_command", required=True, parser_class=_Parser)
+    bc = bsub.add_parser("correlate", help="rank correlation of indicators with accuracy")
+    bc.add_argument("--benchmark", help="NB201 accuracy CSV (default $MICRONAS_NB201)")
+    bc.add_argument("--dataset", default="cifar10")
+    g = bc.add_mutually_exclusive_group()
+    g.add_argument("--sample", type=int, default=1000, help="architectures to draw (1000)")
+    g.add_argument("--all", action="store_true", help="all 15,625 architectures")
+    bc.add_argument("--seed", type=int, default=0)
+    bc.add_argument("--indicators", help="comma-separated names (default: all)")
+    bc.add_argument("--workers", type=int, default=1, help="scoring processes")
+    bc.add_argument("--json", action="store_true")
+    cache_opts(bc)
+    bc.set_defaults(func=cmd_bench_correlate)
     return p
 
 

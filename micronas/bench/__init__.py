@@ -1,0 +1,1 @@
+"""Evaluation against ground-truth tables (optional: the core runs without them)."""

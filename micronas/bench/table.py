@@ -1,0 +1,81 @@
+"""NB201 ground-truth table: loading, validation, lookup."""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from micronas.datasets import get_dataset
+from micronas.errors import DataError
+from micronas.spaces.nb201 import NUM_ARCHS, NB201Arch
+
+REQUIRED = ("index", "arch", "cifar10_test", "cifar100_test", "imagenet16_120_test")
+HOW = ("a CSV with the columns of shared/data/nb201/nb201_accuracy.csv (index, arch, "
+       "cifar10_test, cifar100_test, imagenet16_120_test, ...)")
+
+
+def resolve_benchmark(path: str | Path | None) -> Path:
+    """The benchmark table's path: ``path``, else ``$MICRONAS_NB201``; a clear error if neither."""
+    p = path or os.environ.get("MICRONAS_NB201")
+    if not p:
+        raise DataError(f"no NB201 benchmark table: pass --benchmark PATH or set MICRONAS_NB201 "
+                        f"to {HOW}")
+    p = Path(p)
+    if not p.is_file():
+        raise DataError(f"benchmark table {p} does not exist; give {HOW}")
+    return p
+
+
+@dataclass(frozen=True)
+class NB201Table:
+    """Test accuracies (%) per architecture index for the three datasets."""
+
+    path: str
+    accuracy: dict[str, dict[int, float]]  # dataset -> index -> accuracy
+
+    def acc(self, arch: NB201Arch, dataset: str) -> float:
+        return self.accuracy[get_dataset(dataset).name][arch.index]
+
+    def __len__(self) -> int:
+        return len(self.accuracy["cifar10"])
+
+
+@cache
+def _load(path: str, mtime: float) -> NB201Table:
+    cols = {"cifar10": "cifar10_test", "cifar100": "cifar100_test",
+            "imagenet16-120": "imagenet16_120_test"}
+    acc: dict[str, dict[int, float]] = {k: {} for k in cols}
+    try:
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
+            if missing:
+                raise DataError(f"benchmark table {path} lacks column(s) {', '.join(missing)}; "
+                                f"give {HOW}")
+            for line, row in enumerate(reader, start=2):
+                try:
+                    idx = int(row["index"])
+                    if not 0 <= idx < NUM_ARCHS:
+                        raise ValueError(f"index {idx} out of range")
+                    if NB201Arch.from_index(idx) != NB201Arch.from_string(row["arch"]):
+                        raise ValueError(f"arch does not match NB201 index {idx}")
+                    for ds, c in cols.items():
+                        acc[ds][idx] = float(row[c])
+                except (ValueError, TypeError, KeyError) as e:
+                    raise DataError(f"{path}, line {line}: {e}") from None
+    except UnicodeDecodeError:
+        raise DataError(f"benchmark table {path} is not a text CSV; give {HOW}") from None
+    except OSError as e:
+        raise DataError(f"cannot read benchmark table {path}: {e.strerror}") from None
+    if not acc["cifar10"]:
+        raise DataError(f"benchmark table {path} has no rows; give {HOW}")
+    return NB201Table(path, acc)
+
+
+def load_table(path: str | Path | None = None) -> NB201Table:
+    """Load (and cache) the NB201 table from ``path`` or ``$MICRONAS_NB201``."""
+    p = resolve_benchmark(path)
+    return _load(str(p), p.stat().st_mtime)

@@ -1,0 +1,58 @@
+"""Shared pieces of the torch indicators: seeded generators, networks, inputs."""
+
+from __future__ import annotations
+
+import hashlib
+
+import torch
+from torch import nn
+
+from micronas.datasets import get_dataset
+from micronas.nn import build_network
+from micronas.proxies.registry import ProxySettings
+from micronas.spaces.nb201 import NB201Arch
+
+
+def generator(seed: int, *parts: object) -> torch.Generator:
+    """A torch Generator seeded from ``seed`` and labels (the same for every architecture,
+    so all architectures see the same inputs: common random numbers for ranking)."""
+    blob = repr((int(seed),) + parts).encode()
+    return torch.Generator().manual_seed(int.from_bytes(hashlib.sha256(blob).digest()[:8], "little")
+                                         & (2**63 - 1))
+
+
+def batch_stats_only(model: nn.Module) -> nn.Module:
+    """Make every BatchNorm use the batch's statistics and keep no running buffers, so a
+    forward pass mutates nothing (needed inside torch.func transforms)."""
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.track_running_stats = False
+            m.running_mean = m.running_var = m.num_batches_tracked = None
+    return model
+
+
+def ntk_network(arch: NB201Arch, s: ProxySettings, gen: torch.Generator) -> nn.Module:
+    from micronas.nn.nb201 import init_weights
+
+    C, N = (3, 1) if s.network == "tenas" else (16, 5)
+    net = build_network(arch, s.dataset, C, N, seed=None)
+    return batch_stats_only(init_weights(net, gen))
+
+
+def full_network(arch: NB201Arch, s: ProxySettings, gen: torch.Generator) -> nn.Module:
+    from micronas.nn.nb201 import init_weights
+
+    return init_weights(build_network(arch, s.dataset, 16, 5, seed=None), gen)
+
+
+def images(s: ProxySettings, batch: int, gen: torch.Generator) -> torch.Tensor:
+    spec = get_dataset(s.dataset)
+    return torch.randn(batch, spec.channels, spec.resolution, spec.resolution, generator=gen)
+
+
+def labels(s: ProxySettings, batch: int, gen: torch.Generator) -> torch.Tensor:
+    return torch.randint(0, get_dataset(s.dataset).num_classes, (batch,), generator=gen)
+
+
+def relu_modules(model: nn.Module) -> list[nn.Module]:
+    return [m for m in model.modules() if isinstance(m, nn.ReLU)]

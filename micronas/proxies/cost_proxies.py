@@ -1,0 +1,21 @@
+"""``params`` and ``flops`` as indicators: read from the deployed network IR (no torch)."""
+
+from __future__ import annotations
+
+from micronas.proxies.registry import IndicatorValue, ProxySettings, register
+from micronas.spaces.nb201 import NB201Arch
+from micronas.spaces.nb201_ir import nb201_network
+
+
+@register("params", higher_is_better=True, deterministic=True, needs_data=False,
+          paper="baseline (Abdelfattah et al., ICLR 2021)",
+          description="parameters of the deployed network (IR, dead edges dropped)")
+def params(arch: NB201Arch, s: ProxySettings, seed: int) -> IndicatorValue:
+    return IndicatorValue(float(nb201_network(arch, s.dataset).params))
+
+
+@register("flops", higher_is_better=True, deterministic=True, needs_data=False,
+          paper="baseline (Abdelfattah et al., ICLR 2021)",
+          description="multiply-accumulates of the deployed network (IR, dead edges dropped)")
+def flops(arch: NB201Arch, s: ProxySettings, seed: int) -> IndicatorValue:
+    return IndicatorValue(float(nb201_network(arch, s.dataset).macs))

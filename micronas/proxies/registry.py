@@ -1,0 +1,113 @@
+"""Indicator registry: training-free indicators registered by name with metadata."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from micronas.errors import MicronasError
+
+
+@dataclass(frozen=True)
+class ProxySettings:
+    """How indicators are computed. Hashed into every cache key and saved with results.
+
+    network: ``"tenas"`` (TE-NAS's small network: C=3 stem, one cell per stage, widths
+    3/6/12) or ``"full"`` (NB201's C=16, N=5) for the NTK; the zero-cost baselines always
+    run on the full network, as NASLib's published scores do. ``input``: ``"gaussian"``
+    (N(0, 1) images; the default) — real images are not shipped with micronas.
+    """
+
+    dataset: str = "cifar10"
+    network: str = "tenas"
+    ntk_batch: int = 32
+    lr_samples: int = 1000
+    lr_batches: int = 3
+    repeats: int = 3
+    zc_batch: int = 64
+    input: str = "gaussian"
+
+    def key(self) -> str:
+        """A short stable hash of the settings."""
+        blob = json.dumps(asdict(self), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def validate(self) -> None:
+        if self.network not in ("tenas", "full"):
+            raise MicronasError(f"unknown proxy network {self.network!r}; use tenas or full")
+        for name in ("ntk_batch", "lr_samples", "lr_batches", "repeats", "zc_batch"):
+            if getattr(self, name) < 1:
+                raise MicronasError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.input != "gaussian":
+            raise MicronasError(f"unknown proxy input {self.input!r}; only 'gaussian' is built in")
+
+
+@dataclass(frozen=True)
+class IndicatorValue:
+    """One indicator's value for one architecture. ``flags`` name anything degenerate."""
+
+    value: float
+    flags: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+IndicatorFn = Callable[..., IndicatorValue]
+
+
+@dataclass(frozen=True)
+class Indicator:
+    """A registered indicator and what it is."""
+
+    name: str
+    fn: IndicatorFn | None
+    higher_is_better: bool
+    deterministic: bool
+    needs_data: bool
+    paper: str
+    description: str
+    population: bool = False  # defined only over a set of architectures (a rank combination)
+
+
+_REGISTRY: dict[str, Indicator] = {}
+
+
+def register(name: str, *, higher_is_better: bool, deterministic: bool, needs_data: bool,
+             paper: str, description: str,
+             population: bool = False) -> Callable[[IndicatorFn], IndicatorFn]:
+    """Decorator: register ``fn(arch, settings, seed) -> IndicatorValue`` under ``name``."""
+
+    def deco(fn: IndicatorFn) -> IndicatorFn:
+        _REGISTRY[name] = Indicator(name, fn, higher_is_better, deterministic, needs_data,
+                                    paper, description, population)
+        return fn
+
+    return deco
+
+
+def register_population(name: str, *, paper: str, description: str) -> None:
+    _REGISTRY[name] = Indicator(name, None, True, False, False, paper, description, True)
+
+
+def list_indicators() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get_indicator(name: str) -> Indicator:
+    if name not in _REGISTRY:
+        raise MicronasError(f"unknown indicator {name!r}; choose from {', '.join(list_indicators())}")
+    return _REGISTRY[name]
+
+
+def parse_indicators(text: str | list[str] | None, default: list[str]) -> list[str]:
+    """A comma-separated list (or list) of indicator names, validated."""
+    if text is None:
+        return list(default)
+    names = [n.strip() for n in (text.split(",") if isinstance(text, str) else text) if n.strip()]
+    if not names:
+        raise MicronasError("no indicators given; e.g. --indicators ntk_cond,linear_regions")
+    for n in names:
+        get_indicator(n)
+    return names

@@ -1,0 +1,140 @@
+"""TE-NAS indicators (Chen, Gong, Wang, ICLR 2021): NTK condition number, linear regions.
+
+Semantics (docs/indicators.md):
+
+``ntk_cond`` — network: TE-NAS's small network by default (``ProxySettings.network``): C=3
+stem, one cell per stage (widths 3/6/12), classifier; BatchNorm in training mode (batch
+statistics). Input: a batch of ``ntk_batch`` (64) N(0, 1) images. Jacobian row i: the
+gradient of the sum of sample i's logits w.r.t. every parameter whose name contains
+``weight`` (conv, BN gamma, classifier weight), as TE-NAS takes them — computed for all i at
+once with ``torch.func.jacrev`` (a vmapped vector-Jacobian product). Because the batch is
+forwarded once, each row carries the batch-statistics coupling exactly as TE-NAS's loop of
+per-sample backward passes does (test: tests/test_proxies.py). NTK = J J^T in float64;
+kappa = lambda_max / lambda_min from float64 eigenvalues; averaged over ``repeats`` (3)
+fresh initialisations and batches. Degenerate kernels: lambda_min <= 1e-12 lambda_max gives
+kappa = 1e12 with flag ``singular``; a non-finite NTK gives 1e12 with flag ``nonfinite``.
+Lower is better.
+
+``linear_regions`` — network: one channel, one cell per stage, no stem (TE-NAS's thin
+network), BatchNorm in training mode. Input: ``lr_batches`` (3) batches of ``lr_samples``
+(1000) N(0, 1) 3x3 single-channel patches. For each input, the on/off pattern of every ReLU
+unit (every ReLU module, every position); R = number of distinct patterns in the batch,
+averaged over the batches. R cannot exceed the batch size: flag ``saturated`` when any batch
+hits it. Higher is better.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.func import functional_call, jacrev
+
+from micronas.nn import build_network
+from micronas.nn.nb201 import init_weights
+from micronas.proxies.common import generator, images, ntk_network, relu_modules
+from micronas.proxies.registry import IndicatorValue, ProxySettings, register
+from micronas.spaces.nb201 import NB201Arch
+
+KAPPA_CAP = 1e12
+
+
+def ntk_weights(model: torch.nn.Module) -> list[str]:
+    return [n for n, p in model.named_parameters() if "weight" in n and p.requires_grad]
+
+
+def jacobian_vectorised(model: torch.nn.Module, x: torch.Tensor,
+                        chunk_size: int | None = 8) -> torch.Tensor:
+    """J[i] = d(sum of logits of sample i)/d(weights), all rows from one forward (B x P)."""
+    names = ntk_weights(model)
+    params = dict(model.named_parameters())
+    fixed = {n: p.detach() for n, p in params.items() if n not in names}
+    fixed.update(dict(model.named_buffers()))
+    train = {n: params[n].detach() for n in names}
+
+    def f(w: dict[str, torch.Tensor]) -> torch.Tensor:
+        return functional_call(model, {**fixed, **w}, (x,)).sum(dim=1)
+
+    jac = jacrev(f, chunk_size=chunk_size)(train)
+    return torch.cat([jac[n].reshape(x.shape[0], -1) for n in names], dim=1)
+
+
+def jacobian_loop(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The reference: TE-NAS's loop of per-sample backward passes over one batch forward."""
+    names = set(ntk_weights(model))
+    weights = [p for n, p in model.named_parameters() if n in names]
+    out = model(x)
+    rows = []
+    for i in range(x.shape[0]):
+        g = torch.autograd.grad(out[i].sum(), weights, retain_graph=True, allow_unused=True)
+        rows.append(torch.cat([(gi if gi is not None else torch.zeros_like(w)).reshape(-1)
+                               for gi, w in zip(g, weights, strict=True)]))
+    return torch.stack(rows)
+
+
+def condition_number(ntk: torch.Tensor) -> tuple[float, tuple[str, ...]]:
+    """kappa of a symmetric PSD matrix from float64 eigenvalues, with a defined cap."""
+    k = ntk.detach().to(torch.float64)
+    if not torch.isfinite(k).all():
+        return KAPPA_CAP, ("nonfinite",)
+    ev = torch.linalg.eigvalsh(k)
+    lmax, lmin = float(ev[-1]), float(ev[0])
+    if not np.isfinite(lmax) or lmax <= 0:
+        return KAPPA_CAP, ("singular",)
+    if lmin <= lmax / KAPPA_CAP:
+        return KAPPA_CAP, ("singular",)
+    return lmax / lmin, ()
+
+
+@register("ntk_cond", higher_is_better=False, deterministic=False, needs_data=False,
+          paper="Chen, Gong, Wang. Neural Architecture Search on ImageNet in Four GPU Hours: "
+                "A Theoretically Inspired Perspective (TE-NAS), ICLR 2021",
+          description="condition number of the NTK at initialisation (lower = more trainable)")
+def ntk_cond(arch: NB201Arch, s: ProxySettings, seed: int) -> IndicatorValue:
+    values, flags = [], set()
+    for r in range(s.repeats):
+        gen = generator(seed, "ntk", r)
+        model = ntk_network(arch, s, gen).train()
+        x = images(s, s.ntk_batch, gen)
+        j = jacobian_vectorised(model, x)
+        kappa, fl = condition_number(j.to(torch.float64) @ j.to(torch.float64).T)
+        values.append(kappa)
+        flags.update(fl)
+    return IndicatorValue(float(np.mean(values)), tuple(sorted(flags)),
+                          {"per_repeat": values})
+
+
+def count_regions(model: torch.nn.Module, x: torch.Tensor) -> int:
+    """Number of distinct ReLU on/off patterns over the inputs ``x``."""
+    acts: list[torch.Tensor] = []
+    hooks = [m.register_forward_hook(lambda _m, _i, o: acts.append((o > 0).reshape(o.shape[0], -1)))
+             for m in relu_modules(model)]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    codes = torch.cat(acts, dim=1).numpy()
+    packed = np.packbits(codes, axis=1)
+    return int(np.unique(packed, axis=0).shape[0])
+
+
+@register("linear_regions", higher_is_better=True, deterministic=False, needs_data=False,
+          paper="Chen, Gong, Wang. TE-NAS, ICLR 2021 (after Xiong et al. 2020)",
+          description="distinct ReLU activation patterns over random 3x3 patches "
+                      "(higher = more expressive)")
+def linear_regions(arch: NB201Arch, s: ProxySettings, seed: int) -> IndicatorValue:
+    values = []
+    saturated = False
+    for r in range(s.repeats):
+        gen = generator(seed, "lr", r)
+        model = init_weights(build_network(arch, s.dataset, 1, 1, seed=None, stem=False), gen)
+        model.train()
+        for b in range(s.lr_batches):
+            x = torch.randn(s.lr_samples, 1, 3, 3, generator=gen)
+            n = count_regions(model, x)
+            saturated |= n >= s.lr_samples
+            values.append(n)
+        del b
+    return IndicatorValue(float(np.mean(values)), ("saturated",) if saturated else (),
+                          {"per_batch": values})

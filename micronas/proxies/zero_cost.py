@@ -1,0 +1,135 @@
+"""Zero-cost proxy baselines, computed on NB201's full network (C=16, N=5) as NASLib's
+published scores are, with one batch of ``zc_batch`` (64) N(0, 1) images and uniform random
+labels drawn from the seed (the same batch for every architecture). BatchNorm in training
+mode. Per-layer sums run over Conv2d and Linear weights (NASLib's convention).
+
+- ``naswot`` (Mellor et al., ICML 2021): binary codes c of every ReLU's input sign over the
+  batch; K = c c^T + (1 - c)(1 - c)^T summed over ReLUs; score = log|det K| (float64
+  slogdet). A singular K gives -1e10 with flag ``singular``.
+- ``synflow`` (Tanaka et al., NeurIPS 2020; Abdelfattah et al., ICLR 2021): float64 network
+  with |weights|, BatchNorm in eval mode (identity at initialisation), input all ones;
+  R = sum of outputs; score = ln(sum |theta * dR/dtheta|) (the log keeps values readable;
+  NASLib's published column is on the same scale). Overflow gives flag ``nonfinite`` and
+  1e300; a zero sum (no live path) -1e10.
+- ``snip`` (Lee et al., ICLR 2019): sum |theta * dL/dtheta| for the cross-entropy loss L.
+- ``grad_norm``: sum over layers of ||dL/dW||_2.
+- ``jacov`` (Mellor et al. 2020 v1, "jacob_cov"): J = d(sum of outputs)/d(input) per
+  sample; score = -sum(log(v + k) + 1/(v + k)) over the eigenvalues v of J's correlation
+  matrix, k = 1e-5. A network whose output ignores its input (no live path) gives -1e10
+  with flag ``degenerate``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from micronas.proxies.common import full_network, generator, images, labels, relu_modules
+from micronas.proxies.registry import IndicatorValue, ProxySettings, register
+from micronas.spaces.nb201 import NB201Arch
+
+WORST = -1e10
+PAPER_ZC = "Abdelfattah et al., Zero-Cost Proxies for Lightweight NAS, ICLR 2021"
+
+
+def _weighted_layers(model: nn.Module) -> list[nn.Module]:
+    return [m for m in model.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+
+
+def _setup(arch: NB201Arch, s: ProxySettings, seed: int, name: str):
+    model = full_network(arch, s, generator(seed, name, "init")).train()
+    data_gen = generator(seed, "zc-batch")  # same batch for every zero-cost proxy
+    x = images(s, s.zc_batch, data_gen)
+    y = labels(s, s.zc_batch, data_gen)
+    return model, x, y
+
+
+@register("naswot", higher_is_better=True, deterministic=False, needs_data=False,
+          paper="Mellor et al., Neural Architecture Search without Training, ICML 2021",
+          description="log-determinant of the Hamming-similarity kernel of ReLU codes")
+def naswot(arch: NB201Arch, s: ProxySettings, seed: int) -> IndicatorValue:
+    model, x, _ = _setup(arch, s, seed, "naswot")
+    k = torch.zeros(x.shape[0], x.shape[0], dtype=torch.float64)
+
+    def hook(_m: nn.Module, inp: tuple[torch.Tensor, ...], _o: torch.Tensor) -> None:
+        c = (inp[0].reshape(inp[0].shape[0], -1) > 0).to(torch.float64)
+        k.add_(c @ c.T + (1 - c) @ (1 - c).T)
+
+    hooks = [m.register_forward_hook(hook) for m in relu_modules(model)]
+    with torch.no_grad():
+        model(x)
+    for h in hooks:
+        h.remove()
+    sign, logdet = torch.linalg.slogdet(k)
+    if sign <= 0 or not math.isfinite(float(logdet)):
+        return IndicatorValue(WORST, ("singular",))
+    return IndicatorValue(float(logdet))
+
+
+@register("synflow", higher_is_better=True, deterministic=True, needs_data=False,
+          paper="Tanaka et al., NeurIPS 2020; " + PAPER_ZC,
+          description="synaptic flow: sum |theta * dR/dtheta| with |weights| and ones input")
+def synflow(arch: NB201Arch, s: ProxySettings, seed: int) -> IndicatorValue:
+    model, x, _ = _setup(arch, s, seed, "synflow")
+    model = model.double().eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.abs_()
+    ones = torch.ones((1, *x.shape[1:]), dtype=torch.float64)
+    model.zero_grad()
+    model(ones).sum().backward()
+    total = 0.0
+    with torch.no_grad():
+        for m in _weighted_layers(model):
+            if m.weight.grad is not None:
+                total += float((m.weight * m.weight.grad).abs().sum())
+    if not math.isfinite(total) or total <= 0:
+        return IndicatorValue(-1e10 if total <= 0 else 1e300, ("nonfinite",))
+    return IndicatorValue(math.log(total), extra={"raw": total})
+
+
+def _loss_grads(arch: NB201Arch, s: ProxySettings, seed: int, name: str) -> nn.Module:
+    model, x, y = _setup(arch, s, seed, name)
+    model.zero_grad()
+    nn.functional.cross_entropy(model(x), y).backward()
+    return model
+
+
+@register("snip", higher_is_better=True, deterministic=False, needs_data=True,
+          paper="Lee et al., SNIP, ICLR 2019; " + PAPER_ZC,
+          description="connection sensitivity: sum |theta * dL/dtheta|")
+def snip(arch: NB201Arch, s: ProxySettings, seed: int) -> IndicatorValue:
+    model = _loss_grads(arch, s, seed, "snip")
+    with torch.no_grad():
+        total = sum(float((m.weight * m.weight.grad).abs().sum())
+                    for m in _weighted_layers(model) if m.weight.grad is not None)
+    return IndicatorValue(total)
+
+
+@register("grad_norm", higher_is_better=True, deterministic=False, needs_data=True,
+          paper=PAPER_ZC, description="sum over layers of the gradient's L2 norm")
+def grad_norm(arch: NB201Arch, s: ProxySettings, seed: int) -> IndicatorValue:
+    model = _loss_grads(arch, s, seed, "grad_norm")
+    total = sum(float(m.weight.grad.norm()) for m in _weighted_layers(model)
+                if m.weight.grad is not None)
+    return IndicatorValue(total)
+
+
+@register("jacov", higher_is_better=True, deterministic=False, needs_data=False,
+          paper="Mellor et al., NAS without training (arXiv v1, 2020)",
+          description="correlation of input Jacobians across a batch")
+def jacov(arch: NB201Arch, s: ProxySettings, seed: int) -> IndicatorValue:
+    model, x, _ = _setup(arch, s, seed, "jacov")
+    x = x.clone().requires_grad_(True)
+    out = model(x)
+    out.backward(torch.ones_like(out))
+    j = x.grad.reshape(x.shape[0], -1).to(torch.float64).numpy()
+    if not np.isfinite(j).all() or (j.std(axis=1) == 0).any():
+        return IndicatorValue(WORST, ("degenerate",))
+    corr = np.corrcoef(j)
+    v = np.linalg.eigvalsh(corr)
+    k = 1e-5
+    return IndicatorValue(float(-np.sum(np.log(np.clip(v, 0, None) + k) + 1.0 / (np.clip(v, 0, None) + k))))
