@@ -169,6 +169,60 @@ def cmd_bench_correlate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_search(args: argparse.Namespace) -> int:
+    import os
+
+    from tqdm import tqdm
+
+    from micronas.search.report import check_out_dir, plot_points, write_outputs
+    from micronas.search.run import SearchConfig, run_search
+
+    cfg = SearchConfig(
+        space=args.space, device=args.device, dataset=args.dataset, strategy=args.strategy,
+        latency_weight=args.latency_weight, flops_weight=args.flops_weight,
+        max_latency_ms=args.max_latency_ms, max_sram_kb=args.max_sram_kb,
+        max_flash_kb=args.max_flash_kb, seed=args.seed, rank_mode=args.rank_mode,
+        evaluations=args.evaluations)
+    cfg.validate()
+    out = check_out_dir(args.out) if args.out else None
+    table = None
+    if args.benchmark or os.environ.get("MICRONAS_NB201"):
+        from micronas.bench.table import load_table
+
+        table = load_table(args.benchmark)
+    total = {"prune": 58, "evolution": args.evaluations + 1, "random": args.evaluations + 1}
+    with tqdm(total=total.get(cfg.strategy), desc=f"search ({cfg.strategy})", unit="eval",
+              disable=args.json or None, file=sys.stderr, leave=False) as bar:
+        res = run_search(cfg, table, _cache_path(args), bar.update)
+    if out is not None:
+        from micronas.hardware import load_device
+        from micronas.search.costs import CostModel
+
+        allc = CostModel(load_device(cfg.device), cfg.dataset).all_archs() if table else None
+        pts, ylabel, chosen_y = plot_points(res, table, allc)
+        write_outputs(res, out, pts, ylabel, chosen_y)
+    if args.json:
+        d = res.to_json()
+        d.pop("history")
+        _print_json(d)
+        return 0
+    print(f"architecture  {res.arch}")
+    print(f"index         {res.index}")
+    print(f"indicators    NTK condition number {res.kappa:.4g}, linear regions {res.regions:.1f}")
+    print(f"device        {cfg.device}: latency {res.latency_ms:.2f} ms, peak SRAM "
+          f"{_kb(res.peak_sram_bytes)}, flash {_kb(res.flash_bytes)}, "
+          f"fits {'yes' if res.fits else 'NO'}")
+    print(f"size          {res.macs:,} MACs, {res.params:,} params")
+    if res.accuracy is not None:
+        print(f"accuracy      {res.accuracy:.2f} % ({cfg.dataset} test, NB201); best under the "
+              f"same budgets {res.oracle_accuracy:.2f} %")
+    print(f"search        {cfg.strategy}, {res.evaluations} indicator evaluations, "
+          f"{res.search_seconds:.1f} s, seed {res.seed}")
+    if out is not None:
+        print(f"wrote         {out}/result.json, report.md, pareto.png, config.json")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="micronas", description="Training-free, hardware-aware NAS for MCUs.")
     p.add_argument("--version", action="version", version=f"micronas {__version__}")
@@ -222,6 +276,29 @@ def build_parser() -> argparse.ArgumentParser:
     bc.add_argument("--json", action="store_true")
     cache_opts(bc)
     bc.set_defaults(func=cmd_bench_correlate)
+
+    se = sub.add_parser("search", help="find an architecture for a device (the main command)")
+    se.add_argument("--space", default="nb201")
+    se.add_argument("--device", default="stm32f746", help="built-in name or .toml path")
+    se.add_argument("--dataset", default="cifar10")
+    se.add_argument("--strategy", default="prune",
+                    help="prune (MicroNAS) | evolution | random | exhaustive")
+    se.add_argument("--latency-weight", type=float, default=0.0)
+    se.add_argument("--flops-weight", type=float, default=0.0)
+    se.add_argument("--max-latency-ms", type=float)
+    se.add_argument("--max-sram-kb", type=float)
+    se.add_argument("--max-flash-kb", type=float)
+    se.add_argument("--seed", type=int, default=0)
+    se.add_argument("--rank-mode", default="percentile", help="percentile (ours) | dense "
+                    "(MicroNAS)")
+    se.add_argument("--evaluations", type=int, default=54,
+                    help="indicator evaluations for evolution and random")
+    se.add_argument("--benchmark", help="NB201 accuracy CSV for true/oracle accuracy "
+                    "(default $MICRONAS_NB201)")
+    se.add_argument("--out", help="directory for result.json, report.md, pareto.png")
+    se.add_argument("--json", action="store_true")
+    cache_opts(se)
+    se.set_defaults(func=cmd_search)
     return p
 
 

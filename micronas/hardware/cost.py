@@ -129,6 +129,11 @@ class CostReport:
         return asdict(self)
 
 
+def latency_ms(net: Network, device: Device) -> float:
+    """Whole-network latency alone (the same per-layer formula as :func:`estimate`)."""
+    return sum(layer_cycles(net, layer, device) for layer in net.layers) / (device.clock_mhz * 1e3)
+
+
 def estimate(net: Network, device: Device) -> CostReport:
     """Estimate MACs, params, flash, peak SRAM and latency of ``net`` on ``device``."""
     rt = device.runtime

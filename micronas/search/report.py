@@ -1,0 +1,131 @@
+"""Search artifacts: result.json, report.md, pareto.png and config.json, each written
+atomically (temporary file in the same directory, then rename)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from micronas.errors import MicronasError
+from micronas.search.run import SearchResult
+
+
+def check_out_dir(out: str | Path) -> Path:
+    """Create ``out`` if needed and make sure it is writable (before searching)."""
+    p = Path(out)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=p, prefix=".probe")
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as e:
+        raise MicronasError(f"--out {p} is not a writable directory ({e.strerror}); "
+                            "choose another") from None
+    return p
+
+
+def atomic_write(path: Path, write: Callable[[Any], None], binary: bool = False) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb" if binary else "w") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _markdown(r: SearchResult) -> str:
+    c = r.config
+    lines = [
+        "# micronas search result", "",
+        f"- architecture: `{r.arch}` (NB201 index {r.index})",
+        f"- device: {c['device']}, dataset: {c['dataset']}, strategy: {c['strategy']}, "
+        f"seed: {r.seed}",
+        f"- weights: latency {c['latency_weight']}, FLOPs {c['flops_weight']} "
+        f"(rank mode {c['rank_mode']})",
+        f"- budgets: latency {c['max_latency_ms']} ms, SRAM {c['max_sram_kb']} KB, "
+        f"flash {c['max_flash_kb']} KB (plus the device's own memory)", "",
+        "| quantity | value |", "|---|---|",
+        f"| NTK condition number | {r.kappa:.4g} |",
+        f"| linear regions | {r.regions:.1f} |",
+        f"| latency | {r.latency_ms:.2f} ms |",
+        f"| peak SRAM | {r.peak_sram_bytes / 1024:.1f} KB |",
+        f"| flash | {r.flash_bytes / 1024:.1f} KB |",
+        f"| MACs | {r.macs:,} |",
+        f"| params | {r.params:,} |",
+        f"| fits | {'yes' if r.fits else 'no'} |",
+        f"| search time | {r.search_seconds:.1f} s ({r.evaluations} indicator evaluations) |",
+    ]
+    if r.accuracy is not None:
+        lines += [f"| true test accuracy (NB201) | {r.accuracy:.2f} % |",
+                  f"| best accuracy under the same budgets | {r.oracle_accuracy:.2f} % "
+                  f"(`{r.oracle_arch}`) |"]
+    lines += ["", "Versions: " + ", ".join(f"{k} {v}" for k, v in r.versions.items()), ""]
+    return "\n".join(lines)
+
+
+def _plot(r: SearchResult, path: Path, points: list[tuple[float, float]] | None,
+          ylabel: str, chosen_y: float) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
+    if points:
+        xs, ys = zip(*points, strict=True)
+        ax.scatter(xs, ys, s=4, c="0.7", label="architectures")
+        front, best = [], float("-inf")
+        for x, y in sorted(points):
+            if y > best:
+                front.append((x, y))
+                best = y
+        fx, fy = zip(*front, strict=True)
+        ax.step(fx, fy, where="post", c="tab:blue", lw=1.2, label="Pareto front")
+    ax.scatter([r.latency_ms], [chosen_y], marker="*", s=180, c="tab:red", zorder=5,
+               label=f"chosen (index {r.index})")
+    if r.config.get("max_latency_ms"):
+        ax.axvline(r.config["max_latency_ms"], ls="--", c="tab:orange", lw=1,
+                   label="latency budget")
+    ax.set_xscale("log")
+    ax.set_xlabel(f"latency on {r.config['device']} (ms, cost model)")
+    ax.set_ylabel(ylabel)
+    ax.legend(loc="lower right", fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    atomic_write(path, lambda f: fig.savefig(f, format="png"), binary=True)
+    plt.close(fig)
+
+
+def plot_points(r: SearchResult, table: Any, all_costs: dict | None
+                ) -> tuple[list[tuple[float, float]], str, float]:
+    """(points, y label, chosen y): true accuracy of every architecture when the NB201 table
+    is known, else the indicator score ln(R) - ln(kappa) of what the search evaluated."""
+    import math
+
+    if table is not None and all_costs is not None:
+        ds = r.config["dataset"]
+        pts = [(c.latency_ms, table.acc(a, ds)) for a, c in all_costs.items()]
+        return pts, f"{ds} test accuracy (%, NB201)", float(r.accuracy)
+    pts = []
+    for h in r.history:
+        items = h.get("candidates", [h])
+        pts += [(x["latency_ms"], math.log(x["regions"]) - math.log(x["kappa"])) for x in items]
+    return pts, "indicator score ln(R) - ln(kappa)", math.log(r.regions) - math.log(r.kappa)
+
+
+def write_outputs(r: SearchResult, out: Path, points: list[tuple[float, float]] | None,
+                  ylabel: str, chosen_y: float) -> list[Path]:
+    """Write the four artifacts into ``out``; returns their paths."""
+    files = [out / "config.json", out / "result.json", out / "report.md", out / "pareto.png"]
+    atomic_write(files[0], lambda f: json.dump(r.config, f, indent=2))
+    atomic_write(files[1], lambda f: json.dump(r.to_json(), f, indent=2, default=str))
+    atomic_write(files[2], lambda f: f.write(_markdown(r)))
+    _plot(r, files[3], points, ylabel, chosen_y)
+    return files

@@ -1,0 +1,176 @@
+"""``micronas search``: settings, the run, and its result."""
+
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from micronas import __version__
+from micronas.datasets import get_dataset
+from micronas.errors import BudgetError, MicronasError
+from micronas.hardware import Device, load_device
+from micronas.proxies.registry import ProxySettings
+from micronas.search.costs import Budgets, CostModel, lower_bound
+from micronas.search.evaluate import Evaluator
+from micronas.search.objective import Weights
+from micronas.search.strategies import STRATEGIES, Progress
+from micronas.spaces.nb201 import NB201Arch
+from micronas.store import ResultStore
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Every setting of a search; saved beside its results."""
+
+    space: str = "nb201"
+    device: str = "stm32f746"
+    dataset: str = "cifar10"
+    strategy: str = "prune"
+    latency_weight: float = 0.0
+    flops_weight: float = 0.0
+    max_latency_ms: float | None = None
+    max_sram_kb: float | None = None
+    max_flash_kb: float | None = None
+    seed: int = 0
+    rank_mode: str = "percentile"
+    evaluations: int = 54          # for evolution and random (prune uses 57: 3 + 54)
+    ntk_batch: int = 16
+    repeats: int = 1
+    lr_samples: int = 1000
+    lr_batches: int = 1
+    network: str = "tenas"
+
+    def validate(self) -> None:
+        if self.space != "nb201":
+            raise MicronasError(f"unknown space {self.space!r}; only nb201 is available")
+        if self.strategy not in STRATEGIES:
+            raise MicronasError(f"unknown strategy {self.strategy!r}; choose from "
+                                f"{', '.join(STRATEGIES)}")
+        Weights(self.latency_weight, self.flops_weight)
+        for name in ("max_latency_ms", "max_sram_kb", "max_flash_kb"):
+            v = getattr(self, name)
+            if v is not None and not (np.isfinite(v) and v > 0):
+                raise BudgetError(f"--{name.replace('_', '-')} must be a positive number, got {v}")
+        if self.evaluations < 1:
+            raise MicronasError(f"evaluations must be >= 1, got {self.evaluations}")
+        if self.rank_mode not in ("percentile", "dense"):
+            raise MicronasError(f"unknown rank mode {self.rank_mode!r}; use percentile or dense")
+        get_dataset(self.dataset)
+
+    def proxy_settings(self) -> ProxySettings:
+        return ProxySettings(dataset=get_dataset(self.dataset).name, network=self.network,
+                             ntk_batch=self.ntk_batch, repeats=self.repeats,
+                             lr_samples=self.lr_samples, lr_batches=self.lr_batches)
+
+
+@dataclass
+class SearchResult:
+    """The chosen architecture, its indicators and costs, and how it was found."""
+
+    arch: str
+    index: int
+    kappa: float
+    regions: float
+    latency_ms: float
+    peak_sram_bytes: int
+    flash_bytes: int
+    macs: int
+    params: int
+    fits: bool
+    search_seconds: float
+    seed: int
+    evaluations: int
+    config: dict[str, Any]
+    accuracy: float | None = None
+    oracle_accuracy: float | None = None
+    oracle_arch: str | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    versions: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        if self.accuracy is None:
+            for k in ("accuracy", "oracle_accuracy", "oracle_arch"):
+                d.pop(k)
+        return d
+
+
+def budgets_for(cfg: SearchConfig, device: Device) -> Budgets:
+    kb = 1024
+    return Budgets.with_device(
+        device, cfg.max_latency_ms,
+        None if cfg.max_sram_kb is None else int(cfg.max_sram_kb * kb),
+        None if cfg.max_flash_kb is None else int(cfg.max_flash_kb * kb))
+
+
+def check_bounds(cfg: SearchConfig, device: Device, budgets: Budgets) -> None:
+    """Refuse budgets no architecture can meet, before searching (from the cost bound)."""
+    lb = lower_bound(device, get_dataset(cfg.dataset).name)
+    why = budgets.violations(lb)
+    if why:
+        raise BudgetError(f"no NB201 architecture can meet the budgets on {device.name}: even "
+                          f"the smallest network has {why[0].split(' >')[0]} (the lower bound); "
+                          "loosen the budget or pick a larger device")
+
+
+def versions() -> dict[str, str]:
+    import scipy
+    import torch
+
+    return {"micronas": __version__, "python": platform.python_version(),
+            "numpy": np.__version__, "scipy": scipy.__version__, "torch": torch.__version__}
+
+
+def run_search(cfg: SearchConfig, table: Any = None, cache_path: str | None = None,
+               progress: Progress = None) -> SearchResult:
+    """Run one search. ``table``: an NB201Table for true and oracle accuracy (optional)."""
+    cfg.validate()
+    device = load_device(cfg.device)
+    budgets = budgets_for(cfg, device)
+    check_bounds(cfg, device, budgets)
+    ds = get_dataset(cfg.dataset).name
+    t0 = time.perf_counter()
+    costs = CostModel(device, ds)
+    store = ResultStore(cache_path) if cache_path else None
+    ev = Evaluator(costs, cfg.proxy_settings(), cfg.seed, store)
+    w = Weights(cfg.latency_weight, cfg.flops_weight)
+    rng = np.random.default_rng(cfg.seed)
+    strategy = STRATEGIES[cfg.strategy]
+    kwargs: dict[str, Any] = {"rank_mode": cfg.rank_mode, "progress": progress}
+    if cfg.strategy in ("evolution", "random"):
+        kwargs["n"] = cfg.evaluations
+    res = strategy(ev, w, budgets, rng, **kwargs)
+    arch: NB201Arch = res.arch
+    final = ev.arch(arch)  # the chosen architecture's own indicators (cached when seen)
+    elapsed = time.perf_counter() - t0
+    c = costs.arch(arch)
+    costs.save()
+    out = SearchResult(
+        arch=str(arch), index=arch.index, kappa=final.kappa, regions=final.regions,
+        latency_ms=c.latency_ms, peak_sram_bytes=c.peak_sram_bytes, flash_bytes=c.flash_bytes,
+        macs=c.macs, params=c.params,
+        fits=c.peak_sram_bytes <= device.sram_bytes and c.flash_bytes <= device.flash_bytes,
+        search_seconds=elapsed, seed=cfg.seed, evaluations=res.evaluations,
+        config=asdict(cfg), history=res.history, versions=versions())
+    if not budgets.ok(c):  # an invariant of every strategy; never hand back a violation
+        raise MicronasError(f"internal error: {arch} violates {budgets.violations(c)}")
+    if table is not None:
+        out.accuracy = table.acc(arch, ds)
+        best, best_arch = oracle(table, costs, budgets, ds)
+        out.oracle_accuracy, out.oracle_arch = best, str(best_arch)
+    return out
+
+
+def oracle(table: Any, costs: CostModel, budgets: Budgets, dataset: str
+           ) -> tuple[float, NB201Arch]:
+    """The best true accuracy of any architecture meeting ``budgets``."""
+    allc = costs.all_archs()
+    feas = [a for a, c in allc.items() if budgets.ok(c)]
+    if not feas:
+        raise BudgetError("no NB201 architecture meets the budgets")
+    best = max(feas, key=lambda a: table.acc(a, dataset))
+    return table.acc(best, dataset), best

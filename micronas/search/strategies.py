@@ -1,0 +1,200 @@
+"""Search strategies: MicroNAS pruning, aging evolution, random, exhaustive.
+
+All take the same inputs (an :class:`Evaluator`, weights, budgets, a seeded generator) and
+return a :class:`StrategyResult`. Budgets are a filter in front of every strategy: no
+strategy evaluates or returns an architecture that violates them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from micronas.errors import BudgetError
+from micronas.search.costs import Budgets
+from micronas.search.evaluate import Evaluation, Evaluator
+from micronas.search.objective import Weights, hybrid_scores, ranks
+from micronas.spaces.nb201 import EDGES, NB201Arch, NB201Space
+
+PRUNE_OPS = ("skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+Progress = Callable[[int], None] | None
+
+
+@dataclass
+class StrategyResult:
+    arch: NB201Arch
+    evaluations: int
+    history: list[dict[str, Any]] = field(default_factory=list)  # for reports and plots
+
+
+def _remove(edge_ops: tuple[frozenset[str], ...], e: int, op: str) -> tuple[frozenset[str], ...]:
+    out = list(edge_ops)
+    out[e] = out[e] - {op}
+    return tuple(out)
+
+
+def prune(ev: Evaluator, w: Weights, budgets: Budgets, rng: np.random.Generator,
+          rank_mode: str = "percentile", progress: Progress = None) -> StrategyResult:
+    """MicroNAS/TE-NAS pruning from the supernet with every op on every edge.
+
+    Each round evaluates the supernet and, for every op still on an edge with more than one,
+    the supernet without it; ranks the relative changes of kappa (descending), regions
+    (ascending), FLOPs and latency (descending) over all candidates; scores each with the
+    weighted ranks and removes, on each edge, the lowest-scoring op whose removal leaves a
+    supernet with at least one completion within the budgets (edges are processed in order,
+    each check against the supernet as already pruned this round).
+    """
+    del rng  # pruning is deterministic given the evaluator's seed
+    edge_ops = tuple(frozenset(PRUNE_OPS) for _ in EDGES)
+    if ev.costs.feasible_completion(edge_ops, budgets) is None:
+        raise BudgetError("no architecture of the NB201 space meets the budgets on this device")
+    history: list[dict[str, Any]] = []
+    rnd = 0
+    while any(len(s) > 1 for s in edge_ops):
+        rnd += 1
+        base = ev.supernet(edge_ops)
+        if progress:
+            progress(1)
+        cands = [(e, op) for e, s in enumerate(edge_ops) if len(s) > 1 for op in sorted(s)]
+        evals: list[Evaluation] = []
+        for e, op in cands:
+            evals.append(ev.supernet(_remove(edge_ops, e, op)))
+            if progress:
+                progress(1)
+        d_k = np.array([(base.kappa - x.kappa) / base.kappa for x in evals])
+        d_r = np.array([(base.regions - x.regions) / base.regions for x in evals])
+        d_f = np.array([(base.costs.macs - x.costs.macs) / base.costs.macs for x in evals])
+        d_l = np.array([(base.costs.latency_ms - x.costs.latency_ms) / base.costs.latency_ms
+                        for x in evals])
+        # low rank = prunable: kappa drop descending, regions loss ascending, savings descending
+        score = (w.indicator * ranks(-d_k, rank_mode) + w.indicator * ranks(d_r, rank_mode)
+                 + w.flops * ranks(-d_f, rank_mode) + w.latency * ranks(-d_l, rank_mode))
+        removed = []
+        for e in range(len(EDGES)):
+            idx = sorted((i for i, (ce, _) in enumerate(cands) if ce == e),
+                         key=lambda i: (score[i], cands[i][1]))
+            for i in idx:
+                trial = _remove(edge_ops, e, cands[i][1])
+                if ev.costs.feasible_completion(trial, budgets) is not None:
+                    edge_ops = trial
+                    removed.append(cands[i][1])
+                    break
+        history.append({
+            "round": rnd, "kappa": base.kappa, "regions": base.regions,
+            "latency_ms": base.costs.latency_ms, "removed": removed,
+            "candidates": [{"edge": e, "op": op, "kappa": x.kappa, "regions": x.regions,
+                            "latency_ms": x.costs.latency_ms, "score": float(s)}
+                           for (e, op), x, s in zip(cands, evals, score, strict=True)],
+        })
+    arch = NB201Arch(tuple(next(iter(s)) for s in edge_ops))
+    return StrategyResult(arch, ev.evaluations, history)
+
+
+def _feasible_sample(space: NB201Space, ev: Evaluator, budgets: Budgets,
+                     rng: np.random.Generator, tries: int = 20000) -> NB201Arch:
+    for _ in range(tries):
+        a = space.sample(rng)
+        if budgets.ok(ev.costs.arch(a)):
+            return a
+    raise BudgetError("could not sample an architecture within the budgets; loosen them")
+
+
+def _best(pop: list[tuple[NB201Arch, Evaluation]], w: Weights, mode: str) -> int:
+    s = hybrid_scores(np.array([x.kappa for _, x in pop]), np.array([x.regions for _, x in pop]),
+                      np.array([x.costs.macs for _, x in pop]),
+                      np.array([x.costs.latency_ms for _, x in pop]), w, mode)
+    return int(np.argmax(s))
+
+
+def _record(a: NB201Arch, x: Evaluation) -> dict[str, Any]:
+    return {"arch": str(a), "index": a.index, "kappa": x.kappa, "regions": x.regions,
+            "latency_ms": x.costs.latency_ms}
+
+
+def random_search(ev: Evaluator, w: Weights, budgets: Budgets, rng: np.random.Generator,
+                  n: int = 54, rank_mode: str = "percentile",
+                  progress: Progress = None) -> StrategyResult:
+    """``n`` distinct feasible architectures drawn at random; the best by the hybrid score
+    (ranks within the drawn set)."""
+    space = NB201Space()
+    seen: dict[NB201Arch, Evaluation] = {}
+    for _ in range(n * 50):
+        if len(seen) >= n:
+            break
+        a = _feasible_sample(space, ev, budgets, rng)
+        if a not in seen:
+            seen[a] = ev.arch(a)
+            if progress:
+                progress(1)
+    pop = list(seen.items())
+    best = pop[_best(pop, w, rank_mode)][0]
+    return StrategyResult(best, ev.evaluations, [_record(a, x) for a, x in pop])
+
+
+def evolution(ev: Evaluator, w: Weights, budgets: Budgets, rng: np.random.Generator,
+              n: int = 54, population: int = 16, sample: int = 4,
+              rank_mode: str = "percentile", progress: Progress = None) -> StrategyResult:
+    """Aging (regularised) evolution (Real et al. 2019) with ``n`` indicator evaluations.
+
+    Fitness is the hybrid score ranked over every architecture evaluated so far; mutations
+    that violate a budget are redrawn."""
+    space = NB201Space()
+    history: list[tuple[NB201Arch, Evaluation]] = []
+    pop: list[tuple[NB201Arch, Evaluation]] = []
+    while len(history) < min(population, n):
+        a = _feasible_sample(space, ev, budgets, rng)
+        x = ev.arch(a)
+        history.append((a, x))
+        pop.append((a, x))
+        if progress:
+            progress(1)
+    while len(history) < n:
+        scores = hybrid_scores(np.array([x.kappa for _, x in history]),
+                               np.array([x.regions for _, x in history]),
+                               np.array([x.costs.macs for _, x in history]),
+                               np.array([x.costs.latency_ms for _, x in history]), w, rank_mode)
+        by_arch = {a: s for (a, _), s in zip(history, scores, strict=True)}
+        picks = rng.choice(len(pop), size=min(sample, len(pop)), replace=False)
+        parent = max((pop[int(i)][0] for i in picks), key=lambda a: by_arch[a])
+        child = parent
+        for _ in range(1000):
+            child = space.mutate(parent, rng)
+            if budgets.ok(ev.costs.arch(child)):
+                break
+        else:
+            child = _feasible_sample(space, ev, budgets, rng)
+        x = ev.arch(child)
+        history.append((child, x))
+        pop.append((child, x))
+        pop.pop(0)
+        if progress:
+            progress(1)
+    best = history[_best(history, w, rank_mode)][0]
+    return StrategyResult(best, ev.evaluations, [_record(a, x) for a, x in history])
+
+
+def exhaustive(ev: Evaluator, w: Weights, budgets: Budgets, rng: np.random.Generator,
+               rank_mode: str = "percentile", progress: Progress = None) -> StrategyResult:
+    """Every feasible architecture (one per isomorphism class), scored through the results
+    cache: instant once ``micronas bench correlate --all`` has filled it, hours otherwise."""
+    del rng
+    seen: dict[str, tuple[NB201Arch, Evaluation]] = {}
+    for a in NB201Space().enumerate():
+        key = a.iso_key()
+        if key in seen or not budgets.ok(ev.costs.arch(a)):
+            continue
+        seen[key] = (a, ev.arch(a))
+        if progress:
+            progress(1)
+    if not seen:
+        raise BudgetError("no architecture of the NB201 space meets the budgets on this device")
+    pop = list(seen.values())
+    best = pop[_best(pop, w, rank_mode)][0]
+    return StrategyResult(best, ev.evaluations, [_record(a, x) for a, x in pop])
+
+
+STRATEGIES = {"prune": prune, "evolution": evolution, "random": random_search,
+              "exhaustive": exhaustive}

@@ -1,0 +1,90 @@
+import csv
+import json
+
+import pytest
+
+from micronas.cli import main
+from micronas.spaces import NB201Space
+
+
+@pytest.fixture()
+def fake_table(tmp_path):
+    """A table in the shared format whose 'accuracy' is a known function of the arch."""
+    p = tmp_path / "nb201.csv"
+    with open(p, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["index", "arch", "cifar10_test", "cifar10_valid", "cifar100_test",
+                    "imagenet16_120_test", "params_m"])
+        for i, a in enumerate(NB201Space().enumerate()):
+            acc = 10 * a.ops.count("nor_conv_3x3") + 3 * a.ops.count("nor_conv_1x1") + i * 1e-6
+            w.writerow([i, str(a), acc, acc, acc, acc, 0.1])
+    return p
+
+
+def run(capsys, *argv):
+    try:
+        code = main(list(argv))
+    except SystemExit as e:
+        code = e.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_correlate_json(capsys, fake_table, tmp_path):
+    code, out, err = run(capsys, "bench", "correlate", "--benchmark", str(fake_table),
+                         "--sample", "40", "--indicators", "params,flops", "--json",
+                         "--cache", str(tmp_path / "c.sqlite"))
+    assert code == 0, err
+    d = json.loads(out)
+    assert d["n"] == 40 and d["dataset"] == "cifar10" and d["seed"] == 0
+    assert d["indicators"]["flops"]["spearman"] > 0.8
+    assert set(d["indicators"]["params"]) >= {"spearman", "kendall", "seconds_per_arch"}
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["bench", "correlate", "--sample", "0", "--indicators", "params"], "positive"),
+    (["bench", "correlate", "--indicators", "nope"], "unknown indicator 'nope'"),
+    (["bench", "correlate", "--benchmark", "/nonexistent.csv"], "does not exist"),
+    (["score", "1", "--indicators", "bogus"], "unknown indicator"),
+])
+def test_bench_bad_input(capsys, monkeypatch, argv, fragment):
+    monkeypatch.delenv("MICRONAS_NB201", raising=False)
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and fragment in err and err.count("\n") == 1
+
+
+def test_missing_benchmark_says_how(capsys, monkeypatch):
+    monkeypatch.delenv("MICRONAS_NB201", raising=False)
+    code, _, err = run(capsys, "bench", "correlate", "--indicators", "params")
+    assert code == 2 and "MICRONAS_NB201" in err and "--benchmark" in err
+
+
+def test_malformed_benchmark(capsys, tmp_path):
+    p = tmp_path / "bad.csv"
+    p.write_text("index,arch\n0,x\n")
+    code, _, err = run(capsys, "bench", "correlate", "--benchmark", str(p), "--indicators",
+                       "params", "--no-cache")
+    assert code == 2 and "lacks column" in err
+    p.write_text("index,arch,cifar10_test,cifar100_test,imagenet16_120_test\n0,|x|,1,2,3\n")
+    code, _, err = run(capsys, "bench", "correlate", "--benchmark", str(p), "--indicators",
+                       "params", "--no-cache")
+    assert code == 2 and "line 2" in err
+
+
+def test_bad_cache_paths(capsys, tmp_path):
+    bad = tmp_path / "bad.sqlite"
+    bad.write_bytes(b"garbage" * 1000)
+    code, _, err = run(capsys, "score", "1", "--indicators", "params", "--cache", str(bad))
+    assert code == 2 and "corrupted" in err
+    f = tmp_path / "file"
+    f.write_text("x")
+    code, _, err = run(capsys, "score", "1", "--indicators", "params", "--cache",
+                       str(f / "c.sqlite"))
+    assert code == 2 and "cache" in err
+
+
+def test_score_json(capsys, tmp_path):
+    code, out, _ = run(capsys, "score", "6111", "--indicators", "params,flops", "--json",
+                       "--cache", str(tmp_path / "c.sqlite"))
+    d = json.loads(out)
+    assert code == 0 and d["indicators"]["params"]["value"] == 1070458
