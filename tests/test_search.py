@@ -1,0 +1,116 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from micronas.cli import main
+from micronas.errors import BudgetError
+from micronas.hardware import load_device
+from micronas.search import Budgets, CostModel, SearchConfig, Weights, run_search
+from micronas.search.costs import lower_bound
+from micronas.search.objective import ranks
+from micronas.spaces import NB201Space
+
+TINY = dict(ntk_batch=4, lr_samples=32, lr_batches=1, repeats=1)
+
+
+def run(capsys, *argv):
+    try:
+        code = main(list(argv))
+    except SystemExit as e:
+        code = e.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_weights_validation():
+    Weights(0.5, 0.5)
+    for lat, fl in ((-0.1, 0), (1.1, 0), (0.6, 0.5), (float("nan"), 0)):
+        with pytest.raises(BudgetError):
+            Weights(lat, fl)
+
+
+def test_ranks_modes():
+    v = np.array([3.0, 1.0, 1.0, 2.0])
+    assert list(ranks(v, "dense")) == [2, 0, 0, 1]
+    p = ranks(v, "percentile")
+    assert p.min() >= 0 and p.max() == 1 and p[1] == p[2]
+
+
+def test_lower_bound_is_below_every_arch():
+    dev = load_device("stm32f746")
+    lb = lower_bound(dev, "cifar10")
+    cm = CostModel(dev, disk_cache=False)
+    rng = np.random.default_rng(0)
+    for _ in range(60):
+        c = cm.arch(NB201Space().sample(rng))
+        assert lb.latency_ms <= c.latency_ms and lb.flash_bytes <= c.flash_bytes
+        assert lb.peak_sram_bytes <= c.peak_sram_bytes
+
+
+def test_impossible_budget_refused_before_search(capsys, tmp_path):
+    out = tmp_path / "o"
+    code, _, err = run(capsys, "search", "--max-latency-ms", "0.5", "--out", str(out),
+                       "--no-cache")
+    assert code == 2 and "no NB201 architecture can meet" in err and err.count("\n") == 1
+    assert not any(p.is_file() for p in out.glob("*"))
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["search", "--strategy", "annealing"], "unknown strategy"),
+    (["search", "--latency-weight", "1.5"], "must be in [0, 1]"),
+    (["search", "--latency-weight", "0.7", "--flops-weight", "0.4"], "must be <= 1"),
+    (["search", "--max-sram-kb", "-3"], "positive"),
+    (["search", "--device", "esp32"], "unknown device"),
+])
+def test_search_bad_input(capsys, argv, fragment):
+    code, _, err = run(capsys, *argv, "--no-cache")
+    assert code == 2 and fragment in err and err.count("\n") == 1
+
+
+def test_unwritable_out(capsys, tmp_path):
+    f = tmp_path / "file"
+    f.write_text("x")
+    code, _, err = run(capsys, "search", "--out", str(f / "sub"), "--no-cache")
+    assert code == 2 and "--out" in err
+
+
+@pytest.mark.parametrize("strategy", ["prune", "evolution", "random"])
+def test_strategies_respect_budgets(strategy):
+    dev = load_device("stm32l4r5")
+    cfg = SearchConfig(device="stm32l4r5", strategy=strategy, max_latency_ms=150.0,
+                       max_sram_kb=200, evaluations=8, seed=1, **TINY)
+    res = run_search(cfg)
+    b = Budgets.with_device(dev, 150.0, 200 * 1024)
+    cm = CostModel(dev, disk_cache=False)
+    from micronas.spaces import NB201Arch
+
+    c = cm.arch(NB201Arch.from_string(res.arch))
+    assert b.ok(c) and res.latency_ms <= 150.0 and res.fits
+    assert res.seed == 1 and res.config["strategy"] == strategy
+
+
+def test_same_seed_same_arch_in_two_processes():
+    code = ("import json; from micronas.search import SearchConfig, run_search; "
+            "r = run_search(SearchConfig(seed=7, ntk_batch=4, lr_samples=32, lr_batches=1, "
+            "max_latency_ms=200)); print(json.dumps([r.arch, r.kappa]))")
+    outs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           check=True).stdout for _ in range(2)]
+    assert outs[0] == outs[1]
+
+
+def test_search_out_writes_artifacts(capsys, tmp_path):
+    out = tmp_path / "res"
+    code, stdout, err = run(capsys, "search", "--strategy", "random", "--evaluations", "6",
+                            "--out", str(out), "--json", "--no-cache")
+    assert code == 0, err
+    d = json.loads(stdout)
+    keys = {"arch", "index", "latency_ms", "peak_sram_bytes", "flash_bytes", "macs", "params",
+            "fits", "search_seconds", "seed"}
+    assert keys <= set(d)
+    for name in ("result.json", "report.md", "pareto.png", "config.json"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0
+    assert not list(out.glob(".*tmp"))
+    assert json.loads((out / "config.json").read_text())["strategy"] == "random"
