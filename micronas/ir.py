@@ -153,19 +153,25 @@ class GraphBuilder:
         self.layers.append(layer)
         return layer.output
 
-    def conv(self, x: str, out_ch: int, kernel: int, stride: int = 1, padding: int = 0,
-             groups: int = 1, *, bn: bool = True, bias: bool = False, name: str,
-             tag: str = "") -> str:
-        """Conv2d (+ folded BatchNorm when ``bn``). Returns the output tensor name."""
+    def conv(self, x: str, out_ch: int, kernel: int | tuple[int, int], stride: int = 1,
+             padding: int | tuple[int, int] = 0, groups: int = 1, *, bn: bool = True,
+             bias: bool = False, name: str, tag: str = "") -> str:
+        """Conv2d (+ folded BatchNorm when ``bn``). Returns the output tensor name.
+
+        ``kernel`` and ``padding`` may be (height, width) pairs."""
         c, h, w = self.shape(x)
+        kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
+        ph, pw = (padding, padding) if isinstance(padding, int) else padding
         if c % groups or out_ch % groups:
             raise MicronasError(f"{name}: channels {c}->{out_ch} not divisible by groups {groups}")
-        ho, wo = conv_out(h, kernel, stride, padding), conv_out(w, kernel, stride, padding)
-        weights = out_ch * (c // groups) * kernel * kernel
+        ho, wo = conv_out(h, kh, stride, ph), conv_out(w, kw, stride, pw)
+        if ho < 1 or wo < 1:
+            raise MicronasError(f"{name}: a {kh}x{kw} window does not fit a {h}x{w} input")
+        weights = out_ch * (c // groups) * kh * kw
         depthwise = groups > 1 and groups == c == out_ch
         layer = Layer(
             name=name, op="depthwise_conv2d" if depthwise else "conv2d", inputs=(x,),
-            output=name, kernel=(kernel, kernel), stride=stride, padding=padding,
+            output=name, kernel=(kh, kw), stride=stride, padding=max(ph, pw),
             groups=groups, weight_params=weights,
             bias_params=out_ch if (bn or bias) else 0,
             macs=weights * ho * wo,
@@ -187,12 +193,15 @@ class GraphBuilder:
         return self._add(Layer(name=name, op="global_avgpool", inputs=(x,), output=name,
                                kernel=tuple(self.shape(x)[1:3]), tag=name), (c,))
 
-    def fc(self, x: str, out_features: int, *, bias: bool = True, name: str) -> str:
+    def fc(self, x: str, out_features: int, *, bias: bool = True, bn: bool = False,
+           name: str) -> str:
+        """Fully connected layer (+ folded BatchNorm when ``bn``)."""
         n = math.prod(self.shape(x))
         layer = Layer(name=name, op="fully_connected", inputs=(x,), output=name,
                       weight_params=n * out_features,
-                      bias_params=out_features if bias else 0, macs=n * out_features,
-                      source_params=n * out_features + (out_features if bias else 0),
+                      bias_params=out_features if (bias or bn) else 0, macs=n * out_features,
+                      source_params=n * out_features + (out_features if bias else 0)
+                      + (2 * out_features if bn else 0),
                       source_bias=bias, tag=name)
         return self._add(layer, (out_features,))
 

@@ -1,7 +1,9 @@
 """Zero-cost proxy baselines, computed on NB201's full network (C=16, N=5) as NASLib's
 published scores are, with one batch of ``zc_batch`` (64) N(0, 1) images and uniform random
 labels drawn from the seed (the same batch for every architecture). BatchNorm in training
-mode. Per-layer sums run over Conv2d and Linear weights (NASLib's convention).
+mode. Per-layer sums run over Conv2d and Linear weights (NASLib's convention). naswot
+and jacov share one initialisation and one forward/backward pass, as do snip and grad_norm
+(the second of each pair then costs nothing: its recorded seconds are ~0).
 
 - ``naswot`` (Mellor et al., ICML 2021): binary codes c of every ReLU's input sign over the
   batch; K = c c^T + (1 - c)(1 - c)^T summed over ReLUs; score = log|det K| (float64
@@ -22,6 +24,7 @@ mode. Per-layer sums run over Conv2d and Linear weights (NASLib's convention).
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -47,26 +50,58 @@ def _setup(arch: NB201Arch, s: ProxySettings, seed: int, name: str):
     return model, x, y
 
 
+@lru_cache(maxsize=8)
+def _activation_bundle(arch: NB201Arch, s: ProxySettings, seed: int) -> dict[str, IndicatorValue]:
+    """naswot and jacov from one forward/backward pass of one initialisation (they read the
+    same network on the same batch: ReLU codes on the way forward, input gradients back)."""
+    model, x, _ = _setup(arch, s, seed, "activations")
+    k = torch.zeros(x.shape[0], x.shape[0], dtype=torch.float64)
+
+    def hook(_m: nn.Module, inp: tuple[torch.Tensor, ...], _o: torch.Tensor) -> None:
+        c = (inp[0].detach().reshape(inp[0].shape[0], -1) > 0).to(torch.float64)
+        k.add_(c @ c.T + (1 - c) @ (1 - c).T)
+
+    hooks = [m.register_forward_hook(hook) for m in relu_modules(model)]
+    x = x.clone().requires_grad_(True)
+    try:
+        out = model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    out.backward(torch.ones_like(out))
+    sign, logdet = torch.linalg.slogdet(k)
+    if sign <= 0 or not math.isfinite(float(logdet)):
+        nw = IndicatorValue(WORST, ("singular",))
+    else:
+        nw = IndicatorValue(float(logdet))
+    j = x.grad.reshape(x.shape[0], -1).to(torch.float64).numpy()
+    if not np.isfinite(j).all() or (j.std(axis=1) == 0).any():
+        jc = IndicatorValue(WORST, ("degenerate",))
+    else:
+        v = np.clip(np.linalg.eigvalsh(np.corrcoef(j)), 0, None)
+        eps = 1e-5
+        jc = IndicatorValue(float(-np.sum(np.log(v + eps) + 1.0 / (v + eps))))
+    return {"naswot": nw, "jacov": jc}
+
+
+@lru_cache(maxsize=8)
+def _loss_bundle(arch: NB201Arch, s: ProxySettings, seed: int) -> dict[str, IndicatorValue]:
+    """snip and grad_norm from one cross-entropy backward pass of one initialisation."""
+    model, x, y = _setup(arch, s, seed, "loss")
+    model.zero_grad()
+    nn.functional.cross_entropy(model(x), y).backward()
+    with torch.no_grad():
+        layers = [m for m in _weighted_layers(model) if m.weight.grad is not None]
+        snip_v = sum(float((m.weight * m.weight.grad).abs().sum()) for m in layers)
+        gn = sum(float(m.weight.grad.norm()) for m in layers)
+    return {"snip": IndicatorValue(snip_v), "grad_norm": IndicatorValue(gn)}
+
+
 @register("naswot", higher_is_better=True, deterministic=False, needs_data=False,
           paper="Mellor et al., Neural Architecture Search without Training, ICML 2021",
           description="log-determinant of the Hamming-similarity kernel of ReLU codes")
 def naswot(arch: NB201Arch, s: ProxySettings, seed: int) -> IndicatorValue:
-    model, x, _ = _setup(arch, s, seed, "naswot")
-    k = torch.zeros(x.shape[0], x.shape[0], dtype=torch.float64)
-
-    def hook(_m: nn.Module, inp: tuple[torch.Tensor, ...], _o: torch.Tensor) -> None:
-        c = (inp[0].reshape(inp[0].shape[0], -1) > 0).to(torch.float64)
-        k.add_(c @ c.T + (1 - c) @ (1 - c).T)
-
-    hooks = [m.register_forward_hook(hook) for m in relu_modules(model)]
-    with torch.no_grad():
-        model(x)
-    for h in hooks:
-        h.remove()
-    sign, logdet = torch.linalg.slogdet(k)
-    if sign <= 0 or not math.isfinite(float(logdet)):
-        return IndicatorValue(WORST, ("singular",))
-    return IndicatorValue(float(logdet))
+    return _activation_bundle(arch, s, seed)["naswot"]
 
 
 @register("synflow", higher_is_better=True, deterministic=True, needs_data=False,
@@ -91,45 +126,21 @@ def synflow(arch: NB201Arch, s: ProxySettings, seed: int) -> IndicatorValue:
     return IndicatorValue(math.log(total), extra={"raw": total})
 
 
-def _loss_grads(arch: NB201Arch, s: ProxySettings, seed: int, name: str) -> nn.Module:
-    model, x, y = _setup(arch, s, seed, name)
-    model.zero_grad()
-    nn.functional.cross_entropy(model(x), y).backward()
-    return model
-
-
 @register("snip", higher_is_better=True, deterministic=False, needs_data=True,
           paper="Lee et al., SNIP, ICLR 2019; " + PAPER_ZC,
           description="connection sensitivity: sum |theta * dL/dtheta|")
 def snip(arch: NB201Arch, s: ProxySettings, seed: int) -> IndicatorValue:
-    model = _loss_grads(arch, s, seed, "snip")
-    with torch.no_grad():
-        total = sum(float((m.weight * m.weight.grad).abs().sum())
-                    for m in _weighted_layers(model) if m.weight.grad is not None)
-    return IndicatorValue(total)
+    return _loss_bundle(arch, s, seed)["snip"]
 
 
 @register("grad_norm", higher_is_better=True, deterministic=False, needs_data=True,
           paper=PAPER_ZC, description="sum over layers of the gradient's L2 norm")
 def grad_norm(arch: NB201Arch, s: ProxySettings, seed: int) -> IndicatorValue:
-    model = _loss_grads(arch, s, seed, "grad_norm")
-    total = sum(float(m.weight.grad.norm()) for m in _weighted_layers(model)
-                if m.weight.grad is not None)
-    return IndicatorValue(total)
+    return _loss_bundle(arch, s, seed)["grad_norm"]
 
 
 @register("jacov", higher_is_better=True, deterministic=False, needs_data=False,
           paper="Mellor et al., NAS without training (arXiv v1, 2020)",
           description="correlation of input Jacobians across a batch")
 def jacov(arch: NB201Arch, s: ProxySettings, seed: int) -> IndicatorValue:
-    model, x, _ = _setup(arch, s, seed, "jacov")
-    x = x.clone().requires_grad_(True)
-    out = model(x)
-    out.backward(torch.ones_like(out))
-    j = x.grad.reshape(x.shape[0], -1).to(torch.float64).numpy()
-    if not np.isfinite(j).all() or (j.std(axis=1) == 0).any():
-        return IndicatorValue(WORST, ("degenerate",))
-    corr = np.corrcoef(j)
-    v = np.linalg.eigvalsh(corr)
-    k = 1e-5
-    return IndicatorValue(float(-np.sum(np.log(np.clip(v, 0, None) + k) + 1.0 / (np.clip(v, 0, None) + k))))
+    return _activation_bundle(arch, s, seed)["jacov"]
