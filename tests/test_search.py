@@ -80,22 +80,22 @@ def test_unwritable_out(capsys, tmp_path):
 @pytest.mark.parametrize("strategy", ["prune", "evolution", "random"])
 def test_strategies_respect_budgets(strategy):
     dev = load_device("stm32l4r5")
-    cfg = SearchConfig(device="stm32l4r5", strategy=strategy, max_latency_ms=150.0,
+    cfg = SearchConfig(device="stm32l4r5", strategy=strategy, max_latency_ms=400.0,
                        max_sram_kb=200, evaluations=8, seed=1, **TINY)
     res = run_search(cfg)
-    b = Budgets.with_device(dev, 150.0, 200 * 1024)
+    b = Budgets.with_device(dev, 400.0, 200 * 1024)
     cm = CostModel(dev, disk_cache=False)
     from micronas.spaces import NB201Arch
 
     c = cm.arch(NB201Arch.from_string(res.arch))
-    assert b.ok(c) and res.latency_ms <= 150.0 and res.fits
+    assert b.ok(c) and res.latency_ms <= 400.0 and res.fits
     assert res.seed == 1 and res.config["strategy"] == strategy
 
 
 def test_same_seed_same_arch_in_two_processes():
     code = ("import json; from micronas.search import SearchConfig, run_search; "
             "r = run_search(SearchConfig(seed=7, ntk_batch=4, lr_samples=32, lr_batches=1, "
-            "max_latency_ms=200)); print(json.dumps([r.arch, r.kappa]))")
+            "max_latency_ms=150)); print(json.dumps([r.arch, r.kappa]))")
     outs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                            check=True).stdout for _ in range(2)]
     assert outs[0] == outs[1]
