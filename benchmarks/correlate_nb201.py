@@ -56,13 +56,16 @@ def part_b(data: Path, workers: int, cache: str | None) -> dict:
                             bar.update)
     out = {"n": len(rows), "wall_seconds": time.perf_counter() - t0, "indicators": {}}
     for ours, col in PUBLISHED.items():
-        mine = [s[ours].value for s in scores]
-        pub = [float(r[col]) for r in rows]
+        keep = [i for i, r in enumerate(rows) if r[col].strip() not in ("", "nan", "inf", "-inf")]
+        mine = [scores[i][ours].value for i in keep]
+        pub = [float(rows[i][col]) for i in keep]
+        a = [acc[i] for i in keep]
         out["indicators"][ours] = {
-            "ours_spearman": float(spearmanr(mine, acc).statistic),
-            "published_spearman": float(spearmanr(pub, acc).statistic),
-            "ours_kendall": float(kendalltau(mine, acc).statistic),
-            "published_kendall": float(kendalltau(pub, acc).statistic),
+            "n": len(keep),
+            "ours_spearman": float(spearmanr(mine, a).statistic),
+            "published_spearman": float(spearmanr(pub, a).statistic),
+            "ours_kendall": float(kendalltau(mine, a).statistic),
+            "published_kendall": float(kendalltau(pub, a).statistic),
         }
         d = out["indicators"][ours]
         d["gap"] = d["ours_spearman"] - d["published_spearman"]
@@ -86,10 +89,10 @@ def main() -> None:
         b = part_b(data, a.workers, a.cache)
         (out / "zero_cost_725.json").write_text(json.dumps(b, indent=2))
         print(f"Part B: {b['n']} CIFAR-10 rows of NASLib's zero-cost table (val_accuracy)")
-        print(f"{'proxy':<10} {'ours rho':>9} {'published rho':>14} {'gap':>7}")
+        print(f"{'proxy':<10} {'rows':>5} {'ours rho':>9} {'published rho':>14} {'gap':>7}")
         for k, v in b["indicators"].items():
-            print(f"{k:<10} {v['ours_spearman']:>9.3f} {v['published_spearman']:>14.3f} "
-                  f"{v['gap']:>+7.3f}")
+            print(f"{k:<10} {v['n']:>5} {v['ours_spearman']:>9.3f} "
+                  f"{v['published_spearman']:>14.3f} {v['gap']:>+7.3f}")
     if "A" in a.part:
         r = part_a(data, a.workers, a.cache)
         (out / "correlate_1000.json").write_text(json.dumps(r, indent=2))

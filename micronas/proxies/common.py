@@ -45,9 +45,11 @@ def full_network(arch: NB201Arch, s: ProxySettings, gen: torch.Generator) -> nn.
     return init_weights(build_network(arch, s.dataset, 16, 5, seed=None), gen)
 
 
-def images(s: ProxySettings, batch: int, gen: torch.Generator) -> torch.Tensor:
+def images(s: ProxySettings, batch: int, gen: torch.Generator,
+           resolution: int | None = None) -> torch.Tensor:
     spec = get_dataset(s.dataset)
-    return torch.randn(batch, spec.channels, spec.resolution, spec.resolution, generator=gen)
+    r = resolution or spec.resolution
+    return torch.randn(batch, spec.channels, r, r, generator=gen)
 
 
 def labels(s: ProxySettings, batch: int, gen: torch.Generator) -> torch.Tensor:

@@ -29,10 +29,13 @@ class ProxySettings:
     repeats: int = 3
     zc_batch: int = 64
     input: str = "gaussian"
+    ntk_resolution: int | None = None  # NTK input side; None = the dataset's (32 or 16)
+    lr_input: str | None = None  # None/"gaussian": N(0,1) patches; "smooth": see tenas.py
 
     def key(self) -> str:
         """A short stable hash of the settings."""
-        blob = json.dumps(asdict(self), sort_keys=True).encode()
+        d = {k: v for k, v in asdict(self).items() if v is not None}  # None = default
+        blob = json.dumps(d, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
     def validate(self) -> None:
@@ -41,6 +44,8 @@ class ProxySettings:
         for name in ("ntk_batch", "lr_samples", "lr_batches", "repeats", "zc_batch"):
             if getattr(self, name) < 1:
                 raise MicronasError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.lr_input not in (None, "gaussian", "smooth"):
+            raise MicronasError(f"unknown lr_input {self.lr_input!r}; use gaussian or smooth")
         if self.input != "gaussian":
             raise MicronasError(f"unknown proxy input {self.input!r}; only 'gaussian' is built in")
 

@@ -94,7 +94,7 @@ def ntk_cond(arch: NB201Arch, s: ProxySettings, seed: int) -> IndicatorValue:
     for r in range(s.repeats):
         gen = generator(seed, "ntk", r)
         model = ntk_network(arch, s, gen).train()
-        x = images(s, s.ntk_batch, gen)
+        x = images(s, s.ntk_batch, gen, s.ntk_resolution)
         j = jacobian_vectorised(model, x)
         kappa, fl = condition_number(j.to(torch.float64) @ j.to(torch.float64).T)
         values.append(kappa)
@@ -119,6 +119,23 @@ def count_regions(model: torch.nn.Module, x: torch.Tensor) -> int:
     return int(np.unique(packed, axis=0).shape[0])
 
 
+def lr_patches(s: ProxySettings, gen: torch.Generator) -> torch.Tensor:
+    """``lr_samples`` single-channel 3x3 patches.
+
+    ``gaussian`` (default): i.i.d. N(0, 1) pixels (9 dimensions: ReLU networks cut so many
+    regions there that R saturates at the batch size). ``smooth``: natural-image-like patches,
+    a random plane a + b x + c y plus N(0, 0.1^2) pixel noise (three dominant dimensions, as
+    real patches have), which keeps R below saturation for large networks and supernets.
+    """
+    n = s.lr_samples
+    if s.lr_input == "smooth":
+        yy, xx = torch.meshgrid(torch.linspace(-1, 1, 3), torch.linspace(-1, 1, 3), indexing="ij")
+        c = torch.randn(n, 3, 1, 1, generator=gen)
+        plane = c[:, 0:1] + c[:, 1:2] * xx + c[:, 2:3] * yy
+        return plane + 0.1 * torch.randn(n, 1, 3, 3, generator=gen)
+    return torch.randn(n, 1, 3, 3, generator=gen)
+
+
 @register("linear_regions", higher_is_better=True, deterministic=False, needs_data=False,
           paper="Chen, Gong, Wang. TE-NAS, ICLR 2021 (after Xiong et al. 2020)",
           description="distinct ReLU activation patterns over random 3x3 patches "
@@ -131,7 +148,7 @@ def linear_regions(arch: NB201Arch, s: ProxySettings, seed: int) -> IndicatorVal
         model = init_weights(build_network(arch, s.dataset, 1, 1, seed=None, stem=False), gen)
         model.train()
         for b in range(s.lr_batches):
-            x = torch.randn(s.lr_samples, 1, 3, 3, generator=gen)
+            x = lr_patches(s, gen)
             n = count_regions(model, x)
             saturated |= n >= s.lr_samples
             values.append(n)

@@ -42,6 +42,8 @@ class SearchConfig:
     repeats: int = 1
     lr_samples: int = 1000
     lr_batches: int = 1
+    ntk_resolution: int | None = 16
+    lr_input: str = "smooth"
     network: str = "tenas"
 
     def validate(self) -> None:
@@ -64,7 +66,8 @@ class SearchConfig:
     def proxy_settings(self) -> ProxySettings:
         return ProxySettings(dataset=get_dataset(self.dataset).name, network=self.network,
                              ntk_batch=self.ntk_batch, repeats=self.repeats,
-                             lr_samples=self.lr_samples, lr_batches=self.lr_batches)
+                             lr_samples=self.lr_samples, lr_batches=self.lr_batches,
+                             ntk_resolution=self.ntk_resolution, lr_input=self.lr_input)
 
 
 @dataclass

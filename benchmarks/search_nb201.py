@@ -1,0 +1,120 @@
+"""Search quality on NB201 / CIFAR-10 / stm32f746 (issue: search).
+
+For latency weights {0, 0.25, 0.5, 0.75, 0.9} (our percentile ranks, and the published
+dense ranks at 0.9) and latency budgets (half, and a quarter, of the weight-0 architecture's
+latency), over several seeds: mean and std of true CIFAR-10 test accuracy, device latency
+(cost model), search time, and the oracle (best accuracy of any architecture meeting the
+same budgets on the device), beside the published MicroNAS / TE-NAS figures.
+
+    python benchmarks/search_nb201.py [--seeds 5] [--data ../shared/data] [--out benchmarks/results]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from micronas.bench.table import load_table
+from micronas.search import SearchConfig, run_search
+
+PUBLISHED = {
+    "TE-NAS (4 seeds)": "93.9 +- 0.47",
+    "MicroNAS code, latency weight 0.1-0.4": "93.50",
+    "MicroNAS code, latency weight 0.5-0.6": "92.20",
+    "MicroNAS code, latency weight 0.8": "88.51",
+    "MicroNAS code, latency weight 0.9 (all skip)": "54.30",
+}
+
+
+def run(cfg: SearchConfig, table) -> dict:
+    r = run_search(cfg, table)
+    return {"seed": cfg.seed, "arch": r.arch, "index": r.index, "accuracy": r.accuracy,
+            "oracle": r.oracle_accuracy, "latency_ms": r.latency_ms,
+            "seconds": r.search_seconds}
+
+
+def summarise(name: str, rows: list[dict]) -> dict:
+    acc = [r["accuracy"] for r in rows]
+    lat = [r["latency_ms"] for r in rows]
+    sec = [r["seconds"] for r in rows]
+    sd = statistics.stdev(acc) if len(acc) > 1 else 0.0
+    return {"setting": name, "n": len(rows), "acc_mean": statistics.mean(acc), "acc_std": sd,
+            "latency_mean": statistics.mean(lat), "seconds_mean": statistics.mean(sec),
+            "oracle": rows[0]["oracle"], "runs": rows}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
+    a = p.parse_args()
+    csv = Path(a.data) / "nb201" / "nb201_accuracy.csv"
+    if not csv.is_file():
+        sys.exit(f"{csv} not found: pass --data")
+    table = load_table(csv)
+    seeds = list(range(a.seeds))
+    results = []
+
+    t0 = time.perf_counter()
+    default = run_search(SearchConfig(), None)
+    print(f"default `micronas search` (no table): {default.search_seconds:.1f} s, "
+          f"arch index {default.index}", flush=True)
+
+    settings: list[tuple[str, dict]] = [
+        (f"latency weight {w}", {"latency_weight": w}) for w in (0.0, 0.25, 0.5, 0.75, 0.9)]
+    settings.append(("latency weight 0.9, dense ranks (published)",
+                     {"latency_weight": 0.9, "rank_mode": "dense"}))
+    base_lat = None
+    for name, kw in settings:
+        rows = [run(SearchConfig(seed=s, **kw), table) for s in seeds]
+        results.append(summarise(name, rows))
+        if kw == {"latency_weight": 0.0}:
+            base_lat = results[-1]["latency_mean"]
+        print(f"{name}: {results[-1]['acc_mean']:.2f} +- {results[-1]['acc_std']:.2f} %, "
+              f"{results[-1]['latency_mean']:.1f} ms", flush=True)
+    for frac in (0.5, 0.25):
+        budget = base_lat * frac
+        name = f"latency weight 0, --max-latency-ms {budget:.1f} ({frac:g} x weight-0 latency)"
+        rows = [run(SearchConfig(seed=s, max_latency_ms=budget), table) for s in seeds]
+        results.append(summarise(name, rows))
+        results[-1]["budget_ms"] = budget
+        results[-1]["all_within_budget"] = all(r["latency_ms"] <= budget for r in rows)
+        print(f"{name}: {results[-1]['acc_mean']:.2f} %, oracle {results[-1]['oracle']:.2f}",
+              flush=True)
+
+    print(f"\n{'setting':<62} {'CIFAR-10 acc':>15} {'latency ms':>11} {'search s':>9} "
+          f"{'oracle':>7}")
+    for r in results:
+        print(f"{r['setting']:<62} {r['acc_mean']:>7.2f} +- {r['acc_std']:<5.2f} "
+              f"{r['latency_mean']:>11.1f} {r['seconds_mean']:>9.1f} {r['oracle']:>7.2f}")
+    base = results[0]
+    best = None
+    for r in results:
+        for run_ in r["runs"]:
+            speed = base["latency_mean"] / run_["latency_ms"]
+            drop = base["acc_mean"] - run_["accuracy"]
+            if drop <= 1.5 and (best is None or speed > best[0]):
+                best = (speed, drop, r["setting"], run_)
+    if best:
+        print(f"\nbest trade-off: {best[0]:.2f}x faster than the weight-0 mean with "
+              f"{best[1]:+.2f} points accuracy ({best[2]}, seed {best[3]['seed']}, "
+              f"index {best[3]['index']})")
+    print("\npublished (method.md section 5):")
+    for k, v in PUBLISHED.items():
+        print(f"  {k}: {v}")
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "search_nb201.json").write_text(json.dumps(
+        {"default_search_seconds": default.search_seconds, "results": results,
+         "best_tradeoff": best and {"speedup": best[0], "accuracy_drop": best[1],
+                                    "setting": best[2], "run": best[3]},
+         "wall_seconds": time.perf_counter() - t0}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
