@@ -3,7 +3,6 @@ import json
 
 import pytest
 
-from micronas.cli import main
 from micronas.spaces import NB201Space
 
 
@@ -21,17 +20,10 @@ def fake_table(tmp_path):
     return p
 
 
-def run(capsys, *argv):
-    try:
-        code = main(list(argv))
-    except SystemExit as e:
-        code = e.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
-def test_correlate_json(capsys, fake_table, tmp_path):
-    code, out, err = run(capsys, "bench", "correlate", "--benchmark", str(fake_table),
+def test_correlate_json(cli, fake_table, tmp_path):
+    code, out, err = cli("bench", "correlate", "--benchmark", str(fake_table),
                          "--sample", "40", "--indicators", "params,flops", "--json",
                          "--cache", str(tmp_path / "c.sqlite"))
     assert code == 0, err
@@ -47,44 +39,44 @@ def test_correlate_json(capsys, fake_table, tmp_path):
     (["bench", "correlate", "--benchmark", "/nonexistent.csv"], "does not exist"),
     (["score", "1", "--indicators", "bogus"], "unknown indicator"),
 ])
-def test_bench_bad_input(capsys, monkeypatch, argv, fragment):
+def test_bench_bad_input(cli, monkeypatch, argv, fragment):
     monkeypatch.delenv("MICRONAS_NB201", raising=False)
-    code, _, err = run(capsys, *argv)
+    code, _, err = cli(*argv)
     assert code == 2 and fragment in err and err.count("\n") == 1
 
 
-def test_missing_benchmark_says_how(capsys, monkeypatch):
+def test_missing_benchmark_says_how(cli, monkeypatch):
     monkeypatch.delenv("MICRONAS_NB201", raising=False)
-    code, _, err = run(capsys, "bench", "correlate", "--indicators", "params")
+    code, _, err = cli("bench", "correlate", "--indicators", "params")
     assert code == 2 and "MICRONAS_NB201" in err and "--benchmark" in err
 
 
-def test_malformed_benchmark(capsys, tmp_path):
+def test_malformed_benchmark(cli, tmp_path):
     p = tmp_path / "bad.csv"
     p.write_text("index,arch\n0,x\n")
-    code, _, err = run(capsys, "bench", "correlate", "--benchmark", str(p), "--indicators",
+    code, _, err = cli("bench", "correlate", "--benchmark", str(p), "--indicators",
                        "params", "--no-cache")
     assert code == 2 and "lacks column" in err
     p.write_text("index,arch,cifar10_test,cifar100_test,imagenet16_120_test\n0,|x|,1,2,3\n")
-    code, _, err = run(capsys, "bench", "correlate", "--benchmark", str(p), "--indicators",
+    code, _, err = cli("bench", "correlate", "--benchmark", str(p), "--indicators",
                        "params", "--no-cache")
     assert code == 2 and "line 2" in err
 
 
-def test_bad_cache_paths(capsys, tmp_path):
+def test_bad_cache_paths(cli, tmp_path):
     bad = tmp_path / "bad.sqlite"
     bad.write_bytes(b"garbage" * 1000)
-    code, _, err = run(capsys, "score", "1", "--indicators", "params", "--cache", str(bad))
+    code, _, err = cli("score", "1", "--indicators", "params", "--cache", str(bad))
     assert code == 2 and "corrupted" in err
     f = tmp_path / "file"
     f.write_text("x")
-    code, _, err = run(capsys, "score", "1", "--indicators", "params", "--cache",
+    code, _, err = cli("score", "1", "--indicators", "params", "--cache",
                        str(f / "c.sqlite"))
     assert code == 2 and "cache" in err
 
 
-def test_score_json(capsys, tmp_path):
-    code, out, _ = run(capsys, "score", "6111", "--indicators", "params,flops", "--json",
+def test_score_json(cli, tmp_path):
+    code, out, _ = cli("score", "6111", "--indicators", "params,flops", "--json",
                        "--cache", str(tmp_path / "c.sqlite"))
     d = json.loads(out)
     assert code == 0 and d["indicators"]["params"]["value"] == 1070458

@@ -1,5 +1,4 @@
 import csv
-import random
 
 import numpy as np
 import pytest
@@ -101,5 +100,7 @@ def test_sampling_mutation_neighbours_are_seeded():
 def test_arch_is_hashable_value():
     a = NB201Arch.from_index(10)
     assert {a: 1}[NB201Arch.from_string(str(a))] == 1
-    with pytest.raises(Exception):
+    from dataclasses import FrozenInstanceError
+
+    with pytest.raises(FrozenInstanceError):
         a.ops = ()  # frozen

@@ -19,7 +19,12 @@ from micronas.proxies import (
     score_many,
 )
 from micronas.proxies.common import batch_stats_only
-from micronas.proxies.tenas import condition_number, count_regions, jacobian_loop, jacobian_vectorised
+from micronas.proxies.tenas import (
+    condition_number,
+    count_regions,
+    jacobian_loop,
+    jacobian_vectorised,
+)
 from micronas.spaces import NB201Arch
 from micronas.store import ResultStore
 

@@ -5,7 +5,6 @@ import sys
 import numpy as np
 import pytest
 
-from micronas.cli import main
 from micronas.errors import BudgetError
 from micronas.hardware import load_device
 from micronas.search import Budgets, CostModel, SearchConfig, Weights, run_search
@@ -16,13 +15,6 @@ from micronas.spaces import NB201Space
 TINY = dict(ntk_batch=4, lr_samples=32, lr_batches=1, repeats=1)
 
 
-def run(capsys, *argv):
-    try:
-        code = main(list(argv))
-    except SystemExit as e:
-        code = e.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_weights_validation():
@@ -50,9 +42,9 @@ def test_lower_bound_is_below_every_arch():
         assert lb.peak_sram_bytes <= c.peak_sram_bytes
 
 
-def test_impossible_budget_refused_before_search(capsys, tmp_path):
+def test_impossible_budget_refused_before_search(cli, tmp_path):
     out = tmp_path / "o"
-    code, _, err = run(capsys, "search", "--max-latency-ms", "0.5", "--out", str(out),
+    code, _, err = cli("search", "--max-latency-ms", "0.5", "--out", str(out),
                        "--no-cache")
     assert code == 2 and "no NB201 architecture can meet" in err and err.count("\n") == 1
     assert not any(p.is_file() for p in out.glob("*"))
@@ -65,15 +57,15 @@ def test_impossible_budget_refused_before_search(capsys, tmp_path):
     (["search", "--max-sram-kb", "-3"], "positive"),
     (["search", "--device", "esp32"], "unknown device"),
 ])
-def test_search_bad_input(capsys, argv, fragment):
-    code, _, err = run(capsys, *argv, "--no-cache")
+def test_search_bad_input(cli, argv, fragment):
+    code, _, err = cli(*argv, "--no-cache")
     assert code == 2 and fragment in err and err.count("\n") == 1
 
 
-def test_unwritable_out(capsys, tmp_path):
+def test_unwritable_out(cli, tmp_path):
     f = tmp_path / "file"
     f.write_text("x")
-    code, _, err = run(capsys, "search", "--out", str(f / "sub"), "--no-cache")
+    code, _, err = cli("search", "--out", str(f / "sub"), "--no-cache")
     assert code == 2 and "--out" in err
 
 
@@ -101,9 +93,9 @@ def test_same_seed_same_arch_in_two_processes():
     assert outs[0] == outs[1]
 
 
-def test_search_out_writes_artifacts(capsys, tmp_path):
+def test_search_out_writes_artifacts(cli, tmp_path):
     out = tmp_path / "res"
-    code, stdout, err = run(capsys, "search", "--strategy", "random", "--evaluations", "6",
+    code, stdout, err = cli("search", "--strategy", "random", "--evaluations", "6",
                             "--out", str(out), "--json", "--no-cache")
     assert code == 0, err
     d = json.loads(stdout)

@@ -147,11 +147,10 @@ def linear_regions(arch: NB201Arch, s: ProxySettings, seed: int) -> IndicatorVal
         gen = generator(seed, "lr", r)
         model = init_weights(build_network(arch, s.dataset, 1, 1, seed=None, stem=False), gen)
         model.train()
-        for b in range(s.lr_batches):
+        for _ in range(s.lr_batches):
             x = lr_patches(s, gen)
             n = count_regions(model, x)
             saturated |= n >= s.lr_samples
             values.append(n)
-        del b
     return IndicatorValue(float(np.mean(values)), ("saturated",) if saturated else (),
                           {"per_batch": values})
