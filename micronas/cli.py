@@ -182,6 +182,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         latency_weight=args.latency_weight, flops_weight=args.flops_weight,
         max_latency_ms=args.max_latency_ms, max_sram_kb=args.max_sram_kb,
         max_flash_kb=args.max_flash_kb, seed=args.seed, rank_mode=args.rank_mode,
+        latency_mode=args.latency_mode,
         evaluations=args.evaluations)
     cfg.validate()
     out = check_out_dir(args.out) if args.out else None
@@ -291,6 +292,9 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--seed", type=int, default=0)
     se.add_argument("--rank-mode", default="percentile", help="percentile (ours) | dense "
                     "(MicroNAS)")
+    se.add_argument("--latency-mode", default="rank", help="rank: the latency weight joins the "
+                    "rank mix (MicroNAS); target: it sets a latency ceiling between the slowest "
+                    "and fastest network of the space (smooth)")
     se.add_argument("--evaluations", type=int, default=54,
                     help="indicator evaluations for evolution and random")
     se.add_argument("--benchmark", help="NB201 accuracy CSV for true/oracle accuracy "

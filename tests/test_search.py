@@ -106,3 +106,21 @@ def test_search_out_writes_artifacts(cli, tmp_path):
         assert (out / name).is_file() and (out / name).stat().st_size > 0
     assert not list(out.glob(".*tmp"))
     assert json.loads((out / "config.json").read_text())["strategy"] == "random"
+
+
+def test_latency_target_mode_sets_a_ceiling():
+    from micronas.search.run import latency_target
+
+    dev = load_device("stm32f746")
+    lo = latency_target(SearchConfig(latency_weight=0.9, latency_mode="target"), dev)
+    hi = latency_target(SearchConfig(latency_weight=0.1, latency_mode="target"), dev)
+    assert lo < hi
+    assert latency_target(SearchConfig(latency_weight=0.0, latency_mode="target"), dev) is None
+    res = run_search(SearchConfig(latency_weight=0.5, latency_mode="target", seed=2, **TINY))
+    mid = latency_target(SearchConfig(latency_weight=0.5, latency_mode="target"), dev)
+    assert res.latency_ms <= mid
+
+
+def test_unknown_latency_mode(cli):
+    code, _, err = cli("search", "--latency-mode", "magic", "--no-cache")
+    assert code == 2 and "unknown latency mode" in err

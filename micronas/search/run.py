@@ -37,6 +37,7 @@ class SearchConfig:
     max_flash_kb: float | None = None
     seed: int = 0
     rank_mode: str = "percentile"
+    latency_mode: str = "rank"     # "rank" (the published rank mix) or "target" (ours)
     evaluations: int = 54          # for evolution and random (prune uses 57: 3 + 54)
     ntk_batch: int = 16
     repeats: int = 1
@@ -59,6 +60,8 @@ class SearchConfig:
                 raise BudgetError(f"--{name.replace('_', '-')} must be a positive number, got {v}")
         if self.evaluations < 1:
             raise MicronasError(f"evaluations must be >= 1, got {self.evaluations}")
+        if self.latency_mode not in ("rank", "target"):
+            raise MicronasError(f"unknown latency mode {self.latency_mode!r}; use rank or target")
         if self.rank_mode not in ("percentile", "dense"):
             raise MicronasError(f"unknown rank mode {self.rank_mode!r}; use percentile or dense")
         get_dataset(self.dataset)
@@ -110,6 +113,19 @@ def budgets_for(cfg: SearchConfig, device: Device) -> Budgets:
         None if cfg.max_flash_kb is None else int(cfg.max_flash_kb * kb))
 
 
+def latency_target(cfg: SearchConfig, device: Device) -> float | None:
+    """``latency_mode="target"``: the latency weight w sets a latency ceiling by geometric
+    interpolation between the slowest architecture of the space (every edge conv3x3) and the
+    cost model's lower bound: L_hi^(1-w) * L_lo^w. w = 0 sets none (TE-NAS)."""
+    if cfg.latency_mode != "target" or cfg.latency_weight <= 0:
+        return None
+    ds = get_dataset(cfg.dataset).name
+    lo = lower_bound(device, ds).latency_ms
+    hi = CostModel(device, ds).arch(NB201Arch(("nor_conv_3x3",) * 6)).latency_ms
+    w = cfg.latency_weight
+    return hi ** (1 - w) * lo ** w
+
+
 def check_bounds(cfg: SearchConfig, device: Device, budgets: Budgets) -> None:
     """Refuse budgets no architecture can meet, before searching (from the cost bound)."""
     lb = lower_bound(device, get_dataset(cfg.dataset).name)
@@ -135,12 +151,16 @@ def run_search(cfg: SearchConfig, table: Any = None, cache_path: str | None = No
     device = load_device(cfg.device)
     budgets = budgets_for(cfg, device)
     check_bounds(cfg, device, budgets)
+    target = latency_target(cfg, device)
+    if target is not None:  # the weight acts through a ceiling, not through the rank mix
+        ceiling = target if budgets.max_latency_ms is None else min(target, budgets.max_latency_ms)
+        budgets = Budgets(ceiling, budgets.max_sram_bytes, budgets.max_flash_bytes)
     ds = get_dataset(cfg.dataset).name
     t0 = time.perf_counter()
     costs = CostModel(device, ds)
     store = ResultStore(cache_path) if cache_path else None
     ev = Evaluator(costs, cfg.proxy_settings(), cfg.seed, store)
-    w = Weights(cfg.latency_weight, cfg.flops_weight)
+    w = Weights(0.0 if target is not None else cfg.latency_weight, cfg.flops_weight)
     rng = np.random.default_rng(cfg.seed)
     strategy = STRATEGIES[cfg.strategy]
     kwargs: dict[str, Any] = {"rank_mode": cfg.rank_mode, "progress": progress}
