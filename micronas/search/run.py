@@ -116,12 +116,14 @@ def budgets_for(cfg: SearchConfig, device: Device) -> Budgets:
 def latency_target(cfg: SearchConfig, device: Device) -> float | None:
     """``latency_mode="target"``: the latency weight w sets a latency ceiling by geometric
     interpolation between the slowest architecture of the space (every edge conv3x3) and the
-    cost model's lower bound: L_hi^(1-w) * L_lo^w. w = 0 sets none (TE-NAS)."""
+    fastest one the pruning space holds (every edge skip_connect): L_hi^(1-w) * L_lo^w.
+    w = 0 sets none (TE-NAS)."""
     if cfg.latency_mode != "target" or cfg.latency_weight <= 0:
         return None
     ds = get_dataset(cfg.dataset).name
-    lo = lower_bound(device, ds).latency_ms
-    hi = CostModel(device, ds).arch(NB201Arch(("nor_conv_3x3",) * 6)).latency_ms
+    cm = CostModel(device, ds)
+    lo = cm.arch(NB201Arch(("skip_connect",) * 6)).latency_ms
+    hi = cm.arch(NB201Arch(("nor_conv_3x3",) * 6)).latency_ms
     w = cfg.latency_weight
     return hi ** (1 - w) * lo ** w
 
