@@ -3,8 +3,9 @@
 For latency weights {0, 0.25, 0.5, 0.75, 0.9} (our percentile ranks, the published dense
 ranks at 0.9, and our --latency-mode target) and latency budgets (half, and a quarter, of
 the weight-0 architecture's latency), over several seeds: mean and std of true CIFAR-10
-test accuracy, device latency (cost model), search time, and the oracle (best accuracy of any architecture meeting the
-same budgets on the device), beside the published MicroNAS / TE-NAS figures.
+test accuracy, device latency (cost model), search time, and the oracle (best accuracy of
+any architecture meeting the same budgets on the device), beside the published MicroNAS /
+TE-NAS figures.
 
     python benchmarks/search_nb201.py [--seeds 5] [--data ../shared/data] [--out benchmarks/results]
 """
