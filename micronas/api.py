@@ -27,9 +27,13 @@ def arch_info(text: str | int | NB201Arch) -> dict[str, Any]:
             "live_edges": list(a.live_edges()), "iso_key": a.iso_key()}
 
 
+def _is_reference(arch: object) -> bool:
+    return isinstance(arch, str) and arch.strip().lower().startswith("mlperf:")
+
+
 def build_ir(arch: str | int | NB201Arch, dataset: str = "cifar10") -> Network:
     """The deployed network IR of an architecture (NB201 index/string, or ``mlperf:NAME``)."""
-    if isinstance(arch, str) and arch.strip().lower().startswith("mlperf:"):
+    if _is_reference(arch):
         from micronas.reference import reference_network
 
         return reference_network(arch.strip()[7:])
@@ -76,7 +80,7 @@ def cost(arch: str | int | NB201Arch, device: str | Device = "stm32f746",
     dev = device if isinstance(device, Device) else load_device(device)
     ds = get_dataset(dataset).name
     net = build_ir(arch, ds)
-    if isinstance(arch, str) and arch.strip().lower().startswith("mlperf:"):
+    if _is_reference(arch):
         return CostResult(arch.strip(), None, ds, estimate(net, dev), None, None)
     a = parse_arch(arch)
     flops, params = nb201_counts(a, ds)

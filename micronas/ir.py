@@ -34,7 +34,6 @@ LAYER_OPS = (
     "relu",
     "affine",            # per-channel scale and shift (a BatchNorm that cannot be folded)
     "zeros",             # a constant zero tensor (a node with no live input)
-    "reshape",           # flatten; no data movement in TFLM (may alias)
 )
 
 

@@ -33,8 +33,6 @@ def lifetimes(net: Network, alignment: int = 16) -> list[Buffer]:
     first: dict[str, int] = {t: 0 for t in net.inputs}
     last: dict[str, int] = {t: 0 for t in net.inputs}
     for i, layer in enumerate(net.layers):
-        if layer.op == "reshape":  # aliases its input: extend the input's life instead
-            continue
         first.setdefault(layer.output, i)
         last[layer.output] = max(last.get(layer.output, i), i)
         for t in layer.inputs:

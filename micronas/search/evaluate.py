@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from micronas.proxies.registry import ProxySettings
-from micronas.proxies.scoring import canonical, score_arch
+from micronas.proxies.scoring import score_arch
 from micronas.proxies.tenas import linear_regions, ntk_cond
 from micronas.search.costs import CostModel, Costs
 from micronas.spaces.nb201 import NB201Arch
@@ -41,7 +41,7 @@ class Evaluator:
         return Evaluation(k.value, r.value, self.costs.supernet(edge_ops), k.flags + r.flags)
 
     def arch(self, arch: NB201Arch) -> Evaluation:
-        s = score_arch(canonical(arch), ["ntk_cond", "linear_regions"], self.seed,
+        s = score_arch(arch, ["ntk_cond", "linear_regions"], self.seed,
                        self.settings, self.store)
         self.evaluations += 1
         return Evaluation(s["ntk_cond"].value, s["linear_regions"].value, self.costs.arch(arch),
