@@ -34,6 +34,7 @@ LAYER_OPS = (
     "relu",
     "affine",            # per-channel scale and shift (a BatchNorm that cannot be folded)
     "zeros",             # a constant zero tensor (a node with no live input)
+    "pad",               # explicit zero-point padding (inserted by lower_for_tflm)
 )
 
 
@@ -64,7 +65,7 @@ class Layer:
     output: str
     kernel: tuple[int, int] = (1, 1)
     stride: int = 1
-    padding: int = 0
+    padding: tuple[int, int] = (0, 0)  # (height, width), each applied on both sides
     groups: int = 1
     weight_params: int = 0   # int8 weights
     bias_params: int = 0     # int32 biases
@@ -170,7 +171,7 @@ class GraphBuilder:
         depthwise = groups > 1 and groups == c == out_ch
         layer = Layer(
             name=name, op="depthwise_conv2d" if depthwise else "conv2d", inputs=(x,),
-            output=name, kernel=(kh, kw), stride=stride, padding=max(ph, pw),
+            output=name, kernel=(kh, kw), stride=stride, padding=(ph, pw),
             groups=groups, weight_params=weights,
             bias_params=out_ch if (bn or bias) else 0,
             macs=weights * ho * wo,
@@ -184,7 +185,8 @@ class GraphBuilder:
         c, h, w = self.shape(x)
         ho, wo = conv_out(h, kernel, stride, padding), conv_out(w, kernel, stride, padding)
         layer = Layer(name=name, op=f"{kind}pool2d", inputs=(x,), output=name,
-                      kernel=(kernel, kernel), stride=stride, padding=padding, tag=tag or name)
+                      kernel=(kernel, kernel), stride=stride, padding=(padding, padding),
+                      tag=tag or name)
         return self._add(layer, (c, ho, wo))
 
     def global_avgpool(self, x: str, *, name: str) -> str:
@@ -281,3 +283,58 @@ def fuse_relu(net: Network) -> Network:
     tensors = {k: v for k, v in net.tensors.items() if k not in rename}
     outputs = tuple(rename.get(t, t) for t in net.outputs)
     return Network(net.name, tensors, layers, net.inputs, outputs, net.meta)
+
+
+def tflite_padding(size: int, kernel: int, stride: int, pad: int) -> str | None:
+    """TFLite's name for a symmetric PyTorch-style ``pad`` along one axis, or None.
+
+    ``VALID`` when ``pad`` is 0; ``SAME`` when TFLite's SAME padding (total
+    ``(out - 1) * stride + kernel - size``, the smaller half on top) reads exactly the windows
+    PyTorch reads; None when neither does (an explicit pad layer is needed).
+    """
+    if pad == 0:
+        return "VALID"
+    out = conv_out(size, kernel, stride, pad)
+    total = max((out - 1) * stride + kernel - size, 0)
+    if out == -(-size // stride) and total // 2 == pad:
+        return "SAME"
+    return None
+
+
+_WINDOWED = {"conv2d", "depthwise_conv2d", "avgpool2d", "maxpool2d"}
+
+
+def lower_for_tflm(net: Network) -> Network:
+    """The network as TFLite Micro runs it: a convolution whose padding TFLite's SAME/VALID
+    cannot express reads an explicit ``pad`` layer (top/left = the layer's padding; bottom/right
+    only as far as the last window reaches), then runs with VALID padding."""
+    layers: list[Layer] = []
+    tensors = dict(net.tensors)
+    changed = False
+    for layer in net.layers:
+        if layer.op not in _WINDOWED or layer.padding == (0, 0):
+            layers.append(layer)
+            continue
+        c, h, w = net.tensors[layer.inputs[0]].shape
+        (kh, kw), (ph, pw) = layer.kernel, layer.padding
+        modes = (tflite_padding(h, kh, layer.stride, ph), tflite_padding(w, kw, layer.stride, pw))
+        if None not in modes and len(set(modes)) == 1:
+            layers.append(layer)
+            continue
+        if layer.op in ("avgpool2d", "maxpool2d"):
+            raise MicronasError(f"layer {layer.name}: a {kh}x{kw} pool with padding {layer.padding} "
+                                "has no TFLite equivalent")
+        _, ho, wo = net.tensors[layer.output].shape
+        hp, wp = (ho - 1) * layer.stride + kh, (wo - 1) * layer.stride + kw
+        name = f"{layer.name}.pad"
+        tensors[name] = Tensor(name, (c, hp, wp))
+        layers.append(Layer(name=name, op="pad", inputs=layer.inputs, output=name, padding=(ph, pw),
+                            tag=layer.tag))
+        layers.append(replace(layer, inputs=(name,), padding=(0, 0)))
+        changed = True
+    if not changed:
+        return net
+    out = Network(net.name, tensors, layers, net.inputs, net.outputs, dict(net.meta))
+    out.meta["lowered"] = "tflm"
+    out.validate()
+    return out

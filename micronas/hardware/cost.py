@@ -25,7 +25,10 @@ from dataclasses import asdict, dataclass, field
 
 from micronas.hardware.device import Device
 from micronas.hardware.planner import plan
-from micronas.ir import Layer, Network
+from micronas.ir import Layer, Network, lower_for_tflm
+
+#: Bumped whenever a formula here changes, so on-disk cost caches are not reused.
+COST_MODEL_REVISION = 2
 
 _CHANNELWISE = ("conv2d", "depthwise_conv2d", "fully_connected")
 
@@ -33,7 +36,7 @@ _CHANNELWISE = ("conv2d", "depthwise_conv2d", "fully_connected")
 def op_class(layer: Layer) -> str:
     """The latency op class of a layer (a key of the core's ``[latency]`` tables)."""
     if layer.op == "conv2d":
-        return "conv1x1" if layer.kernel == (1, 1) and layer.padding == 0 else "conv"
+        return "conv1x1" if layer.kernel == (1, 1) and layer.padding == (0, 0) else "conv"
     if layer.op == "depthwise_conv2d":
         return "depthwise"
     if layer.op in ("avgpool2d", "maxpool2d"):
@@ -62,7 +65,7 @@ def scratch_bytes(net: Network, layer: Layer, device: Device) -> int:
     kh, kw = layer.kernel
     if layer.op == "conv2d" and op_class(layer) == "conv":
         return 4 * cin * kh * kw
-    if layer.op == "depthwise_conv2d" and not (layer.kernel == (3, 3) and layer.padding <= 1):
+    if layer.op == "depthwise_conv2d" and not (layer.kernel == (3, 3) and max(layer.padding) <= 1):
         return 2 * cin * kh * kw
     if layer.op == "avgpool2d":
         return 4 * cin
@@ -131,11 +134,15 @@ class CostReport:
 
 def latency_ms(net: Network, device: Device) -> float:
     """Whole-network latency alone (the same per-layer formula as :func:`estimate`)."""
+    net = lower_for_tflm(net)
     return sum(layer_cycles(net, layer, device) for layer in net.layers) / (device.clock_mhz * 1e3)
 
 
 def estimate(net: Network, device: Device) -> CostReport:
-    """Estimate MACs, params, flash, peak SRAM and latency of ``net`` on ``device``."""
+    """Estimate MACs, params, flash, peak SRAM and latency of ``net`` on ``device``.
+
+    Costs are those of the network as TFLite Micro runs it (:func:`lower_for_tflm`)."""
+    net = lower_for_tflm(net)
     rt = device.runtime
     khz = device.clock_mhz * 1e3
     layers: list[LayerCost] = []

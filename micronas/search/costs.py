@@ -19,7 +19,7 @@ from pathlib import Path
 
 from micronas import __version__
 from micronas.hardware import Device, estimate
-from micronas.hardware.cost import latency_ms
+from micronas.hardware.cost import COST_MODEL_REVISION, latency_ms
 from micronas.hardware.planner import live_bytes
 from micronas.ir import Network
 from micronas.spaces.nb201 import NB201Arch, NB201Space
@@ -77,8 +77,9 @@ def live_key(arch: NB201Arch) -> tuple[str, ...]:
 
 
 def device_hash(device: Device) -> str:
-    blob = json.dumps({k: v for k, v in asdict(device).items() if k != "path"}, sort_keys=True,
-                      default=str)
+    fields = {k: v for k, v in asdict(device).items() if k != "path"}
+    fields["cost_model_revision"] = COST_MODEL_REVISION
+    blob = json.dumps(fields, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
