@@ -1,0 +1,1 @@
+"""Deployment: int8 quantisation, TFLite export and TFLM checks, C code generation, emulation."""

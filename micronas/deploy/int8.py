@@ -1,0 +1,151 @@
+"""The integer semantics of TFLite Micro's int8 reference kernels, in numpy.
+
+:func:`layer_constants` derives, from a :class:`QNetwork`, every integer a kernel needs
+(offsets, per-channel multipliers and shifts, activation clamps) exactly as TFLM's ``Prepare``
+functions do; the C code generator emits these same integers. :func:`run_int8` executes the
+network with them and is bit-exact with the TFLM interpreter (tested), so it is the reference
+for the generated C.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from micronas.deploy.fixedpoint import (
+    multiply_by_quantized_multiplier,
+    multiply_smaller_than_one,
+    quantize_multiplier,
+)
+from micronas.deploy.quantize import QNetwork
+from micronas.ir import Layer
+
+ROUNDING = "double"  # TFLM's default build (no TFLITE_SINGLE_ROUNDING); checked by the tests
+
+
+@dataclass(frozen=True)
+class LayerConstants:
+    """Integer constants of one layer (unused fields are empty)."""
+
+    input_offsets: tuple[int, ...]        # -zero_point of each input
+    output_offset: int                    # output zero point
+    act_min: int
+    act_max: int
+    multipliers: tuple[int, ...] = ()     # conv/fc: per channel (fc: one); add: (in1, in2, out)
+    shifts: tuple[int, ...] = ()
+    left_shift: int = 0                   # add only
+
+
+def _act_range(qnet: QNetwork, layer: Layer) -> tuple[int, int]:
+    zp = qnet.tensors[layer.output].zero_point
+    return (max(-128, zp), 127) if layer.fused_relu or layer.op == "relu" else (-128, 127)
+
+
+def layer_constants(qnet: QNetwork, layer: Layer) -> LayerConstants:
+    tq = qnet.tensors
+    out = tq[layer.output]
+    offs = tuple(-tq[t].zero_point for t in layer.inputs)
+    lo, hi = _act_range(qnet, layer)
+    if layer.op in ("conv2d", "depthwise_conv2d", "affine", "fully_connected"):
+        s_in = float(tq[layer.inputs[0]].scale)
+        ms = [quantize_multiplier(s_in * float(ws) / float(out.scale))
+              for ws in qnet.params[layer.name].weight_scale]
+        return LayerConstants(offs, out.zero_point, lo, hi, tuple(m for m, _ in ms),
+                              tuple(s for _, s in ms))
+    if layer.op == "add":
+        s1, s2 = float(tq[layer.inputs[0]].scale), float(tq[layer.inputs[1]].scale)
+        left = 20
+        twice_max = 2 * max(s1, s2)
+        m1, sh1 = quantize_multiplier(s1 / twice_max)
+        m2, sh2 = quantize_multiplier(s2 / twice_max)
+        mo, sho = quantize_multiplier(twice_max / ((1 << left) * float(out.scale)))
+        return LayerConstants(offs, out.zero_point, lo, hi, (m1, m2, mo), (sh1, sh2, sho), left)
+    return LayerConstants(offs, out.zero_point, lo, hi)
+
+
+def _windows(x: np.ndarray, layer: Layer, pad_value: int | None) -> np.ndarray:
+    """(B, C, Ho, Wo, kh, kw) windows; padding filled with ``pad_value`` (None: NaN marks)."""
+    ph, pw = layer.padding
+    kh, kw = layer.kernel
+    s = layer.stride
+    fill = np.nan if pad_value is None else pad_value
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=fill)
+    win = sliding_window_view(xp, (kh, kw), axis=(2, 3))[:, :, ::s, ::s]
+    return win
+
+
+def _round_div(acc: np.ndarray, n: np.ndarray | int) -> np.ndarray:
+    """TFLM's average rounding: (acc +- n/2) / n with C truncation toward zero."""
+    acc = acc.astype(np.int64)
+    n = np.asarray(n, dtype=np.int64)
+    half = n // 2
+    return np.where(acc > 0, (acc + half) // n, -((-acc + half) // n))
+
+
+def run_layer(qnet: QNetwork, layer: Layer, xs: list[np.ndarray], rounding: str = ROUNDING,
+              ) -> np.ndarray:
+    """One layer on int8 inputs (batch first); returns the int8 output."""
+    k = layer_constants(qnet, layer)
+    op = layer.op
+    out_shape = qnet.net.tensors[layer.output].shape
+    if op in ("conv2d", "depthwise_conv2d", "affine"):
+        qp = qnet.params[layer.name]
+        x = xs[0].astype(np.int64) + k.input_offsets[0]
+        if op == "affine":
+            acc = x * qp.weight.reshape(1, -1, 1, 1).astype(np.int64)
+        else:
+            win = _windows(x, layer, 0)
+            w = qp.weight.astype(np.float64)
+            if op == "depthwise_conv2d":
+                acc = np.einsum("bchwij,cij->bchw", win, w[:, 0])
+            else:
+                acc = np.einsum("bchwij,ocij->bohw", win, w, optimize=True)
+            acc = np.rint(acc).astype(np.int64)  # exact: |acc| < 2**53
+        acc = acc + qp.bias.astype(np.int64).reshape(1, -1, 1, 1)
+        m = np.asarray(k.multipliers).reshape(1, -1, 1, 1)
+        sh = np.asarray(k.shifts).reshape(1, -1, 1, 1)
+        y = multiply_by_quantized_multiplier(acc, m, sh, rounding) + k.output_offset
+    elif op == "fully_connected":
+        qp = qnet.params[layer.name]
+        x = xs[0].reshape(xs[0].shape[0], -1).astype(np.int64) + k.input_offsets[0]
+        acc = x @ qp.weight.astype(np.int64).T + qp.bias.astype(np.int64)
+        y = multiply_by_quantized_multiplier(acc, k.multipliers[0], k.shifts[0], rounding) + k.output_offset
+    elif op in ("avgpool2d", "maxpool2d"):
+        win = _windows(xs[0], layer, None)
+        valid = ~np.isnan(win)
+        if op == "maxpool2d":
+            y = np.nanmax(win, axis=(4, 5)).astype(np.int64)
+        else:
+            acc = np.nansum(win, axis=(4, 5)).astype(np.int64)
+            y = _round_div(acc, valid.sum(axis=(4, 5)))
+    elif op == "global_avgpool":
+        x = xs[0].astype(np.int64)
+        y = _round_div(x.sum(axis=(2, 3)), x.shape[2] * x.shape[3])
+    elif op == "add":
+        a = (xs[0].astype(np.int64) + k.input_offsets[0]) * (1 << k.left_shift)
+        b = (xs[1].astype(np.int64) + k.input_offsets[1]) * (1 << k.left_shift)
+        sa = multiply_smaller_than_one(a, k.multipliers[0], k.shifts[0], rounding)
+        sb = multiply_smaller_than_one(b, k.multipliers[1], k.shifts[1], rounding)
+        y = multiply_smaller_than_one(sa + sb, k.multipliers[2], k.shifts[2], rounding) + k.output_offset
+    elif op == "relu":
+        y = xs[0].astype(np.int64)
+    elif op == "pad":
+        ph, pw = layer.padding
+        _, h, w = out_shape
+        x = xs[0]
+        zp = -k.input_offsets[0]
+        y = np.pad(x.astype(np.int64), ((0, 0), (0, 0), (ph, h - x.shape[2] - ph),
+                                        (pw, w - x.shape[3] - pw)), constant_values=zp)
+    else:
+        raise ValueError(f"op {op} is not supported by the int8 model")
+    return np.clip(y, k.act_min, k.act_max).astype(np.int8)
+
+
+def run_int8(qnet: QNetwork, x_q: np.ndarray, rounding: str = ROUNDING) -> dict[str, np.ndarray]:
+    """Every tensor (int8, batch first) for the int8 input batch ``x_q``."""
+    vals = {qnet.net.inputs[0]: np.asarray(x_q, dtype=np.int8)}
+    for layer in qnet.net.layers:
+        vals[layer.output] = run_layer(qnet, layer, [vals[t] for t in layer.inputs], rounding)
+    return vals

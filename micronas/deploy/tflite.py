@@ -1,0 +1,217 @@
+"""int8 .tflite files from a :class:`QNetwork`, run and measured with TensorFlow Lite Micro.
+
+The flatbuffer is written with the model builder the ``tflite-micro`` PyPI package ships
+(``compression/model_editor.py``; no TensorFlow needed) and executed with that package's TFLM
+Python interpreter (x86 build, reference kernels).
+
+Mapping (IR channels-first -> TFLite NHWC): conv2d -> CONV_2D (OHWI weights, per-channel
+scales on axis 0); depthwise_conv2d and affine -> DEPTHWISE_CONV_2D (``1 x kh x kw x C``,
+scales on axis 3; an affine is a 1x1 depthwise); fully_connected -> FULLY_CONNECTED (per-tensor
+weights, columns permuted from CHW to HWC order when the input is spatial); avgpool2d /
+maxpool2d -> AVERAGE_POOL_2D / MAX_POOL_2D; global_avgpool -> AVERAGE_POOL_2D over the whole
+map; add -> ADD; relu -> RELU; pad -> PAD (the pad value is the input zero point). SAME/VALID
+come from :func:`micronas.ir.tflite_padding`; fused ReLUs become ``fusedActivationFunction``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+
+import numpy as np
+
+from micronas.deploy.quantize import QNetwork
+from micronas.errors import MicronasError
+from micronas.ir import Layer, tflite_padding
+
+INSTALL_HINT = "pip install tflite-micro"
+
+
+def _tflm():
+    try:
+        from tflite_micro.python.tflite_micro import runtime
+        from tflite_micro.tensorflow.lite.micro.compression import model_editor as me
+        from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
+    except ImportError:
+        raise MicronasError(f"the tflite-micro package is not installed; install it with "
+                            f"'{INSTALL_HINT}'") from None
+    return me, fb, runtime
+
+
+def _nhwc(shape: tuple[int, ...]) -> list[int]:
+    if len(shape) == 3:
+        c, h, w = shape
+        return [1, h, w, c]
+    return [1, *shape]
+
+
+def to_tflite(qnet: QNetwork) -> bytes:
+    """The .tflite flatbuffer of ``qnet``."""
+    me, fb, _ = _tflm()
+    net = qnet.net
+    model = me.Model(description=f"micronas {net.name}")
+    sg = model.add_subgraph(name="main")
+    tensors: dict[str, object] = {}
+
+    def act(name: str, shape: list[int] | None = None):
+        if name not in tensors:
+            tq = qnet.tensors[name]
+            tensors[name] = sg.add_tensor(shape=shape or _nhwc(net.tensors[name].shape),
+                                          dtype=fb.TensorType.INT8, name=name,
+                                          quantization=me.Quantization(tq.scale, tq.zero_point))
+        return tensors[name]
+
+    def const(name: str, arr: np.ndarray, dtype: int, scales: list[float], axis: int | None):
+        return sg.add_tensor(shape=list(arr.shape), dtype=dtype, name=name, data=arr,
+                             quantization=me.Quantization(scales, [0] * len(scales), axis))
+
+    def padding_of(layer: Layer) -> int:
+        _, h, w = net.tensors[layer.inputs[0]].shape
+        kh, kw = layer.kernel
+        modes = {tflite_padding(h, kh, layer.stride, layer.padding[0]),
+                 tflite_padding(w, kw, layer.stride, layer.padding[1])}
+        mode = modes.pop()
+        return fb.Padding.SAME if mode == "SAME" else fb.Padding.VALID
+
+    relu = fb.ActivationFunctionType.RELU
+    none = fb.ActivationFunctionType.NONE
+    for layer in net.layers:
+        fused = relu if layer.fused_relu else none
+        ins = [act(t) for t in layer.inputs]
+        if layer.op == "global_avgpool":
+            out = act(layer.output, [1, 1, 1, net.tensors[layer.output].shape[0]])
+        else:
+            out = act(layer.output)
+        op = fb.OperatorT()
+        if layer.op in ("conv2d", "depthwise_conv2d", "affine"):
+            qp = qnet.params[layer.name]
+            if layer.op == "conv2d":
+                w = np.ascontiguousarray(qp.weight.transpose(0, 2, 3, 1))  # OHWI
+                axis, code = 0, fb.BuiltinOperator.CONV_2D
+                opts = fb.Conv2DOptionsT(padding=padding_of(layer), strideW=layer.stride,
+                                         strideH=layer.stride, fusedActivationFunction=fused)
+                op.builtinOptionsType = fb.BuiltinOptions.Conv2DOptions
+            else:
+                w = np.ascontiguousarray(qp.weight[:, 0].transpose(1, 2, 0)[None])  # 1HWC
+                axis, code = 3, fb.BuiltinOperator.DEPTHWISE_CONV_2D
+                pad = fb.Padding.VALID if layer.op == "affine" else padding_of(layer)
+                opts = fb.DepthwiseConv2DOptionsT(padding=pad, strideW=layer.stride,
+                                                  strideH=layer.stride, depthMultiplier=1,
+                                                  fusedActivationFunction=fused)
+                op.builtinOptionsType = fb.BuiltinOptions.DepthwiseConv2DOptions
+            s_in = qnet.tensors[layer.inputs[0]].scale
+            ws = [float(s) for s in qp.weight_scale]
+            ins += [const(f"{layer.name}.weight", w, fb.TensorType.INT8, ws, axis),
+                    const(f"{layer.name}.bias", qp.bias, fb.TensorType.INT32,
+                          [float(np.float32(s_in * s)) for s in ws], 0)]
+        elif layer.op == "fully_connected":
+            qp = qnet.params[layer.name]
+            w = qp.weight
+            in_shape = net.tensors[layer.inputs[0]].shape
+            if len(in_shape) == 3 and in_shape[1] * in_shape[2] > 1:
+                c, h, w_ = in_shape
+                w = w.reshape(-1, c, h, w_).transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
+            s_in = qnet.tensors[layer.inputs[0]].scale
+            ins += [const(f"{layer.name}.weight", np.ascontiguousarray(w), fb.TensorType.INT8,
+                          [float(qp.weight_scale[0])], None),
+                    const(f"{layer.name}.bias", qp.bias, fb.TensorType.INT32,
+                          [float(np.float32(s_in * qp.weight_scale[0]))], None)]
+            code = fb.BuiltinOperator.FULLY_CONNECTED
+            opts = fb.FullyConnectedOptionsT(fusedActivationFunction=fused)
+            op.builtinOptionsType = fb.BuiltinOptions.FullyConnectedOptions
+        elif layer.op in ("avgpool2d", "maxpool2d", "global_avgpool"):
+            if layer.op == "global_avgpool":
+                (kh, kw), stride, pad = net.tensors[layer.inputs[0]].shape[1:3], 1, fb.Padding.VALID
+            else:
+                (kh, kw), stride, pad = layer.kernel, layer.stride, padding_of(layer)
+            code = (fb.BuiltinOperator.MAX_POOL_2D if layer.op == "maxpool2d"
+                    else fb.BuiltinOperator.AVERAGE_POOL_2D)
+            opts = fb.Pool2DOptionsT(padding=pad, strideW=stride, strideH=stride, filterWidth=kw,
+                                     filterHeight=kh, fusedActivationFunction=fused)
+            op.builtinOptionsType = fb.BuiltinOptions.Pool2DOptions
+        elif layer.op == "add":
+            code = fb.BuiltinOperator.ADD
+            opts = fb.AddOptionsT(fusedActivationFunction=fused)
+            op.builtinOptionsType = fb.BuiltinOptions.AddOptions
+        elif layer.op == "relu":
+            code, opts = fb.BuiltinOperator.RELU, None
+        elif layer.op == "pad":
+            _, h, w_ = net.tensors[layer.output].shape
+            _, hi, wi = net.tensors[layer.inputs[0]].shape
+            ph, pw = layer.padding
+            pads = np.array([[0, 0], [ph, h - hi - ph], [pw, w_ - wi - pw], [0, 0]], np.int32)
+            ins.append(sg.add_tensor(shape=[4, 2], dtype=fb.TensorType.INT32,
+                                     name=f"{layer.name}.paddings", data=pads))
+            code = fb.BuiltinOperator.PAD
+            opts = fb.PadOptionsT()
+            op.builtinOptionsType = fb.BuiltinOptions.PadOptions
+        else:
+            raise MicronasError(f"layer {layer.name}: op {layer.op!r} has no TFLite mapping")
+        op.builtinOptions = opts
+        sg.operators.append(me.Operator(opcode=code, inputs=ins, outputs=[out], _fb=op))
+    sg.inputs = [act(net.inputs[0])]
+    sg.outputs = [tensors[net.outputs[0]]]
+    return bytes(model.build())
+
+
+def _to_nhwc(x: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(x.transpose(1, 2, 0))[None] if x.ndim == 3 else x[None]
+
+
+def run_tflm(model: bytes, x_q: np.ndarray, arena_size: int | None = None) -> np.ndarray:
+    """Outputs (batch first, flattened per sample) of the TFLM interpreter for int8 inputs."""
+    _, _, runtime = _tflm()
+    interp = runtime.Interpreter.from_bytes(model, arena_size=arena_size or 4 * len(model) + (1 << 20))
+    outs = []
+    for x in np.asarray(x_q, dtype=np.int8):
+        interp.set_input(_to_nhwc(x), 0)
+        interp.invoke()
+        outs.append(np.array(interp.get_output(0)).reshape(-1))
+    return np.stack(outs)
+
+
+@dataclass(frozen=True)
+class ArenaReport:
+    """TFLM's arena use. ``head`` is the planned non-persistent (activation) area; ``tail``
+    the persistent host structures of the x86 build; ``used`` their sum."""
+
+    used: int
+    head: int
+    tail: int
+
+
+_USED = re.compile(r"Arena allocation total (\d+) bytes")
+_HEAD = re.compile(r"Arena allocation head (\d+) bytes")
+_TAIL = re.compile(r"Arena allocation tail (\d+) bytes")
+
+
+@contextlib.contextmanager
+def _capture_fd2():
+    """Capture what C++ writes to stderr (file descriptor 2)."""
+    with tempfile.TemporaryFile() as tmp:
+        saved = os.dup(2)
+        os.dup2(tmp.fileno(), 2)
+        holder: list[str] = []
+        try:
+            yield holder
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            holder.append(tmp.read().decode(errors="replace"))
+
+
+def tflm_arena(model: bytes) -> ArenaReport:
+    """The arena TFLM allocates for ``model`` (from its recording allocator's report)."""
+    _, _, runtime = _tflm()
+    interp = runtime.Interpreter.from_bytes(model, arena_size=4 * len(model) + (4 << 20))
+    with _capture_fd2() as text:
+        interp.print_allocations()
+    report = text[0] if text else ""
+    m_used, m_head, m_tail = _USED.search(report), _HEAD.search(report), _TAIL.search(report)
+    if not (m_used and m_head and m_tail):
+        raise MicronasError("could not read TFLM's allocation report")
+    return ArenaReport(int(m_used.group(1)), int(m_head.group(1)), int(m_tail.group(1)))
