@@ -87,4 +87,36 @@ def cost(arch: str | int | NB201Arch, device: str | Device = "stm32f746",
     return CostResult(str(a), a.index, ds, estimate(net, dev), flops, params)
 
 
-__all__ = ["ArchError", "CostResult", "arch_info", "build_ir", "cost", "parse_arch"]
+def load_calibration(path: str, net: Network):
+    """A float calibration batch from a .npy file shaped ``(B, *input shape)``."""
+    import numpy as np
+
+    from micronas.errors import DataError
+
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise DataError(f"cannot read calibration file {path} (not a plain .npy array); give one "
+                        "shaped (batch, *input shape)") from None
+    shape = net.tensors[net.inputs[0]].shape
+    if arr.ndim != len(shape) + 1 or tuple(arr.shape[1:]) != tuple(shape):
+        raise DataError(f"calibration file {path} has shape {arr.shape}; expected "
+                        f"(batch, {', '.join(map(str, shape))})")
+    if not np.issubdtype(arr.dtype, np.floating) or not np.isfinite(arr).all():
+        raise DataError(f"calibration file {path} must hold finite float values")
+    return arr.astype(np.float64)
+
+
+def export(arch: str | int | NB201Arch, fmt: str, out: str, dataset: str = "cifar10",
+           seed: int = 0, calibration: str | None = None, check: bool = True):
+    """Write ``arch`` as int8 .tflite (checked in TFLM) or float ONNX (checked with
+    onnxruntime); weights are seeded stand-ins (see :mod:`micronas.deploy.quantize`)."""
+    from micronas.deploy.export import export as _export
+
+    net = build_ir(arch, dataset)
+    calib = load_calibration(calibration, net) if calibration else None
+    return _export(net, fmt, out, seed=seed, calibration=calib, check=check)
+
+
+__all__ = ["ArchError", "CostResult", "arch_info", "build_ir", "cost", "export",
+           "load_calibration", "parse_arch"]

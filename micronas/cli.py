@@ -174,7 +174,8 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from micronas.search.report import check_out_dir, plot_points, write_outputs
+    from micronas.fileio import check_out_dir
+    from micronas.search.report import plot_points, write_outputs
     from micronas.search.run import SearchConfig, run_search
 
     cfg = SearchConfig(
@@ -221,6 +222,30 @@ def cmd_search(args: argparse.Namespace) -> int:
           f"{res.search_seconds:.1f} s, seed {res.seed}")
     if out is not None:
         print(f"wrote         {out}/result.json, report.md, pareto.png, config.json")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from micronas.api import export
+
+    r = export(args.arch, args.format, args.out, args.dataset, args.seed, args.calibration,
+               check=not args.no_check)
+    if args.json:
+        _print_json(r.to_dict())
+        return 0
+    print(f"wrote {r.path}  ({r.format}, {r.size_bytes:,} bytes, seed {r.seed})")
+    c = r.checks
+    if "tflm_equals_int8_model" in c:
+        print(f"TFLM vs numpy int8 model  bit-exact on every tensor: "
+              f"{'yes' if c['tflm_equals_int8_model'] else 'NO'}")
+        print(f"vs fake-quant PyTorch     layer by layer {100 * c['layerwise_within_1lsb']:.2f} % "
+              f"within 1 LSB (max {c['layerwise_max_lsb']}); end to end "
+              f"{100 * c['output_within_1lsb']:.1f} % (max {c['output_max_lsb']})")
+        print(f"arena                     TFLM {c['tflm_arena_head_bytes']:,} B (+ "
+              f"{c['tflm_arena_tail_bytes']:,} B x86 host structures), our planner "
+              f"{c['planner_arena_bytes']:,} B")
+    elif "onnxruntime_max_rel_error" in c:
+        print(f"onnxruntime vs PyTorch    max relative error {c['onnxruntime_max_rel_error']:.2e}")
     return 0
 
 
@@ -303,6 +328,18 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--json", action="store_true")
     cache_opts(se)
     se.set_defaults(func=cmd_search)
+
+    ex = sub.add_parser("export", help="write an int8 .tflite (checked in TFLM) or ONNX model")
+    ex.add_argument("arch", help="NB201 index or string, or mlperf:kws|vww|ad|ic")
+    ex.add_argument("--format", default="tflite", help="tflite (int8) | onnx (float)")
+    ex.add_argument("--out", required=True, help="output file")
+    ex.add_argument("--dataset", default="cifar10")
+    ex.add_argument("--seed", type=int, default=0, help="seed of the stand-in weights")
+    ex.add_argument("--calibration", help=".npy float batch (batch, *input shape); default "
+                    "8 Gaussian samples")
+    ex.add_argument("--no-check", action="store_true", help="skip the TFLM / onnxruntime check")
+    ex.add_argument("--json", action="store_true")
+    ex.set_defaults(func=cmd_export)
     return p
 
 

@@ -41,7 +41,7 @@ def _layer(layer: Layer, net: Network, xs: list[torch.Tensor], w: torch.Tensor |
     elif op == "pad":
         ph, pw = layer.padding
         _, h, w_ = net.tensors[layer.output].shape
-        hin, win = x.shape[2:]
+        _, hin, win = net.tensors[layer.inputs[0]].shape
         y = F.pad(x, (pw, w_ - win - pw, ph, h - hin - ph))
     else:
         raise ValueError(f"op {op} has no reference")
@@ -75,8 +75,13 @@ def run_float(net: Network, weights: dict[str, FloatParams], x: np.ndarray) -> d
     return {k: v.numpy() for k, v in vals.items()}
 
 
-def run_fake_quant(qnet: QNetwork, x_q: np.ndarray) -> dict[str, np.ndarray]:
-    """Every tensor as int8 values, from the fake-quantised float64 reference (input int8)."""
+def run_fake_quant(qnet: QNetwork, x_q: np.ndarray,
+                   given: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Every tensor as int8 values, from the fake-quantised float64 reference (input int8).
+
+    With ``given`` (int8 tensors, e.g. TFLM's own), each layer reads its inputs from ``given``
+    instead of from this reference: a layer-by-layer comparison that does not accumulate the
+    ~1 LSB rounding differences of earlier layers."""
     net = qnet.net
 
     def params(layer: Layer) -> tuple[torch.Tensor | None, torch.Tensor | None]:
@@ -92,14 +97,47 @@ def run_fake_quant(qnet: QNetwork, x_q: np.ndarray) -> dict[str, np.ndarray]:
             w = w.reshape(-1)
         return w, b
 
+    def deq(name: str, q: np.ndarray | torch.Tensor) -> torch.Tensor:
+        tq = qnet.tensors[name]
+        return (torch.as_tensor(np.asarray(q, dtype=np.float64)) - tq.zero_point) * tq.scale
+
     def post(name: str, v: torch.Tensor) -> torch.Tensor:
         tq = qnet.tensors[name]
-        q = torch.clamp(torch.round(v / tq.scale) + tq.zero_point, -128, 127)
-        return (q - tq.zero_point) * tq.scale
+        return torch.clamp(torch.round(v / tq.scale) + tq.zero_point, -128, 127)
 
-    iq = qnet.input_quant
-    x = (torch.as_tensor(x_q.astype(np.float64)) - iq.zero_point) * iq.scale
+    vals = {net.inputs[0]: torch.as_tensor(x_q.astype(np.float64))}
     with torch.no_grad():
-        vals = _run(net, x, params, post)
-    return {k: np.round(v.numpy() / qnet.tensors[k].scale + qnet.tensors[k].zero_point).astype(np.int8)
-            for k, v in vals.items()}
+        for layer in net.layers:
+            src = given if given is not None else vals
+            xs = [deq(t, src[t]) for t in layer.inputs]
+            w, b = params(layer)
+            vals[layer.output] = post(layer.output, _layer(layer, net, xs, w, b))
+    return {k: v.numpy().astype(np.int8) for k, v in vals.items()}
+
+
+class IRModule(torch.nn.Module):
+    """The float network (IR + weights, BatchNorm folded) as a torch module (float32), for
+    ONNX export; it runs the same layer code as :func:`run_float`."""
+
+    def __init__(self, net: Network, weights: dict[str, FloatParams]):
+        super().__init__()
+        self.net = net
+        self._names: dict[str, str] = {}
+        for i, (name, fp) in enumerate(weights.items()):
+            key = f"p{i}"
+            self._names[name] = key
+            self.register_buffer(f"{key}_w", torch.as_tensor(np.asarray(fp.weight), dtype=torch.float32))
+            bias = fp.bias if fp.bias is not None else (
+                np.zeros(fp.weight.shape[0]) if name in {lay.name for lay in net.layers
+                                                         if lay.op == "affine"} else None)
+            self.register_buffer(f"{key}_b", None if bias is None else torch.as_tensor(bias, dtype=torch.float32))
+
+    def _params(self, layer: Layer) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        key = self._names.get(layer.name)
+        if key is None:
+            return None, None
+        return getattr(self, f"{key}_w"), getattr(self, f"{key}_b")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        vals = _run(self.net, x, self._params, lambda _n, v: v)
+        return vals[self.net.outputs[0]]

@@ -50,6 +50,11 @@ def _nhwc(shape: tuple[int, ...]) -> list[int]:
 
 def to_tflite(qnet: QNetwork) -> bytes:
     """The .tflite flatbuffer of ``qnet``."""
+    return build_tflite(qnet)[0]
+
+
+def build_tflite(qnet: QNetwork) -> tuple[bytes, dict[str, int]]:
+    """The .tflite flatbuffer of ``qnet`` and each activation tensor's index in it."""
     me, fb, _ = _tflm()
     net = qnet.net
     model = me.Model(description=f"micronas {net.name}")
@@ -154,7 +159,8 @@ def to_tflite(qnet: QNetwork) -> bytes:
         sg.operators.append(me.Operator(opcode=code, inputs=ins, outputs=[out], _fb=op))
     sg.inputs = [act(net.inputs[0])]
     sg.outputs = [tensors[net.outputs[0]]]
-    return bytes(model.build())
+    data = bytes(model.build())
+    return data, {name: t.index for name, t in tensors.items()}
 
 
 def _to_nhwc(x: np.ndarray) -> np.ndarray:
@@ -171,6 +177,24 @@ def run_tflm(model: bytes, x_q: np.ndarray, arena_size: int | None = None) -> np
         interp.invoke()
         outs.append(np.array(interp.get_output(0)).reshape(-1))
     return np.stack(outs)
+
+
+def tflm_tensors(model: bytes, index: dict[str, int], shapes: dict[str, tuple[int, ...]],
+                 x_q: np.ndarray) -> dict[str, np.ndarray]:
+    """Every activation tensor TFLM computes for one int8 input (channels-first, no batch;
+    ``shapes`` are the IR's)."""
+    _, _, runtime = _tflm()
+    interp = runtime.Interpreter.from_bytes(
+        model, arena_size=4 * len(model) + (4 << 20),
+        intrepreter_config=runtime.InterpreterConfig.kPreserveAllTensors)
+    interp.set_input(_to_nhwc(np.asarray(x_q, dtype=np.int8)), 0)
+    interp.invoke()
+    out = {}
+    for name, i in index.items():
+        t = np.array(interp.GetTensor(i, 0)["tensor_data"]).reshape(-1)
+        shape = shapes[name]
+        out[name] = t.reshape(shape[1], shape[2], shape[0]).transpose(2, 0, 1) if len(shape) == 3 else t
+    return out
 
 
 @dataclass(frozen=True)

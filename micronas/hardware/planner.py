@@ -3,8 +3,10 @@
 The planner follows TensorFlow Lite Micro's ``GreedyMemoryPlanner``: every activation tensor
 is a buffer with a lifetime ``[first layer that writes it, last layer that reads it]`` (the
 network input is live from layer 0, outputs to the last layer); buffers are placed in order
-of decreasing size, each at the lowest offset where it overlaps no already-placed buffer
-whose lifetime intersects its own. Sizes are rounded up to the arena alignment. The arena is
+of decreasing size (equal sizes: the tensor created last first, as TFLM fills its sort list
+from the tail and bubble-sorts it stably), each at the lowest offset where it overlaps no
+already-placed buffer whose lifetime intersects its own. Checked against TFLM's own arena
+report (benchmarks/tflm_parity.py). Sizes are rounded up to the arena alignment. The arena is
 the highest end offset.
 """
 
@@ -46,7 +48,9 @@ def lifetimes(net: Network, alignment: int = 16) -> list[Buffer]:
 
 def plan(net: Network, alignment: int = 16) -> tuple[int, list[Buffer]]:
     """(arena bytes, placed buffers) from the greedy planner."""
-    bufs = sorted(lifetimes(net, alignment), key=lambda b: (-b.size_bytes, b.first, b.tensor))
+    bufs = lifetimes(net, alignment)  # in tensor creation order
+    order = sorted(range(len(bufs)), key=lambda i: (-bufs[i].size_bytes, -i))
+    bufs = [bufs[i] for i in order]
     placed: list[Buffer] = []
     for b in bufs:
         clashes = sorted((p for p in placed if not (p.last < b.first or b.last < p.first)),
