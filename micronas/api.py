@@ -95,7 +95,7 @@ def load_calibration(path: str, net: Network):
 
     try:
         arr = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError):
         raise DataError(f"cannot read calibration file {path} (not a plain .npy array); give one "
                         "shaped (batch, *input shape)") from None
     shape = net.tensors[net.inputs[0]].shape
@@ -118,5 +118,59 @@ def export(arch: str | int | NB201Arch, fmt: str, out: str, dataset: str = "cifa
     return _export(net, fmt, out, seed=seed, calibration=calib, check=check)
 
 
-__all__ = ["ArchError", "CostResult", "arch_info", "build_ir", "cost", "export",
-           "load_calibration", "parse_arch"]
+@dataclass(frozen=True)
+class MeasureResult:
+    """Emulated latency of one architecture on one device's core."""
+
+    arch: str
+    device: str
+    core: str
+    clock_mhz: float
+    method: str
+    measurement: Any          # micronas.deploy.measure.NetworkMeasurement
+    predicted_ms: float       # the cost model's latency for the same network and device
+
+    @property
+    def latency_ms(self) -> float:
+        return self.measurement.cycles / (self.clock_mhz * 1e3)
+
+    def to_dict(self) -> dict[str, Any]:
+        m = self.measurement
+        khz = self.clock_mhz * 1e3
+        return {"arch": self.arch, "device": self.device, "core": self.core,
+                "clock_mhz": self.clock_mhz, "method": m.method, "latency_ms": self.latency_ms,
+                "cycles": m.cycles, "instructions": m.instructions, "bit_exact": m.bit_exact,
+                "predicted_latency_ms": self.predicted_ms,
+                "layers": [{"name": lay.name, "instructions": lay.instructions,
+                            "cycles": lay.cycles, "latency_ms": lay.cycles / khz,
+                            "classes": lay.classes} for lay in m.layers]}
+
+
+def measure(arch: str | int | NB201Arch, device: str | Device = "stm32f746",
+            dataset: str = "cifar10", method: str = "layers", seed: int = 0) -> MeasureResult:
+    """Emulated latency of ``arch`` on ``device``'s core: our int8 kernels, cross-compiled and
+    run in the unicorn emulator, instructions counted per class and converted to cycles."""
+    from micronas.deploy.measure import measure_network
+
+    dev = device if isinstance(device, Device) else load_device(device)
+    net = build_ir(arch, dataset)
+    m = measure_network(net, dev.core, method, seed)
+    name = arch.strip() if _is_reference(arch) else str(parse_arch(arch))
+    return MeasureResult(name, dev.name, dev.core, dev.clock_mhz, method, m,
+                         estimate(net, dev).latency_ms)
+
+
+def calibrate(device: str | Device = "stm32f746", measurements: str | None = None,
+              dataset: str = "cifar10", seed: int = 0, progress=None):
+    """Fit the device's latency constants to emulated layers (default) or to a CSV of board
+    measurements; returns a :class:`micronas.hardware.calibrate.Calibration`."""
+    from micronas.hardware.calibrate import calibrate_emulated, calibrate_measured
+
+    dev = device if isinstance(device, Device) else load_device(device)
+    if measurements:
+        return calibrate_measured(dev, measurements, dataset)
+    return calibrate_emulated(dev, seed, progress)
+
+
+__all__ = ["ArchError", "CostResult", "MeasureResult", "arch_info", "build_ir", "calibrate",
+           "cost", "export", "load_calibration", "measure", "parse_arch"]

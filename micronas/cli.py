@@ -249,6 +249,61 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_measure(args: argparse.Namespace) -> int:
+    from micronas.api import measure
+
+    r = measure(args.arch, args.device, args.dataset, args.method, args.seed)
+    d = r.to_dict()
+    if args.json:
+        _print_json(d)
+        return 0
+    print(f"arch       {r.arch}")
+    print(f"device     {r.device} ({r.core} @ {r.clock_mhz:g} MHz), emulated ({d['method']}"
+          + (f", every tensor bit-exact: {'yes' if d['bit_exact'] else 'NO'}" if d["bit_exact"] is not None
+             else "") + ")")
+    if args.layers:
+        print(f"{'layer':<34} {'instructions':>13} {'cycles':>14} {'ms':>9}")
+        for lay in d["layers"]:
+            print(f"{lay['name'][:34]:<34} {lay['instructions']:>13,} {lay['cycles']:>14,.0f} "
+                  f"{lay['latency_ms']:>9.3f}")
+    print(f"total      {d['instructions']:,} instructions, {d['cycles']:,.0f} cycles, "
+          f"{d['latency_ms']:,.2f} ms  (cost model: {d['predicted_latency_ms']:,.2f} ms)")
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from micronas.api import calibrate
+    from micronas.hardware.calibrate import write_profile
+
+    out = args.out or f"{args.device.removesuffix('.toml').split('/')[-1]}-calibrated.toml"
+    bar = None
+    if not args.measurements and not args.json:
+        from tqdm import tqdm
+        bar = tqdm(desc="emulating layers", unit="layer", file=sys.stderr)
+
+    def progress(i: int, n: int) -> None:
+        bar.total = n
+        bar.update(i - bar.n)
+
+    try:
+        cal = calibrate(args.device, args.measurements, args.dataset, args.seed,
+                        progress if bar is not None else None)
+    finally:
+        if bar is not None:
+            bar.close()
+    path = write_profile(cal, out)
+    if args.json:
+        _print_json({"profile": str(path), "source": cal.source, "rows": cal.rows,
+                     "fit_mape": cal.fit_mape, "per_class": cal.per_class, "latency": cal.tables})
+        return 0
+    print(f"fitted {len(cal.tables)} op classes to {cal.rows} measurements from {cal.source}; "
+          f"fit MAPE {100 * cal.fit_mape:.1f} %")
+    for cls, st in cal.per_class.items():
+        print("  " + cls.ljust(16) + "  ".join(f"{k} {v:.3g}" for k, v in st.items()))
+    print(f"wrote {path}  (use it with --device {path})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="micronas", description="Training-free, hardware-aware NAS for MCUs.")
     p.add_argument("--version", action="version", version=f"micronas {__version__}")
@@ -340,6 +395,30 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--no-check", action="store_true", help="skip the TFLM / onnxruntime check")
     ex.add_argument("--json", action="store_true")
     ex.set_defaults(func=cmd_export)
+
+    me = sub.add_parser("measure", help="emulated latency: our int8 C kernels on the device's "
+                        "core (unicorn), instructions per class -> cycles")
+    me.add_argument("arch", help="NB201 index or string, or mlperf:kws|vww|ad|ic")
+    me.add_argument("--device", default="stm32f746", help="built-in name or .toml path")
+    me.add_argument("--dataset", default="cifar10")
+    me.add_argument("--method", default="layers", help="layers (each distinct layer emulated "
+                    "once, cached; default) | whole (one run of the whole network, every tensor "
+                    "checked bit-exact)")
+    me.add_argument("--seed", type=int, default=0)
+    me.add_argument("--layers", action="store_true", help="print the per-layer table")
+    me.add_argument("--json", action="store_true")
+    me.set_defaults(func=cmd_measure)
+
+    ca = sub.add_parser("calibrate", help="fit the device's latency constants (emulated "
+                        "layers, or your measurements) and write a profile")
+    ca.add_argument("--device", default="stm32f746", help="built-in name or .toml path")
+    ca.add_argument("--measurements", help="CSV of board measurements: arch,latency_ms "
+                    "(per model) or arch,layer,latency_ms (per layer)")
+    ca.add_argument("--out", help="profile to write (default DEVICE-calibrated.toml)")
+    ca.add_argument("--dataset", default="cifar10")
+    ca.add_argument("--seed", type=int, default=0, help="seed of the designed layer set")
+    ca.add_argument("--json", action="store_true")
+    ca.set_defaults(func=cmd_calibrate)
     return p
 
 

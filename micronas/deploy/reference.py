@@ -130,7 +130,8 @@ class IRModule(torch.nn.Module):
             bias = fp.bias if fp.bias is not None else (
                 np.zeros(fp.weight.shape[0]) if name in {lay.name for lay in net.layers
                                                          if lay.op == "affine"} else None)
-            self.register_buffer(f"{key}_b", None if bias is None else torch.as_tensor(bias, dtype=torch.float32))
+            self.register_buffer(f"{key}_b", None if bias is None
+                                 else torch.as_tensor(bias, dtype=torch.float32))
 
     def _params(self, layer: Layer) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         key = self._names.get(layer.name)

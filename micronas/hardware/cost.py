@@ -5,8 +5,9 @@ Everything here is computed from the network IR (:mod:`micronas.ir`) and a
 
 Latency (docs/cost_model.md): per layer,
 
-    cycles = overhead_cycles + cycles_per_mac * MACs + cycles_per_output * out_elements
-             + cycles_per_input * in_elements + cycles_per_window * window_elements
+    cycles = overhead_cycles + cycles_per_layer + cycles_per_mac * MACs
+             + cycles_per_output * out_elements + cycles_per_input * in_elements
+             + cycles_per_window * window_elements
 
 with the coefficients of the layer's op class on the device's core (``window_elements`` is
 kernel area x output elements for pooling). ``latency_ms = cycles / (clock_mhz * 1e3)``.
@@ -28,7 +29,7 @@ from micronas.hardware.planner import plan
 from micronas.ir import Layer, Network, lower_for_tflm
 
 #: Bumped whenever a formula here changes, so on-disk cost caches are not reused.
-COST_MODEL_REVISION = 2
+COST_MODEL_REVISION = 3
 
 _CHANNELWISE = ("conv2d", "depthwise_conv2d", "fully_connected")
 
@@ -72,15 +73,21 @@ def scratch_bytes(net: Network, layer: Layer, device: Device) -> int:
     return 0
 
 
-def layer_cycles(net: Network, layer: Layer, device: Device) -> float:
-    """Estimated cycles of one layer on ``device`` (formula in the module docstring)."""
-    c = device.coefficients(op_class(layer))
+def layer_features(net: Network, layer: Layer) -> dict[str, float]:
+    """The quantities the latency coefficients multiply (keys = coefficient names)."""
     out = net.tensors[layer.output].numel
     inp = sum(net.tensors[t].numel for t in layer.inputs)
     window = layer.kernel[0] * layer.kernel[1] * out if layer.op.endswith("pool2d") else 0
-    return (device.overhead_cycles + c.get("cycles_per_mac", 0.0) * layer.macs
-            + c.get("cycles_per_output", 0.0) * out + c.get("cycles_per_input", 0.0) * inp
-            + c.get("cycles_per_window", 0.0) * window)
+    return {"cycles_per_mac": float(layer.macs), "cycles_per_output": float(out),
+            "cycles_per_input": float(inp), "cycles_per_window": float(window),
+            "cycles_per_layer": 1.0}
+
+
+def layer_cycles(net: Network, layer: Layer, device: Device) -> float:
+    """Estimated cycles of one layer on ``device`` (formula in the module docstring)."""
+    c = device.coefficients(op_class(layer))
+    f = layer_features(net, layer)
+    return device.overhead_cycles + sum(c.get(k, 0.0) * v for k, v in f.items())
 
 
 def layer_flash_bytes(net: Network, layer: Layer, device: Device) -> int:

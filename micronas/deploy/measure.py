@@ -1,0 +1,139 @@
+"""Emulated latency of whole networks, fast: every distinct layer is emulated once.
+
+A layer's instruction stream depends on its op, shapes, kernel, stride, padding and fused
+activation, not on the values it computes (the kernels' data-dependent branches are
+predicated), so ``measure_network(..., method="layers")`` emulates each distinct layer
+*signature* once, as a one-layer network, and sums. Results are cached on disk per core,
+keyed by a hash of the kernels, the code generator and the cycle table. ``method="whole"``
+emulates the whole network in one run and checks every tensor against the integer
+reference; ``benchmarks/emulated_latency.py`` compares the two.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from micronas.deploy import codegen, emulate
+from micronas.deploy.emulate import LayerMeasurement
+from micronas.deploy.quantize import check_exportable, gaussian_batch, quantize_network, random_weights
+from micronas.errors import MicronasError
+from micronas.fileio import atomic_write
+from micronas.ir import Layer, Network, Tensor, lower_for_tflm
+
+
+@dataclass
+class NetworkMeasurement:
+    core: str
+    method: str                    # "layers" or "whole"
+    layers: list[LayerMeasurement]
+    bit_exact: bool | None = None  # whole: every tensor equals the integer reference
+
+    @property
+    def instructions(self) -> int:
+        return sum(lay.instructions for lay in self.layers)
+
+    @property
+    def cycles(self) -> float:
+        return sum(lay.cycles for lay in self.layers)
+
+
+def signature(net: Network, layer: Layer) -> str:
+    shapes = [net.tensors[t].shape for t in layer.inputs]
+    return json.dumps([layer.op, shapes, net.tensors[layer.output].shape, layer.kernel,
+                       layer.stride, layer.padding, layer.groups, layer.fused_relu,
+                       layer.bias_params > 0])
+
+
+def single_layer_network(net: Network, layer: Layer) -> Network:
+    """``layer`` alone, reading a fresh input (both operands of an add read it)."""
+    src = layer.inputs[0]
+    tensors = {"x": Tensor("x", net.tensors[src].shape), layer.output: net.tensors[layer.output]}
+    one = Layer(**{**asdict(layer), "inputs": tuple("x" for _ in layer.inputs),
+                   "kernel": tuple(layer.kernel), "padding": tuple(layer.padding)})
+    return Network(f"{layer.op}", tensors, [one], ("x",), (layer.output,), {})
+
+
+def _code_hash(core: str) -> str:
+    h = hashlib.sha256()
+    for text in codegen.kernel_sources().values():
+        h.update(text.encode())
+    for mod in ("codegen.py", "emulate.py", "cycles.toml", "int8.py"):
+        h.update((resources.files("micronas.deploy") / mod).read_bytes())
+    h.update(core.encode())
+    return h.hexdigest()[:16]
+
+
+def _cache_path(core: str) -> Path:
+    root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "micronas"
+    return root / f"emulated-{core}-{_code_hash(core)}.json"
+
+
+class LayerCache:
+    """Per-core memo of emulated layer signatures, on disk (it is only a cache)."""
+
+    def __init__(self, core: str, disk: bool = True):
+        self.core = core
+        self.path = _cache_path(core) if disk else None
+        self.memo: dict[str, dict] = {}
+        if self.path and self.path.is_file():
+            try:
+                self.memo = json.loads(self.path.read_text())
+            except (OSError, ValueError):
+                self.memo = {}
+
+    def save(self) -> None:
+        if self.path is None:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(self.path, lambda f: json.dump(self.memo, f))
+        except OSError:
+            pass
+
+
+def measure_layer(net: Network, layer: Layer, core: str, cache: LayerCache | None = None,
+                  seed: int = 0) -> LayerMeasurement:
+    """Emulated instructions and cycles of one layer of ``net`` (memoised by signature)."""
+    key = signature(net, layer)
+    if cache is not None and key in cache.memo:
+        m = cache.memo[key]
+        return LayerMeasurement(layer.name, m["instructions"], m["cycles"], m["classes"])
+    one = single_layer_network(net, layer)
+    q = quantize_network(one, random_weights(one, seed), gaussian_batch(one, 4, seed + 1))
+    x = q.input_quant.quantize(gaussian_batch(one, 1, seed + 2))[0]
+    res = emulate.measure(q, core, x).layers[0]
+    if cache is not None:
+        cache.memo[key] = {"instructions": res.instructions, "cycles": res.cycles,
+                           "classes": res.classes}
+    return LayerMeasurement(layer.name, res.instructions, res.cycles, res.classes)
+
+
+def measure_network(net: Network, core: str, method: str = "layers", seed: int = 0,
+                    cache: LayerCache | None = None) -> NetworkMeasurement:
+    """Emulated per-layer instructions and cycles of ``net`` on ``core``."""
+    check_exportable(net)
+    if method == "whole":
+        from micronas.deploy.int8 import run_int8
+
+        q = quantize_network(net, random_weights(net, seed), gaussian_batch(net, 8, seed + 1))
+        x = q.input_quant.quantize(gaussian_batch(net, 1, seed + 2))
+        m = emulate.measure(q, core, x[0])
+        ref = run_int8(q, x)
+        exact = all(np.array_equal(v.reshape(-1), ref[k][0].reshape(-1)) for k, v in m.outputs.items())
+        return NetworkMeasurement(core, "whole", m.layers, exact)
+    if method != "layers":
+        raise MicronasError(f"unknown measurement method {method!r}; choose layers or whole")
+    lowered = lower_for_tflm(net)
+    own = cache is None
+    cache = cache if cache is not None else LayerCache(core)
+    layers = [measure_layer(lowered, layer, core, cache, seed) for layer in lowered.layers]
+    if own:
+        cache.save()
+    return NetworkMeasurement(core, "layers", layers)

@@ -1,0 +1,250 @@
+"""Fit a device's latency coefficients to measurements and write them into a profile.
+
+Two sources of measurements:
+
+- **Emulation** (:func:`calibrate_emulated`): a designed, seeded set of single layers spanning
+  every op class (channels, resolution, kernel, stride) is compiled with our int8 kernels and
+  run on the emulated core (:mod:`micronas.deploy.measure`); per op class, the coefficients
+  (per MAC, per output, per input, per window element, per layer) are a non-negative least
+  squares fit of the measured cycles, with rows weighted by 1 / measured (relative error).
+- **Your board** (:func:`calibrate_measured`): a CSV of measured latencies, per model
+  (``arch,latency_ms``) or per layer (``arch,layer,latency_ms``; layer names as printed by
+  ``micronas cost ARCH --layers``). ``arch`` is anything ``micronas cost`` accepts. With at
+  least two rows per op class involved, each op class's coefficients get their own scale;
+  otherwise one scale for all (non-negative least squares on relative error).
+
+Either way the result is a device profile (TOML) with a ``[latency]`` table that overrides the
+core's constants; use it with ``--device PATH``.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import nnls
+
+from micronas import __version__
+from micronas.errors import DataError, MicronasError
+from micronas.fileio import atomic_write
+from micronas.hardware.cost import layer_cycles, layer_features, op_class
+from micronas.hardware.device import COEFFICIENTS, Device
+from micronas.ir import GraphBuilder, Layer, Network, lower_for_tflm
+
+
+@dataclass
+class Calibration:
+    device: Device
+    source: str                                   # "emulation" or the CSV path
+    tables: dict[str, dict[str, float]]           # op class -> coefficients
+    overhead_cycles: float
+    rows: int
+    fit_mape: float                               # on the rows it was fitted to
+    per_class: dict[str, dict[str, float]] = field(default_factory=dict)  # class -> rows, mape
+
+    def profile_toml(self, name: str) -> str:
+        d = self.device
+        today = datetime.date.today().isoformat()
+        lines = [f"# {name}: {d.name} with latency constants fitted by `micronas calibrate` "
+                 f"(micronas {__version__}, {today})",
+                 f"# from {self.source}: {self.rows} measurements, fit MAPE "
+                 f"{100 * self.fit_mape:.1f} %.",
+                 f'name = "{name}"', f'description = "{d.description} (calibrated: {self.source})"',
+                 f'core = "{d.core}"', f"clock_mhz = {d.clock_mhz:g}", f"sram_bytes = {d.sram_bytes}",
+                 f"flash_bytes = {d.flash_bytes}", f"dsp = {str(d.dsp).lower()}",
+                 f"fpu = {str(d.fpu).lower()}",
+                 "sources = [" + ", ".join(f'"{s}"' for s in d.sources) + "]", "",
+                 "[latency]", f"overhead_cycles = {self.overhead_cycles:.6g}"]
+        for cls in sorted(self.tables):
+            lines.append(f"[latency.{cls}]")
+            lines += [f"{k} = {v:.6g}" for k, v in self.tables[cls].items()]
+        return "\n".join(lines) + "\n"
+
+
+def write_profile(cal: Calibration, path: str | Path, name: str | None = None) -> Path:
+    p = Path(path)
+    if not p.parent.exists() or p.is_dir():
+        raise MicronasError(f"--out {p}: give a file path in an existing directory")
+    text = cal.profile_toml(name or p.stem)
+    try:
+        atomic_write(p, lambda f: f.write(text))
+    except OSError as e:
+        raise MicronasError(f"cannot write {p} ({e.strerror}); choose another path") from None
+    return p
+
+
+# --- the designed layer set -------------------------------------------------------------
+
+def designed_layers(seed: int = 0, max_macs: int = 3_000_000) -> list[tuple[Network, Layer]]:
+    """Seeded single-layer networks covering every op class (layer = the one to measure)."""
+    rng = np.random.default_rng(seed)
+    out: list[tuple[Network, Layer]] = []
+
+    def pick(options: list[tuple], n: int) -> list[tuple]:
+        idx = rng.permutation(len(options))[:n]
+        return [options[i] for i in sorted(idx)]
+
+    def one(shape: tuple[int, ...], make) -> None:
+        g = GraphBuilder("design", shape)
+        y = make(g, g.input_name)
+        net = lower_for_tflm(g.build([y]))
+        layer = net.layers[-1]
+        if layer.macs <= max_macs:
+            out.append((net, layer))
+
+    chans, sizes = [8, 16, 24, 32, 48, 64], [4, 8, 12, 16, 24, 32]
+    convs = [(ci, co, s, st) for ci in [3, *chans] for co in chans for s in sizes for st in (1, 2)]
+    for ci, co, s, st in pick(convs, 40):
+        one((ci, s, s), lambda g, x, co=co, st=st: g.relu(g.conv(x, co, 3, st, 1, name="c")))
+    for ci, co, s, st in pick(convs, 30):
+        one((ci, s, s), lambda g, x, co=co, st=st: g.conv(x, co, 1, st, 0, name="c"))
+    for c, _, s, st in pick(convs, 20):
+        one((c, s, s), lambda g, x, c=c, st=st: g.relu(g.conv(x, c, 3, st, 1, groups=c, name="d")))
+    fcs = [(n, m) for n in (16, 32, 64, 128, 256, 640) for m in (2, 10, 12, 64, 128)]
+    for n, m in pick(fcs, 12):
+        one((n,), lambda g, x, m=m: g.fc(x, m, name="f"))
+    maps = [(c, s) for c in chans + [96, 128] for s in sizes]
+    for c, s in pick(maps, 10):
+        one((c, s, s), lambda g, x: g.pool(x, 3, 1, 1, name="p"))
+    for c, s in pick(maps, 8):
+        one((c, s, s), lambda g, x: g.pool(x, 2, 2, 0, name="p"))
+    for c, s in pick(maps, 10):
+        one((c, s, s), lambda g, x: g.global_avgpool(x, name="gap"))
+    for c, s in pick(maps, 12):
+        one((c, s, s), lambda g, x: g.add(g.relu(x, name="r"), x, name="a"))
+    for c, s in pick(maps, 10):
+        one((c, s, s), lambda g, x: g.relu(g.pool(x, 3, 1, 1, name="p"), name="r"))
+    for c, s in pick(maps, 10):
+        one((c, s, s), lambda g, x: g.relu(g.affine(x, name="b")))
+    for c, s in pick([(c, s) for c, s in maps if s % 2 == 0], 10):
+        def pad_then_conv(g, x):
+            return g.conv(x, 8, 3, 2, 1, name="c")
+        g = GraphBuilder("design", (c, s, s))
+        net = lower_for_tflm(g.build([pad_then_conv(g, g.input_name)]))
+        out.append((net, next(lay for lay in net.layers if lay.op == "pad")))
+    return out
+
+
+# --- fitting ------------------------------------------------------------------------------
+
+def _fit_class(feats: list[dict[str, float]], cycles: list[float]) -> tuple[dict[str, float], float]:
+    used = [k for k in COEFFICIENTS if any(f[k] for f in feats)]
+    a = np.array([[f[k] for k in used] for f in feats], dtype=np.float64)
+    y = np.array(cycles, dtype=np.float64)
+    w = 1.0 / y
+    coef, _ = nnls(a * w[:, None], y * w)
+    pred = a @ coef
+    return dict(zip(used, (float(c) for c in coef), strict=True)), float(np.mean(np.abs(pred - y) / y))
+
+
+def fit(samples: list[tuple[Network, Layer, float]]) -> tuple[dict[str, dict[str, float]], dict]:
+    """Per op class coefficients from (network, layer, measured cycles) samples."""
+    by_class: dict[str, list[tuple[dict[str, float], float]]] = defaultdict(list)
+    for net, layer, cyc in samples:
+        by_class[op_class(layer)].append((layer_features(net, layer), cyc))
+    tables, stats = {}, {}
+    for cls, rows in sorted(by_class.items()):
+        coef, mape = _fit_class([f for f, _ in rows], [c for _, c in rows])
+        tables[cls] = coef
+        stats[cls] = {"rows": len(rows), "mape": mape}
+    return tables, stats
+
+
+def calibrate_emulated(device: Device, seed: int = 0, progress=None) -> Calibration:
+    """Fit ``device``'s coefficients to emulated layer measurements on its core."""
+    from micronas.deploy.measure import LayerCache, measure_layer
+
+    design = designed_layers(seed)
+    cache = LayerCache(device.core)
+    samples = []
+    for i, (net, layer) in enumerate(design):
+        m = measure_layer(net, layer, device.core, cache, seed)
+        samples.append((net, layer, m.cycles))
+        if progress:
+            progress(i + 1, len(design))
+        if (i + 1) % 10 == 0:
+            cache.save()
+    cache.save()
+    tables, stats = fit(samples)
+    for cls, coefs in device.latency.items():  # classes we cannot emulate keep their constants
+        tables.setdefault(cls, dict(coefs))
+    mape = float(np.mean([s["mape"] for s in stats.values() for _ in range(s["rows"])]))
+    return Calibration(device, f"emulation ({device.core}, seed {seed})", tables, 0.0,
+                       len(samples), mape, stats)
+
+
+# --- measurements from a board ------------------------------------------------------------
+
+def read_measurements(path: str | Path) -> list[dict[str, str]]:
+    """Rows of a measurement CSV (``arch,latency_ms`` or ``arch,layer,latency_ms``)."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"measurement file {p} does not exist")
+    with open(p, newline="") as f:
+        reader = csv.DictReader(f)
+        cols = set(reader.fieldnames or [])
+        if not {"arch", "latency_ms"} <= cols:
+            raise DataError(f"{p}: line 1: the header must have columns arch and latency_ms "
+                            f"(and optionally layer); got {', '.join(sorted(cols)) or 'nothing'}")
+        rows = []
+        for lineno, row in enumerate(reader, start=2):
+            try:
+                v = float(row["latency_ms"])
+            except (TypeError, ValueError):
+                raise DataError(f"{p}: line {lineno}: latency_ms {row['latency_ms']!r} is not a "
+                                "number") from None
+            if not math.isfinite(v) or v <= 0:
+                raise DataError(f"{p}: line {lineno}: latency_ms must be a positive number")
+            if not (row.get("arch") or "").strip():
+                raise DataError(f"{p}: line {lineno}: arch is empty")
+            rows.append({**row, "_line": str(lineno)})
+    if not rows:
+        raise DataError(f"{p}: no measurements (only a header)")
+    return rows
+
+
+def calibrate_measured(device: Device, path: str | Path, dataset: str = "cifar10") -> Calibration:
+    """Scale ``device``'s coefficients (per op class, or one scale) to a board's measurements."""
+    from micronas.api import build_ir
+
+    rows = read_measurements(path)
+    khz = device.clock_mhz * 1e3
+    preds: list[dict[str, float]] = []   # per row: op class -> predicted cycles (no overhead)
+    measured: list[float] = []
+    for row in rows:
+        try:
+            net = lower_for_tflm(build_ir(row["arch"].strip(), dataset))
+        except MicronasError as e:
+            raise DataError(f"{path}: line {row['_line']}: {e}") from None
+        layers = net.layers
+        name = (row.get("layer") or "").strip()
+        if name:
+            layers = [lay for lay in net.layers if lay.name == name]
+            if not layers:
+                raise DataError(f"{path}: line {row['_line']}: no layer {name!r} in {row['arch']} "
+                                "(names as printed by micronas cost ARCH --layers)")
+        per: dict[str, float] = defaultdict(float)
+        for lay in layers:
+            per[op_class(lay)] += layer_cycles(net, lay, device)
+        preds.append(dict(per))
+        measured.append(float(row["latency_ms"]) * khz)
+    classes = sorted({c for p in preds for c in p})
+    counts = {c: sum(1 for p in preds if c in p) for c in classes}
+    per_class = all(n >= 2 for n in counts.values()) and len(rows) >= 2 * len(classes)
+    groups = classes if per_class else ["all"]
+    a = np.array([[sum(p.values()) if g == "all" else p.get(g, 0.0) for g in groups] for p in preds])
+    y = np.array(measured)
+    w = 1.0 / y
+    scale, _ = nnls(a * w[:, None], y * w)
+    mape = float(np.mean(np.abs(a @ scale - y) / y))
+    factor = dict(zip(groups, scale, strict=True))
+    tables = {cls: {k: v * factor.get(cls, factor.get("all", 1.0)) for k, v in coefs.items()}
+              for cls, coefs in device.latency.items()}
+    overhead = device.overhead_cycles * float(np.mean(scale))
+    stats = {g: {"scale": float(s)} for g, s in factor.items()}
+    return Calibration(device, str(path), tables, overhead, len(rows), mape, stats)
