@@ -8,7 +8,9 @@ HALE, ONNC: a range of runtimes). Predicted: ``micronas cost mlperf:TASK --devic
 
 ``--fit`` prints, per core, the multiplicative scale on all latency coefficients that makes
 the geometric mean of measured/predicted equal 1 over kws and vww (ad is held out), which is
-how the built-in core constants were set (docs/cost_model.md).
+how the built-in core constants were set (docs/cost_model.md). ``--emulated`` adds the
+latency of the same network with micronas's own int8 kernels on the emulated core
+(``micronas measure``), to separate kernel quality from the cost model.
 """
 
 from __future__ import annotations
@@ -45,13 +47,15 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     p.add_argument("--fit", action="store_true")
+    p.add_argument("--emulated", action="store_true", help="add micronas measure's latency")
     a = p.parse_args()
     path = Path(a.data) / "mcu" / "mlperf_tiny_latency.csv"
     if not path.is_file():
         sys.exit(f"{path} not found: pass --data")
     meas = measured(path)
     print(f"{'device':<10} {'task':<4} {'n':>2} {'measured ms':>12} {'range':>17} "
-          f"{'predicted ms':>13} {'pred/meas':>9}")
+          f"{'predicted ms':>13} {'pred/meas':>9}" + (f" {'emulated ms':>12} {'emu/meas':>8}"
+                                                       if a.emulated else ""))
     ratios: dict[str, list[float]] = defaultdict(list)
     all_ratios = []
     for (dev, task), vals in sorted(meas.items()):
@@ -63,8 +67,14 @@ def main() -> None:
         core = res.report.device
         if task in ("kws", "vww"):
             ratios[core].append(med / pred)
+        extra = ""
+        if a.emulated:
+            from micronas.api import measure
+
+            emu = measure(f"mlperf:{task}", dev).latency_ms
+            extra = f" {emu:>12.2f} {emu / med:>8.2f}"
         print(f"{dev:<10} {task:<4} {len(vals):>2} {med:>12.2f} {min(vals):>8.2f}-{max(vals):<8.2f}"
-              f" {pred:>13.2f} {ratio:>9.2f}")
+              f" {pred:>13.2f} {ratio:>9.2f}{extra}")
     within = sum(1 for *_, r in all_ratios if 1 / 1.35 <= r <= 1.35)
     print(f"\nwithin +-35 %: {within} of {len(all_ratios)} (board, task) pairs")
     if a.fit:
