@@ -130,3 +130,13 @@ def test_cli_measure_json(cli, tmp_path, monkeypatch):
     assert {"latency_ms", "cycles", "instructions", "layers"} <= set(d)
     assert d["latency_ms"] == pytest.approx(d["cycles"] / 120e3)
     assert np.isclose(sum(lay["cycles"] for lay in d["layers"]), d["cycles"])
+
+
+def test_missing_toolchain_gives_install_command(monkeypatch, cli):
+    from micronas.deploy import emulate
+
+    monkeypatch.setattr(emulate.shutil, "which", lambda _name: None)
+    with pytest.raises(MicronasError, match="apt-get install --no-install-recommends gcc-arm-none-eabi"):
+        emulate.toolchain()
+    code, _, err = cli("measure", "mlperf:ad", "--device", "stm32l4r5", "--method", "whole")
+    assert code == 2 and "gcc-arm-none-eabi" in err and err.count("\n") == 1
