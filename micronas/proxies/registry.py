@@ -29,7 +29,7 @@ class ProxySettings:
     repeats: int = 3
     zc_batch: int = 64
     input: str = "gaussian"
-    ntk_resolution: int | None = None  # NTK input side; None = the dataset's (32 or 16)
+    ntk_resolution: int | None = 16  # NTK input side (16: see docs/indicators.md); None = the dataset's
     lr_input: str | None = None  # None/"gaussian": N(0,1) patches; "smooth": see tenas.py
 
     def key(self) -> str:
