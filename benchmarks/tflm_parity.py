@@ -70,7 +70,8 @@ def main() -> None:
     print(f"TFLM == numpy int8 model on every tensor: {sum(r['tflm_equals_int8_model'] for r in rows)}"
           f" / {len(rows)}")
     print(f"layer by layer vs fake-quant: {100 * lw_ok / lw_vals:.4f} % of {lw_vals:,} values within "
-          f"1 LSB (worst architecture {100 * lw.min():.4f} %, max {max(r['layerwise_max_lsb'] for r in rows)} LSB)")
+          f"1 LSB (worst architecture {100 * lw.min():.4f} %, "
+          f"max {max(r['layerwise_max_lsb'] for r in rows)} LSB)")
     print(f"network output vs end-to-end fake-quant: {100 * out_ok / out_vals:.1f} % of {out_vals} "
           f"within 1 LSB (max {max(r['output_max_lsb'] for r in rows)} LSB)")
     print(f"arena |ours - TFLM| / TFLM: max {100 * err.max():.2f} %, mean {100 * err.mean():.3f} %, "

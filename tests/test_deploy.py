@@ -17,7 +17,7 @@ from micronas.deploy.int8 import run_int8
 from micronas.deploy.quantize import activation_quant, gaussian_batch
 from micronas.errors import MicronasError
 from micronas.hardware.planner import plan
-from micronas.ir import GraphBuilder, lower_for_tflm, tflite_padding
+from micronas.ir import lower_for_tflm, tflite_padding
 from micronas.spaces.nb201 import NB201Arch
 from micronas.spaces.nb201_ir import nb201_network
 

@@ -4,7 +4,8 @@ Semantics (docs/indicators.md):
 
 ``ntk_cond`` — network: TE-NAS's small network by default (``ProxySettings.network``): C=3
 stem, one cell per stage (widths 3/6/12), classifier; BatchNorm in training mode (batch
-statistics). Input: a batch of ``ntk_batch`` (32) N(0, 1) images of side ``ntk_resolution`` (16). Jacobian row i: the
+statistics). Input: a batch of ``ntk_batch`` (32) N(0, 1) images of side
+``ntk_resolution`` (16). Jacobian row i: the
 gradient of the sum of sample i's logits w.r.t. every parameter whose name contains
 ``weight`` (conv, BN gamma, classifier weight), as TE-NAS takes them — computed for all i at
 once with ``torch.func.jacrev`` (a vmapped vector-Jacobian product). Because the batch is
