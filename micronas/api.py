@@ -127,7 +127,7 @@ class MeasureResult:
     core: str
     clock_mhz: float
     method: str
-    measurement: Any          # micronas.deploy.measure.NetworkMeasurement
+    measurement: Any          # micronas.deploy.emulate.Measurement
     predicted_ms: float       # the cost model's latency for the same network and device
 
     @property

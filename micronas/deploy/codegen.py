@@ -15,13 +15,9 @@ from importlib import resources
 import numpy as np
 
 from micronas.deploy.int8 import layer_constants
-from micronas.deploy.quantize import QNetwork
-from micronas.errors import MicronasError
+from micronas.deploy.quantize import QNetwork, check_exportable
 from micronas.hardware.planner import plan
 from micronas.ir import Layer
-
-CODEGEN_OPS = ("conv2d", "depthwise_conv2d", "affine", "fully_connected", "avgpool2d",
-               "maxpool2d", "global_avgpool", "add", "relu", "pad")
 
 
 @dataclass(frozen=True)
@@ -55,13 +51,7 @@ def _hw(shape: tuple[int, ...]) -> tuple[int, int, int]:
 def generate(qnet: QNetwork) -> GeneratedModel:
     """``model.c`` for ``qnet``; raises a one-line MicronasError naming an unsupported layer."""
     net = qnet.net
-    for layer in net.layers:
-        if layer.op not in CODEGEN_OPS:
-            raise MicronasError(f"layer {layer.name}: op {layer.op!r} is not supported by the C "
-                                f"code generator (supported: {', '.join(CODEGEN_OPS)})")
-        if layer.op == "conv2d" and layer.groups != 1:
-            raise MicronasError(f"layer {layer.name}: grouped convolution is not supported by "
-                                "the C code generator")
+    check_exportable(net)  # the generator supports exactly the exporter's ops
     arena, bufs = plan(net)
     offsets = {b.tensor: b.offset for b in bufs}
     decls: list[str] = []
@@ -117,13 +107,13 @@ def _call(qnet: QNetwork, layer: Layer, i: int, k, t, decls: list[str]) -> str:
         return (f"  mn_dwconv({t(layer.inputs[0])}, {ih}, {iw}, {ic}, W{i}, B{i}, {kh}, {kw}, "
                 f"{layer.stride}, {ph}, {pw}, {t(layer.output)}, {oh}, {ow}, &Q{i}, M{i}, S{i});")
     if op in ("avgpool2d", "maxpool2d", "global_avgpool"):
-        fn = "mn_maxpool" if op == "maxpool2d" else "mn_avgpool"
+        kind = 1 if op == "maxpool2d" else 0
         if op == "global_avgpool":
             (kh, kw), stride, (ph, pw) = (ih, iw), 1, (0, 0)
         else:
             (kh, kw), stride, (ph, pw) = layer.kernel, layer.stride, layer.padding
-        return (f"  {fn}({t(layer.inputs[0])}, {ih}, {iw}, {ic}, {kh}, {kw}, {stride}, {ph}, {pw}, "
-                f"{t(layer.output)}, {oh}, {ow}, {k.act_min}, {k.act_max});")
+        return (f"  mn_pool({t(layer.inputs[0])}, {ih}, {iw}, {ic}, {kh}, {kw}, {stride}, {ph}, {pw}, "
+                f"{t(layer.output)}, {oh}, {ow}, {kind}, {k.act_min}, {k.act_max});")
     if op == "add":
         n = oh * ow * oc
         (m1, m2, mo), (s1, s2, so) = k.multipliers, k.shifts

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from micronas.deploy import require
 from micronas.deploy.codegen import GeneratedModel, generate, kernel_sources
 from micronas.deploy.quantize import QNetwork
 from micronas.errors import MicronasError
@@ -62,14 +63,8 @@ def toolchain() -> str:
 
 
 def _unicorn():
-    try:
-        import capstone
-        import unicorn
-        from unicorn import arm_const
-    except ImportError:
-        raise MicronasError(f"the unicorn/capstone emulator packages are missing; install "
-                            f"them with '{PIP_HINT}'") from None
-    return unicorn, arm_const, capstone
+    return require("the unicorn/capstone emulator", PIP_HINT, "unicorn", "unicorn.arm_const",
+                   "capstone")
 
 
 def cycle_table(core: str) -> dict[str, float]:
@@ -140,9 +135,15 @@ class LayerMeasurement:
 
 @dataclass
 class Measurement:
+    """Per-layer emulated counts of a network. ``method``: ``whole`` (one run; ``outputs``
+    holds every tensor read back, ``bit_exact`` their comparison with the integer reference)
+    or ``layers`` (each distinct layer emulated alone, see :mod:`micronas.deploy.measure`)."""
+
     core: str
     layers: list[LayerMeasurement]
-    outputs: dict[str, np.ndarray]   # tensor -> int8 values (channels-first) read back
+    outputs: dict[str, np.ndarray] = field(default_factory=dict)  # tensor -> int8 (C, H, W)
+    method: str = "whole"
+    bit_exact: bool | None = None
 
     @property
     def instructions(self) -> int:

@@ -14,34 +14,18 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from micronas.deploy import codegen, emulate
-from micronas.deploy.emulate import LayerMeasurement
+from micronas.deploy.emulate import LayerMeasurement, Measurement
 from micronas.deploy.quantize import check_exportable, gaussian_batch, quantize_network, random_weights
 from micronas.errors import MicronasError
 from micronas.fileio import atomic_write
 from micronas.ir import Layer, Network, Tensor, lower_for_tflm
-
-
-@dataclass
-class NetworkMeasurement:
-    core: str
-    method: str                    # "layers" or "whole"
-    layers: list[LayerMeasurement]
-    bit_exact: bool | None = None  # whole: every tensor equals the integer reference
-
-    @property
-    def instructions(self) -> int:
-        return sum(lay.instructions for lay in self.layers)
-
-    @property
-    def cycles(self) -> float:
-        return sum(lay.cycles for lay in self.layers)
 
 
 def signature(net: Network, layer: Layer) -> str:
@@ -116,7 +100,7 @@ def measure_layer(net: Network, layer: Layer, core: str, cache: LayerCache | Non
 
 
 def measure_network(net: Network, core: str, method: str = "layers", seed: int = 0,
-                    cache: LayerCache | None = None) -> NetworkMeasurement:
+                    cache: LayerCache | None = None) -> Measurement:
     """Emulated per-layer instructions and cycles of ``net`` on ``core``."""
     check_exportable(net)
     if method == "whole":
@@ -126,8 +110,9 @@ def measure_network(net: Network, core: str, method: str = "layers", seed: int =
         x = q.input_quant.quantize(gaussian_batch(net, 1, seed + 2))
         m = emulate.measure(q, core, x[0])
         ref = run_int8(q, x)
-        exact = all(np.array_equal(v.reshape(-1), ref[k][0].reshape(-1)) for k, v in m.outputs.items())
-        return NetworkMeasurement(core, "whole", m.layers, exact)
+        m.bit_exact = all(np.array_equal(v.reshape(-1), ref[k][0].reshape(-1))
+                          for k, v in m.outputs.items())
+        return m
     if method != "layers":
         raise MicronasError(f"unknown measurement method {method!r}; choose layers or whole")
     lowered = lower_for_tflm(net)
@@ -136,4 +121,4 @@ def measure_network(net: Network, core: str, method: str = "layers", seed: int =
     layers = [measure_layer(lowered, layer, core, cache, seed) for layer in lowered.layers]
     if own:
         cache.save()
-    return NetworkMeasurement(core, "layers", layers)
+    return Measurement(core, layers, method="layers")

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from micronas.deploy import require
 from micronas.deploy.quantize import QNetwork
 from micronas.errors import MicronasError
 from micronas.ir import Layer, tflite_padding
@@ -31,13 +32,10 @@ INSTALL_HINT = "pip install tflite-micro"
 
 
 def _tflm():
-    try:
-        from tflite_micro.python.tflite_micro import runtime
-        from tflite_micro.tensorflow.lite.micro.compression import model_editor as me
-        from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
-    except ImportError:
-        raise MicronasError(f"the tflite-micro package is not installed; install it with "
-                            f"'{INSTALL_HINT}'") from None
+    runtime, me, fb = require(
+        "the tflite-micro package", INSTALL_HINT, "tflite_micro.python.tflite_micro.runtime",
+        "tflite_micro.tensorflow.lite.micro.compression.model_editor",
+        "tflite_micro.tensorflow.lite.micro.python.schema_py_generated")
     return me, fb, runtime
 
 

@@ -159,8 +159,9 @@ void mn_fc(const int8_t *in, int n, const int8_t *w, const int32_t *bias, int m,
   }
 }
 
-void mn_avgpool(const int8_t *in, int ih, int iw, int c, int kh, int kw, int stride, int pad_h,
-                int pad_w, int8_t *out, int oh, int ow, int32_t act_min, int32_t act_max) {
+/* kind 0: average (TFLM's rounding of sum / count over the valid window), 1: max. */
+void mn_pool(const int8_t *in, int ih, int iw, int c, int kh, int kw, int stride, int pad_h,
+             int pad_w, int8_t *out, int oh, int ow, int kind, int32_t act_min, int32_t act_max) {
   for (int oy = 0; oy < oh; ++oy) {
     int iy0, ky0, ky1;
     window(oy, stride, pad_h, kh, ih, &iy0, &ky0, &ky1);
@@ -170,34 +171,16 @@ void mn_avgpool(const int8_t *in, int ih, int iw, int c, int kh, int kw, int str
       int count = (ky1 - ky0) * (kx1 - kx0);
       int8_t *o = out + (oy * ow + ox) * c;
       for (int ch = 0; ch < c; ++ch) {
-        int32_t acc = 0;
+        int32_t acc = kind ? -128 : 0;
         for (int ky = ky0; ky < ky1; ++ky) {
           const int8_t *ip = in + ((iy0 + ky) * iw + ix0) * c + ch;
-          for (int kx = kx0; kx < kx1; ++kx) acc += ip[kx * c];
+          for (int kx = kx0; kx < kx1; ++kx) {
+            int32_t v = ip[kx * c];
+            acc = kind ? (v > acc ? v : acc) : acc + v;
+          }
         }
-        acc = acc > 0 ? (acc + count / 2) / count : (acc - count / 2) / count;
+        if (!kind) acc = acc > 0 ? (acc + count / 2) / count : (acc - count / 2) / count;
         o[ch] = clamp8(acc, act_min, act_max);
-      }
-    }
-  }
-}
-
-void mn_maxpool(const int8_t *in, int ih, int iw, int c, int kh, int kw, int stride, int pad_h,
-                int pad_w, int8_t *out, int oh, int ow, int32_t act_min, int32_t act_max) {
-  for (int oy = 0; oy < oh; ++oy) {
-    int iy0, ky0, ky1;
-    window(oy, stride, pad_h, kh, ih, &iy0, &ky0, &ky1);
-    for (int ox = 0; ox < ow; ++ox) {
-      int ix0, kx0, kx1;
-      window(ox, stride, pad_w, kw, iw, &ix0, &kx0, &kx1);
-      int8_t *o = out + (oy * ow + ox) * c;
-      for (int ch = 0; ch < c; ++ch) {
-        int32_t m = -128;
-        for (int ky = ky0; ky < ky1; ++ky) {
-          const int8_t *ip = in + ((iy0 + ky) * iw + ix0) * c + ch;
-          for (int kx = kx0; kx < kx1; ++kx) m = ip[kx * c] > m ? ip[kx * c] : m;
-        }
-        o[ch] = clamp8(m, act_min, act_max);
       }
     }
   }

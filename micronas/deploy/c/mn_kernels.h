@@ -17,10 +17,8 @@ void mn_dwconv(const int8_t *in, int ih, int iw, int c, const int8_t *w, const i
                const mn_q *q, const int32_t *mult, const int32_t *shift);
 void mn_fc(const int8_t *in, int n, const int8_t *w, const int32_t *bias, int m, int8_t *out,
            const mn_q *q, int32_t mult, int32_t shift);
-void mn_avgpool(const int8_t *in, int ih, int iw, int c, int kh, int kw, int stride, int pad_h,
-                int pad_w, int8_t *out, int oh, int ow, int32_t act_min, int32_t act_max);
-void mn_maxpool(const int8_t *in, int ih, int iw, int c, int kh, int kw, int stride, int pad_h,
-                int pad_w, int8_t *out, int oh, int ow, int32_t act_min, int32_t act_max);
+void mn_pool(const int8_t *in, int ih, int iw, int c, int kh, int kw, int stride, int pad_h,
+             int pad_w, int8_t *out, int oh, int ow, int kind, int32_t act_min, int32_t act_max);
 void mn_add(const int8_t *a, const int8_t *b, int n, int8_t *out, int32_t a_off, int32_t b_off,
             int32_t out_off, int left_shift, int32_t a_mult, int32_t a_shift, int32_t b_mult,
             int32_t b_shift, int32_t out_mult, int32_t out_shift, int32_t act_min,
