@@ -140,3 +140,23 @@ def test_missing_toolchain_gives_install_command(monkeypatch, cli):
         emulate.toolchain()
     code, _, err = cli("measure", "mlperf:ad", "--device", "stm32l4r5", "--method", "whole")
     assert code == 2 and "gcc-arm-none-eabi" in err and err.count("\n") == 1
+
+
+def test_fit_recovers_known_coefficients():
+    """The calibration fit on the designed layers, with cycles from known coefficients."""
+    from micronas.hardware.calibrate import designed_layers, fit
+    from micronas.hardware.cost import layer_features, op_class
+
+    truth = {"cycles_per_mac": 1.7, "cycles_per_output": 30.0, "cycles_per_layer": 200.0}
+    samples = []
+    for net, layer in designed_layers(seed=1):
+        f = layer_features(net, layer)
+        samples.append((net, layer, sum(truth.get(k, 0.0) * v for k, v in f.items())))
+    tables, stats = fit(samples)
+    conv = tables["conv"]
+    assert conv["cycles_per_mac"] == pytest.approx(1.7, rel=1e-3)
+    assert conv["cycles_per_output"] == pytest.approx(30.0, rel=1e-2)
+    assert all(s["mape"] < 1e-3 for s in stats.values())
+    assert {op_class(layer) for _, layer in designed_layers(seed=1)} >= {
+        "conv", "conv1x1", "depthwise", "fully_connected", "pool", "global_pool", "add", "relu",
+        "affine", "pad"}
