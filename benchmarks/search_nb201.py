@@ -8,6 +8,10 @@ any architecture meeting the same budgets on the device), beside the published M
 TE-NAS figures.
 
     python benchmarks/search_nb201.py [--seeds 5] [--data ../shared/data] [--out benchmarks/results]
+    python benchmarks/search_nb201.py --refine-only 3   # only the --refine rows (ours)
+
+``--refine-only K`` runs latency weight 0 and the half-latency budget (from the saved
+weight-0 result) with ``--refine K`` and writes ``search_refine.json``.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ def main() -> None:
     p.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
+    p.add_argument("--refine-only", type=int, default=0)
     a = p.parse_args()
     csv = Path(a.data) / "nb201" / "nb201_accuracy.csv"
     if not csv.is_file():
@@ -60,6 +65,9 @@ def main() -> None:
     table = load_table(csv)
     seeds = list(range(a.seeds))
     results = []
+    if a.refine_only:
+        refine_rows(a, table, seeds)
+        return
 
     t0 = time.perf_counter()
     default = run_search(SearchConfig(), None)
@@ -117,6 +125,22 @@ def main() -> None:
          "best_tradeoff": best and {"speedup": best[0], "accuracy_drop": best[1],
                                     "setting": best[2], "run": best[3]},
          "wall_seconds": time.perf_counter() - t0}, indent=2))
+
+
+def refine_rows(a, table, seeds: list[int]) -> None:
+    saved = json.loads((Path(a.out) / "search_nb201.json").read_text())
+    base_lat = next(r for r in saved["results"] if r["setting"] == "latency weight 0.0")["latency_mean"]
+    results = []
+    for name, kw in [(f"latency weight 0, --refine {a.refine_only}", {}),
+                     (f"latency weight 0, --max-latency-ms {0.5 * base_lat:.1f}, --refine "
+                      f"{a.refine_only}", {"max_latency_ms": 0.5 * base_lat})]:
+        rows = [run(SearchConfig(seed=s, refine=a.refine_only, **kw), table) for s in seeds]
+        results.append(summarise(name, rows))
+        r = results[-1]
+        print(f"{name}: {r['acc_mean']:.2f} +- {r['acc_std']:.2f} %, {r['latency_mean']:.1f} ms, "
+              f"{r['seconds_mean']:.1f} s, oracle {r['oracle']:.2f}; per seed "
+              f"{[round(x['accuracy'], 2) for x in r['runs']]}", flush=True)
+    (Path(a.out) / "search_refine.json").write_text(json.dumps({"results": results}, indent=2))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from micronas.proxies.registry import ProxySettings
 from micronas.search.costs import Budgets, CostModel, lower_bound
 from micronas.search.evaluate import Evaluator
 from micronas.search.objective import Weights
-from micronas.search.strategies import STRATEGIES, Progress
+from micronas.search.strategies import STRATEGIES, Progress, refine
 from micronas.spaces.nb201 import NB201Arch
 from micronas.store import ResultStore
 
@@ -46,6 +46,7 @@ class SearchConfig:
     ntk_resolution: int | None = 16
     lr_input: str = "smooth"
     network: str = "tenas"
+    refine: int = 0                # hill-climbing steps after the strategy (0: none)
 
     def validate(self) -> None:
         if self.space != "nb201":
@@ -60,6 +61,8 @@ class SearchConfig:
                 raise BudgetError(f"--{name.replace('_', '-')} must be a positive number, got {v}")
         if self.evaluations < 1:
             raise MicronasError(f"evaluations must be >= 1, got {self.evaluations}")
+        if self.refine < 0:
+            raise MicronasError(f"--refine must be >= 0, got {self.refine}")
         if self.latency_mode not in ("rank", "target"):
             raise MicronasError(f"unknown latency mode {self.latency_mode!r}; use rank or target")
         if self.rank_mode not in ("percentile", "dense"):
@@ -170,6 +173,12 @@ def run_search(cfg: SearchConfig, table: Any = None, cache_path: str | None = No
         kwargs["n"] = cfg.evaluations
     res = strategy(ev, w, budgets, rng, **kwargs)
     arch: NB201Arch = res.arch
+    if cfg.refine:
+        # neighbours are single architectures: score them as `micronas score` does
+        rev = Evaluator(costs, ProxySettings(dataset=ds), cfg.seed, store)
+        arch, trail = refine(rev, w, budgets, arch, cfg.refine, cfg.rank_mode, progress)
+        res.evaluations += rev.evaluations
+        res.history = [*res.history, {"refine": trail}]
     final = ev.arch(arch)  # the chosen architecture's own indicators (cached when seen)
     elapsed = time.perf_counter() - t0
     c = costs.arch(arch)

@@ -196,5 +196,32 @@ def exhaustive(ev: Evaluator, w: Weights, budgets: Budgets, rng: np.random.Gener
     return StrategyResult(best, ev.evaluations, [_record(a, x) for a, x in pop])
 
 
+def refine(ev: Evaluator, w: Weights, budgets: Budgets, start: NB201Arch, steps: int,
+           rank_mode: str = "percentile", progress: Progress = None,
+           ) -> tuple[NB201Arch, list[dict[str, Any]]]:
+    """Hill-climb from ``start`` (ours, beyond the published method): up to ``steps`` times,
+    score the current architecture and its feasible one-edge neighbours with ``ev.arch`` and
+    move to the best of them by the hybrid score ranked within that neighbourhood; stop at a
+    local optimum. Every move stays within the budgets."""
+    space = NB201Space()
+    seen: dict[NB201Arch, Evaluation] = {start: ev.arch(start)}
+    cur = start
+    trail: list[dict[str, Any]] = [{"step": 0, **_record(cur, seen[cur])}]
+    for step in range(1, steps + 1):
+        nbrs = [n for n in space.neighbours(cur) if budgets.ok(ev.costs.arch(n))]
+        for n in nbrs:
+            if n not in seen:
+                seen[n] = ev.arch(n)
+                if progress:
+                    progress(1)
+        local = [(a, seen[a]) for a in [cur, *nbrs]]
+        best = local[_best(local, w, rank_mode)][0]
+        if best == cur:
+            break
+        cur = best
+        trail.append({"step": step, **_record(cur, seen[cur])})
+    return cur, trail
+
+
 STRATEGIES = {"prune": prune, "evolution": evolution, "random": random_search,
               "exhaustive": exhaustive}
