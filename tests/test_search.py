@@ -124,3 +124,31 @@ def test_latency_target_mode_sets_a_ceiling():
 def test_unknown_latency_mode(cli):
     code, _, err = cli("search", "--latency-mode", "magic", "--no-cache")
     assert code == 2 and "unknown latency mode" in err
+
+
+def test_refine_climbs_to_a_feasible_local_optimum():
+    """Hill-climbing on a stand-in evaluator: regions = number of 3x3 convs (kappa flat), so
+    the climb adds 3x3 convs one edge per step while the latency budget allows it."""
+    from types import SimpleNamespace
+
+    from micronas.search.evaluate import Evaluation
+    from micronas.search.strategies import refine
+    from micronas.spaces import NB201Arch
+
+    model = CostModel(load_device("stm32f746"))
+
+    def arch_eval(a):
+        return Evaluation(10.0, float(a.ops.count("nor_conv_3x3")), model.arch(a))
+
+    ev = SimpleNamespace(costs=model, arch=arch_eval)
+    start = NB201Arch.from_string("|skip_connect~0|+|skip_connect~0|skip_connect~1|+|"
+                                  "skip_connect~0|skip_connect~1|skip_connect~2|")
+    budget = Budgets(max_latency_ms=model.arch(start).latency_ms * 8)
+    end, trail = refine(ev, Weights(0.0, 0.0), budget, start, steps=10)
+    assert [t["step"] for t in trail] == list(range(len(trail)))
+    assert end.ops.count("nor_conv_3x3") == len(trail) - 1 > 0
+    assert budget.ok(model.arch(end))
+    # a local optimum: no feasible neighbour has more 3x3 convs
+    better = [n for n in NB201Space().neighbours(end)
+              if budget.ok(model.arch(n)) and n.ops.count("nor_conv_3x3") > end.ops.count("nor_conv_3x3")]
+    assert not better
