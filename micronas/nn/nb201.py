@@ -150,6 +150,23 @@ def init_weights(model: nn.Module, generator: torch.Generator) -> nn.Module:
     return model
 
 
+def init_torch_default(model: nn.Module, generator: torch.Generator) -> nn.Module:
+    """PyTorch's own default initialisation (what NB201's and NASLib's code run with), drawn
+    from ``generator``: conv and linear weights and biases U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+    (Kaiming-uniform with a = sqrt(5)), BatchNorm gamma 1 and beta 0."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.Conv2d | nn.Linear):
+                bound = 1.0 / m.weight[0].numel() ** 0.5
+                m.weight.uniform_(-bound, bound, generator=generator)
+                if m.bias is not None:
+                    m.bias.uniform_(-bound, bound, generator=generator)
+            elif isinstance(m, nn.BatchNorm2d):
+                m.weight.fill_(1.0)
+                m.bias.zero_()
+    return model
+
+
 def build_network(cell: NB201Arch | Sequence[Sequence[str]], dataset: str = "cifar10",
                   C: int = 16, N: int = 5, *, seed: int | None = 0, stem: bool = True,
                   num_classes: int | None = None) -> CellNetwork:

@@ -40,16 +40,34 @@ def ntk_network(arch: NB201Arch, s: ProxySettings, gen: torch.Generator) -> nn.M
 
 
 def full_network(arch: NB201Arch, s: ProxySettings, gen: torch.Generator) -> nn.Module:
-    from micronas.nn.nb201 import init_weights
+    from micronas.nn.nb201 import init_torch_default, init_weights
 
-    return init_weights(build_network(arch, s.dataset, 16, 5, seed=None), gen)
+    init = init_torch_default if s.zc_init == "torch" else init_weights
+    return init(build_network(arch, s.dataset, 16, 5, seed=None), gen)
 
 
 def images(s: ProxySettings, batch: int, gen: torch.Generator,
-           resolution: int | None = None) -> torch.Tensor:
+           resolution: int | None = None, kind: str = "gaussian") -> torch.Tensor:
+    """A seeded batch of N(0, 1) images, or image-like ones (``kind="natural"``)."""
     spec = get_dataset(s.dataset)
     r = resolution or spec.resolution
-    return torch.randn(batch, spec.channels, r, r, generator=gen)
+    x = torch.randn(batch, spec.channels, r, r, generator=gen)
+    return natural_images(x) if kind == "natural" else x
+
+
+def natural_images(white: torch.Tensor) -> torch.Tensor:
+    """Image-like inputs from white noise: a 1/f amplitude spectrum (the power law of natural
+    images), channels sharing 64 % of their variance (colour images are mostly luminance),
+    then standardised per channel over the batch as a dataset's normalisation does."""
+    r = white.shape[-1]
+    f = torch.sqrt(torch.fft.fftfreq(r)[:, None] ** 2 + torch.fft.fftfreq(r)[None, :] ** 2)
+    f[0, 0] = 1.0 / r
+    x = torch.fft.ifft2(torch.fft.fft2(white) / f).real
+    if x.shape[1] > 1:
+        x = 0.8 * x[:, :1] + 0.6 * x
+    mean = x.mean(dim=(0, 2, 3), keepdim=True)
+    std = x.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-12)
+    return (x - mean) / std
 
 
 def labels(s: ProxySettings, batch: int, gen: torch.Generator) -> torch.Tensor:

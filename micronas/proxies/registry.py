@@ -18,7 +18,9 @@ class ProxySettings:
     network: ``"tenas"`` (TE-NAS's small network: C=3 stem, one cell per stage, widths
     3/6/12) or ``"full"`` (NB201's C=16, N=5) for the NTK; the zero-cost baselines always
     run on the full network, as NASLib's published scores do. ``input``: ``"gaussian"``
-    (N(0, 1) images; the default) — real images are not shipped with micronas.
+    (N(0, 1) images for the NTK; the default) — real images are not shipped with micronas.
+    ``zc_init`` / ``zc_input``: initialisation and inputs of the zero-cost baselines
+    (see :mod:`micronas.proxies.zero_cost`).
     """
 
     dataset: str = "cifar10"
@@ -31,6 +33,8 @@ class ProxySettings:
     input: str = "gaussian"
     ntk_resolution: int | None = 16  # NTK input side (16: see docs/indicators.md); None = the dataset's
     lr_input: str | None = None  # None/"gaussian": N(0,1) patches; "smooth": see tenas.py
+    zc_init: str = "torch"       # zero-cost networks: PyTorch's default init (as NASLib) or "kaiming"
+    zc_input: str = "natural"    # zero-cost inputs: 1/f "natural" noise images or "gaussian"
 
     def key(self) -> str:
         """A short stable hash of the settings."""
@@ -46,6 +50,10 @@ class ProxySettings:
                 raise MicronasError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.lr_input not in (None, "gaussian", "smooth"):
             raise MicronasError(f"unknown lr_input {self.lr_input!r}; use gaussian or smooth")
+        if self.zc_input not in ("gaussian", "natural"):
+            raise MicronasError(f"unknown zc_input {self.zc_input!r}; use gaussian or natural")
+        if self.zc_init not in ("kaiming", "torch"):
+            raise MicronasError(f"unknown zc_init {self.zc_init!r}; use kaiming or torch")
         if self.input != "gaussian":
             raise MicronasError(f"unknown proxy input {self.input!r}; only 'gaussian' is built in")
 

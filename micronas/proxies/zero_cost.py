@@ -1,9 +1,13 @@
 """Zero-cost proxy baselines, computed on NB201's full network (C=16, N=5) as NASLib's
-published scores are, with one batch of ``zc_batch`` (64) N(0, 1) images and uniform random
-labels drawn from the seed (the same batch for every architecture). BatchNorm in training
-mode. Per-layer sums run over Conv2d and Linear weights (NASLib's convention). naswot
-and jacov share one initialisation and one forward/backward pass, as do snip and grad_norm
-(the second of each pair then costs nothing: its recorded seconds are ~0).
+published scores are: PyTorch's default initialisation (``zc_init="torch"``, drawn from our
+seeded generator; the reference code runs with it), one batch of ``zc_batch`` (64) image-like
+inputs (``zc_input="natural"``: white noise given the 1/f amplitude spectrum of natural
+images, channels sharing most of their variance, standardised per channel; ``"gaussian"``:
+plain N(0, 1)) and uniform random labels drawn from the seed (the same batch for every
+architecture). BatchNorm in training mode. Per-layer sums run over Conv2d and Linear
+weights (NASLib's convention). naswot and jacov share one initialisation and one
+forward/backward pass, as do snip and grad_norm (the second of each pair then costs nothing:
+its recorded seconds are ~0).
 
 - ``naswot`` (Mellor et al., ICML 2021): binary codes c of every ReLU's input sign over the
   batch; K = c c^T + (1 - c)(1 - c)^T summed over ReLUs; score = log|det K| (float64
@@ -45,7 +49,7 @@ def _weighted_layers(model: nn.Module) -> list[nn.Module]:
 def _setup(arch: NB201Arch, s: ProxySettings, seed: int, name: str):
     model = full_network(arch, s, generator(seed, name, "init")).train()
     data_gen = generator(seed, "zc-batch")  # same batch for every zero-cost proxy
-    x = images(s, s.zc_batch, data_gen)
+    x = images(s, s.zc_batch, data_gen, kind=s.zc_input)
     y = labels(s, s.zc_batch, data_gen)
     return model, x, y
 
