@@ -15,6 +15,7 @@ from importlib import resources
 import numpy as np
 
 from micronas.deploy.int8 import layer_constants
+from micronas.deploy.layout import conv_weight, depthwise_weight, fc_weight
 from micronas.deploy.quantize import QNetwork, check_exportable
 from micronas.hardware.planner import plan
 from micronas.ir import Layer
@@ -86,11 +87,7 @@ def _call(qnet: QNetwork, layer: Layer, i: int, k, t, decls: list[str]) -> str:
                      f"{k.act_min}, {k.act_max}}};\n")
         decls.append(_array(f"B{i}", "int32_t", qp.bias))
         if op == "fully_connected":
-            w = qp.weight
-            shape = net.tensors[layer.inputs[0]].shape
-            if len(shape) == 3 and shape[1] * shape[2] > 1:  # PyTorch flattens CHW, we hold HWC
-                c, h, w_ = shape
-                w = w.reshape(-1, c, h, w_).transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
+            w = fc_weight(net, layer, qp.weight)
             decls.append(_array(f"W{i}", "int8_t", w))
             return (f"  mn_fc({t(layer.inputs[0])}, {w.shape[1]}, W{i}, B{i}, {w.shape[0]}, "
                     f"{t(layer.output)}, &Q{i}, {k.multipliers[0]}, {k.shifts[0]});")
@@ -99,11 +96,11 @@ def _call(qnet: QNetwork, layer: Layer, i: int, k, t, decls: list[str]) -> str:
         kh, kw = layer.kernel
         ph, pw = layer.padding
         if op == "conv2d":
-            decls.append(_array(f"W{i}", "int8_t", qp.weight.transpose(0, 2, 3, 1)))  # OHWI
+            decls.append(_array(f"W{i}", "int8_t", conv_weight(qp.weight)))
             return (f"  mn_conv({t(layer.inputs[0])}, {ih}, {iw}, {ic}, W{i}, B{i}, {oc}, {kh}, "
                     f"{kw}, {layer.stride}, {ph}, {pw}, {t(layer.output)}, {oh}, {ow}, &Q{i}, "
                     f"M{i}, S{i});")
-        decls.append(_array(f"W{i}", "int8_t", qp.weight[:, 0].transpose(1, 2, 0)))  # HWC
+        decls.append(_array(f"W{i}", "int8_t", depthwise_weight(qp.weight)))
         return (f"  mn_dwconv({t(layer.inputs[0])}, {ih}, {iw}, {ic}, W{i}, B{i}, {kh}, {kw}, "
                 f"{layer.stride}, {ph}, {pw}, {t(layer.output)}, {oh}, {ow}, &Q{i}, M{i}, S{i});")
     if op in ("avgpool2d", "maxpool2d", "global_avgpool"):

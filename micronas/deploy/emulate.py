@@ -27,6 +27,7 @@ import numpy as np
 
 from micronas.deploy import require
 from micronas.deploy.codegen import GeneratedModel, generate, kernel_sources
+from micronas.deploy.layout import from_hwc, to_hwc
 from micronas.deploy.quantize import QNetwork
 from micronas.errors import MicronasError
 
@@ -232,8 +233,7 @@ def run(fw: Firmware, qnet: QNetwork, x_q: np.ndarray, max_instructions: int = 2
     arena = fw.symbols["mn_arena"]
     net = qnet.net
     x = np.asarray(x_q, dtype=np.int8)
-    nhwc = x.transpose(1, 2, 0) if x.ndim == 3 else x
-    uc.mem_write(arena + model.offsets[net.inputs[0]], np.ascontiguousarray(nhwc).tobytes())
+    uc.mem_write(arena + model.offsets[net.inputs[0]], to_hwc(x).tobytes())
     done = fw.symbols["mn_done"] & ~1
     mark = fw.symbols["mn_mark"] & ~1
     uc.reg_write(arm.UC_ARM_REG_SP, RAM_BASE + ram_size - 16)
@@ -250,8 +250,7 @@ def run(fw: Firmware, qnet: QNetwork, x_q: np.ndarray, max_instructions: int = 2
     def read_tensor(name: str) -> np.ndarray:
         shape = net.tensors[name].shape
         raw = uc.mem_read(arena + model.offsets[name], int(np.prod(shape)))
-        a = np.frombuffer(bytes(raw), dtype=np.int8)
-        return a.reshape(shape[1], shape[2], shape[0]).transpose(2, 0, 1) if len(shape) == 3 else a
+        return from_hwc(np.frombuffer(bytes(raw), dtype=np.int8), shape)
 
     def on_block(_uc, address, size, _data):
         if address != state["last_end"] and state["last"] >= 0:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
@@ -22,7 +22,8 @@ import numpy as np
 
 from micronas.deploy import codegen, emulate
 from micronas.deploy.emulate import LayerMeasurement, Measurement
-from micronas.deploy.quantize import check_exportable, gaussian_batch, quantize_network, random_weights
+from micronas.deploy.export import prepare
+from micronas.deploy.quantize import check_exportable, gaussian_batch
 from micronas.errors import MicronasError
 from micronas.fileio import atomic_write
 from micronas.ir import Layer, Network, Tensor, lower_for_tflm
@@ -39,8 +40,7 @@ def single_layer_network(net: Network, layer: Layer) -> Network:
     """``layer`` alone, reading a fresh input (both operands of an add read it)."""
     src = layer.inputs[0]
     tensors = {"x": Tensor("x", net.tensors[src].shape), layer.output: net.tensors[layer.output]}
-    one = Layer(**{**asdict(layer), "inputs": tuple("x" for _ in layer.inputs),
-                   "kernel": tuple(layer.kernel), "padding": tuple(layer.padding)})
+    one = replace(layer, inputs=tuple("x" for _ in layer.inputs))
     return Network(f"{layer.op}", tensors, [one], ("x",), (layer.output,), {})
 
 
@@ -48,7 +48,7 @@ def _code_hash(core: str) -> str:
     h = hashlib.sha256()
     for text in codegen.kernel_sources().values():
         h.update(text.encode())
-    for mod in ("codegen.py", "emulate.py", "cycles.toml", "int8.py"):
+    for mod in ("codegen.py", "emulate.py", "cycles.toml", "int8.py", "layout.py", "measure.py"):
         h.update((resources.files("micronas.deploy") / mod).read_bytes())
     h.update(core.encode())
     return h.hexdigest()[:16]
@@ -90,7 +90,7 @@ def measure_layer(net: Network, layer: Layer, core: str, cache: LayerCache | Non
         m = cache.memo[key]
         return LayerMeasurement(layer.name, m["instructions"], m["cycles"], m["classes"])
     one = single_layer_network(net, layer)
-    q = quantize_network(one, random_weights(one, seed), gaussian_batch(one, 4, seed + 1))
+    q = prepare(one, seed)
     x = q.input_quant.quantize(gaussian_batch(one, 1, seed + 2))[0]
     res = emulate.measure(q, core, x).layers[0]
     if cache is not None:
@@ -106,7 +106,7 @@ def measure_network(net: Network, core: str, method: str = "layers", seed: int =
     if method == "whole":
         from micronas.deploy.int8 import run_int8
 
-        q = quantize_network(net, random_weights(net, seed), gaussian_batch(net, 8, seed + 1))
+        q = prepare(net, seed)
         x = q.input_quant.quantize(gaussian_batch(net, 1, seed + 2))
         m = emulate.measure(q, core, x[0])
         ref = run_int8(q, x)

@@ -25,7 +25,9 @@ def _layer(layer: Layer, net: Network, xs: list[torch.Tensor], w: torch.Tensor |
     if op in ("conv2d", "depthwise_conv2d"):
         y = F.conv2d(x, w, b, layer.stride, layer.padding, groups=layer.groups)
     elif op == "affine":
-        y = x * w.reshape(1, -1, 1, 1) + b.reshape(1, -1, 1, 1)
+        y = x * w.reshape(1, -1, 1, 1)
+        if b is not None:
+            y = y + b.reshape(1, -1, 1, 1)
     elif op == "fully_connected":
         y = F.linear(x.flatten(1), w, b)
     elif op == "avgpool2d":
@@ -66,8 +68,6 @@ def run_float(net: Network, weights: dict[str, FloatParams], x: np.ndarray) -> d
         if fp is None:
             return None, None
         b = None if fp.bias is None else torch.as_tensor(fp.bias, dtype=torch.float64)
-        if b is None and layer.op == "affine":
-            b = torch.zeros(fp.weight.shape[0], dtype=torch.float64)
         return torch.as_tensor(fp.weight, dtype=torch.float64), b
 
     with torch.no_grad():
@@ -127,11 +127,8 @@ class IRModule(torch.nn.Module):
             key = f"p{i}"
             self._names[name] = key
             self.register_buffer(f"{key}_w", torch.as_tensor(np.asarray(fp.weight), dtype=torch.float32))
-            bias = fp.bias if fp.bias is not None else (
-                np.zeros(fp.weight.shape[0]) if name in {lay.name for lay in net.layers
-                                                         if lay.op == "affine"} else None)
-            self.register_buffer(f"{key}_b", None if bias is None
-                                 else torch.as_tensor(bias, dtype=torch.float32))
+            self.register_buffer(f"{key}_b", None if fp.bias is None
+                                 else torch.as_tensor(fp.bias, dtype=torch.float32))
 
     def _params(self, layer: Layer) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         key = self._names.get(layer.name)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from micronas.deploy import require
+from micronas.deploy.layout import conv_weight, depthwise_weight, fc_weight, from_hwc, to_hwc
 from micronas.deploy.quantize import QNetwork
 from micronas.errors import MicronasError
 from micronas.ir import Layer, tflite_padding
@@ -92,13 +93,13 @@ def build_tflite(qnet: QNetwork) -> tuple[bytes, dict[str, int]]:
         if layer.op in ("conv2d", "depthwise_conv2d", "affine"):
             qp = qnet.params[layer.name]
             if layer.op == "conv2d":
-                w = np.ascontiguousarray(qp.weight.transpose(0, 2, 3, 1))  # OHWI
+                w = conv_weight(qp.weight)
                 axis, code = 0, fb.BuiltinOperator.CONV_2D
                 opts = fb.Conv2DOptionsT(padding=padding_of(layer), strideW=layer.stride,
                                          strideH=layer.stride, fusedActivationFunction=fused)
                 op.builtinOptionsType = fb.BuiltinOptions.Conv2DOptions
             else:
-                w = np.ascontiguousarray(qp.weight[:, 0].transpose(1, 2, 0)[None])  # 1HWC
+                w = depthwise_weight(qp.weight)[None]  # 1HWC
                 axis, code = 3, fb.BuiltinOperator.DEPTHWISE_CONV_2D
                 pad = fb.Padding.VALID if layer.op == "affine" else padding_of(layer)
                 opts = fb.DepthwiseConv2DOptionsT(padding=pad, strideW=layer.stride,
@@ -112,13 +113,9 @@ def build_tflite(qnet: QNetwork) -> tuple[bytes, dict[str, int]]:
                           [float(np.float32(s_in * s)) for s in ws], 0)]
         elif layer.op == "fully_connected":
             qp = qnet.params[layer.name]
-            w = qp.weight
-            in_shape = net.tensors[layer.inputs[0]].shape
-            if len(in_shape) == 3 and in_shape[1] * in_shape[2] > 1:
-                c, h, w_ = in_shape
-                w = w.reshape(-1, c, h, w_).transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
+            w = fc_weight(net, layer, qp.weight)
             s_in = qnet.tensors[layer.inputs[0]].scale
-            ins += [const(f"{layer.name}.weight", np.ascontiguousarray(w), fb.TensorType.INT8,
+            ins += [const(f"{layer.name}.weight", w, fb.TensorType.INT8,
                           [float(qp.weight_scale[0])], None),
                     const(f"{layer.name}.bias", qp.bias, fb.TensorType.INT32,
                           [float(np.float32(s_in * qp.weight_scale[0]))], None)]
@@ -161,17 +158,13 @@ def build_tflite(qnet: QNetwork) -> tuple[bytes, dict[str, int]]:
     return data, {name: t.index for name, t in tensors.items()}
 
 
-def _to_nhwc(x: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(x.transpose(1, 2, 0))[None] if x.ndim == 3 else x[None]
-
-
 def run_tflm(model: bytes, x_q: np.ndarray, arena_size: int | None = None) -> np.ndarray:
     """Outputs (batch first, flattened per sample) of the TFLM interpreter for int8 inputs."""
     _, _, runtime = _tflm()
     interp = runtime.Interpreter.from_bytes(model, arena_size=arena_size or 4 * len(model) + (1 << 20))
     outs = []
     for x in np.asarray(x_q, dtype=np.int8):
-        interp.set_input(_to_nhwc(x), 0)
+        interp.set_input(to_hwc(x)[None], 0)
         interp.invoke()
         outs.append(np.array(interp.get_output(0)).reshape(-1))
     return np.stack(outs)
@@ -185,13 +178,12 @@ def tflm_tensors(model: bytes, index: dict[str, int], shapes: dict[str, tuple[in
     interp = runtime.Interpreter.from_bytes(
         model, arena_size=4 * len(model) + (4 << 20),
         intrepreter_config=runtime.InterpreterConfig.kPreserveAllTensors)
-    interp.set_input(_to_nhwc(np.asarray(x_q, dtype=np.int8)), 0)
+    interp.set_input(to_hwc(np.asarray(x_q, dtype=np.int8))[None], 0)
     interp.invoke()
     out = {}
     for name, i in index.items():
         t = np.array(interp.GetTensor(i, 0)["tensor_data"]).reshape(-1)
-        shape = shapes[name]
-        out[name] = t.reshape(shape[1], shape[2], shape[0]).transpose(2, 0, 1) if len(shape) == 3 else t
+        out[name] = from_hwc(t, shapes[name])
     return out
 
 
