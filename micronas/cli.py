@@ -175,7 +175,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from micronas.fileio import check_out_dir
-    from micronas.search.report import plot_points, write_outputs
+    from micronas.search.report import indicator_text, plot_points, write_outputs
     from micronas.search.run import SearchConfig, run_search
 
     cfg = SearchConfig(
@@ -184,7 +184,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         max_latency_ms=args.max_latency_ms, max_sram_kb=args.max_sram_kb,
         max_flash_kb=args.max_flash_kb, seed=args.seed, rank_mode=args.rank_mode,
         latency_mode=args.latency_mode,
-        evaluations=args.evaluations, refine=args.refine)
+        evaluations=args.evaluations, refine=args.refine,
+        **({"indicators": args.indicators} if args.indicators else {}))
     cfg.validate()
     out = check_out_dir(args.out) if args.out else None
     table = None
@@ -211,7 +212,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         return 0
     print(f"architecture  {res.arch}")
     print(f"index         {res.index}")
-    print(f"indicators    NTK condition number {res.kappa:.4g}, linear regions {res.regions:.1f}")
+    print(f"indicators    {indicator_text(res.indicators)}")
     print(f"device        {cfg.device}: latency {res.latency_ms:.2f} ms, peak SRAM "
           f"{_kb(res.peak_sram_bytes)}, flash {_kb(res.flash_bytes)}, "
           f"fits {'yes' if res.fits else 'NO'}")
@@ -381,6 +382,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "per step on 2 cores)")
     se.add_argument("--evaluations", type=int, default=54,
                     help="indicator evaluations for evolution and random")
+    se.add_argument("--indicators", help="the indicator part of the objective, "
+                    "'name[:share],...' (default: see docs/search.md; ntk_cond,linear_regions "
+                    "is TE-NAS)")
     se.add_argument("--benchmark", help="NB201 accuracy CSV for true/oracle accuracy "
                     "(default $MICRONAS_NB201)")
     se.add_argument("--out", help="directory for result.json, report.md, pareto.png")

@@ -87,7 +87,7 @@ def test_strategies_respect_budgets(strategy):
 def test_same_seed_same_arch_in_two_processes():
     code = ("import json; from micronas.search import SearchConfig, run_search; "
             "r = run_search(SearchConfig(seed=7, ntk_batch=4, lr_samples=32, lr_batches=1, "
-            "max_latency_ms=150)); print(json.dumps([r.arch, r.kappa]))")
+            "max_latency_ms=150)); print(json.dumps([r.arch, r.indicators]))")
     outs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                            check=True).stdout for _ in range(2)]
     assert outs[0] == outs[1]
@@ -138,7 +138,8 @@ def test_refine_climbs_to_a_feasible_local_optimum():
     model = CostModel(load_device("stm32f746"))
 
     def arch_eval(a):
-        return Evaluation(10.0, float(a.ops.count("nor_conv_3x3")), model.arch(a))
+        return Evaluation({"ntk_cond": 10.0, "linear_regions": float(a.ops.count("nor_conv_3x3"))},
+                          model.arch(a))
 
     ev = SimpleNamespace(costs=model, arch=arch_eval)
     start = NB201Arch.from_string("|skip_connect~0|+|skip_connect~0|skip_connect~1|+|"

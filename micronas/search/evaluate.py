@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
-from micronas.proxies.registry import ProxySettings
+from micronas.errors import MicronasError
+from micronas.proxies.registry import ProxySettings, get_indicator
 from micronas.proxies.scoring import score_arch
-from micronas.proxies.tenas import linear_regions, ntk_cond
 from micronas.search.costs import CostModel, Costs
 from micronas.spaces.nb201 import NB201Arch
 from micronas.spaces.nb201_ir import EdgeOps
@@ -15,34 +17,48 @@ from micronas.store import ResultStore
 
 @dataclass(frozen=True)
 class Evaluation:
-    """Indicators and costs of one network (architecture or supernet)."""
+    """Indicator values (by name) and costs of one network (architecture or supernet)."""
 
-    kappa: float
-    regions: float
+    values: dict[str, float]
     costs: Costs
-    flags: tuple[str, ...] = ()
+    flags: tuple[str, ...] = field(default=())
+
+    def record(self) -> dict[str, float]:
+        """The values and the two costs the reports plot, for histories."""
+        return {**self.values, "latency_ms": self.costs.latency_ms, "macs": self.costs.macs}
 
 
 class Evaluator:
-    """Counts indicator evaluations; architectures go through the results cache."""
+    """Evaluates the named indicators of supernets and architectures and counts the
+    evaluations; architectures go through the results cache."""
 
     def __init__(self, costs: CostModel, settings: ProxySettings, seed: int,
-                 store: ResultStore | None = None):
+                 store: ResultStore | None = None,
+                 indicators: Sequence[str] = ("ntk_cond", "linear_regions")):
         self.costs = costs
         self.settings = settings
         self.seed = seed
         self.store = store
+        self.indicators = tuple(indicators)
         self.evaluations = 0
 
     def supernet(self, edge_ops: EdgeOps) -> Evaluation:
-        k = ntk_cond(edge_ops, self.settings, self.seed)
-        r = linear_regions(edge_ops, self.settings, self.seed)
+        values: dict[str, float] = {}
+        flags: list[str] = []
+        for name in self.indicators:
+            fn = get_indicator(name).fn
+            if fn is None:
+                raise MicronasError(f"indicator {name!r} is defined over a set, not one network")
+            v = fn(edge_ops, self.settings, self.seed)
+            if not math.isfinite(v.value):
+                raise MicronasError(f"indicator {name} returned {v.value} for a supernet: a bug")
+            values[name] = float(v.value)
+            flags += [f"{name}:{f}" for f in v.flags]
         self.evaluations += 1
-        return Evaluation(k.value, r.value, self.costs.supernet(edge_ops), k.flags + r.flags)
+        return Evaluation(values, self.costs.supernet(edge_ops), tuple(flags))
 
     def arch(self, arch: NB201Arch) -> Evaluation:
-        s = score_arch(arch, ["ntk_cond", "linear_regions"], self.seed,
-                       self.settings, self.store)
+        s = score_arch(arch, self.indicators, self.seed, self.settings, self.store)
         self.evaluations += 1
-        return Evaluation(s["ntk_cond"].value, s["linear_regions"].value, self.costs.arch(arch),
-                          s["ntk_cond"].flags + s["linear_regions"].flags)
+        return Evaluation({n: s[n].value for n in self.indicators}, self.costs.arch(arch),
+                          tuple(f"{n}:{f}" for n in self.indicators for f in s[n].flags))

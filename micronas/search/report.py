@@ -8,7 +8,15 @@ from pathlib import Path
 from typing import Any
 
 from micronas.fileio import atomic_write
-from micronas.search.run import SearchResult
+from micronas.search.objective import ranks
+from micronas.search.run import SearchConfig, SearchResult
+
+LABELS = {"ntk_cond": "NTK condition number", "linear_regions": "linear regions"}
+
+
+def indicator_text(values: dict[str, float]) -> str:
+    """``NTK condition number 5823, linear regions 883.0, synflow 113.4``."""
+    return ", ".join(f"{LABELS.get(n, n)} {v:.4g}" for n, v in values.items())
 
 
 def _markdown(r: SearchResult) -> str:
@@ -23,8 +31,7 @@ def _markdown(r: SearchResult) -> str:
         f"- budgets: latency {c['max_latency_ms']} ms, SRAM {c['max_sram_kb']} KB, "
         f"flash {c['max_flash_kb']} KB (plus the device's own memory)", "",
         "| quantity | value |", "|---|---|",
-        f"| NTK condition number | {r.kappa:.4g} |",
-        f"| linear regions | {r.regions:.1f} |",
+        *[f"| {LABELS.get(n, n)} | {v:.4g} |" for n, v in r.indicators.items()],
         f"| latency | {r.latency_ms:.2f} ms |",
         f"| peak SRAM | {r.peak_sram_bytes / 1024:.1f} KB |",
         f"| flash | {r.flash_bytes / 1024:.1f} KB |",
@@ -77,18 +84,20 @@ def _plot(r: SearchResult, path: Path, points: list[tuple[float, float]] | None,
 def plot_points(r: SearchResult, table: Any, all_costs: dict | None
                 ) -> tuple[list[tuple[float, float]], str, float]:
     """(points, y label, chosen y): true accuracy of every architecture when the NB201 table
-    is known, else the indicator score ln(R) - ln(kappa) of what the search evaluated."""
-    import math
+    is known, else the indicator part of the objective (each indicator's percentile rank,
+    weighted by its share) over what the search evaluated and the chosen architecture."""
+    from micronas.search.objective import goodness
 
     if table is not None and all_costs is not None:
         ds = r.config["dataset"]
         pts = [(c.latency_ms, table.acc(a, ds)) for a, c in all_costs.items()]
         return pts, f"{ds} test accuracy (%, NB201)", float(r.accuracy)
-    pts = []
-    for h in r.history:
-        items = h.get("candidates", [h])
-        pts += [(x["latency_ms"], math.log(x["regions"]) - math.log(x["kappa"])) for x in items]
-    return pts, "indicator score ln(R) - ln(kappa)", math.log(r.regions) - math.log(r.kappa)
+    items = [x for h in r.history for x in h.get("candidates", h.get("refine", [h]))]
+    items = [x for x in items if "latency_ms" in x] + [{**r.indicators, "latency_ms": r.latency_ms}]
+    mix = SearchConfig(**r.config).weights().indicators
+    y = sum(share * ranks(goodness(n, [x[n] for x in items]), "percentile") for n, share in mix)
+    pts = [(x["latency_ms"], float(v)) for x, v in zip(items, y, strict=True)]
+    return pts[:-1], "indicator part of the objective (weighted ranks)", pts[-1][1]
 
 
 def write_outputs(r: SearchResult, out: Path, points: list[tuple[float, float]] | None,

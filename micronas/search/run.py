@@ -16,7 +16,7 @@ from micronas.hardware import Device, load_device
 from micronas.proxies.registry import ProxySettings
 from micronas.search.costs import Budgets, CostModel, lower_bound
 from micronas.search.evaluate import Evaluator
-from micronas.search.objective import Weights
+from micronas.search.objective import TENAS_MIX, Weights, parse_mix
 from micronas.search.strategies import STRATEGIES, Progress, refine
 from micronas.spaces.nb201 import NB201Arch
 from micronas.store import ResultStore
@@ -47,6 +47,7 @@ class SearchConfig:
     lr_input: str = "smooth"
     network: str = "tenas"
     refine: int = 0                # hill-climbing steps after the strategy (0: none)
+    indicators: str = TENAS_MIX    # the indicator part of the objective: "name[:share],..."
 
     def validate(self) -> None:
         if self.space != "nb201":
@@ -54,7 +55,7 @@ class SearchConfig:
         if self.strategy not in STRATEGIES:
             raise MicronasError(f"unknown strategy {self.strategy!r}; choose from "
                                 f"{', '.join(STRATEGIES)}")
-        Weights(self.latency_weight, self.flops_weight)
+        self.weights()
         for name in ("max_latency_ms", "max_sram_kb", "max_flash_kb"):
             v = getattr(self, name)
             if v is not None and not (np.isfinite(v) and v > 0):
@@ -69,6 +70,11 @@ class SearchConfig:
             raise MicronasError(f"unknown rank mode {self.rank_mode!r}; use percentile or dense")
         get_dataset(self.dataset)
 
+    def weights(self, latency: float | None = None) -> Weights:
+        """The objective's weights (``latency`` overrides the latency weight)."""
+        return Weights(self.latency_weight if latency is None else latency, self.flops_weight,
+                       parse_mix(self.indicators))
+
     def proxy_settings(self) -> ProxySettings:
         return ProxySettings(dataset=get_dataset(self.dataset).name, network=self.network,
                              ntk_batch=self.ntk_batch, repeats=self.repeats,
@@ -82,8 +88,7 @@ class SearchResult:
 
     arch: str
     index: int
-    kappa: float
-    regions: float
+    indicators: dict[str, float]
     latency_ms: float
     peak_sram_bytes: int
     flash_bytes: int
@@ -164,8 +169,8 @@ def run_search(cfg: SearchConfig, table: Any = None, cache_path: str | None = No
     t0 = time.perf_counter()
     costs = CostModel(device, ds)
     store = ResultStore(cache_path) if cache_path else None
-    ev = Evaluator(costs, cfg.proxy_settings(), cfg.seed, store)
-    w = Weights(0.0 if target is not None else cfg.latency_weight, cfg.flops_weight)
+    w = cfg.weights(0.0 if target is not None else None)
+    ev = Evaluator(costs, cfg.proxy_settings(), cfg.seed, store, w.names())
     rng = np.random.default_rng(cfg.seed)
     strategy = STRATEGIES[cfg.strategy]
     kwargs: dict[str, Any] = {"rank_mode": cfg.rank_mode, "progress": progress}
@@ -175,7 +180,7 @@ def run_search(cfg: SearchConfig, table: Any = None, cache_path: str | None = No
     arch: NB201Arch = res.arch
     if cfg.refine:
         # neighbours are single architectures: score them as `micronas score` does
-        rev = Evaluator(costs, ProxySettings(dataset=ds), cfg.seed, store)
+        rev = Evaluator(costs, ProxySettings(dataset=ds), cfg.seed, store, w.names())
         arch, trail = refine(rev, w, budgets, arch, cfg.refine, cfg.rank_mode, progress)
         res.evaluations += rev.evaluations
         res.history = [*res.history, {"refine": trail}]
@@ -184,7 +189,7 @@ def run_search(cfg: SearchConfig, table: Any = None, cache_path: str | None = No
     c = costs.arch(arch)
     costs.save()
     out = SearchResult(
-        arch=str(arch), index=arch.index, kappa=final.kappa, regions=final.regions,
+        arch=str(arch), index=arch.index, indicators=final.values,
         latency_ms=c.latency_ms, peak_sram_bytes=c.peak_sram_bytes, flash_bytes=c.flash_bytes,
         macs=c.macs, params=c.params,
         fits=c.peak_sram_bytes <= device.sram_bytes and c.flash_bytes <= device.flash_bytes,

@@ -16,7 +16,7 @@ import numpy as np
 from micronas.errors import BudgetError
 from micronas.search.costs import Budgets
 from micronas.search.evaluate import Evaluation, Evaluator
-from micronas.search.objective import Weights, hybrid_scores, ranks
+from micronas.search.objective import Weights, hybrid_scores
 from micronas.spaces.nb201 import EDGES, NB201Arch, NB201Space
 
 PRUNE_OPS = ("skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
@@ -41,11 +41,13 @@ def prune(ev: Evaluator, w: Weights, budgets: Budgets, rng: np.random.Generator,
     """MicroNAS/TE-NAS pruning from the supernet with every op on every edge.
 
     Each round evaluates the supernet and, for every op still on an edge with more than one,
-    the supernet without it; ranks the relative changes of kappa (descending), regions
-    (ascending), FLOPs and latency (descending) over all candidates; scores each with the
-    weighted ranks and removes, on each edge, the lowest-scoring op whose removal leaves a
-    supernet with at least one completion within the budgets (edges are processed in order,
-    each check against the supernet as already pruned this round).
+    the supernet without it. The candidates are ranked by the hybrid objective applied to the
+    pruned supernets: for each indicator and cost, ranking the value after removal is ranking
+    the published relative change (x(N) - x(N \\ o)) / x(N), since x(N) is common to all
+    candidates (and positive for kappa, R, FLOPs and latency). On each edge the op whose
+    removal leaves the best supernet is removed, provided the pruned supernet still has at
+    least one completion within the budgets (edges are processed in order, each check against
+    the supernet as already pruned this round).
     """
     del rng  # pruning is deterministic given the evaluator's seed
     edge_ops = tuple(frozenset(PRUNE_OPS) for _ in EDGES)
@@ -64,18 +66,11 @@ def prune(ev: Evaluator, w: Weights, budgets: Budgets, rng: np.random.Generator,
             evals.append(ev.supernet(_remove(edge_ops, e, op)))
             if progress:
                 progress(1)
-        d_k = np.array([(base.kappa - x.kappa) / base.kappa for x in evals])
-        d_r = np.array([(base.regions - x.regions) / base.regions for x in evals])
-        d_f = np.array([(base.costs.macs - x.costs.macs) / base.costs.macs for x in evals])
-        d_l = np.array([(base.costs.latency_ms - x.costs.latency_ms) / base.costs.latency_ms
-                        for x in evals])
-        # low rank = prunable: kappa drop descending, regions loss ascending, savings descending
-        score = (w.indicator * ranks(-d_k, rank_mode) + w.indicator * ranks(d_r, rank_mode)
-                 + w.flops * ranks(-d_f, rank_mode) + w.latency * ranks(-d_l, rank_mode))
+        score = _scores(evals, w, rank_mode)
         removed = []
         for e in range(len(EDGES)):
             idx = sorted((i for i, (ce, _) in enumerate(cands) if ce == e),
-                         key=lambda i: (score[i], cands[i][1]))
+                         key=lambda i: (-score[i], cands[i][1]))
             for i in idx:
                 trial = _remove(edge_ops, e, cands[i][1])
                 if ev.costs.feasible_completion(trial, budgets) is not None:
@@ -83,10 +78,8 @@ def prune(ev: Evaluator, w: Weights, budgets: Budgets, rng: np.random.Generator,
                     removed.append(cands[i][1])
                     break
         history.append({
-            "round": rnd, "kappa": base.kappa, "regions": base.regions,
-            "latency_ms": base.costs.latency_ms, "removed": removed,
-            "candidates": [{"edge": e, "op": op, "kappa": x.kappa, "regions": x.regions,
-                            "latency_ms": x.costs.latency_ms, "score": float(s)}
+            "round": rnd, **base.record(), "removed": removed,
+            "candidates": [{"edge": e, "op": op, **x.record(), "score": float(s)}
                            for (e, op), x, s in zip(cands, evals, score, strict=True)],
         })
     arch = NB201Arch(tuple(next(iter(s)) for s in edge_ops))
@@ -102,16 +95,17 @@ def _feasible_sample(space: NB201Space, ev: Evaluator, budgets: Budgets,
     raise BudgetError("could not sample an architecture within the budgets; loosen them")
 
 
+def _scores(evals: list[Evaluation], w: Weights, mode: str) -> np.ndarray:
+    return hybrid_scores([x.values for x in evals], [x.costs.macs for x in evals],
+                         [x.costs.latency_ms for x in evals], w, mode)
+
+
 def _best(pop: list[tuple[NB201Arch, Evaluation]], w: Weights, mode: str) -> int:
-    s = hybrid_scores(np.array([x.kappa for _, x in pop]), np.array([x.regions for _, x in pop]),
-                      np.array([x.costs.macs for _, x in pop]),
-                      np.array([x.costs.latency_ms for _, x in pop]), w, mode)
-    return int(np.argmax(s))
+    return int(np.argmax(_scores([x for _, x in pop], w, mode)))
 
 
 def _record(a: NB201Arch, x: Evaluation) -> dict[str, Any]:
-    return {"arch": str(a), "index": a.index, "kappa": x.kappa, "regions": x.regions,
-            "latency_ms": x.costs.latency_ms}
+    return {"arch": str(a), "index": a.index, **x.record()}
 
 
 def random_search(ev: Evaluator, w: Weights, budgets: Budgets, rng: np.random.Generator,
@@ -152,10 +146,7 @@ def evolution(ev: Evaluator, w: Weights, budgets: Budgets, rng: np.random.Genera
         if progress:
             progress(1)
     while len(history) < n:
-        scores = hybrid_scores(np.array([x.kappa for _, x in history]),
-                               np.array([x.regions for _, x in history]),
-                               np.array([x.costs.macs for _, x in history]),
-                               np.array([x.costs.latency_ms for _, x in history]), w, rank_mode)
+        scores = _scores([x for _, x in history], w, rank_mode)
         by_arch = {a: s for (a, _), s in zip(history, scores, strict=True)}
         picks = rng.choice(len(pop), size=min(sample, len(pop)), replace=False)
         parent = max((pop[int(i)][0] for i in picks), key=lambda a: by_arch[a])
