@@ -153,3 +153,48 @@ def test_refine_climbs_to_a_feasible_local_optimum():
     better = [n for n in NB201Space().neighbours(end)
               if budget.ok(model.arch(n)) and n.ops.count("nor_conv_3x3") > end.ops.count("nor_conv_3x3")]
     assert not better
+
+
+def test_indicator_mix_parsing():
+    from micronas.errors import MicronasError
+    from micronas.search.objective import DEFAULT_MIX, TENAS_MIX, parse_mix
+
+    assert parse_mix(TENAS_MIX) == (("ntk_cond", 0.5), ("linear_regions", 0.5))
+    assert dict(parse_mix(DEFAULT_MIX)) == {"ntk_cond": 0.25, "linear_regions": 0.25,
+                                            "synflow": 0.5}
+    for bad, fragment in (("bogus", "unknown indicator"), ("tenas", "rank combination"),
+                          ("synflow:0", "must be > 0"), ("synflow:x", "must be a number"),
+                          ("naswot,naswot", "named twice"), (" , ", "empty")):
+        with pytest.raises(MicronasError, match=fragment):
+            parse_mix(bad)
+
+
+@pytest.mark.parametrize("mix, expect_3x3", [("synflow", 6), ("ntk_cond", 0)])
+def test_prune_follows_each_indicator_direction(mix, expect_3x3):
+    """A stand-in evaluator scores every network by its number of conv3x3 ops: pruning keeps
+    them all when the indicator is higher-is-better (synflow) and drops them all when it is
+    lower-is-better (ntk_cond): the orientation comes from the registry."""
+    from types import SimpleNamespace
+
+    from micronas.search.evaluate import Evaluation
+    from micronas.search.objective import parse_mix
+    from micronas.search.strategies import prune
+
+    model = CostModel(load_device("stm32h7a3"))
+    name = mix
+
+    def supernet(edge_ops):
+        n = sum("nor_conv_3x3" in s for s in edge_ops) + 0.1 * sum(len(s) for s in edge_ops)
+        return Evaluation({name: float(n)}, model.supernet(edge_ops))
+
+    ev = SimpleNamespace(costs=model, supernet=supernet, evaluations=0)
+    w = Weights(0.0, 0.0, parse_mix(mix))
+    res = prune(ev, w, Budgets.with_device(load_device("stm32h7a3")), np.random.default_rng(0))
+    assert res.arch.ops.count("nor_conv_3x3") == expect_3x3
+
+
+def test_search_bad_indicators(cli):
+    for arg, fragment in (("bogus", "unknown indicator"), ("tenas", "rank combination"),
+                          ("synflow:-1", "must be > 0")):
+        code, _, err = cli("search", "--indicators", arg, "--no-cache")
+        assert code == 2 and fragment in err and err.count("\n") == 1

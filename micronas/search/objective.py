@@ -10,10 +10,12 @@ import numpy as np
 from scipy.stats import rankdata
 
 from micronas.errors import BudgetError, MicronasError
-from micronas.proxies.registry import get_indicator
 
 #: TE-NAS's indicators, equal shares: the published method's objective.
 TENAS_MIX = "ntk_cond,linear_regions"
+#: Ours, the default: TE-NAS's two plus synflow with half of the indicator weight
+#: (docs/search.md, "Indicators of the objective"; measured in benchmarks/search_nb201.py).
+DEFAULT_MIX = "ntk_cond,linear_regions,synflow:2"
 
 
 def parse_mix(text: str) -> tuple[tuple[str, float], ...]:
@@ -22,6 +24,8 @@ def parse_mix(text: str) -> tuple[tuple[str, float], ...]:
     Shares are relative (``ntk_cond,linear_regions,synflow:2`` gives 1/4, 1/4, 1/2); a name
     without one counts 1. Population indicators (rank combinations such as ``tenas``) are
     refused: the search does its own rank combination."""
+    from micronas.proxies.registry import get_indicator  # torch: only when indicators run
+
     items: list[tuple[str, float]] = []
     for part in (p.strip() for p in text.split(",")):
         if not part:
@@ -92,6 +96,8 @@ def ranks(values: np.ndarray, mode: str) -> np.ndarray:
 
 def goodness(name: str, values: Sequence[float]) -> np.ndarray:
     """``values`` of indicator ``name`` oriented so that higher is better."""
+    from micronas.proxies.registry import get_indicator
+
     v = np.asarray(values, dtype=float)
     return v if get_indicator(name).higher_is_better else -v
 

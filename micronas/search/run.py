@@ -16,7 +16,7 @@ from micronas.hardware import Device, load_device
 from micronas.proxies.registry import ProxySettings
 from micronas.search.costs import Budgets, CostModel, lower_bound
 from micronas.search.evaluate import Evaluator
-from micronas.search.objective import TENAS_MIX, Weights, parse_mix
+from micronas.search.objective import DEFAULT_MIX, Weights, parse_mix
 from micronas.search.strategies import STRATEGIES, Progress, refine
 from micronas.spaces.nb201 import NB201Arch
 from micronas.store import ResultStore
@@ -47,7 +47,7 @@ class SearchConfig:
     lr_input: str = "smooth"
     network: str = "tenas"
     refine: int = 0                # hill-climbing steps after the strategy (0: none)
-    indicators: str = TENAS_MIX    # the indicator part of the objective: "name[:share],..."
+    indicators: str = DEFAULT_MIX  # the indicator part of the objective: "name[:share],..."
 
     def validate(self) -> None:
         if self.space != "nb201":
