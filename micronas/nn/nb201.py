@@ -170,23 +170,10 @@ def init_torch_default(model: nn.Module, generator: torch.Generator) -> nn.Modul
 def build_network(cell: NB201Arch | Sequence[Sequence[str]], dataset: str = "cifar10",
                   C: int = 16, N: int = 5, *, seed: int | None = 0, stem: bool = True,
                   num_classes: int | None = None) -> CellNetwork:
-    """NB201's network for ``cell`` on ``dataset``, initialised from ``seed``.
-
-    ``seed=None``: the parameters are allocated but not initialised (built on the meta
-    device, so PyTorch's per-layer default initialisation, a third of an indicator's time on
-    a supernet, is skipped); the caller must initialise every parameter, as the indicators
-    do with :func:`init_weights` or :func:`init_torch_default`. BatchNorm running statistics
-    are set (mean 0, variance 1) either way."""
+    """NB201's network for ``cell`` on ``dataset``, initialised from ``seed``."""
     spec = get_dataset(dataset)
-    args = (cell, C, N, num_classes or spec.num_classes, spec.channels if stem else C, stem)
-    if seed is None:
-        with torch.device("meta"):
-            net = CellNetwork(*args)
-        net = net.to_empty(device="cpu")
-        for m in net.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.reset_running_stats()
-        return net
-    net = CellNetwork(*args)
-    init_weights(net, torch.Generator().manual_seed(int(seed)))
+    net = CellNetwork(cell, C, N, num_classes or spec.num_classes, spec.channels if stem else C,
+                      stem)
+    if seed is not None:
+        init_weights(net, torch.Generator().manual_seed(int(seed)))
     return net
