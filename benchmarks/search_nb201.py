@@ -97,7 +97,7 @@ def main() -> None:
         sys.exit(f"{csv} not found: pass --data")
     seeds = list(range(a.seeds))
     if a.refine_only:
-        refine_rows(a, load_table(csv), seeds)
+        refine_rows(a, csv, seeds)
         return
 
     t0 = time.perf_counter()
@@ -173,19 +173,17 @@ def main() -> None:
          "wall_seconds": time.perf_counter() - t0}, indent=2))
 
 
-def refine_rows(a, table, seeds: list[int]) -> None:
+def refine_rows(a, csv: Path, seeds: list[int]) -> None:
     saved = json.loads((Path(a.out) / "search_nb201.json").read_text())
     base_lat = next(r for r in saved["results"] if r["setting"] == "latency weight 0.0")["latency_mean"]
-    results = []
-    for name, kw in [(f"latency weight 0, --refine {a.refine_only}", {}),
-                     (f"latency weight 0, --max-latency-ms {0.5 * base_lat:.1f}, --refine "
-                      f"{a.refine_only}", {"max_latency_ms": 0.5 * base_lat})]:
-        rows = [run(SearchConfig(seed=s, refine=a.refine_only, **kw), table) for s in seeds]
-        results.append(summarise(name, rows))
-        r = results[-1]
-        print(f"{name}: {r['acc_mean']:.2f} +- {r['acc_std']:.2f} %, {r['latency_mean']:.1f} ms, "
-              f"{r['seconds_mean']:.1f} s, oracle {r['oracle']:.2f}; per seed "
-              f"{[round(x['accuracy'], 2) for x in r['runs']]}", flush=True)
+    settings = [(f"latency weight 0, --refine {a.refine_only}", {"refine": a.refine_only}),
+                (f"latency weight 0, --max-latency-ms {0.5 * base_lat:.1f}, --refine "
+                 f"{a.refine_only}", {"max_latency_ms": 0.5 * base_lat, "refine": a.refine_only})]
+    with ProcessPoolExecutor(a.workers, initializer=_init, initargs=(str(csv),)) as pool:
+        results = run_settings(pool, settings, seeds)
+    for r in results:
+        print(f"{r['setting']}: {r['seconds_mean']:.1f} s per search; per seed "
+              f"{[round(x['accuracy'], 2) for x in r['runs']]}")
     (Path(a.out) / "search_refine.json").write_text(json.dumps({"results": results}, indent=2))
 
 

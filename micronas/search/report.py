@@ -26,8 +26,8 @@ def _markdown(r: SearchResult) -> str:
         f"- architecture: `{r.arch}` (NB201 index {r.index})",
         f"- device: {c['device']}, dataset: {c['dataset']}, strategy: {c['strategy']}, "
         f"seed: {r.seed}",
-        f"- weights: latency {c['latency_weight']}, FLOPs {c['flops_weight']} "
-        f"(rank mode {c['rank_mode']})",
+        f"- weights: latency {c['latency_weight']}, FLOPs {c['flops_weight']}, indicators "
+        f"`{c['indicators']}` (rank mode {c['rank_mode']})",
         f"- budgets: latency {c['max_latency_ms']} ms, SRAM {c['max_sram_kb']} KB, "
         f"flash {c['max_flash_kb']} KB (plus the device's own memory)", "",
         "| quantity | value |", "|---|---|",
