@@ -53,8 +53,8 @@ def _init(csv: str) -> None:
     _TABLE = load_table(csv)
 
 
-def run(cfg: SearchConfig, table=None) -> dict:
-    r = run_search(cfg, table if table is not None else _TABLE)
+def run(cfg: SearchConfig) -> dict:
+    r = run_search(cfg, _TABLE)
     return {"seed": cfg.seed, "arch": r.arch, "index": r.index, "accuracy": r.accuracy,
             "oracle": r.oracle_accuracy, "latency_ms": r.latency_ms,
             "seconds": r.search_seconds}

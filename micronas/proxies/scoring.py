@@ -16,8 +16,9 @@ import numpy as np
 from scipy.stats import rankdata
 
 from micronas.errors import MicronasError
-from micronas.proxies.registry import ProxySettings, get_indicator
+from micronas.proxies.registry import IndicatorValue, ProxySettings, get_indicator
 from micronas.spaces.nb201 import NB201Arch, NB201Space
+from micronas.spaces.nb201_ir import EdgeOps
 from micronas.store import ResultStore
 
 TENAS_PARTS = ("ntk_cond", "linear_regions")
@@ -59,6 +60,18 @@ def expand(indicators: Sequence[str]) -> list[str]:
     return out
 
 
+def compute(name: str, cell: NB201Arch | EdgeOps, s: ProxySettings, seed: int) -> IndicatorValue:
+    """One per-network indicator of an architecture or a supernet (op sets per edge), checked:
+    a non-finite value is a bug and raises rather than reach a ranking."""
+    ind = get_indicator(name)
+    if ind.fn is None:
+        raise MicronasError(f"indicator {name!r} is defined over a set, not one network")
+    v = ind.fn(cell, s, seed)
+    if not np.isfinite(v.value):
+        raise MicronasError(f"indicator {name} returned {v.value} for {cell}: a bug, report it")
+    return IndicatorValue(float(v.value), v.flags, v.extra)
+
+
 def score_arch(arch: NB201Arch, indicators: Sequence[str], seed: int = 0,
                settings: ProxySettings | None = None,
                store: ResultStore | None = None) -> dict[str, Score]:
@@ -69,17 +82,14 @@ def score_arch(arch: NB201Arch, indicators: Sequence[str], seed: int = 0,
     key = rep.iso_key()
     out: dict[str, Score] = {}
     for name in expand(indicators):
-        ind = get_indicator(name)
         hit = store.get(key, name, s.key(), seed) if store else None
         if hit is not None:
             out[name] = Score(name, hit[0], hit[1], hit[2], True)
             continue
         t0 = time.perf_counter()
-        v = ind.fn(rep, s, seed)
+        v = compute(name, rep, s, seed)
         dt = time.perf_counter() - t0
-        if not np.isfinite(v.value):
-            raise MicronasError(f"indicator {name} returned {v.value} for {arch}: a bug, report it")
-        out[name] = Score(name, float(v.value), tuple(v.flags), dt, False)
+        out[name] = Score(name, v.value, tuple(v.flags), dt, False)
         if store:
             store.put(key, name, s.key(), seed, float(v.value), tuple(v.flags), dt)
     return out

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from micronas.errors import MicronasError
-from micronas.proxies.registry import ProxySettings, get_indicator
-from micronas.proxies.scoring import score_arch
+from micronas.proxies.registry import ProxySettings
+from micronas.proxies.scoring import compute, score_arch
 from micronas.search.costs import CostModel, Costs
 from micronas.spaces.nb201 import NB201Arch
 from micronas.spaces.nb201_ir import EdgeOps
@@ -21,7 +19,7 @@ class Evaluation:
 
     values: dict[str, float]
     costs: Costs
-    flags: tuple[str, ...] = field(default=())
+    flags: tuple[str, ...] = ()
 
     def record(self) -> dict[str, float]:
         """The values and the two costs the reports plot, for histories."""
@@ -46,13 +44,8 @@ class Evaluator:
         values: dict[str, float] = {}
         flags: list[str] = []
         for name in self.indicators:
-            fn = get_indicator(name).fn
-            if fn is None:
-                raise MicronasError(f"indicator {name!r} is defined over a set, not one network")
-            v = fn(edge_ops, self.settings, self.seed)
-            if not math.isfinite(v.value):
-                raise MicronasError(f"indicator {name} returned {v.value} for a supernet: a bug")
-            values[name] = float(v.value)
+            v = compute(name, edge_ops, self.settings, self.seed)
+            values[name] = v.value
             flags += [f"{name}:{f}" for f in v.flags]
         self.evaluations += 1
         return Evaluation(values, self.costs.supernet(edge_ops), tuple(flags))
