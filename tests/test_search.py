@@ -198,3 +198,48 @@ def test_search_bad_indicators(cli):
                           ("synflow:-1", "must be > 0")):
         code, _, err = cli("search", "--indicators", arg, "--no-cache")
         assert code == 2 and fragment in err and err.count("\n") == 1
+
+
+def test_capacity_is_the_largest_feasible_completion():
+    """Brute force over every completion (pools included) of a small supernet."""
+    import itertools
+
+    from micronas.spaces import NB201Arch
+
+    model = CostModel(load_device("stm32f746"), disk_cache=False)
+    mixed = frozenset({"skip_connect", "avg_pool_3x3", "nor_conv_3x3"})
+    edge_ops = (mixed, frozenset({"nor_conv_1x1"}), mixed, frozenset({"skip_connect"}),
+                mixed, frozenset({"nor_conv_1x1"}))
+    archs = [NB201Arch(c) for c in itertools.product(*map(sorted, edge_ops))]
+    lats = sorted(model.arch(a).latency_ms for a in archs)
+    for limit in (lats[0] - 1, lats[0], lats[len(lats) // 2], lats[-1]):
+        b = Budgets(max_latency_ms=limit)
+        brute = max((model.arch(a).params for a in archs if b.ok(model.arch(a))), default=0)
+        assert model.capacity(edge_ops, b) == brute
+
+
+def test_prune_fills_a_binding_budget():
+    """A stand-in evaluator that, like the real indicators, prefers convs: under a latency
+    budget, published pruning (fill 0) drops every skip first and ends on a small all-1x1 cell;
+    with fill 0.9 it keeps a completion with >= 90 % of the budget's capacity."""
+    from types import SimpleNamespace
+
+    from micronas.search.evaluate import Evaluation
+    from micronas.search.strategies import PRUNE_OPS, prune
+
+    dev = load_device("stm32f746")
+    model = CostModel(dev)
+
+    def supernet(edge_ops):
+        n = sum(len(s & {"nor_conv_1x1", "nor_conv_3x3"}) for s in edge_ops)
+        return Evaluation({"synflow": float(n) + 0.01 * len(edge_ops[0])},
+                          model.supernet(edge_ops))
+
+    ev = SimpleNamespace(costs=model, supernet=supernet, evaluations=0)
+    b = Budgets.with_device(dev, max_latency_ms=343.2)
+    w = Weights(0.0, 0.0, (("synflow", 1.0),))
+    cap = model.capacity(tuple(frozenset(PRUNE_OPS) for _ in range(6)), b)
+    small = prune(ev, w, b, np.random.default_rng(0), fill=0.0).arch
+    full = prune(ev, w, b, np.random.default_rng(0), fill=0.9).arch
+    assert b.ok(model.arch(small)) and b.ok(model.arch(full))
+    assert model.arch(small).params < 0.9 * cap <= model.arch(full).params

@@ -102,6 +102,7 @@ class CostModel:
         self.device = device
         self.dataset = dataset
         self._memo: dict[tuple[str, ...], Costs] = {}
+        self._capacity: dict[tuple[tuple[tuple[str, ...], ...], Budgets], int] = {}
         self._path = (_cache_dir() / f"{device.name}-{dataset}-{device_hash(device)}-"
                       f"{__version__}.json") if disk_cache else None
         if self._path and self._path.is_file():
@@ -141,6 +142,24 @@ class CostModel:
                 return a
         return None
 
+    def capacity(self, edge_ops: EdgeOps, budgets: Budgets) -> int:
+        """The most parameters of a completion of ``edge_ops`` that meets ``budgets`` (0 if
+        none found): how much of the budgets the supernet can still use.
+
+        Completions are taken with, on each edge, the cheapest op of each parameter count:
+        avg_pool_3x3 only where the edge has no skip_connect (same parameters, never faster or
+        smaller in flash), so a pruning round costs at most 3^6 = 729 networks once, not 4^6.
+        A skip can hold a buffer longer than a pool, so under an SRAM budget this is a lower
+        bound of the true maximum; the completion it reports always meets the budgets."""
+        reduced = tuple(tuple(sorted(_cheapest_per_param_class(s))) for s in edge_ops)
+        key = (reduced, budgets)
+        cap = self._capacity.get(key)
+        if cap is None:
+            archs = map(NB201Arch, itertools.product(*reduced))
+            cap = max((c.params for c in map(self.arch, archs) if budgets.ok(c)), default=0)
+            self._capacity[key] = cap
+        return cap
+
     def all_archs(self, archs: Sequence[NB201Arch] | None = None) -> dict[NB201Arch, Costs]:
         """Costs of every architecture (all 15,625 by default); saved to the disk cache."""
         archs = list(archs) if archs is not None else list(NB201Space().enumerate())
@@ -161,6 +180,12 @@ class CostModel:
             self._dirty = False
         except OSError:
             pass  # a cache that cannot be written only costs time
+
+
+def _cheapest_per_param_class(ops: frozenset[str] | set[str]) -> set[str]:
+    if "skip_connect" in ops:
+        return set(ops) - {"avg_pool_3x3"}
+    return set(ops)
 
 
 def lower_bound(device: Device, dataset: str) -> Costs:

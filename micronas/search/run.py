@@ -48,6 +48,7 @@ class SearchConfig:
     network: str = "tenas"
     refine: int = 0                # hill-climbing steps after the strategy (0: none)
     indicators: str = DEFAULT_MIX  # the indicator part of the objective: "name[:share],..."
+    fill: float = 0.9              # prune: share of a binding budget's capacity to keep (ours)
 
     def validate(self) -> None:
         if self.space != "nb201":
@@ -62,6 +63,8 @@ class SearchConfig:
                 raise BudgetError(f"--{name.replace('_', '-')} must be a positive number, got {v}")
         if self.evaluations < 1:
             raise MicronasError(f"evaluations must be >= 1, got {self.evaluations}")
+        if not 0 <= self.fill < 1:
+            raise MicronasError(f"--fill must be in [0, 1), got {self.fill}")
         if self.refine < 0:
             raise MicronasError(f"--refine must be >= 0, got {self.refine}")
         if self.latency_mode not in ("rank", "target"):
@@ -176,6 +179,8 @@ def run_search(cfg: SearchConfig, table: Any = None, cache_path: str | None = No
     kwargs: dict[str, Any] = {"rank_mode": cfg.rank_mode, "progress": progress}
     if cfg.strategy in ("evolution", "random"):
         kwargs["n"] = cfg.evaluations
+    if cfg.strategy == "prune":
+        kwargs["fill"] = cfg.fill
     res = strategy(ev, w, budgets, rng, **kwargs)
     arch: NB201Arch = res.arch
     if cfg.refine:

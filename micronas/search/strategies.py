@@ -37,7 +37,8 @@ def _remove(edge_ops: tuple[frozenset[str], ...], e: int, op: str) -> tuple[froz
 
 
 def prune(ev: Evaluator, w: Weights, budgets: Budgets, rng: np.random.Generator,
-          rank_mode: str = "percentile", progress: Progress = None) -> StrategyResult:
+          rank_mode: str = "percentile", progress: Progress = None,
+          fill: float = 0.0) -> StrategyResult:
     """MicroNAS/TE-NAS pruning from the supernet with every op on every edge.
 
     Each round evaluates the supernet and, for every op still on an edge with more than one,
@@ -48,11 +49,29 @@ def prune(ev: Evaluator, w: Weights, budgets: Budgets, rng: np.random.Generator,
     removal leaves the best supernet is removed, provided the pruned supernet still has at
     least one completion within the budgets (edges are processed in order, each check against
     the supernet as already pruned this round).
+
+    ``fill`` (ours): when the budgets bind, i.e. the largest network of the space breaks one,
+    a removal must also leave a feasible completion with more than ``fill`` times the
+    parameters of the largest feasible network (:meth:`CostModel.capacity`). Published
+    pruning (``fill=0``) drops skip connections and pools first, as the indicators prefer
+    convolutions, and a tight latency budget then leaves only small all-1x1 cells; filling
+    keeps the cheap ops that let a 3x3 convolution fit. Progress is guaranteed: removing any
+    op but the one the largest feasible completion uses on that edge keeps that completion.
     """
     del rng  # pruning is deterministic given the evaluator's seed
     edge_ops = tuple(frozenset(PRUNE_OPS) for _ in EDGES)
     if ev.costs.feasible_completion(edge_ops, budgets) is None:
         raise BudgetError("no architecture of the NB201 space meets the budgets on this device")
+    # budget filling (ours): when the budgets bind (the largest network breaks one), keep a
+    # completion with at least `fill` of the parameters of the largest one they allow
+    cap = ev.costs.capacity(edge_ops, budgets)
+    need = fill * cap if cap < ev.costs.capacity(edge_ops, Budgets()) else 0.0
+
+    def allowed(trial: tuple[frozenset[str], ...]) -> bool:
+        if need > 0:  # a completion above `need` is itself feasible
+            return ev.costs.capacity(trial, budgets) > need
+        return ev.costs.feasible_completion(trial, budgets) is not None
+
     history: list[dict[str, Any]] = []
     rnd = 0
     while any(len(s) > 1 for s in edge_ops):
@@ -73,12 +92,12 @@ def prune(ev: Evaluator, w: Weights, budgets: Budgets, rng: np.random.Generator,
                          key=lambda i: (-score[i], cands[i][1]))
             for i in idx:
                 trial = _remove(edge_ops, e, cands[i][1])
-                if ev.costs.feasible_completion(trial, budgets) is not None:
+                if allowed(trial):
                     edge_ops = trial
                     removed.append(cands[i][1])
                     break
         history.append({
-            "round": rnd, **base.record(), "removed": removed,
+            "round": rnd, **base.record(), "removed": removed, "fill_params": need,
             "candidates": [{"edge": e, "op": op, **x.record(), "score": float(s)}
                            for (e, op), x, s in zip(cands, evals, score, strict=True)],
         })
