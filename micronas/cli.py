@@ -184,7 +184,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         max_latency_ms=args.max_latency_ms, max_sram_kb=args.max_sram_kb,
         max_flash_kb=args.max_flash_kb, seed=args.seed, rank_mode=args.rank_mode,
         latency_mode=args.latency_mode,
-        evaluations=args.evaluations, refine=args.refine, fill=args.fill,
+        evaluations=args.evaluations, refine=args.refine, fill=args.fill, workers=args.workers,
         **({"indicators": args.indicators} if args.indicators else {}))
     cfg.validate()
     out = check_out_dir(args.out) if args.out else None
@@ -380,9 +380,11 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--refine", type=int, default=0, help="after the strategy, hill-climb up to "
                     "K steps over one-edge neighbours scored like `micronas score` (ours; ~10 s "
                     "per step on 2 cores)")
-    se.add_argument("--fill", type=float, default=0.9, help="prune: when the budgets bind, "
+    se.add_argument("--fill", type=float, default=0.9, help="prune: when --max-* budgets bind, "
                     "never prune below this share of the largest network they allow (ours; 0: "
                     "published, feasibility only)")
+    se.add_argument("--workers", type=int, default=0, help="prune: processes evaluating a "
+                    "round's supernets (0: up to 2; results do not depend on it)")
     se.add_argument("--evaluations", type=int, default=54,
                     help="indicator evaluations for evolution and random")
     se.add_argument("--indicators", help="the indicator part of the objective, "

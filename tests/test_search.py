@@ -12,7 +12,7 @@ from micronas.search.costs import lower_bound
 from micronas.search.objective import ranks
 from micronas.spaces import NB201Space
 
-TINY = dict(ntk_batch=4, lr_samples=32, lr_batches=1, repeats=1)
+TINY = dict(ntk_batch=4, lr_samples=32, lr_batches=1, repeats=1, workers=1)
 
 
 
@@ -187,7 +187,8 @@ def test_prune_follows_each_indicator_direction(mix, expect_3x3):
         n = sum("nor_conv_3x3" in s for s in edge_ops) + 0.1 * sum(len(s) for s in edge_ops)
         return Evaluation({name: float(n)}, model.supernet(edge_ops))
 
-    ev = SimpleNamespace(costs=model, supernet=supernet, evaluations=0)
+    ev = SimpleNamespace(costs=model, supernets=lambda cells, progress=None: list(
+        map(supernet, cells)), evaluations=0)
     w = Weights(0.0, 0.0, parse_mix(mix))
     res = prune(ev, w, Budgets.with_device(load_device("stm32h7a3")), np.random.default_rng(0))
     assert res.arch.ops.count("nor_conv_3x3") == expect_3x3
@@ -235,11 +236,43 @@ def test_prune_fills_a_binding_budget():
         return Evaluation({"synflow": float(n) + 0.01 * len(edge_ops[0])},
                           model.supernet(edge_ops))
 
-    ev = SimpleNamespace(costs=model, supernet=supernet, evaluations=0)
+    ev = SimpleNamespace(costs=model, supernets=lambda cells, progress=None: list(
+        map(supernet, cells)), evaluations=0)
     b = Budgets.with_device(dev, max_latency_ms=343.2)
     w = Weights(0.0, 0.0, (("synflow", 1.0),))
     cap = model.capacity(tuple(frozenset(PRUNE_OPS) for _ in range(6)), b)
-    small = prune(ev, w, b, np.random.default_rng(0), fill=0.0).arch
-    full = prune(ev, w, b, np.random.default_rng(0), fill=0.9).arch
+    own = Budgets.with_device(dev)
+    small = prune(ev, w, b, np.random.default_rng(0), fill=0.0, device=own).arch
+    full = prune(ev, w, b, np.random.default_rng(0), fill=0.9, device=own).arch
     assert b.ok(model.arch(small)) and b.ok(model.arch(full))
     assert model.arch(small).params < 0.9 * cap <= model.arch(full).params
+    # the device's own memory is a limit, not a target: an indicator preferring small cells
+    # still gets one without a budget of the user's
+    w_small = Weights(0.0, 0.0, (("ntk_cond", 1.0),))
+    ev_small = SimpleNamespace(costs=model, evaluations=0, supernets=lambda cells, progress=None:
+                               [Evaluation({"ntk_cond": x.values["synflow"]}, x.costs)
+                                for x in map(supernet, cells)])
+    tiny = prune(ev_small, w_small, own, np.random.default_rng(0), fill=0.9, device=own).arch
+    assert tiny.ops.count("nor_conv_3x3") == tiny.ops.count("nor_conv_1x1") == 0
+
+
+def test_supernet_values_do_not_depend_on_workers():
+    from micronas.proxies.registry import ProxySettings
+    from micronas.search.evaluate import Evaluator
+    from micronas.search.strategies import PRUNE_OPS
+
+    model = CostModel(load_device("stm32f746"))
+    settings = ProxySettings(ntk_batch=4, lr_samples=32)
+    full = tuple(frozenset(PRUNE_OPS) for _ in range(6))
+    cells = [full, (frozenset({"skip_connect"}),) + full[1:], full[:5] + (frozenset(
+        {"nor_conv_1x1", "nor_conv_3x3"}),)]
+    names = ("ntk_cond", "linear_regions", "synflow")
+    one = Evaluator(model, settings, 3, indicators=names).supernets(cells)
+    par = Evaluator(model, settings, 3, indicators=names, workers=2)
+    try:
+        two = par.supernets(cells)
+    finally:
+        par.close()
+    # float32 NTK: the thread count changes the summation order (~1e-7 relative)
+    for a, b in zip(one, two, strict=True):
+        assert a.values == pytest.approx(b.values, rel=1e-5)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import time
 from dataclasses import asdict, dataclass, field
@@ -49,6 +50,7 @@ class SearchConfig:
     refine: int = 0                # hill-climbing steps after the strategy (0: none)
     indicators: str = DEFAULT_MIX  # the indicator part of the objective: "name[:share],..."
     fill: float = 0.9              # prune: share of a binding budget's capacity to keep (ours)
+    workers: int = 0               # prune: processes for supernet evaluations (0: up to 2)
 
     def validate(self) -> None:
         if self.space != "nb201":
@@ -63,6 +65,8 @@ class SearchConfig:
                 raise BudgetError(f"--{name.replace('_', '-')} must be a positive number, got {v}")
         if self.evaluations < 1:
             raise MicronasError(f"evaluations must be >= 1, got {self.evaluations}")
+        if self.workers < 0:
+            raise MicronasError(f"--workers must be >= 0, got {self.workers}")
         if not 0 <= self.fill < 1:
             raise MicronasError(f"--fill must be in [0, 1), got {self.fill}")
         if self.refine < 0:
@@ -173,14 +177,24 @@ def run_search(cfg: SearchConfig, table: Any = None, cache_path: str | None = No
     costs = CostModel(device, ds)
     store = ResultStore(cache_path) if cache_path else None
     w = cfg.weights(0.0 if target is not None else None)
-    ev = Evaluator(costs, cfg.proxy_settings(), cfg.seed, store, w.names())
+    workers = cfg.workers or min(2, os.cpu_count() or 1)
+    ev = Evaluator(costs, cfg.proxy_settings(), cfg.seed, store, w.names(), workers)
+    try:
+        return _run(cfg, ev, w, budgets, device, table, progress, t0)
+    finally:
+        ev.close()
+
+
+def _run(cfg: SearchConfig, ev: Evaluator, w: Weights, budgets: Budgets, device: Device,
+         table: Any, progress: Progress, t0: float) -> SearchResult:
+    costs, store, ds = ev.costs, ev.store, ev.costs.dataset
     rng = np.random.default_rng(cfg.seed)
     strategy = STRATEGIES[cfg.strategy]
     kwargs: dict[str, Any] = {"rank_mode": cfg.rank_mode, "progress": progress}
     if cfg.strategy in ("evolution", "random"):
         kwargs["n"] = cfg.evaluations
     if cfg.strategy == "prune":
-        kwargs["fill"] = cfg.fill
+        kwargs.update(fill=cfg.fill, device=Budgets.with_device(device))
     res = strategy(ev, w, budgets, rng, **kwargs)
     arch: NB201Arch = res.arch
     if cfg.refine:

@@ -38,7 +38,7 @@ def _remove(edge_ops: tuple[frozenset[str], ...], e: int, op: str) -> tuple[froz
 
 def prune(ev: Evaluator, w: Weights, budgets: Budgets, rng: np.random.Generator,
           rank_mode: str = "percentile", progress: Progress = None,
-          fill: float = 0.0) -> StrategyResult:
+          fill: float = 0.0, device: Budgets | None = None) -> StrategyResult:
     """MicroNAS/TE-NAS pruning from the supernet with every op on every edge.
 
     Each round evaluates the supernet and, for every op still on an edge with more than one,
@@ -50,9 +50,12 @@ def prune(ev: Evaluator, w: Weights, budgets: Budgets, rng: np.random.Generator,
     least one completion within the budgets (edges are processed in order, each check against
     the supernet as already pruned this round).
 
-    ``fill`` (ours): when the budgets bind, i.e. the largest network of the space breaks one,
-    a removal must also leave a feasible completion with more than ``fill`` times the
-    parameters of the largest feasible network (:meth:`CostModel.capacity`). Published
+    ``fill`` (ours): when the budgets bind, i.e. they allow a smaller largest network than
+    ``device`` (the device's own memory; default: no limit) does, a removal must also leave a
+    feasible completion with more than ``fill`` times the parameters of the largest feasible
+    network (:meth:`CostModel.capacity`). A budget is then a target to use, while the
+    device's own memory stays only a limit (the latency and FLOPs weights keep their effect
+    without a budget). Published
     pruning (``fill=0``) drops skip connections and pools first, as the indicators prefer
     convolutions, and a tight latency budget then leaves only small all-1x1 cells; filling
     keeps the cheap ops that let a 3x3 convolution fit. Progress is guaranteed: removing any
@@ -62,10 +65,10 @@ def prune(ev: Evaluator, w: Weights, budgets: Budgets, rng: np.random.Generator,
     edge_ops = tuple(frozenset(PRUNE_OPS) for _ in EDGES)
     if ev.costs.feasible_completion(edge_ops, budgets) is None:
         raise BudgetError("no architecture of the NB201 space meets the budgets on this device")
-    # budget filling (ours): when the budgets bind (the largest network breaks one), keep a
-    # completion with at least `fill` of the parameters of the largest one they allow
+    # budget filling (ours): when the user's budgets bind (they allow less than the device
+    # does), keep a completion with at least `fill` of the parameters of the largest they allow
     cap = ev.costs.capacity(edge_ops, budgets)
-    need = fill * cap if cap < ev.costs.capacity(edge_ops, Budgets()) else 0.0
+    need = fill * cap if cap < ev.costs.capacity(edge_ops, device or Budgets()) else 0.0
 
     def allowed(trial: tuple[frozenset[str], ...]) -> bool:
         if need > 0:  # a completion above `need` is itself feasible
@@ -76,15 +79,9 @@ def prune(ev: Evaluator, w: Weights, budgets: Budgets, rng: np.random.Generator,
     rnd = 0
     while any(len(s) > 1 for s in edge_ops):
         rnd += 1
-        base = ev.supernet(edge_ops)
-        if progress:
-            progress(1)
         cands = [(e, op) for e, s in enumerate(edge_ops) if len(s) > 1 for op in sorted(s)]
-        evals: list[Evaluation] = []
-        for e, op in cands:
-            evals.append(ev.supernet(_remove(edge_ops, e, op)))
-            if progress:
-                progress(1)
+        base, *evals = ev.supernets([edge_ops, *(_remove(edge_ops, e, op) for e, op in cands)],
+                                    progress)
         score = _scores(evals, w, rank_mode)
         removed = []
         for e in range(len(EDGES)):
