@@ -56,6 +56,8 @@ def test_impossible_budget_refused_before_search(cli, tmp_path):
     (["search", "--latency-weight", "0.7", "--flops-weight", "0.4"], "must be <= 1"),
     (["search", "--max-sram-kb", "-3"], "positive"),
     (["search", "--device", "esp32"], "unknown device"),
+    (["search", "--fill", "1.5"], "--fill must be in [0, 1)"),
+    (["search", "--workers", "-1"], "--workers must be >= 0"),
 ])
 def test_search_bad_input(cli, argv, fragment):
     code, _, err = cli(*argv, "--no-cache")
