@@ -278,3 +278,23 @@ def test_supernet_values_do_not_depend_on_workers():
     # float32 NTK: the thread count changes the summation order (~1e-7 relative)
     for a, b in zip(one, two, strict=True):
         assert a.values == pytest.approx(b.values, rel=1e-5)
+
+
+def test_supernets_fall_back_to_serial_without_processes(monkeypatch):
+    from micronas.proxies.registry import ProxySettings
+    from micronas.search import evaluate
+    from micronas.search.strategies import PRUNE_OPS
+
+    def no_processes(*args, **kwargs):
+        raise OSError("sem_open: function not implemented")
+
+    monkeypatch.setattr(evaluate, "ProcessPoolExecutor", no_processes)
+    model = CostModel(load_device("stm32f746"))
+    full = tuple(frozenset(PRUNE_OPS) for _ in range(6))
+    cells = [full, (frozenset({"skip_connect"}),) + full[1:]]
+    ev = evaluate.Evaluator(model, ProxySettings(ntk_batch=4, lr_samples=32), 0,
+                            indicators=("synflow",), workers=2)
+    got = ev.supernets(cells)
+    want = evaluate.Evaluator(model, ProxySettings(ntk_batch=4, lr_samples=32), 0,
+                              indicators=("synflow",)).supernets(cells)
+    assert ev.workers == 1 and [x.values for x in got] == [x.values for x in want]

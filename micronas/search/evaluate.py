@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing import get_context
 
@@ -78,17 +79,23 @@ class Evaluator:
                   progress: Callable[[int], None] | None = None) -> list[Evaluation]:
         """Evaluations of several supernets, in order (in parallel with ``workers`` > 1)."""
         jobs = [(c, self.indicators, self.settings, self.seed) for c in cells]
+        results: list[tuple[dict[str, float], tuple[str, ...]]] = []
         if self.workers > 1 and len(jobs) > 1:
-            if self._pool is None:
-                threads = max(1, (os.cpu_count() or 1) // self.workers)
-                self._pool = ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"),
-                                                 initializer=_threads, initargs=(threads,))
-            it = self._pool.map(_indicators_job, jobs)
-        else:
-            it = (_indicators(*j) for j in jobs)
-        results = []
-        for r in it:
-            results.append(r)
+            try:
+                if self._pool is None:
+                    threads = max(1, (os.cpu_count() or 1) // self.workers)
+                    self._pool = ProcessPoolExecutor(
+                        self.workers, mp_context=get_context("spawn"), initializer=_threads,
+                        initargs=(threads,))
+                for r in self._pool.map(_indicators_job, jobs):
+                    results.append(r)
+                    if progress:
+                        progress(1)
+            except (OSError, BrokenProcessPool):  # no usable worker processes: go serial
+                self.close()
+                self.workers = 1
+        for j in jobs[len(results):]:
+            results.append(_indicators(*j))
             if progress:
                 progress(1)
         self.evaluations += len(cells)
