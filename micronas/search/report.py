@@ -29,7 +29,9 @@ def _markdown(r: SearchResult) -> str:
         f"- weights: latency {c['latency_weight']}, FLOPs {c['flops_weight']}, indicators "
         f"`{c['indicators']}` (rank mode {c['rank_mode']})",
         f"- budgets: latency {c['max_latency_ms']} ms, SRAM {c['max_sram_kb']} KB, "
-        f"flash {c['max_flash_kb']} KB (plus the device's own memory)", "",
+        f"flash {c['max_flash_kb']} KB (plus the device's own memory)"
+        + (f"; pruning keeps >= {c['fill']:g} of a binding budget's capacity"
+           if c["strategy"] == "prune" and c["fill"] else ""), "",
         "| quantity | value |", "|---|---|",
         *[f"| {LABELS.get(n, n)} | {v:.4g} |" for n, v in r.indicators.items()],
         f"| latency | {r.latency_ms:.2f} ms |",
