@@ -108,7 +108,7 @@ def main() -> None:
         return
 
     t0 = time.perf_counter()
-    default = run_search(SearchConfig(), None)  # alone on the machine, all its cores
+    default = run_search(SearchConfig(workers=0), None)  # as the CLI runs it, alone
     print(f"default `micronas search` (no table): {default.search_seconds:.1f} s, "
           f"arch index {default.index}", flush=True)
 

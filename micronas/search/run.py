@@ -50,7 +50,9 @@ class SearchConfig:
     refine: int = 0                # hill-climbing steps after the strategy (0: none)
     indicators: str = DEFAULT_MIX  # the indicator part of the objective: "name[:share],..."
     fill: float = 0.9              # prune: share of a binding budget's capacity to keep (ours)
-    workers: int = 0               # prune: processes for supernet evaluations (0: up to 2)
+    workers: int = 1               # prune: processes for supernet evaluations (0: up to 2;
+    #                                the CLI's default; spawned workers re-import __main__,
+    #                                so a script using them needs an `if __name__` guard)
 
     def validate(self) -> None:
         if self.space != "nb201":
