@@ -14,6 +14,7 @@ each search evaluates serially, ``workers=1``); the default search is timed firs
     python benchmarks/search_nb201.py [--seeds 5] [--workers 2] [--data ../shared/data]
                                       [--out benchmarks/results]
     python benchmarks/search_nb201.py --refine-only 3   # only the --refine rows (ours)
+    python benchmarks/search_nb201.py --budget-device stm32l4r5   # half-budget rows elsewhere
 
 ``--refine-only K`` runs latency weight 0 and the half-latency budget (from the saved
 weight-0 result) with ``--refine K`` and writes ``search_refine.json``.
@@ -98,6 +99,9 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2, help="search processes (one thread each)")
     p.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
     p.add_argument("--refine-only", type=int, default=0)
+    p.add_argument("--budget-device", help="only the half-budget rows (weight 0, then half its "
+                   "mean latency with and without --fill) on this device; writes "
+                   "search_budget_DEVICE.json")
     a = p.parse_args()
     csv = Path(a.data) / "nb201" / "nb201_accuracy.csv"
     if not csv.is_file():
@@ -105,6 +109,9 @@ def main() -> None:
     seeds = list(range(a.seeds))
     if a.refine_only:
         refine_rows(a, csv, seeds)
+        return
+    if a.budget_device:
+        budget_rows(a, csv, seeds)
         return
 
     t0 = time.perf_counter()
@@ -208,6 +215,25 @@ def main() -> None:
              "run": same_seed[3]},
          "oracle_at_3x": {"max_latency_ms": cap, "accuracy": top, "index": top_arch.index},
          "wall_seconds": time.perf_counter() - t0}, indent=2))
+
+
+def budget_rows(a, csv: Path, seeds: list[int]) -> None:
+    """Budget filling on another device (held out: --fill was set on stm32f746)."""
+    dev = a.budget_device
+    with ProcessPoolExecutor(a.workers, initializer=_init, initargs=(str(csv),)) as pool:
+        base = run_settings(pool, [(f"{dev}, latency weight 0", {"device": dev})], seeds)
+        half = 0.5 * base[0]["latency_mean"]
+        rows = run_settings(pool, [
+            (f"{dev}, --max-latency-ms {half:.1f} (0.5 x weight-0 latency)",
+             {"device": dev, "max_latency_ms": half}),
+            (f"{dev}, --max-latency-ms {half:.1f}, --fill 0 (published pruning)",
+             {"device": dev, "max_latency_ms": half, "fill": 0.0})], seeds)
+    for r in rows:
+        r["all_within_budget"] = all(x["latency_ms"] <= half for x in r["runs"])
+        print(f"{r['setting']}: gap to oracle {r['oracle'] - r['acc_mean']:.2f} points, all "
+              f"within budget: {r['all_within_budget']}")
+    (Path(a.out) / f"search_budget_{dev}.json").write_text(
+        json.dumps({"results": base + rows}, indent=2))
 
 
 def refine_rows(a, csv: Path, seeds: list[int]) -> None:
