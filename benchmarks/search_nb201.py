@@ -92,6 +92,25 @@ def run_settings(pool, settings: list[tuple[str, dict]], seeds: list[int]) -> li
     return out
 
 
+def filled_and_published(prefix: str, base_lat: float, frac: float, **kw
+                         ) -> list[tuple[str, dict]]:
+    """The default search (budget filling) and published pruning (--fill 0) under a budget
+    of ``frac`` x the weight-0 latency."""
+    budget = frac * base_lat
+    return [(f"{prefix}, --max-latency-ms {budget:.1f}{note}", {**kw, "max_latency_ms": budget,
+                                                               **extra})
+            for note, extra in ((f" ({frac:g} x weight-0 latency)", {}),
+                                (", --fill 0 (published pruning)", {"fill": 0.0}))]
+
+
+def mark_budgets(settings: list[tuple[str, dict]], rows: list[dict]) -> None:
+    """Each run's latency budget, and whether every run of a setting met its own."""
+    for (_, kw), r in zip(settings, rows, strict=True):
+        for x in r["runs"]:
+            x["budget_ms"] = kw.get("per_seed", {}).get(x["seed"], kw)["max_latency_ms"]
+        r["all_within_budget"] = all(x["latency_ms"] <= x["budget_ms"] for x in r["runs"])
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
@@ -132,11 +151,7 @@ def main() -> None:
         base_lat = results[0]["latency_mean"]
         budgeted: list[tuple[str, dict]] = []
         for frac in (0.5, 0.25):
-            budget = base_lat * frac
-            budgeted.append((f"latency weight 0, --max-latency-ms {budget:.1f} ({frac:g} x "
-                             "weight-0 latency)", {"max_latency_ms": budget}))
-            budgeted.append((f"latency weight 0, --max-latency-ms {budget:.1f}, --fill 0 "
-                             "(published pruning)", {"max_latency_ms": budget, "fill": 0.0}))
+            budgeted += filled_and_published("latency weight 0", base_lat, frac)
         budgeted.append((f"--strategy evolution, --max-latency-ms {0.5 * base_lat:.1f}",
                          {"strategy": "evolution", "max_latency_ms": 0.5 * base_lat}))
         budgeted.append((f"--strategy evolution --indicators synflow --evaluations 300, "
@@ -154,10 +169,7 @@ def main() -> None:
         budgeted.append(("latency weight 0, --max-latency-ms (same seed's weight-0 latency) / 3",
                          {"per_seed": third}))
         more = run_settings(pool, budgeted, seeds)
-    for (_, kw), r in zip(budgeted, more, strict=True):
-        for x in r["runs"]:
-            x["budget_ms"] = kw.get("per_seed", {}).get(x["seed"], kw)["max_latency_ms"]
-        r["all_within_budget"] = all(x["latency_ms"] <= x["budget_ms"] for x in r["runs"])
+    mark_budgets(budgeted, more)
     results += more
 
     print(f"\n{'setting':<62} {'CIFAR-10 acc':>15} {'latency ms':>11} {'search s':>9} "
@@ -222,14 +234,10 @@ def budget_rows(a, csv: Path, seeds: list[int]) -> None:
     dev = a.budget_device
     with ProcessPoolExecutor(a.workers, initializer=_init, initargs=(str(csv),)) as pool:
         base = run_settings(pool, [(f"{dev}, latency weight 0", {"device": dev})], seeds)
-        half = 0.5 * base[0]["latency_mean"]
-        rows = run_settings(pool, [
-            (f"{dev}, --max-latency-ms {half:.1f} (0.5 x weight-0 latency)",
-             {"device": dev, "max_latency_ms": half}),
-            (f"{dev}, --max-latency-ms {half:.1f}, --fill 0 (published pruning)",
-             {"device": dev, "max_latency_ms": half, "fill": 0.0})], seeds)
+        settings = filled_and_published(dev, base[0]["latency_mean"], 0.5, device=dev)
+        rows = run_settings(pool, settings, seeds)
+    mark_budgets(settings, rows)
     for r in rows:
-        r["all_within_budget"] = all(x["latency_ms"] <= half for x in r["runs"])
         print(f"{r['setting']}: gap to oracle {r['oracle'] - r['acc_mean']:.2f} points, all "
               f"within budget: {r['all_within_budget']}")
     (Path(a.out) / f"search_budget_{dev}.json").write_text(

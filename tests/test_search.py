@@ -288,7 +288,7 @@ def test_supernets_fall_back_to_serial_without_processes(monkeypatch):
     def no_processes(*args, **kwargs):
         raise OSError("sem_open: function not implemented")
 
-    monkeypatch.setattr(evaluate, "ProcessPoolExecutor", no_processes)
+    monkeypatch.setattr(evaluate, "worker_pool", no_processes)
     model = CostModel(load_device("stm32f746"))
     full = tuple(frozenset(PRUNE_OPS) for _ in range(6))
     cells = [full, (frozenset({"skip_connect"}),) + full[1:]]

@@ -126,6 +126,14 @@ def _work(args: tuple[str, tuple[str, ...], int, ProxySettings]) -> dict[str, Sc
                       _WORKER.get("store"))  # type: ignore[arg-type]
 
 
+def worker_pool(workers: int, cache_path: str | None = None) -> ProcessPoolExecutor:
+    """``workers`` spawned processes sharing the cores (torch threads = cores // workers),
+    each with the results cache at ``cache_path`` (if any)."""
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    return ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
+                               initializer=_init_worker, initargs=(threads, cache_path))
+
+
 def score_many(archs: Sequence[NB201Arch], indicators: Sequence[str], seed: int = 0,
                settings: ProxySettings | None = None, cache_path: str | Path | None = None,
                workers: int = 1,
@@ -147,9 +155,7 @@ def score_many(archs: Sequence[NB201Arch], indicators: Sequence[str], seed: int 
     else:
         if path:
             ResultStore(path).close()  # fail fast on an unusable cache
-        threads = max(1, (os.cpu_count() or 1) // workers)
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
-                                 initializer=_init_worker, initargs=(threads, path)) as ex:
+        with worker_pool(workers, path) as ex:
             for r in ex.map(_work, [(str(a), names, seed, s) for a in archs], chunksize=4):
                 results.append(r)
                 if progress:

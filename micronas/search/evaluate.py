@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from multiprocessing import get_context
 
 from micronas.proxies.registry import ProxySettings
-from micronas.proxies.scoring import compute, score_arch
+from micronas.proxies.scoring import compute, score_arch, worker_pool
 from micronas.search.costs import CostModel, Costs
 from micronas.spaces.nb201 import NB201Arch
 from micronas.spaces.nb201_ir import EdgeOps
@@ -30,12 +28,6 @@ class Evaluation:
         return {**self.values, "latency_ms": self.costs.latency_ms, "macs": self.costs.macs}
 
 
-def _threads(n: int) -> None:
-    import torch
-
-    torch.set_num_threads(n)
-
-
 def _indicators(cell: EdgeOps, names: tuple[str, ...], settings: ProxySettings, seed: int
                 ) -> tuple[dict[str, float], tuple[str, ...]]:
     values: dict[str, float] = {}
@@ -45,11 +37,6 @@ def _indicators(cell: EdgeOps, names: tuple[str, ...], settings: ProxySettings, 
         values[name] = v.value
         flags += [f"{name}:{f}" for f in v.flags]
     return values, tuple(flags)
-
-
-def _indicators_job(args: tuple[EdgeOps, tuple[str, ...], ProxySettings, int]
-                    ) -> tuple[dict[str, float], tuple[str, ...]]:
-    return _indicators(*args)
 
 
 class Evaluator:
@@ -83,11 +70,8 @@ class Evaluator:
         if self.workers > 1 and len(jobs) > 1:
             try:
                 if self._pool is None:
-                    threads = max(1, (os.cpu_count() or 1) // self.workers)
-                    self._pool = ProcessPoolExecutor(
-                        self.workers, mp_context=get_context("spawn"), initializer=_threads,
-                        initargs=(threads,))
-                for r in self._pool.map(_indicators_job, jobs):
+                    self._pool = worker_pool(self.workers)
+                for r in self._pool.map(_indicators, *zip(*jobs, strict=True)):
                     results.append(r)
                     if progress:
                         progress(1)

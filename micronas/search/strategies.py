@@ -55,11 +55,11 @@ def prune(ev: Evaluator, w: Weights, budgets: Budgets, rng: np.random.Generator,
     feasible completion with more than ``fill`` times the parameters of the largest feasible
     network (:meth:`CostModel.capacity`). A budget is then a target to use, while the
     device's own memory stays only a limit (the latency and FLOPs weights keep their effect
-    without a budget). Published
-    pruning (``fill=0``) drops skip connections and pools first, as the indicators prefer
-    convolutions, and a tight latency budget then leaves only small all-1x1 cells; filling
-    keeps the cheap ops that let a 3x3 convolution fit. Progress is guaranteed: removing any
-    op but the one the largest feasible completion uses on that edge keeps that completion.
+    without a budget). Published pruning (``fill=0``) drops skip connections and pools
+    first, as the indicators prefer convolutions, and a tight latency budget then leaves only
+    small all-1x1 cells; filling keeps the cheap ops that let a 3x3 convolution fit. Progress
+    is guaranteed: removing any op but the one the largest feasible completion uses on that
+    edge keeps that completion.
     """
     del rng  # pruning is deterministic given the evaluator's seed
     edge_ops = tuple(frozenset(PRUNE_OPS) for _ in EDGES)
