@@ -15,6 +15,7 @@ each search evaluates serially, ``workers=1``); the default search is timed firs
                                       [--out benchmarks/results]
     python benchmarks/search_nb201.py --refine-only 3   # only the --refine rows (ours)
     python benchmarks/search_nb201.py --budget-device stm32l4r5   # half-budget rows elsewhere
+    python benchmarks/search_nb201.py --same-size 3202   # accuracies of equally sized cells
 
 ``--refine-only K`` runs latency weight 0 and the half-latency budget (from the saved
 weight-0 result) with ``--refine K`` and writes ``search_refine.json``.
@@ -118,6 +119,9 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2, help="search processes (one thread each)")
     p.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
     p.add_argument("--refine-only", type=int, default=0)
+    p.add_argument("--same-size", type=int, metavar="INDEX", help="only print the NB201 "
+                   "accuracies of every architecture with the same latency and parameters as "
+                   "INDEX on stm32f746 (how much the found one's accuracy is noise)")
     p.add_argument("--budget-device", help="only the half-budget rows (weight 0, then half its "
                    "mean latency with and without --fill) on this device; writes "
                    "search_budget_DEVICE.json")
@@ -131,6 +135,9 @@ def main() -> None:
         return
     if a.budget_device:
         budget_rows(a, csv, seeds)
+        return
+    if a.same_size is not None:
+        same_size(csv, a.same_size)
         return
 
     t0 = time.perf_counter()
@@ -227,6 +234,17 @@ def main() -> None:
              "run": same_seed[3]},
          "oracle_at_3x": {"max_latency_ms": cap, "accuracy": top, "index": top_arch.index},
          "wall_seconds": time.perf_counter() - t0}, indent=2))
+
+
+def same_size(csv: Path, index: int) -> None:
+    from micronas.spaces.nb201 import NB201Arch
+
+    table, costs = load_table(csv), CostModel(load_device("stm32f746"), "cifar10").all_archs()
+    ref = costs[NB201Arch.from_index(index)]
+    acc = [table.acc(a, "cifar10") for a, c in costs.items()
+           if (c.latency_ms, c.params) == (ref.latency_ms, ref.params)]
+    print(f"{len(acc)} architectures at {ref.latency_ms:.2f} ms and {ref.params:,} params: "
+          f"CIFAR-10 accuracy mean {statistics.mean(acc):.2f} %, {min(acc):.2f}-{max(acc):.2f}")
 
 
 def budget_rows(a, csv: Path, seeds: list[int]) -> None:
