@@ -22,13 +22,12 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import spearmanr
 
+from micronas.calibration import calibrate_emulated, write_profile
 from micronas.deploy.measure import LayerCache, measure_network
 from micronas.deploy.quantize import check_exportable
 from micronas.errors import MicronasError
 from micronas.hardware import estimate, load_device
-from micronas.hardware.calibrate import calibrate_emulated, write_profile
-from micronas.spaces.nb201 import NB201Space
-from micronas.spaces.nb201_ir import nb201_network
+from micronas.spaces.nb201 import NB201Space, nb201_network
 
 
 def main() -> None:

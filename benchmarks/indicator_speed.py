@@ -14,6 +14,8 @@ import time
 
 from micronas.bench.correlate import sample_archs
 from micronas.proxies import ProxySettings, score_many
+from micronas.spaces import get_space
+from micronas.tasks import get_task
 
 
 def main() -> None:
@@ -24,8 +26,9 @@ def main() -> None:
     a = p.parse_args()
     archs = sample_archs(a.n, a.seed + 12345)
     t0 = time.perf_counter()
-    res = score_many(archs, ["ntk_cond", "linear_regions"], a.seed, ProxySettings(), None,
-                     a.workers)
+    settings = ProxySettings(ntk_batch=32, repeats=3, lr_batches=3, lr_input=None)  # as measured
+    res = score_many(get_space("nb201"), archs, get_task("cifar10"),
+                     ["ntk_cond", "linear_regions"], a.seed, settings, None, f"process:{a.workers}")
     wall = time.perf_counter() - t0
     ntk = sum(r["ntk_cond"].seconds for r in res) / len(res)
     lr = sum(r["linear_regions"].seconds for r in res) / len(res)

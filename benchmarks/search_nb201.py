@@ -36,6 +36,8 @@ from micronas.hardware import load_device
 from micronas.search import Budgets, CostModel, SearchConfig, run_search
 from micronas.search.objective import TENAS_MIX
 from micronas.search.run import oracle
+from micronas.spaces import get_space
+from micronas.tasks import get_task
 
 PUBLISHED = {
     "TE-NAS (4 seeds)": "93.9 +- 0.47",
@@ -215,8 +217,9 @@ def main() -> None:
     # what the space allows: the best true accuracy at >= 3x the weight-0 mean's speed
     dev = load_device("stm32f746")
     cap = base["latency_mean"] / 3
-    top, top_arch = oracle(load_table(csv), CostModel(dev, "cifar10"),
-                           Budgets.with_device(dev, cap), "cifar10")
+    c10 = get_task("cifar10")
+    top, top_arch = oracle(load_table(csv), CostModel(get_space("nb201"), c10, dev),
+                           Budgets.with_device(dev, cap), c10)
     print(f"best accuracy of any architecture >= 3x faster than the weight-0 mean "
           f"(<= {cap:.1f} ms): {top:.2f} % ({top_arch.index}); the weight-0 mean is "
           f"{base['acc_mean']:.2f} %")
@@ -239,9 +242,10 @@ def main() -> None:
 def same_size(csv: Path, index: int) -> None:
     from micronas.spaces.nb201 import NB201Arch
 
-    table, costs = load_table(csv), CostModel(load_device("stm32f746"), "cifar10").all_archs()
+    costs = CostModel(get_space("nb201"), get_task("cifar10"), load_device("stm32f746")).all_archs()
+    table = load_table(csv)
     ref = costs[NB201Arch.from_index(index)]
-    acc = [table.acc(a, "cifar10") for a, c in costs.items()
+    acc = [table.acc(a, get_task("cifar10")) for a, c in costs.items()
            if (c.latency_ms, c.params) == (ref.latency_ms, ref.params)]
     print(f"{len(acc)} architectures at {ref.latency_ms:.2f} ms and {ref.params:,} params: "
           f"CIFAR-10 accuracy mean {statistics.mean(acc):.2f} %, {min(acc):.2f}-{max(acc):.2f}")

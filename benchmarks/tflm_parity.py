@@ -25,8 +25,7 @@ from micronas.deploy.quantize import gaussian_batch
 from micronas.deploy.tflite import build_tflite, tflm_arena
 from micronas.errors import MicronasError
 from micronas.hardware.planner import plan
-from micronas.spaces.nb201 import NB201Space
-from micronas.spaces.nb201_ir import nb201_network
+from micronas.spaces.nb201 import NB201Space, nb201_network
 
 
 def main() -> None:

@@ -1,60 +1,89 @@
-"""The typed API behind the CLI: each command is one call here."""
+"""The typed API behind the CLI: each command is one call here.
+
+Spaces and tasks are resolved here, once (a name, or the object itself), and passed down.
+An architecture is given as text (the space's string or index), or as the space's own value.
+``mlperf:kws|vww|ad|ic`` names an MLPerf Tiny reference network (costed, exported and
+measured at its own input shape).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from micronas.datasets import get_dataset
-from micronas.errors import ArchError
+from micronas.errors import MicronasError
 from micronas.hardware import CostReport, Device, estimate, load_device
 from micronas.ir import Network
-from micronas.spaces.nb201 import NB201Arch, NB201Space
-from micronas.spaces.nb201_ir import nb201_counts, nb201_network
+from micronas.spaces import SearchSpace, get_space, has, index_of
+from micronas.tasks import Task, resolve_task
+
+SpaceLike = str | SearchSpace
+TaskLike = Task | str | None
 
 
-def parse_arch(text: str | int | NB201Arch) -> NB201Arch:
-    """An NB201 architecture from an index, a canonical string, or itself."""
-    if isinstance(text, NB201Arch):
-        return text
-    return NB201Space().parse(text)
+def _resolve(space: SpaceLike, task: TaskLike) -> tuple[SearchSpace, Task]:
+    return get_space(space), resolve_task(task)
 
 
-def arch_info(text: str | int | NB201Arch) -> dict[str, Any]:
-    """Both forms of an architecture, its op counts, live edges and isomorphism key."""
-    a = parse_arch(text)
-    return {"arch": str(a), "index": a.index, "op_counts": a.op_counts(),
-            "live_edges": list(a.live_edges()), "iso_key": a.iso_key()}
+def _device(device: str | Device) -> Device:
+    return device if isinstance(device, Device) else load_device(device)
+
+
+def parse_arch(text: Any, space: SpaceLike = "nb201") -> Any:
+    """An architecture of ``space`` from its string or index (or the value itself)."""
+    sp = get_space(space)
+    if isinstance(text, str | int) and not isinstance(text, bool):
+        return sp.parse(text)
+    return sp.parse(sp.format(text))  # validates a value of the space
+
+
+def arch_info(text: Any, space: SpaceLike = "nb201", task: TaskLike = None) -> dict[str, Any]:
+    """The architecture's canonical string, index, isomorphism key and whatever the space
+    reports about it (NB201: op counts, live edges, NB201's own FLOPs and params)."""
+    sp, t = _resolve(space, task)
+    a = parse_arch(text, sp)
+    info: dict[str, Any] = {"space": sp.name, "arch": sp.format(a), "index": index_of(sp, a),
+                            "iso_key": sp.iso_key(a)}
+    if has(sp, "info"):
+        info.update(sp.info(a, t))
+    return info
 
 
 def _is_reference(arch: object) -> bool:
     return isinstance(arch, str) and arch.strip().lower().startswith("mlperf:")
 
 
-def build_ir(arch: str | int | NB201Arch, dataset: str = "cifar10") -> Network:
-    """The deployed network IR of an architecture (NB201 index/string, or ``mlperf:NAME``)."""
+def build_ir(arch: Any, space: SpaceLike = "nb201", task: TaskLike = None) -> Network:
+    """The deployed network IR of an architecture for ``task`` (or of ``mlperf:NAME``)."""
     if _is_reference(arch):
         from micronas.reference import reference_network
 
         return reference_network(arch.strip()[7:])
-    return nb201_network(parse_arch(arch), get_dataset(dataset).name)
+    sp, t = _resolve(space, task)
+    return sp.to_network(parse_arch(arch, sp), t)
+
+
+def _input_text(net: Network) -> str:
+    c, *hw = net.tensors[net.inputs[0]].shape
+    return "x".join(map(str, [*hw, c]))
 
 
 @dataclass(frozen=True)
 class CostResult:
-    """Cost of one architecture on one device, plus NB201's reference counts."""
+    """Cost of one network on one device, plus what its space reports about it."""
 
     arch: str
     index: int | None
-    dataset: str
+    space: str | None
+    task: str               # the task, or the reference network's own input
     report: CostReport
-    nb201_flops: float | None
-    nb201_params: float | None
+    info: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         r = self.report
         return {
-            "arch": self.arch, "index": self.index, "dataset": self.dataset,
+            "arch": self.arch, "index": self.index, "space": self.space, "task": self.task,
             "device": r.device, "macs": r.macs, "params": r.params,
             "flash_bytes": r.flash_bytes, "peak_sram_bytes": r.peak_sram_bytes,
             "latency_ms": r.latency_ms, "fits": r.fits,
@@ -62,8 +91,7 @@ class CostResult:
             "memory": {"arena_bytes": r.arena_bytes, "scratch_bytes": r.scratch_bytes,
                        "persistent_bytes": r.persistent_bytes,
                        "reserved_bytes": r.reserved_bytes},
-            "cycles": r.cycles,
-            "nb201_flops": self.nb201_flops, "nb201_params": self.nb201_params,
+            "cycles": r.cycles, **self.info,
             "layers": [
                 {"name": lc.name, "op": lc.op, "output_shape": list(lc.output_shape),
                  "macs": lc.macs, "params": lc.params, "flash_bytes": lc.flash_bytes,
@@ -74,17 +102,85 @@ class CostResult:
         }
 
 
-def cost(arch: str | int | NB201Arch, device: str | Device = "stm32f746",
-         dataset: str = "cifar10") -> CostResult:
-    """Cost of ``arch`` on ``device`` (name, path or Device) for ``dataset``."""
-    dev = device if isinstance(device, Device) else load_device(device)
-    ds = get_dataset(dataset).name
-    net = build_ir(arch, ds)
+def cost(arch: Any, device: str | Device = "stm32f746", space: SpaceLike = "nb201",
+         task: TaskLike = None) -> CostResult:
+    """Cost of ``arch`` on ``device`` (name, path or Device) for ``task``."""
+    dev = _device(device)
     if _is_reference(arch):
-        return CostResult(arch.strip(), None, ds, estimate(net, dev), None, None)
-    a = parse_arch(arch)
-    flops, params = nb201_counts(a, ds)
-    return CostResult(str(a), a.index, ds, estimate(net, dev), flops, params)
+        net = build_ir(arch)
+        return CostResult(arch.strip(), None, None, f"its own input {_input_text(net)}",
+                          estimate(net, dev))
+    sp, t = _resolve(space, task)
+    a = parse_arch(arch, sp)
+    extra = {k: v for k, v in (sp.info(a, t) if has(sp, "info") else {}).items()
+             if k.startswith(sp.name + "_")}
+    return CostResult(sp.format(a), index_of(sp, a), sp.name, t.describe(),
+                      estimate(sp.to_network(a, t), dev), extra)
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    """Indicator values of one architecture, with the settings and seed they came from."""
+
+    arch: str
+    index: int | None
+    space: str
+    task: str
+    seed: int
+    settings: dict[str, Any]
+    scores: dict[str, Any]   # name -> micronas.proxies.Score (population ones: None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"arch": self.arch, "index": self.index, "space": self.space, "task": self.task,
+                "seed": self.seed, "settings": self.settings, "indicators": {
+                    n: (None if sc is None else {"value": sc.value, "flags": list(sc.flags),
+                                                  "seconds": sc.seconds, "cached": sc.cached})
+                    for n, sc in self.scores.items()}}
+
+
+def score(arch: Any, indicators: Sequence[str] | str | None = None, space: SpaceLike = "nb201",
+          task: TaskLike = None, seed: int = 0, settings: Any = None,
+          cache_path: str | None = None) -> ScoreResult:
+    """Training-free indicators of one architecture (``settings``: a ProxySettings; the
+    default is the one ``micronas search`` uses, so both report the same values)."""
+    from micronas.proxies import DEFAULT_INDICATORS, ProxySettings, parse_indicators, score_many
+
+    sp, t = _resolve(space, task)
+    a = parse_arch(arch, sp)
+    names = parse_indicators(indicators, DEFAULT_INDICATORS)
+    s = settings or ProxySettings()
+    res = score_many(sp, [a], t, names, seed, s, cache_path)[0]
+    return ScoreResult(sp.format(a), index_of(sp, a), sp.name, t.name, seed, s.__dict__,
+                       {n: res.get(n) for n in names})
+
+
+def search(cfg: Any, table: Any = None, cache_path: str | None = None,
+           progress: Callable[[int], None] | None = None) -> Any:
+    """Run a search (``cfg``: a :class:`micronas.search.SearchConfig`); a SearchResult."""
+    from micronas.search.run import run_search
+
+    return run_search(cfg, table, cache_path, progress)
+
+
+def correlate(indicators: Sequence[str] | str | None = None, task: TaskLike = None,
+              benchmark: str | None = None, sample: int | None = 1000, seed: int = 0,
+              workers: int = 1, cache_path: str | None = None, settings: Any = None,
+              progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Rank correlation of indicators with NB201 ground truth (``sample=None``: all 15,625)."""
+    from micronas.bench.correlate import correlate as _correlate
+    from micronas.bench.correlate import sample_archs
+    from micronas.bench.table import check_task, load_table
+    from micronas.proxies import parse_indicators
+
+    names = parse_indicators(indicators, ["ntk_cond", "linear_regions", "tenas", "naswot",
+                                          "synflow", "snip", "grad_norm", "jacov", "params",
+                                          "flops"])
+    t = resolve_task(task)
+    check_task(t)
+    archs = sample_archs(sample, seed)  # validates --sample before the table is read
+    table = load_table(benchmark)
+    return _correlate(table, names, t, sample, seed, workers, cache_path, progress, archs,
+                      settings)
 
 
 def load_calibration(path: str, net: Network):
@@ -107,13 +203,13 @@ def load_calibration(path: str, net: Network):
     return arr.astype(np.float64)
 
 
-def export(arch: str | int | NB201Arch, fmt: str, out: str, dataset: str = "cifar10",
+def export(arch: Any, fmt: str, out: str, space: SpaceLike = "nb201", task: TaskLike = None,
            seed: int = 0, calibration: str | None = None, check: bool = True):
     """Write ``arch`` as int8 .tflite (checked in TFLM) or float ONNX (checked with
     onnxruntime); weights are seeded stand-ins (see :mod:`micronas.deploy.quantize`)."""
     from micronas.deploy.export import export as _export
 
-    net = build_ir(arch, dataset)
+    net = build_ir(arch, space, task)
     calib = load_calibration(calibration, net) if calibration else None
     return _export(net, fmt, out, seed=seed, calibration=calib, check=check)
 
@@ -146,31 +242,35 @@ class MeasureResult:
                             "classes": lay.classes} for lay in m.layers]}
 
 
-def measure(arch: str | int | NB201Arch, device: str | Device = "stm32f746",
-            dataset: str = "cifar10", method: str = "layers", seed: int = 0) -> MeasureResult:
+def measure(arch: Any, device: str | Device = "stm32f746", space: SpaceLike = "nb201",
+            task: TaskLike = None, method: str = "layers", seed: int = 0) -> MeasureResult:
     """Emulated latency of ``arch`` on ``device``'s core: our int8 kernels, cross-compiled and
     run in the unicorn emulator, instructions counted per class and converted to cycles."""
     from micronas.deploy.measure import measure_network
 
-    dev = device if isinstance(device, Device) else load_device(device)
-    net = build_ir(arch, dataset)
+    dev = _device(device)
+    net = build_ir(arch, space, task)
     m = measure_network(net, dev.core, method, seed)
-    name = arch.strip() if _is_reference(arch) else str(parse_arch(arch))
+    name = arch.strip() if _is_reference(arch) else get_space(space).format(
+        parse_arch(arch, space))
     return MeasureResult(name, dev.name, dev.core, dev.clock_mhz, method, m,
                          estimate(net, dev).latency_ms)
 
 
 def calibrate(device: str | Device = "stm32f746", measurements: str | None = None,
-              dataset: str = "cifar10", seed: int = 0, progress=None):
+              space: SpaceLike = "nb201", task: TaskLike = None, seed: int = 0, progress=None):
     """Fit the device's latency constants to emulated layers (default) or to a CSV of board
-    measurements; returns a :class:`micronas.hardware.calibrate.Calibration`."""
-    from micronas.hardware.calibrate import calibrate_emulated, calibrate_measured
+    measurements (``arch`` rows read in ``space`` for ``task``); returns a
+    :class:`micronas.calibration.Calibration`."""
+    from micronas.calibration import calibrate_emulated, calibrate_measured
 
-    dev = device if isinstance(device, Device) else load_device(device)
+    dev = _device(device)
     if measurements:
-        return calibrate_measured(dev, measurements, dataset)
+        sp, t = _resolve(space, task)
+        return calibrate_measured(dev, measurements, lambda a: build_ir(a, sp, t))
     return calibrate_emulated(dev, seed, progress)
 
 
-__all__ = ["ArchError", "CostResult", "MeasureResult", "arch_info", "build_ir", "calibrate",
-           "cost", "export", "load_calibration", "measure", "parse_arch"]
+__all__ = ["CostResult", "MeasureResult", "MicronasError", "ScoreResult", "arch_info",
+           "build_ir", "calibrate", "correlate", "cost", "export", "load_calibration",
+           "measure", "parse_arch", "score", "search"]

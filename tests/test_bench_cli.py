@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from micronas.spaces import NB201Space
+from micronas.spaces.nb201 import NB201Space
 
 
 @pytest.fixture()

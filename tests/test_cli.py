@@ -40,7 +40,7 @@ def test_cost_human_and_arch_and_devices(capsys):
     (["cost", "|nor_conv_3x3~0|+|bad|"], "malformed NB201 string"),
     (["cost", "20000"], "out of range"),
     (["cost", "1", "--device", "esp32"], "unknown device"),
-    (["cost", "1", "--dataset", "mnist"], "unknown dataset"),
+    (["cost", "1", "--dataset", "mnist"], "unknown task"),
     (["arch", "|x~0|+|x~0|x~1|+|x~0|x~1|x~2|"], "unknown op 'x'"),
     (["frobnicate"], "invalid choice"),
 ])

@@ -18,8 +18,7 @@ from micronas.deploy.quantize import activation_quant, gaussian_batch
 from micronas.errors import MicronasError
 from micronas.hardware.planner import plan
 from micronas.ir import lower_for_tflm, tflite_padding
-from micronas.spaces.nb201 import NB201Arch
-from micronas.spaces.nb201_ir import nb201_network
+from micronas.spaces.nb201 import NB201Arch, nb201_network
 
 tflm = pytest.importorskip("tflite_micro", reason="pip install tflite-micro")
 

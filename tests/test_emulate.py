@@ -8,8 +8,7 @@ import pytest
 from micronas.deploy.emulate import APT_HINT, classify
 from micronas.errors import DataError, MicronasError
 from micronas.hardware import estimate, load_device
-from micronas.spaces.nb201 import NB201Arch
-from micronas.spaces.nb201_ir import nb201_network
+from micronas.spaces.nb201 import NB201Arch, nb201_network
 
 needs_toolchain = pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None,
                                      reason=f"no arm-none-eabi-gcc; install with: {APT_HINT}")
@@ -74,7 +73,7 @@ def test_codegen_names_unsupported_layer():
 
 
 def test_calibrate_from_board_csv(tmp_path):
-    from micronas.hardware.calibrate import calibrate_measured, write_profile
+    from micronas.calibration import calibrate_measured, write_profile
 
     dev = load_device("stm32l4r5")
     rows = ["arch,latency_ms"]
@@ -83,7 +82,7 @@ def test_calibrate_from_board_csv(tmp_path):
 
         rows.append(f"{a},{2.0 * estimate(build_ir(a), dev).latency_ms:.6f}")
     (tmp_path / "m.csv").write_text("\n".join(rows) + "\n")
-    cal = calibrate_measured(dev, tmp_path / "m.csv")
+    cal = calibrate_measured(dev, tmp_path / "m.csv", build_ir)
     assert cal.per_class["all"]["scale"] == pytest.approx(2.0, rel=1e-4)
     prof = load_device(write_profile(cal, tmp_path / "l4-board.toml"))
     from micronas.api import build_ir
@@ -100,11 +99,12 @@ def test_calibrate_from_board_csv(tmp_path):
     ("arch,latency_ms\n99999,3\n", "line 2:"),
 ])
 def test_measurement_csv_errors(tmp_path, text, match):
-    from micronas.hardware.calibrate import calibrate_measured
+    from micronas.api import build_ir
+    from micronas.calibration import calibrate_measured
 
     (tmp_path / "m.csv").write_text(text)
     with pytest.raises(DataError, match=match):
-        calibrate_measured(load_device("stm32f746"), tmp_path / "m.csv")
+        calibrate_measured(load_device("stm32f746"), tmp_path / "m.csv", build_ir)
 
 
 def test_cli_calibrate_and_measure_errors(cli, tmp_path):
@@ -144,7 +144,7 @@ def test_missing_toolchain_gives_install_command(monkeypatch, cli):
 
 def test_fit_recovers_known_coefficients():
     """The calibration fit on the designed layers, with cycles from known coefficients."""
-    from micronas.hardware.calibrate import designed_layers, fit
+    from micronas.calibration import designed_layers, fit
     from micronas.hardware.cost import layer_features, op_class
 
     truth = {"cycles_per_mac": 1.7, "cycles_per_output": 30.0, "cycles_per_layer": 200.0}

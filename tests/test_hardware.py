@@ -4,8 +4,7 @@ from micronas.errors import DeviceError
 from micronas.hardware import builtin_devices, estimate, load_device
 from micronas.hardware.cost import op_class
 from micronas.ir import GraphBuilder
-from micronas.spaces import NB201Arch
-from micronas.spaces.nb201_ir import nb201_network
+from micronas.spaces.nb201 import NB201Arch, nb201_network
 
 DATASHEET = {  # name: (core, MHz, SRAM KiB, flash KiB)
     "stm32f746": ("cortex-m7", 216, 320, 1024),

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from micronas.errors import ArchError
-from micronas.spaces import EDGES, OPS, NB201Arch, NB201Space
+from micronas.spaces.nb201 import EDGES, OPS, NB201Arch, NB201Space
 
 S6111 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"
 

@@ -2,8 +2,7 @@ import numpy as np
 
 from micronas.hardware.planner import live_bytes, plan
 from micronas.ir import GraphBuilder
-from micronas.spaces import NB201Space
-from micronas.spaces.nb201_ir import nb201_network
+from micronas.spaces.nb201 import NB201Space, nb201_network
 
 
 def test_chain_reuses_memory():

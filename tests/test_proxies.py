@@ -7,15 +7,13 @@ import pytest
 import torch
 from torch import nn
 
+from micronas.cache import ResultStore
 from micronas.errors import DataError, MicronasError
-from micronas.nn import build_network
 from micronas.proxies import (
     ProxySettings,
-    canonical,
     get_indicator,
     list_indicators,
     parse_indicators,
-    score_arch,
     score_many,
 )
 from micronas.proxies.common import batch_stats_only
@@ -25,16 +23,25 @@ from micronas.proxies.tenas import (
     jacobian_loop,
     jacobian_vectorised,
 )
-from micronas.spaces import NB201Arch
-from micronas.store import ResultStore
+from micronas.spaces import Candidate, canonical, get_space
+from micronas.spaces.nb201 import NB201Arch
+from micronas.spaces.nb201.modules import build_network
+from micronas.tasks import get_task
 
 FAST = ProxySettings(ntk_batch=6, lr_samples=64, lr_batches=1, repeats=1, zc_batch=4)
+NB201 = get_space("nb201")
+CIFAR10 = get_task("cifar10")
+
+
+def score_arch(arch, names, seed, settings, cache=None):
+    return score_many(NB201, [arch], CIFAR10, names, seed, settings,
+                      None if cache is None else str(cache))[0]
 
 
 @pytest.mark.parametrize("index", [6111, 0, 1835])
 def test_vectorised_ntk_equals_per_sample_loop(index):
     torch.manual_seed(0)  # only for this test's own input; the library never uses global RNG
-    model = batch_stats_only(build_network(NB201Arch.from_index(index), "cifar10", 3, 1,
+    model = batch_stats_only(build_network(NB201Arch.from_index(index), CIFAR10, 3, 1,
                                            seed=1).double().train())
     x = torch.randn(6, 3, 32, 32, dtype=torch.float64)
     a = jacobian_vectorised(model, x)
@@ -71,7 +78,7 @@ def test_count_regions_hand_case():
 def test_indicators_on_degenerate_arch_are_defined():
     all_none = NB201Arch(("none",) * 6)
     for name in ("ntk_cond", "linear_regions", "naswot", "synflow", "snip", "grad_norm", "jacov"):
-        v = get_indicator(name).fn(all_none, FAST, 0)
+        v = get_indicator(name).fn(Candidate(NB201, all_none, CIFAR10), FAST, 0)
         assert math.isfinite(v.value), name
 
 
@@ -90,7 +97,7 @@ def test_registry_metadata_and_errors():
 def test_isomorphic_archs_share_values_and_seed_reproduces(tmp_path):
     a = NB201Arch(("nor_conv_3x3", "nor_conv_1x1", "avg_pool_3x3", "skip_connect", "none", "none"))
     b = NB201Arch(("nor_conv_3x3", "nor_conv_3x3", "nor_conv_3x3", "skip_connect", "none", "none"))
-    assert canonical(a) == canonical(b)
+    assert canonical(NB201, a) == canonical(NB201, b)
     sa = score_arch(a, ["ntk_cond", "params"], 3, FAST)
     sb = score_arch(b, ["ntk_cond", "params"], 3, FAST)
     assert sa["ntk_cond"].value == sb["ntk_cond"].value
@@ -103,8 +110,8 @@ def test_isomorphic_archs_share_values_and_seed_reproduces(tmp_path):
 def test_cache_roundtrip_and_tenas(tmp_path):
     path = tmp_path / "c.sqlite"
     archs = [NB201Arch.from_index(i) for i in (1, 2, 3)]
-    first = score_many(archs, ["tenas", "params"], 0, FAST, path)
-    second = score_many(archs, ["tenas", "params"], 0, FAST, path)
+    first = score_many(NB201, archs, CIFAR10, ["tenas", "params"], 0, FAST, str(path))
+    second = score_many(NB201, archs, CIFAR10, ["tenas", "params"], 0, FAST, str(path))
     assert all(s["ntk_cond"].cached for s in second)
     assert [s["tenas"].value for s in first] == [s["tenas"].value for s in second]
     assert sorted(s["tenas"].value for s in first)[-1] <= 6
@@ -130,7 +137,7 @@ def test_corrupted_and_unwritable_cache(tmp_path):
 def _writer(path: str, start: int) -> None:
     store = ResultStore(path)
     for i in range(start, start + 50):
-        store.put(f"k{i}", "params", "s", 0, float(i), (), 0.0)
+        store.put("nb201", "t", f"k{i}", "params", "s", 0, float(i), (), 0.0)
 
 
 def test_two_processes_write_at_once(tmp_path):
@@ -143,13 +150,14 @@ def test_two_processes_write_at_once(tmp_path):
     for p in ps:
         p.join(60)
         assert p.exitcode == 0
-    n = sqlite3.connect(path).execute("SELECT COUNT(*) FROM scores").fetchone()[0]
+    n = sqlite3.connect(path).execute("SELECT COUNT(*) FROM results").fetchone()[0]
     assert n == 100
 
 
 def test_zero_cost_proxies_rank_sizes_sensibly():
     small = NB201Arch(("skip_connect", "none", "skip_connect", "none", "none", "skip_connect"))
     big = NB201Arch(("nor_conv_3x3",) * 6)
+    small, big = Candidate(NB201, small, CIFAR10), Candidate(NB201, big, CIFAR10)
     for name in ("synflow", "params", "flops"):
         f = get_indicator(name).fn
         assert f(big, FAST, 0).value > f(small, FAST, 0).value, name

@@ -8,11 +8,40 @@ import pytest
 from micronas.errors import BudgetError
 from micronas.hardware import load_device
 from micronas.search import Budgets, CostModel, SearchConfig, Weights, run_search
-from micronas.search.costs import lower_bound
+from micronas.search.costs import BudgetFilter, lower_bound
+from micronas.search.evaluate import Evaluation
 from micronas.search.objective import ranks
-from micronas.spaces import NB201Space
+from micronas.search.strategies import Prune, Refine, drive
+from micronas.spaces import get_space
+from micronas.spaces.nb201 import PRUNE_OPS, NB201Arch, NB201Space
+from micronas.tasks import get_task
 
 TINY = dict(ntk_batch=4, lr_samples=32, lr_batches=1, repeats=1, workers=1)
+NB201 = get_space("nb201")
+CIFAR10 = get_task("cifar10")
+
+
+def cost_model(device: str, disk_cache: bool = True) -> CostModel:
+    return CostModel(NB201, CIFAR10, load_device(device), disk_cache)
+
+
+class StandIn:
+    """An evaluator whose indicator values come from ``fn(candidate)``: strategies tested
+    without torch."""
+
+    def __init__(self, costs, fn):
+        self.costs, self.fn, self.evaluations = costs, fn, 0
+
+    def evaluate(self, cands, progress=None):
+        self.evaluations += len(cands)
+        return [Evaluation(c, self.fn(c), self.costs.supernet(c.arch) if c.supernet
+                           else self.costs.arch(c.arch)) for c in cands]
+
+
+def run_prune(ev, w, budgets, fill=0.0, device_limits=None):
+    filt = BudgetFilter(ev.costs, budgets, device_limits or Budgets())
+    strategy = Prune(NB201, CIFAR10, filt, w, np.random.default_rng(0), fill=fill)
+    return drive(strategy, ev)
 
 
 
@@ -33,8 +62,8 @@ def test_ranks_modes():
 
 def test_lower_bound_is_below_every_arch():
     dev = load_device("stm32f746")
-    lb = lower_bound(dev, "cifar10")
-    cm = CostModel(dev, disk_cache=False)
+    lb = lower_bound(NB201, CIFAR10, dev)
+    cm = cost_model("stm32f746", disk_cache=False)
     rng = np.random.default_rng(0)
     for _ in range(60):
         c = cm.arch(NB201Space().sample(rng))
@@ -78,9 +107,7 @@ def test_strategies_respect_budgets(strategy):
                        max_sram_kb=200, evaluations=8, seed=1, **TINY)
     res = run_search(cfg)
     b = Budgets.with_device(dev, 400.0, 200 * 1024)
-    cm = CostModel(dev, disk_cache=False)
-    from micronas.spaces import NB201Arch
-
+    cm = cost_model("stm32l4r5", disk_cache=False)
     c = cm.arch(NB201Arch.from_string(res.arch))
     assert b.ok(c) and res.latency_ms <= 400.0 and res.fits
     assert res.seed == 1 and res.config["strategy"] == strategy
@@ -114,12 +141,13 @@ def test_latency_target_mode_sets_a_ceiling():
     from micronas.search.run import latency_target
 
     dev = load_device("stm32f746")
-    lo = latency_target(SearchConfig(latency_weight=0.9, latency_mode="target"), dev)
-    hi = latency_target(SearchConfig(latency_weight=0.1, latency_mode="target"), dev)
+    cm = CostModel(NB201, CIFAR10, dev)
+    lo = latency_target(SearchConfig(latency_weight=0.9, latency_mode="target"), cm)
+    hi = latency_target(SearchConfig(latency_weight=0.1, latency_mode="target"), cm)
     assert lo < hi
-    assert latency_target(SearchConfig(latency_weight=0.0, latency_mode="target"), dev) is None
+    assert latency_target(SearchConfig(latency_weight=0.0, latency_mode="target"), cm) is None
     res = run_search(SearchConfig(latency_weight=0.5, latency_mode="target", seed=2, **TINY))
-    mid = latency_target(SearchConfig(latency_weight=0.5, latency_mode="target"), dev)
+    mid = latency_target(SearchConfig(latency_weight=0.5, latency_mode="target"), cm)
     assert res.latency_ms <= mid
 
 
@@ -131,23 +159,16 @@ def test_unknown_latency_mode(cli):
 def test_refine_climbs_to_a_feasible_local_optimum():
     """Hill-climbing on a stand-in evaluator: regions = number of 3x3 convs (kappa flat), so
     the climb adds 3x3 convs one edge per step while the latency budget allows it."""
-    from types import SimpleNamespace
-
-    from micronas.search.evaluate import Evaluation
-    from micronas.search.strategies import refine
-    from micronas.spaces import NB201Arch
-
-    model = CostModel(load_device("stm32f746"))
-
-    def arch_eval(a):
-        return Evaluation({"ntk_cond": 10.0, "linear_regions": float(a.ops.count("nor_conv_3x3"))},
-                          model.arch(a))
-
-    ev = SimpleNamespace(costs=model, arch=arch_eval)
+    model = cost_model("stm32f746")
+    ev = StandIn(model, lambda c: {"ntk_cond": 10.0,
+                                   "linear_regions": float(c.arch.ops.count("nor_conv_3x3"))})
     start = NB201Arch.from_string("|skip_connect~0|+|skip_connect~0|skip_connect~1|+|"
                                   "skip_connect~0|skip_connect~1|skip_connect~2|")
     budget = Budgets(max_latency_ms=model.arch(start).latency_ms * 8)
-    end, trail = refine(ev, Weights(0.0, 0.0), budget, start, steps=10)
+    filt = BudgetFilter(model, budget, Budgets())
+    res = drive(Refine(NB201, CIFAR10, filt, Weights(0.0, 0.0), np.random.default_rng(0),
+                       start=start, steps=10), ev)
+    end, trail = res.arch, res.history[0]["refine"]
     assert [t["step"] for t in trail] == list(range(len(trail)))
     assert end.ops.count("nor_conv_3x3") == len(trail) - 1 > 0
     assert budget.ok(model.arch(end))
@@ -176,24 +197,19 @@ def test_prune_follows_each_indicator_direction(mix, expect_3x3):
     """A stand-in evaluator scores every network by its number of conv3x3 ops: pruning keeps
     them all when the indicator is higher-is-better (synflow) and drops them all when it is
     lower-is-better (ntk_cond): the orientation comes from the registry."""
-    from types import SimpleNamespace
-
-    from micronas.search.evaluate import Evaluation
     from micronas.search.objective import parse_mix
-    from micronas.search.strategies import prune
 
-    model = CostModel(load_device("stm32h7a3"))
-    name = mix
+    model = cost_model("stm32h7a3")
 
-    def supernet(edge_ops):
-        n = sum("nor_conv_3x3" in s for s in edge_ops) + 0.1 * sum(len(s) for s in edge_ops)
-        return Evaluation({name: float(n)}, model.supernet(edge_ops))
+    def fn(c):
+        edge_ops = c.arch
+        return {mix: sum("nor_conv_3x3" in s for s in edge_ops)
+                + 0.1 * sum(len(s) for s in edge_ops)}
 
-    ev = SimpleNamespace(costs=model, supernets=lambda cells, progress=None: list(
-        map(supernet, cells)), evaluations=0)
     w = Weights(0.0, 0.0, parse_mix(mix))
-    res = prune(ev, w, Budgets.with_device(load_device("stm32h7a3")), np.random.default_rng(0))
+    res = run_prune(StandIn(model, fn), w, Budgets.with_device(load_device("stm32h7a3")))
     assert res.arch.ops.count("nor_conv_3x3") == expect_3x3
+    assert res.evaluations == 25 + 19 + 13
 
 
 def test_search_bad_indicators(cli):
@@ -207,9 +223,7 @@ def test_capacity_is_the_largest_feasible_completion():
     """Brute force over every completion (pools included) of a small supernet."""
     import itertools
 
-    from micronas.spaces import NB201Arch
-
-    model = CostModel(load_device("stm32f746"), disk_cache=False)
+    model = cost_model("stm32f746", disk_cache=False)
     mixed = frozenset({"skip_connect", "avg_pool_3x3", "nor_conv_3x3"})
     edge_ops = (mixed, frozenset({"nor_conv_1x1"}), mixed, frozenset({"skip_connect"}),
                 mixed, frozenset({"nor_conv_1x1"}))
@@ -225,54 +239,51 @@ def test_prune_fills_a_binding_budget():
     """A stand-in evaluator that, like the real indicators, prefers convs: under a latency
     budget, published pruning (fill 0) drops every skip first and ends on a small all-1x1 cell;
     with fill 0.9 it keeps a completion with >= 90 % of the budget's capacity."""
-    from types import SimpleNamespace
-
-    from micronas.search.evaluate import Evaluation
-    from micronas.search.strategies import PRUNE_OPS, prune
-
     dev = load_device("stm32f746")
-    model = CostModel(dev)
+    model = cost_model("stm32f746")
 
-    def supernet(edge_ops):
+    def fn(c):
+        edge_ops = c.arch
         n = sum(len(s & {"nor_conv_1x1", "nor_conv_3x3"}) for s in edge_ops)
-        return Evaluation({"synflow": float(n) + 0.01 * len(edge_ops[0])},
-                          model.supernet(edge_ops))
+        return {"synflow": float(n) + 0.01 * len(edge_ops[0])}
 
-    ev = SimpleNamespace(costs=model, supernets=lambda cells, progress=None: list(
-        map(supernet, cells)), evaluations=0)
     b = Budgets.with_device(dev, max_latency_ms=343.2)
     w = Weights(0.0, 0.0, (("synflow", 1.0),))
     cap = model.capacity(tuple(frozenset(PRUNE_OPS) for _ in range(6)), b)
     own = Budgets.with_device(dev)
-    small = prune(ev, w, b, np.random.default_rng(0), fill=0.0, device=own).arch
-    full = prune(ev, w, b, np.random.default_rng(0), fill=0.9, device=own).arch
+    small = run_prune(StandIn(model, fn), w, b, 0.0, own).arch
+    full = run_prune(StandIn(model, fn), w, b, 0.9, own).arch
     assert b.ok(model.arch(small)) and b.ok(model.arch(full))
     assert model.arch(small).params < 0.9 * cap <= model.arch(full).params
     # the device's own memory is a limit, not a target: an indicator preferring small cells
     # still gets one without a budget of the user's
     w_small = Weights(0.0, 0.0, (("ntk_cond", 1.0),))
-    ev_small = SimpleNamespace(costs=model, evaluations=0, supernets=lambda cells, progress=None:
-                               [Evaluation({"ntk_cond": x.values["synflow"]}, x.costs)
-                                for x in map(supernet, cells)])
-    tiny = prune(ev_small, w_small, own, np.random.default_rng(0), fill=0.9, device=own).arch
+    tiny = run_prune(StandIn(model, lambda c: {"ntk_cond": fn(c)["synflow"]}), w_small, own,
+                     0.9, own).arch
     assert tiny.ops.count("nor_conv_3x3") == tiny.ops.count("nor_conv_1x1") == 0
+
+
+def _supernet_cands():
+    full = tuple(frozenset(PRUNE_OPS) for _ in range(6))
+    cells = [full, (frozenset({"skip_connect"}),) + full[1:], full[:5] + (frozenset(
+        {"nor_conv_1x1", "nor_conv_3x3"}),)]
+    from micronas.spaces import Candidate
+
+    return [Candidate(NB201, c, CIFAR10, supernet=True) for c in cells]
 
 
 def test_supernet_values_do_not_depend_on_workers():
     from micronas.proxies.registry import ProxySettings
     from micronas.search.evaluate import Evaluator
-    from micronas.search.strategies import PRUNE_OPS
 
-    model = CostModel(load_device("stm32f746"))
+    model = cost_model("stm32f746")
     settings = ProxySettings(ntk_batch=4, lr_samples=32)
-    full = tuple(frozenset(PRUNE_OPS) for _ in range(6))
-    cells = [full, (frozenset({"skip_connect"}),) + full[1:], full[:5] + (frozenset(
-        {"nor_conv_1x1", "nor_conv_3x3"}),)]
+    cands = _supernet_cands()
     names = ("ntk_cond", "linear_regions", "synflow")
-    one = Evaluator(model, settings, 3, indicators=names).supernets(cells)
-    par = Evaluator(model, settings, 3, indicators=names, workers=2)
+    one = Evaluator(model, settings, 3, indicators=names).evaluate(cands)
+    par = Evaluator(model, settings, 3, indicators=names, executor="process:2")
     try:
-        two = par.supernets(cells)
+        two = par.evaluate(cands)
     finally:
         par.close()
     # float32 NTK: the thread count changes the summation order (~1e-7 relative)
@@ -280,21 +291,20 @@ def test_supernet_values_do_not_depend_on_workers():
         assert a.values == pytest.approx(b.values, rel=1e-5)
 
 
-def test_supernets_fall_back_to_serial_without_processes(monkeypatch):
+def test_supernets_fall_back_to_serial_without_processes():
+    from concurrent.futures import Executor
+    from concurrent.futures.process import BrokenProcessPool
+
     from micronas.proxies.registry import ProxySettings
-    from micronas.search import evaluate
-    from micronas.search.strategies import PRUNE_OPS
+    from micronas.search.evaluate import Evaluator
 
-    def no_processes(*args, **kwargs):
-        raise OSError("sem_open: function not implemented")
+    class Broken(Executor):
+        def map(self, *args, **kwargs):
+            raise BrokenProcessPool("workers died")
 
-    monkeypatch.setattr(evaluate, "worker_pool", no_processes)
-    model = CostModel(load_device("stm32f746"))
-    full = tuple(frozenset(PRUNE_OPS) for _ in range(6))
-    cells = [full, (frozenset({"skip_connect"}),) + full[1:]]
-    ev = evaluate.Evaluator(model, ProxySettings(ntk_batch=4, lr_samples=32), 0,
-                            indicators=("synflow",), workers=2)
-    got = ev.supernets(cells)
-    want = evaluate.Evaluator(model, ProxySettings(ntk_batch=4, lr_samples=32), 0,
-                              indicators=("synflow",)).supernets(cells)
-    assert ev.workers == 1 and [x.values for x in got] == [x.values for x in want]
+    model = cost_model("stm32f746")
+    s = ProxySettings(ntk_batch=4, lr_samples=32)
+    cands = _supernet_cands()[:2]
+    got = Evaluator(model, s, 0, indicators=("synflow",), executor=Broken()).evaluate(cands)
+    want = Evaluator(model, s, 0, indicators=("synflow",)).evaluate(cands)
+    assert [x.values for x in got] == [x.values for x in want]

@@ -5,9 +5,9 @@ from torch import nn
 
 from micronas.errors import MicronasError
 from micronas.ir_torch import trace
-from micronas.nn import build_network
-from micronas.spaces import NB201Space
-from micronas.spaces.nb201_ir import nb201_counts, nb201_network
+from micronas.spaces.nb201 import NB201Space, nb201_counts, nb201_network
+from micronas.spaces.nb201.modules import build_network
+from micronas.tasks import get_task
 
 
 def test_param_count_equals_nb201_count():
@@ -16,15 +16,16 @@ def test_param_count_equals_nb201_count():
     for _ in range(40):
         a = space.sample(rng)
         for ds in ("cifar10", "imagenet16-120"):
-            net = build_network(a, ds)
+            net = build_network(a, get_task(ds))
             n = sum(p.numel() for p in net.parameters())
-            assert n == round(nb201_counts(a, ds)[1] * 1e6)
+            assert n == round(nb201_counts(a, get_task(ds))[1] * 1e6)
 
 
 def test_forward_shapes_and_seed():
     a = NB201Space().parse("6111")
     x = torch.randn(2, 3, 16, 16)
-    n1, n2 = build_network(a, "imagenet16-120", seed=3), build_network(a, "imagenet16-120", seed=3)
+    t = get_task("imagenet16-120")
+    n1, n2 = build_network(a, t, seed=3), build_network(a, t, seed=3)
     assert torch.equal(n1(x), n2(x))
     assert n1(x).shape == (2, 120)
 

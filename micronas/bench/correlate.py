@@ -11,11 +11,12 @@ import numpy as np
 from scipy.stats import kendalltau, spearmanr
 
 from micronas import __version__
-from micronas.bench.table import NB201Table
-from micronas.datasets import get_dataset
+from micronas.bench.table import NB201Table, check_task
 from micronas.errors import MicronasError
 from micronas.proxies import ProxySettings, score_many
+from micronas.spaces import get_space
 from micronas.spaces.nb201 import NUM_ARCHS, NB201Arch
+from micronas.tasks import Task
 
 
 def sample_archs(n: int | None, seed: int) -> list[NB201Arch]:
@@ -29,20 +30,25 @@ def sample_archs(n: int | None, seed: int) -> list[NB201Arch]:
     return [NB201Arch.from_index(int(i)) for i in idx]
 
 
-def correlate(table: NB201Table, indicators: Sequence[str], dataset: str = "cifar10",
+def correlate(table: NB201Table, indicators: Sequence[str], task: Task,
               sample: int | None = 1000, seed: int = 0, workers: int = 1,
               cache_path: str | Path | None = None,
               progress: Callable[[int], None] | None = None,
-              archs: Sequence[NB201Arch] | None = None) -> dict[str, Any]:
-    """Spearman rho and Kendall tau of each indicator with test accuracy on ``dataset``."""
-    ds = get_dataset(dataset).name
+              archs: Sequence[NB201Arch] | None = None,
+              settings: ProxySettings | None = None) -> dict[str, Any]:
+    """Spearman rho and Kendall tau of each indicator with test accuracy on ``task``."""
+    check_task(task)
+    if workers < 1:
+        raise MicronasError(f"--workers must be >= 1, got {workers}")
     archs = list(archs) if archs is not None else sample_archs(sample, seed)
-    settings = ProxySettings(dataset=ds)
+    settings = settings or ProxySettings()
     t0 = time.perf_counter()
-    scores = score_many(archs, indicators, seed, settings, cache_path, workers, progress)
+    scores = score_many(get_space("nb201"), archs, task, indicators, seed, settings,
+                        None if cache_path is None else str(cache_path), f"process:{workers}",
+                        progress)
     wall = time.perf_counter() - t0
-    acc = np.array([table.acc(a, ds) for a in archs])
-    out: dict[str, Any] = {"n": len(archs), "dataset": ds, "seed": seed, "indicators": {},
+    acc = np.array([table.acc(a, task) for a in archs])
+    out: dict[str, Any] = {"n": len(archs), "dataset": task.name, "seed": seed, "indicators": {},
                            "wall_seconds": wall, "settings": settings.__dict__,
                            "settings_hash": settings.key(), "version": __version__,
                            "workers": workers}

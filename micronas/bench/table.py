@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from micronas.datasets import get_dataset
 from micronas.errors import DataError
 from micronas.spaces.nb201 import NUM_ARCHS, NB201Arch
+from micronas.tasks import Task
 
 REQUIRED = ("index", "arch", "cifar10_test", "cifar100_test", "imagenet16_120_test")
 HOW = ("a CSV with the columns of shared/data/nb201/nb201_accuracy.csv (index, arch, "
@@ -29,15 +29,31 @@ def resolve_benchmark(path: str | Path | None) -> Path:
     return p
 
 
+#: Task name -> column of nb201_accuracy.csv holding its test accuracy (%).
+COLUMNS = {"cifar10": "cifar10_test", "cifar100": "cifar100_test",
+           "imagenet16-120": "imagenet16_120_test"}
+
+
+def check_task(task: Task) -> None:
+    """NB201's table has ground truth for its three datasets at their own input shape."""
+    from micronas.tasks import BUILTIN
+
+    if task.name not in COLUMNS or BUILTIN[task.name] != task:
+        raise DataError(f"the NB201 table has no ground truth for task {task.describe()}; "
+                        f"use one of {', '.join(COLUMNS)}")
+
+
 @dataclass(frozen=True)
 class NB201Table:
     """Test accuracies (%) per architecture index for the three datasets."""
 
     path: str
-    accuracy: dict[str, dict[int, float]]  # dataset -> index -> accuracy
+    accuracy: dict[str, dict[int, float]]  # task name -> index -> accuracy
+    space: str = "nb201"
 
-    def acc(self, arch: NB201Arch, dataset: str) -> float:
-        return self.accuracy[get_dataset(dataset).name][arch.index]
+    def acc(self, arch: NB201Arch, task: Task) -> float:
+        check_task(task)
+        return self.accuracy[task.name][arch.index]
 
     def __len__(self) -> int:
         return len(self.accuracy["cifar10"])
@@ -45,8 +61,7 @@ class NB201Table:
 
 @cache
 def _load(path: str, mtime: float) -> NB201Table:
-    cols = {"cifar10": "cifar10_test", "cifar100": "cifar100_test",
-            "imagenet16-120": "imagenet16_120_test"}
+    cols = COLUMNS
     acc: dict[str, dict[int, float]] = {k: {} for k in cols}
     try:
         with open(path, newline="") as f:

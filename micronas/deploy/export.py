@@ -12,16 +12,17 @@ from typing import Any
 import numpy as np
 
 from micronas.deploy.quantize import (
+    WEIGHTED,
     FloatParams,
     QNetwork,
     check_exportable,
     gaussian_batch,
-    quantize_network,
+    quantize_layers,
     random_weights,
 )
 from micronas.errors import MicronasError
 from micronas.fileio import atomic_write
-from micronas.ir import Network
+from micronas.ir import Network, lower_for_tflm
 
 FORMATS = ("tflite", "onnx")
 
@@ -38,6 +39,20 @@ class ExportResult:
     def to_dict(self) -> dict[str, Any]:
         return {"path": self.path, "format": self.format, "network": self.network,
                 "size_bytes": self.size_bytes, "seed": self.seed, "checks": self.checks}
+
+
+def quantize_network(net: Network, weights: dict[str, FloatParams], calibration: np.ndarray,
+                     ) -> QNetwork:
+    """Quantise ``net`` with activation ranges from ``calibration`` (a float batch, ``(B, *input)``)."""
+    from micronas.deploy.reference import run_float
+
+    check_exportable(net)
+    net = lower_for_tflm(net)
+    missing = [lay.name for lay in net.layers if lay.op in WEIGHTED and lay.name not in weights]
+    if missing:
+        raise MicronasError(f"no weights for layer {missing[0]}")
+    acts = run_float(net, weights, calibration)
+    return quantize_layers(net, weights, acts, calibration.shape[0])
 
 
 def prepare(net: Network, seed: int = 0, calibration: np.ndarray | None = None,

@@ -13,19 +13,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import replace
 from importlib import resources
-from pathlib import Path
 
 import numpy as np
 
+from micronas.cache import Memo
 from micronas.deploy import codegen, emulate
 from micronas.deploy.emulate import LayerMeasurement, Measurement
 from micronas.deploy.export import prepare
 from micronas.deploy.quantize import check_exportable, gaussian_batch
 from micronas.errors import MicronasError
-from micronas.fileio import atomic_write
 from micronas.ir import Layer, Network, Tensor, lower_for_tflm
 
 
@@ -54,32 +52,17 @@ def _code_hash(core: str) -> str:
     return h.hexdigest()[:16]
 
 
-def _cache_path(core: str) -> Path:
-    root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "micronas"
-    return root / f"emulated-{core}-{_code_hash(core)}.json"
-
-
-class LayerCache:
-    """Per-core memo of emulated layer signatures, on disk (it is only a cache)."""
+class LayerCache(Memo):
+    """Per-core memo of emulated layer signatures, in the cache directory (it is only a
+    cache; the file name carries a hash of the kernels, the generator and the core)."""
 
     def __init__(self, core: str, disk: bool = True):
+        super().__init__(f"emulated-{core}-{_code_hash(core)}.json", enabled=disk)
         self.core = core
-        self.path = _cache_path(core) if disk else None
-        self.memo: dict[str, dict] = {}
-        if self.path and self.path.is_file():
-            try:
-                self.memo = json.loads(self.path.read_text())
-            except (OSError, ValueError):
-                self.memo = {}
 
-    def save(self) -> None:
-        if self.path is None:
-            return
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(self.path, lambda f: json.dump(self.memo, f))
-        except OSError:
-            pass
+    @property
+    def memo(self) -> dict[str, dict]:
+        return self.data
 
 
 def measure_layer(net: Network, layer: Layer, core: str, cache: LayerCache | None = None,
@@ -94,8 +77,8 @@ def measure_layer(net: Network, layer: Layer, core: str, cache: LayerCache | Non
     x = q.input_quant.quantize(gaussian_batch(one, 1, seed + 2))[0]
     res = emulate.measure(q, core, x).layers[0]
     if cache is not None:
-        cache.memo[key] = {"instructions": res.instructions, "cycles": res.cycles,
-                           "classes": res.classes}
+        cache.put(key, {"instructions": res.instructions, "cycles": res.cycles,
+                           "classes": res.classes})
     return LayerMeasurement(layer.name, res.instructions, res.cycles, res.classes)
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from micronas.errors import MicronasError
-from micronas.ir import Layer, Network, lower_for_tflm
+from micronas.ir import Layer, Network
 
 WEIGHTED = ("conv2d", "depthwise_conv2d", "fully_connected", "affine")
 SAME_QUANT = ("avgpool2d", "maxpool2d", "global_avgpool", "relu", "pad")
@@ -148,17 +148,11 @@ def _weight_scales(w: np.ndarray, per_channel: bool) -> np.ndarray:
     return np.where(amax > 0, amax / 127.0, 1.0).astype(np.float32)
 
 
-def quantize_network(net: Network, weights: dict[str, FloatParams], calibration: np.ndarray,
-                     ) -> QNetwork:
-    """Quantise ``net`` with activation ranges from ``calibration`` (a float batch, ``(B, *input)``)."""
-    from micronas.deploy.reference import run_float
-
-    check_exportable(net)
-    net = lower_for_tflm(net)
-    missing = [lay.name for lay in net.layers if lay.op in WEIGHTED and lay.name not in weights]
-    if missing:
-        raise MicronasError(f"no weights for layer {missing[0]}")
-    acts = run_float(net, weights, calibration)
+def quantize_layers(net: Network, weights: dict[str, FloatParams],
+                    acts: dict[str, np.ndarray], calibration_batch: int) -> QNetwork:
+    """Quantise the lowered network ``net`` with activation ranges from ``acts`` (the float
+    activations of a calibration batch, by tensor name: :func:`micronas.deploy.export.
+    quantize_network` computes them)."""
     tq: dict[str, TensorQuant] = {}
     inp = net.inputs[0]
     tq[inp] = activation_quant(acts[inp].min(), acts[inp].max())
@@ -185,7 +179,7 @@ def quantize_network(net: Network, weights: dict[str, FloatParams], calibration:
             bq = np.round(b / (s_in * ws.astype(np.float64))).astype(np.int64)
             bq = np.clip(bq, -(2**31), 2**31 - 1).astype(np.int32)
             params[layer.name] = QParams(wq, ws, bq)
-    return QNetwork(net, tq, params, {"calibration_batch": int(calibration.shape[0])})
+    return QNetwork(net, tq, params, {"calibration_batch": int(calibration_batch)})
 
 
 def gaussian_batch(net: Network, batch: int, seed: int) -> np.ndarray:

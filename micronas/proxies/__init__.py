@@ -1,6 +1,6 @@
 """Training-free indicators, registered by name.
 
->>> from micronas.proxies import list_indicators, score_arch
+>>> from micronas.proxies import list_indicators, score_many
 """
 
 from micronas.proxies import cost_proxies, tenas, zero_cost  # noqa: F401  (registration)
@@ -14,7 +14,7 @@ from micronas.proxies.registry import (
     register,
     register_population,
 )
-from micronas.proxies.scoring import Score, canonical, score_arch, score_many
+from micronas.proxies.scoring import Score, compute, score_batch, score_many
 
 register_population(
     "tenas",
@@ -26,5 +26,5 @@ register_population(
 DEFAULT_INDICATORS = ["ntk_cond", "linear_regions", "tenas"]
 
 __all__ = ["DEFAULT_INDICATORS", "Indicator", "IndicatorValue", "ProxySettings", "Score",
-           "canonical", "get_indicator", "list_indicators", "parse_indicators", "register",
-           "score_arch", "score_many"]
+           "compute", "get_indicator", "list_indicators", "parse_indicators", "register",
+           "score_batch", "score_many"]

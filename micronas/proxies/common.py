@@ -7,10 +7,9 @@ import hashlib
 import torch
 from torch import nn
 
-from micronas.datasets import get_dataset
-from micronas.nn import build_network
 from micronas.proxies.registry import ProxySettings
-from micronas.spaces.nb201 import NB201Arch
+from micronas.spaces import Candidate
+from micronas.torchinit import INITS, init_kaiming
 
 
 def generator(seed: int, *parts: object) -> torch.Generator:
@@ -31,27 +30,28 @@ def batch_stats_only(model: nn.Module) -> nn.Module:
     return model
 
 
-def ntk_network(arch: NB201Arch, s: ProxySettings, gen: torch.Generator) -> nn.Module:
-    from micronas.nn.nb201 import init_weights
-
-    C, N = (3, 1) if s.network == "tenas" else (16, 5)
-    net = build_network(arch, s.dataset, C, N, seed=None)
-    return batch_stats_only(init_weights(net, gen))
+def ntk_variant(s: ProxySettings) -> str:
+    """The module variant the NTK runs on (``ProxySettings.network``)."""
+    return "small" if s.network == "tenas" else "full"
 
 
-def full_network(arch: NB201Arch, s: ProxySettings, gen: torch.Generator) -> nn.Module:
-    from micronas.nn.nb201 import init_torch_default, init_weights
-
-    init = init_torch_default if s.zc_init == "torch" else init_weights
-    return init(build_network(arch, s.dataset, 16, 5, seed=None), gen)
+def ntk_network(cand: Candidate, s: ProxySettings, gen: torch.Generator) -> nn.Module:
+    return batch_stats_only(init_kaiming(cand.module(ntk_variant(s)), gen))
 
 
-def images(s: ProxySettings, batch: int, gen: torch.Generator,
+def full_network(cand: Candidate, s: ProxySettings, gen: torch.Generator) -> nn.Module:
+    return INITS[s.zc_init](cand.module("full"), gen)
+
+
+def images(shape: tuple[int, int, int], batch: int, gen: torch.Generator,
            resolution: int | None = None, kind: str = "gaussian") -> torch.Tensor:
-    """A seeded batch of N(0, 1) images, or image-like ones (``kind="natural"``)."""
-    spec = get_dataset(s.dataset)
-    r = resolution or spec.resolution
-    x = torch.randn(batch, spec.channels, r, r, generator=gen)
+    """A seeded batch of N(0, 1) images shaped ``shape`` (C, H, W), or image-like ones
+    (``kind="natural"``). ``resolution`` caps height and width (a 32x32 task gives 16x16
+    images with ``resolution=16``, a 49x10 one 16x10)."""
+    c, h, w = shape
+    if resolution:
+        h, w = min(h, resolution), min(w, resolution)
+    x = torch.randn(batch, c, h, w, generator=gen)
     return natural_images(x) if kind == "natural" else x
 
 
@@ -66,9 +66,9 @@ def natural_images(white: torch.Tensor) -> torch.Tensor:
     natural images), channels sharing 64 % of their variance (colour images are mostly
     luminance), then standardised per channel over the batch as a dataset's normalisation
     does."""
-    r = white.shape[-1]
-    f = torch.sqrt(torch.fft.fftfreq(r)[:, None] ** 2 + torch.fft.fftfreq(r)[None, :] ** 2)
-    f[0, 0] = 1.0 / r
+    h, w = white.shape[-2:]
+    f = torch.sqrt(torch.fft.fftfreq(h)[:, None] ** 2 + torch.fft.fftfreq(w)[None, :] ** 2)
+    f[0, 0] = 1.0 / max(h, w)
     x = torch.fft.ifft2(torch.fft.fft2(white) / f ** NATURAL_ALPHA).real
     if x.shape[1] > 1:
         x = 0.8 * x[:, :1] + 0.6 * x
@@ -77,8 +77,8 @@ def natural_images(white: torch.Tensor) -> torch.Tensor:
     return (x - mean) / std
 
 
-def labels(s: ProxySettings, batch: int, gen: torch.Generator) -> torch.Tensor:
-    return torch.randint(0, get_dataset(s.dataset).num_classes, (batch,), generator=gen)
+def labels(classes: int, batch: int, gen: torch.Generator) -> torch.Tensor:
+    return torch.randint(0, classes, (batch,), generator=gen)
 
 
 def relu_modules(model: nn.Module) -> list[nn.Module]:

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 from micronas.proxies.registry import IndicatorValue, ProxySettings, register
-from micronas.spaces.nb201 import NB201Arch
-from micronas.spaces.nb201_ir import nb201_network
+from micronas.spaces import Candidate
 
 
 @register("params", higher_is_better=True, deterministic=True, needs_data=False,
           paper="baseline (Abdelfattah et al., ICLR 2021)",
           description="parameters of the deployed network (IR, dead edges dropped)")
-def params(arch: NB201Arch, s: ProxySettings, seed: int) -> IndicatorValue:
-    return IndicatorValue(float(nb201_network(arch, s.dataset).params))
+def params(cand: Candidate, s: ProxySettings, seed: int) -> IndicatorValue:
+    return IndicatorValue(float(cand.network().params))
 
 
 @register("flops", higher_is_better=True, deterministic=True, needs_data=False,
           paper="baseline (Abdelfattah et al., ICLR 2021)",
           description="multiply-accumulates of the deployed network (IR, dead edges dropped)")
-def flops(arch: NB201Arch, s: ProxySettings, seed: int) -> IndicatorValue:
-    return IndicatorValue(float(nb201_network(arch, s.dataset).macs))
+def flops(cand: Candidate, s: ProxySettings, seed: int) -> IndicatorValue:
+    return IndicatorValue(float(cand.network().macs))

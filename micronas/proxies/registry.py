@@ -15,15 +15,17 @@ from micronas.errors import MicronasError
 class ProxySettings:
     """How indicators are computed. Hashed into every cache key and saved with results.
 
-    network: ``"tenas"`` (TE-NAS's small network: C=3 stem, one cell per stage, widths
-    3/6/12) or ``"full"`` (NB201's C=16, N=5) for the NTK; the zero-cost baselines always
-    run on the full network, as NASLib's published scores do. ``input``: ``"gaussian"``
-    (N(0, 1) images for the NTK; the default) — real images are not shipped with micronas.
-    ``zc_init`` / ``zc_input``: initialisation and inputs of the zero-cost baselines
-    (see :mod:`micronas.proxies.zero_cost`).
+    The task (input shape, classes) is not a setting: it comes with the
+    :class:`~micronas.spaces.Candidate` and is part of the cache key on its own.
+
+    network: ``"tenas"`` (the space's ``small`` variant; on NB201 TE-NAS's network: C=3
+    stem, one cell per stage, widths 3/6/12) or ``"full"`` (NB201's C=16, N=5) for the NTK;
+    the zero-cost baselines always run on the full network, as NASLib's published scores
+    do. ``input``: ``"gaussian"`` (N(0, 1) images for the NTK; the default) — real images
+    are not shipped with micronas. ``zc_init`` / ``zc_input``: initialisation and inputs of
+    the zero-cost baselines (see :mod:`micronas.proxies.zero_cost`).
     """
 
-    dataset: str = "cifar10"
     network: str = "tenas"
     ntk_batch: int = 32
     lr_samples: int = 1000
@@ -90,7 +92,9 @@ _REGISTRY: dict[str, Indicator] = {}
 def register(name: str, *, higher_is_better: bool, deterministic: bool, needs_data: bool,
              paper: str, description: str,
              population: bool = False) -> Callable[[IndicatorFn], IndicatorFn]:
-    """Decorator: register ``fn(arch, settings, seed) -> IndicatorValue`` under ``name``."""
+    """Decorator: register ``fn(candidate, settings, seed) -> IndicatorValue`` under ``name``
+    (``candidate``: a :class:`~micronas.spaces.Candidate`, which builds the modules and the
+    network the indicator reads)."""
 
     def deco(fn: IndicatorFn) -> IndicatorFn:
         _REGISTRY[name] = Indicator(name, fn, higher_is_better, deterministic, needs_data,

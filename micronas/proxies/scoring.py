@@ -1,32 +1,37 @@
-"""Scoring architectures with registered indicators: canonical representatives, the results
-cache, worker processes, and population-level combinations (``tenas``)."""
+"""Scoring candidates with registered indicators: canonical representatives, the results
+cache, executors, and population-level combinations (``tenas``).
+
+One path for everything that computes indicators (``micronas score``, ``bench correlate``
+and the search's evaluator): :func:`score_batch`. It reads the cache in the driver, sends
+what is missing to an executor (serial, or worker processes), and writes the cache in the
+driver as results come back: workers compute and return.
+"""
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Executor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from functools import cache
-from multiprocessing import get_context
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy.stats import rankdata
 
+from micronas.cache import ResultStore
 from micronas.errors import MicronasError
+from micronas.execution import SerialExecutor, make_executor
 from micronas.proxies.registry import IndicatorValue, ProxySettings, get_indicator
-from micronas.spaces.nb201 import NB201Arch, NB201Space
-from micronas.spaces.nb201_ir import EdgeOps
-from micronas.store import ResultStore
+from micronas.spaces import Candidate, SearchSpace, canonical
+from micronas.tasks import Task
 
 TENAS_PARTS = ("ntk_cond", "linear_regions")
 
 
 @dataclass(frozen=True)
 class Score:
-    """One indicator value for one architecture. ``seconds``: compute time (0 if unknown)."""
+    """One indicator value for one candidate. ``seconds``: compute time (0 if unknown)."""
 
     indicator: str
     value: float
@@ -35,24 +40,8 @@ class Score:
     cached: bool = False
 
 
-@cache
-def _representatives() -> dict[str, NB201Arch]:
-    reps: dict[str, NB201Arch] = {}
-    for a in NB201Space().enumerate():  # index order: the first seen has the lowest index
-        reps.setdefault(a.iso_key(), a)
-    return reps
-
-
-def canonical(arch: NB201Arch) -> NB201Arch:
-    """The lowest-index architecture computing the same function as ``arch``.
-
-    Indicators are computed on it, so isomorphic architectures get identical values and
-    share cache entries."""
-    return _representatives()[arch.iso_key()]
-
-
 def expand(indicators: Sequence[str]) -> list[str]:
-    """The per-architecture indicators needed for ``indicators`` (``tenas`` needs its parts)."""
+    """The per-candidate indicators needed for ``indicators`` (``tenas`` needs its parts)."""
     out: list[str] = []
     for name in indicators:
         parts = TENAS_PARTS if get_indicator(name).population else (name,)
@@ -60,38 +49,94 @@ def expand(indicators: Sequence[str]) -> list[str]:
     return out
 
 
-def compute(name: str, cell: NB201Arch | EdgeOps, s: ProxySettings, seed: int) -> IndicatorValue:
-    """One per-network indicator of an architecture or a supernet (op sets per edge), checked:
-    a non-finite value is a bug and raises rather than reach a ranking."""
+def compute(name: str, cand: Candidate, s: ProxySettings, seed: int) -> IndicatorValue:
+    """One per-network indicator of a candidate, checked: a non-finite value is a bug and
+    raises rather than reach a ranking."""
     ind = get_indicator(name)
     if ind.fn is None:
         raise MicronasError(f"indicator {name!r} is defined over a set, not one network")
-    v = ind.fn(cell, s, seed)
+    v = ind.fn(cand, s, seed)
     if not np.isfinite(v.value):
-        raise MicronasError(f"indicator {name} returned {v.value} for {cell}: a bug, report it")
+        raise MicronasError(f"indicator {name} returned {v.value} for {cand}: a bug, report it")
     return IndicatorValue(float(v.value), v.flags, v.extra)
 
 
-def score_arch(arch: NB201Arch, indicators: Sequence[str], seed: int = 0,
-               settings: ProxySettings | None = None,
-               store: ResultStore | None = None) -> dict[str, Score]:
-    """Per-architecture indicators of ``arch`` (population ones are skipped)."""
-    s = settings or ProxySettings()
-    s.validate()
-    rep = canonical(arch)
-    key = rep.iso_key()
-    out: dict[str, Score] = {}
-    for name in expand(indicators):
-        hit = store.get(key, name, s.key(), seed) if store else None
-        if hit is not None:
-            out[name] = Score(name, hit[0], hit[1], hit[2], True)
-            continue
+def representative(cand: Candidate) -> tuple[Candidate, str]:
+    """(the candidate indicators are computed on, its cache key): an architecture's
+    canonical representative and iso key (isomorphic architectures share values and cache
+    entries), a supernet as it is."""
+    if cand.supernet:
+        return cand, "supernet:" + cand.label().removeprefix("supernet ")
+    rep = canonical(cand.space, cand.arch)
+    return Candidate(cand.space, rep, cand.task), cand.space.iso_key(rep)
+
+
+def _compute_all(cand: Candidate, names: tuple[str, ...], s: ProxySettings, seed: int
+                 ) -> dict[str, tuple[IndicatorValue, float]]:
+    """Worker job: every named indicator of one candidate, with its compute time."""
+    out = {}
+    for name in names:
         t0 = time.perf_counter()
-        v = compute(name, rep, s, seed)
-        dt = time.perf_counter() - t0
-        out[name] = Score(name, v.value, tuple(v.flags), dt, False)
-        if store:
-            store.put(key, name, s.key(), seed, float(v.value), tuple(v.flags), dt)
+        v = compute(name, cand, s, seed)
+        out[name] = (v, time.perf_counter() - t0)
+    return out
+
+
+def score_batch(cands: Sequence[Candidate], indicators: Sequence[str], seed: int,
+                settings: ProxySettings, store: ResultStore | None = None,
+                executor: Executor | None = None,
+                progress: Callable[[int], None] | None = None,
+                chunksize: int = 1) -> list[dict[str, Score]]:
+    """Per-candidate indicators of ``cands`` (in order; population indicators are skipped).
+
+    Cached values are read here; the rest are computed on ``executor`` (serial when None or
+    when only one candidate needs computing; a broken process pool falls back to serial for
+    what is left) and written to ``store`` here, as they arrive."""
+    settings.validate()
+    names = tuple(expand(indicators))
+    key = settings.key()
+    out: list[dict[str, Score]] = [{} for _ in cands]
+    jobs: list[tuple[int, Candidate, str, tuple[str, ...]]] = []
+    for i, c in enumerate(cands):
+        rep, iso = representative(c)
+        missing = []
+        for n in names:
+            hit = store.get(c.space.name, c.task.key(), iso, n, key, seed) if store else None
+            if hit is None:
+                missing.append(n)
+            else:
+                out[i][n] = Score(n, hit[0], hit[1], hit[2], True)
+        if missing:
+            jobs.append((i, rep, iso, tuple(missing)))
+        elif progress:
+            progress(1)
+
+    def take(job: tuple[int, Candidate, str, tuple[str, ...]],
+             res: dict[str, tuple[IndicatorValue, float]]) -> None:
+        i, rep, iso, _ = job
+        for n, (v, dt) in res.items():
+            out[i][n] = Score(n, v.value, tuple(v.flags), dt, False)
+            if store:
+                store.put(rep.space.name, rep.task.key(), iso, n, key, seed, v.value,
+                          tuple(v.flags), dt)
+        if progress:
+            progress(1)
+
+    done = 0
+    ex = executor or SerialExecutor()
+    if len(jobs) > 1 and not isinstance(ex, SerialExecutor):  # one job: here, no round trip
+        try:
+            results = ex.map(_compute_all, [j[1] for j in jobs], [j[3] for j in jobs],
+                             [settings] * len(jobs), [seed] * len(jobs), chunksize=chunksize)
+            for job, res in zip(jobs, results, strict=False):
+                take(job, res)
+                done += 1
+        except (OSError, BrokenProcessPool):  # no usable worker processes: go serial
+            pass
+    for job in jobs[done:]:
+        take(job, _compute_all(job[1], job[3], settings, seed))
+    for i in range(len(cands)):  # keep the requested order of names
+        out[i] = {n: out[i][n] for n in names}
     return out
 
 
@@ -110,55 +155,23 @@ def combine_population(scores: list[dict[str, Score]], indicators: Sequence[str]
                            s["ntk_cond"].cached and s["linear_regions"].cached)
 
 
-_WORKER: dict[str, object] = {}
-
-
-def _init_worker(threads: int, cache_path: str | None) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
-    _WORKER["store"] = ResultStore(cache_path) if cache_path else None
-
-
-def _work(args: tuple[str, tuple[str, ...], int, ProxySettings]) -> dict[str, Score]:
-    arch, names, seed, settings = args
-    return score_arch(NB201Arch.from_string(arch), names, seed, settings,
-                      _WORKER.get("store"))  # type: ignore[arg-type]
-
-
-def worker_pool(workers: int, cache_path: str | None = None) -> ProcessPoolExecutor:
-    """``workers`` spawned processes sharing the cores (torch threads = cores // workers),
-    each with the results cache at ``cache_path`` (if any)."""
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    return ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
-                               initializer=_init_worker, initargs=(threads, cache_path))
-
-
-def score_many(archs: Sequence[NB201Arch], indicators: Sequence[str], seed: int = 0,
-               settings: ProxySettings | None = None, cache_path: str | Path | None = None,
-               workers: int = 1,
+def score_many(space: SearchSpace, archs: Sequence[Any], task: Task, indicators: Sequence[str],
+               seed: int = 0, settings: ProxySettings | None = None,
+               cache_path: str | None = None, executor: str | Executor = "serial",
                progress: Callable[[int], None] | None = None) -> list[dict[str, Score]]:
-    """Score ``archs`` (in order) with ``workers`` processes; population indicators last."""
+    """Score architectures ``archs`` of ``space`` for ``task`` (in order), population
+    indicators last. ``executor``: ``"serial"``, ``"process:N"`` or an Executor."""
     s = settings or ProxySettings()
     s.validate()
-    if workers < 1:
-        raise MicronasError(f"--workers must be >= 1, got {workers}")
-    names = tuple(expand(indicators))
-    path = str(cache_path) if cache_path is not None else None
-    results: list[dict[str, Score]] = []
-    if workers == 1:
-        store = ResultStore(path) if path else None
-        for a in archs:
-            results.append(score_arch(a, names, seed, s, store))
-            if progress:
-                progress(1)
-    else:
-        if path:
-            ResultStore(path).close()  # fail fast on an unusable cache
-        with worker_pool(workers, path) as ex:
-            for r in ex.map(_work, [(str(a), names, seed, s) for a in archs], chunksize=4):
-                results.append(r)
-                if progress:
-                    progress(1)
+    store = ResultStore(cache_path) if cache_path else None
+    ex = make_executor(executor)
+    try:
+        cands = [Candidate(space, a, task) for a in archs]
+        results = score_batch(cands, indicators, seed, s, store, ex, progress, chunksize=4)
+    finally:
+        if ex is not executor:
+            ex.shutdown()
+        if store:
+            store.close()
     combine_population(results, indicators)
     return results

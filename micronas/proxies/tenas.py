@@ -2,9 +2,9 @@
 
 Semantics (docs/indicators.md):
 
-``ntk_cond`` — network: TE-NAS's small network by default (``ProxySettings.network``): C=3
-stem, one cell per stage (widths 3/6/12), classifier; BatchNorm in training mode (batch
-statistics). Input: a batch of ``ntk_batch`` (32) N(0, 1) images of side
+``ntk_cond`` — network: the space's ``small`` variant by default (``ProxySettings.network``;
+on NB201 TE-NAS's small network: C=3 stem, one cell per stage, widths 3/6/12, classifier);
+BatchNorm in training mode (batch statistics). Input: a batch of ``ntk_batch`` (32) N(0, 1) images of side
 ``ntk_resolution`` (16). Jacobian row i: the
 gradient of the sum of sample i's logits w.r.t. every parameter whose name contains
 ``weight`` (conv, BN gamma, classifier weight), as TE-NAS takes them — computed for all i at
@@ -16,9 +16,10 @@ fresh initialisations and batches. Degenerate kernels: lambda_min <= 1e-12 lambd
 kappa = 1e12 with flag ``singular``; a non-finite NTK gives 1e12 with flag ``nonfinite``.
 Lower is better.
 
-``linear_regions`` — network: one channel, one cell per stage, no stem (TE-NAS's thin
-network), BatchNorm in training mode. Input: ``lr_batches`` (3) batches of ``lr_samples``
-(1000) N(0, 1) 3x3 single-channel patches. For each input, the on/off pattern of every ReLU
+``linear_regions`` — network: the space's ``thin`` variant (on NB201 TE-NAS's thin network:
+one channel, one cell per stage, no stem), BatchNorm in training mode.
+Input: ``lr_batches`` (3) batches of ``lr_samples`` (1000)
+N(0, 1) 3x3 single-channel patches. For each input, the on/off pattern of every ReLU
 unit (every ReLU module, every position); R = number of distinct patterns in the batch,
 averaged over the batches. R cannot exceed the batch size: flag ``saturated`` when any batch
 hits it. Higher is better.
@@ -30,11 +31,10 @@ import numpy as np
 import torch
 from torch.func import functional_call, jacrev
 
-from micronas.nn import build_network
-from micronas.nn.nb201 import init_weights
-from micronas.proxies.common import generator, images, ntk_network, relu_modules
+from micronas.proxies.common import generator, images, ntk_network, ntk_variant, relu_modules
 from micronas.proxies.registry import IndicatorValue, ProxySettings, register
-from micronas.spaces.nb201 import NB201Arch
+from micronas.spaces import Candidate
+from micronas.torchinit import init_kaiming
 
 KAPPA_CAP = 1e12
 
@@ -90,12 +90,13 @@ def condition_number(ntk: torch.Tensor) -> tuple[float, tuple[str, ...]]:
           paper="Chen, Gong, Wang. Neural Architecture Search on ImageNet in Four GPU Hours: "
                 "A Theoretically Inspired Perspective (TE-NAS), ICLR 2021",
           description="condition number of the NTK at initialisation (lower = more trainable)")
-def ntk_cond(arch: NB201Arch, s: ProxySettings, seed: int) -> IndicatorValue:
+def ntk_cond(cand: Candidate, s: ProxySettings, seed: int) -> IndicatorValue:
     values, flags = [], set()
+    shape = cand.variant_input(ntk_variant(s))
     for r in range(s.repeats):
         gen = generator(seed, "ntk", r)
-        model = ntk_network(arch, s, gen).train()
-        x = images(s, s.ntk_batch, gen, s.ntk_resolution)
+        model = ntk_network(cand, s, gen).train()
+        x = images(shape, s.ntk_batch, gen, s.ntk_resolution)
         j = jacobian_vectorised(model, x)
         kappa, fl = condition_number(j.to(torch.float64) @ j.to(torch.float64).T)
         values.append(kappa)
@@ -120,8 +121,8 @@ def count_regions(model: torch.nn.Module, x: torch.Tensor) -> int:
     return int(np.unique(packed, axis=0).shape[0])
 
 
-def lr_patches(s: ProxySettings, gen: torch.Generator) -> torch.Tensor:
-    """``lr_samples`` single-channel 3x3 patches.
+def lr_patches(s: ProxySettings, gen: torch.Generator, channels: int = 1) -> torch.Tensor:
+    """``lr_samples`` 3x3 patches of ``channels`` channels (one on NB201's thin network).
 
     ``gaussian`` (default): i.i.d. N(0, 1) pixels (9 dimensions: ReLU networks cut so many
     regions there that R saturates at the batch size). ``smooth``: natural-image-like patches,
@@ -133,23 +134,24 @@ def lr_patches(s: ProxySettings, gen: torch.Generator) -> torch.Tensor:
         yy, xx = torch.meshgrid(torch.linspace(-1, 1, 3), torch.linspace(-1, 1, 3), indexing="ij")
         c = torch.randn(n, 3, 1, 1, generator=gen)
         plane = c[:, 0:1] + c[:, 1:2] * xx + c[:, 2:3] * yy
-        return plane + 0.1 * torch.randn(n, 1, 3, 3, generator=gen)
-    return torch.randn(n, 1, 3, 3, generator=gen)
+        return plane + 0.1 * torch.randn(n, channels, 3, 3, generator=gen)
+    return torch.randn(n, channels, 3, 3, generator=gen)
 
 
 @register("linear_regions", higher_is_better=True, deterministic=False, needs_data=False,
           paper="Chen, Gong, Wang. TE-NAS, ICLR 2021 (after Xiong et al. 2020)",
           description="distinct ReLU activation patterns over random 3x3 patches "
                       "(higher = more expressive)")
-def linear_regions(arch: NB201Arch, s: ProxySettings, seed: int) -> IndicatorValue:
+def linear_regions(cand: Candidate, s: ProxySettings, seed: int) -> IndicatorValue:
     values = []
     saturated = False
+    channels = cand.variant_input("thin")[0]
     for r in range(s.repeats):
         gen = generator(seed, "lr", r)
-        model = init_weights(build_network(arch, s.dataset, 1, 1, seed=None, stem=False), gen)
+        model = init_kaiming(cand.module("thin"), gen)
         model.train()
         for _ in range(s.lr_batches):
-            x = lr_patches(s, gen)
+            x = lr_patches(s, gen, channels)
             n = count_regions(model, x)
             saturated |= n >= s.lr_samples
             values.append(n)

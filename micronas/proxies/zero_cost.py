@@ -1,4 +1,4 @@
-"""Zero-cost proxy baselines, computed on NB201's full network (C=16, N=5) as NASLib's
+"""Zero-cost proxy baselines, computed on the space's full network (NB201: C=16, N=5) as NASLib's
 published scores are: PyTorch's default initialisation (``zc_init="torch"``, drawn from our
 seeded generator; the reference code runs with it), one batch of ``zc_batch`` (64) image-like
 inputs (``zc_input="natural"``: white noise given the 1/f amplitude spectrum of natural
@@ -36,7 +36,7 @@ from torch import nn
 
 from micronas.proxies.common import full_network, generator, images, labels, relu_modules
 from micronas.proxies.registry import IndicatorValue, ProxySettings, register
-from micronas.spaces.nb201 import NB201Arch
+from micronas.spaces import Candidate
 
 WORST = -1e10
 PAPER_ZC = "Abdelfattah et al., Zero-Cost Proxies for Lightweight NAS, ICLR 2021"
@@ -46,19 +46,19 @@ def _weighted_layers(model: nn.Module) -> list[nn.Module]:
     return [m for m in model.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
 
 
-def _setup(arch: NB201Arch, s: ProxySettings, seed: int, name: str):
-    model = full_network(arch, s, generator(seed, name, "init")).train()
+def _setup(cand: Candidate, s: ProxySettings, seed: int, name: str):
+    model = full_network(cand, s, generator(seed, name, "init")).train()
     data_gen = generator(seed, "zc-batch")  # same batch for every zero-cost proxy
-    x = images(s, s.zc_batch, data_gen, kind=s.zc_input)
-    y = labels(s, s.zc_batch, data_gen)
+    x = images(cand.variant_input("full"), s.zc_batch, data_gen, kind=s.zc_input)
+    y = labels(cand.task.classes, s.zc_batch, data_gen)
     return model, x, y
 
 
 @lru_cache(maxsize=8)
-def _activation_bundle(arch: NB201Arch, s: ProxySettings, seed: int) -> dict[str, IndicatorValue]:
+def _activation_bundle(cand: Candidate, s: ProxySettings, seed: int) -> dict[str, IndicatorValue]:
     """naswot and jacov from one forward/backward pass of one initialisation (they read the
     same network on the same batch: ReLU codes on the way forward, input gradients back)."""
-    model, x, _ = _setup(arch, s, seed, "activations")
+    model, x, _ = _setup(cand, s, seed, "activations")
     k = torch.zeros(x.shape[0], x.shape[0], dtype=torch.float64)
 
     def hook(_m: nn.Module, inp: tuple[torch.Tensor, ...], _o: torch.Tensor) -> None:
@@ -89,9 +89,9 @@ def _activation_bundle(arch: NB201Arch, s: ProxySettings, seed: int) -> dict[str
 
 
 @lru_cache(maxsize=8)
-def _loss_bundle(arch: NB201Arch, s: ProxySettings, seed: int) -> dict[str, IndicatorValue]:
+def _loss_bundle(cand: Candidate, s: ProxySettings, seed: int) -> dict[str, IndicatorValue]:
     """snip and grad_norm from one cross-entropy backward pass of one initialisation."""
-    model, x, y = _setup(arch, s, seed, "loss")
+    model, x, y = _setup(cand, s, seed, "loss")
     model.zero_grad()
     nn.functional.cross_entropy(model(x), y).backward()
     with torch.no_grad():
@@ -104,15 +104,15 @@ def _loss_bundle(arch: NB201Arch, s: ProxySettings, seed: int) -> dict[str, Indi
 @register("naswot", higher_is_better=True, deterministic=False, needs_data=False,
           paper="Mellor et al., Neural Architecture Search without Training, ICML 2021",
           description="log-determinant of the Hamming-similarity kernel of ReLU codes")
-def naswot(arch: NB201Arch, s: ProxySettings, seed: int) -> IndicatorValue:
-    return _activation_bundle(arch, s, seed)["naswot"]
+def naswot(cand: Candidate, s: ProxySettings, seed: int) -> IndicatorValue:
+    return _activation_bundle(cand, s, seed)["naswot"]
 
 
 @register("synflow", higher_is_better=True, deterministic=True, needs_data=False,
           paper="Tanaka et al., NeurIPS 2020; " + PAPER_ZC,
           description="synaptic flow: sum |theta * dR/dtheta| with |weights| and ones input")
-def synflow(arch: NB201Arch, s: ProxySettings, seed: int) -> IndicatorValue:
-    model, x, _ = _setup(arch, s, seed, "synflow")
+def synflow(cand: Candidate, s: ProxySettings, seed: int) -> IndicatorValue:
+    model, x, _ = _setup(cand, s, seed, "synflow")
     model = model.double().eval()
     with torch.no_grad():
         for p in model.parameters():
@@ -133,18 +133,18 @@ def synflow(arch: NB201Arch, s: ProxySettings, seed: int) -> IndicatorValue:
 @register("snip", higher_is_better=True, deterministic=False, needs_data=True,
           paper="Lee et al., SNIP, ICLR 2019; " + PAPER_ZC,
           description="connection sensitivity: sum |theta * dL/dtheta|")
-def snip(arch: NB201Arch, s: ProxySettings, seed: int) -> IndicatorValue:
-    return _loss_bundle(arch, s, seed)["snip"]
+def snip(cand: Candidate, s: ProxySettings, seed: int) -> IndicatorValue:
+    return _loss_bundle(cand, s, seed)["snip"]
 
 
 @register("grad_norm", higher_is_better=True, deterministic=False, needs_data=True,
           paper=PAPER_ZC, description="sum over layers of the gradient's L2 norm")
-def grad_norm(arch: NB201Arch, s: ProxySettings, seed: int) -> IndicatorValue:
-    return _loss_bundle(arch, s, seed)["grad_norm"]
+def grad_norm(cand: Candidate, s: ProxySettings, seed: int) -> IndicatorValue:
+    return _loss_bundle(cand, s, seed)["grad_norm"]
 
 
 @register("jacov", higher_is_better=True, deterministic=False, needs_data=False,
           paper="Mellor et al., NAS without training (arXiv v1, 2020)",
           description="correlation of input Jacobians across a batch")
-def jacov(arch: NB201Arch, s: ProxySettings, seed: int) -> IndicatorValue:
-    return _activation_bundle(arch, s, seed)["jacov"]
+def jacov(cand: Candidate, s: ProxySettings, seed: int) -> IndicatorValue:
+    return _activation_bundle(cand, s, seed)["jacov"]

@@ -1,29 +1,30 @@
-"""Exact per-architecture costs on a device, memoised and cached on disk.
+"""Exact costs of a space's architectures on a device, memoised and cached on disk, and the
+budgets a search must meet.
 
-The deployed IR of an NB201 architecture depends only on its live ops (dead edges are
-dropped), so costs are memoised by that "live key". A table of all 15,625 architectures
-(for oracles and feasibility checks) is cached under the user cache directory, keyed by a
-hash of the device profile, the dataset and the micronas version.
+Architectures with the same ``cost_key`` (NB201: the same live ops) deploy to the same
+network, so costs are memoised by it. The memo is cached in the cache directory
+(:mod:`micronas.cache`), in a file named by a hash of the space, the task, the device
+profile, the cost model's revision and the micronas version.
 """
 
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
+from typing import Any
 
 from micronas import __version__
+from micronas.cache import Memo
+from micronas.errors import BudgetError
 from micronas.hardware import Device, estimate
 from micronas.hardware.cost import COST_MODEL_REVISION, latency_ms
 from micronas.hardware.planner import live_bytes
 from micronas.ir import Network
-from micronas.spaces.nb201 import NB201Arch, NB201Space
-from micronas.spaces.nb201_ir import EdgeOps, live_edge_mask, nb201_network
+from micronas.spaces import SearchSpace, cost_key, has
+from micronas.spaces.base import State, enumerate_space
+from micronas.tasks import Task
 
 
 @dataclass(frozen=True)
@@ -72,10 +73,6 @@ class Budgets:
         return Budgets(max_latency_ms, sram, flash)
 
 
-def live_key(arch: NB201Arch) -> tuple[str, ...]:
-    return tuple(op if lv else "none" for op, lv in zip(arch.ops, arch.live_edges(), strict=True))
-
-
 def device_hash(device: Device) -> str:
     fields = {k: v for k, v in asdict(device).items() if k != "path"}
     fields["cost_model_revision"] = COST_MODEL_REVISION
@@ -88,117 +85,85 @@ def costs_of(net: Network, device: Device) -> Costs:
     return Costs(r.latency_ms, r.peak_sram_bytes, r.flash_bytes, r.macs, r.params)
 
 
-def _cache_dir() -> Path:
-    env = os.environ.get("MICRONAS_CACHE")
-    base = Path(env).parent if env else Path(os.environ.get(
-        "XDG_CACHE_HOME", Path.home() / ".cache")) / "micronas"
-    return base / "costs"
-
-
 class CostModel:
-    """Memoised exact costs of NB201 architectures (and supernets) on one device."""
+    """Memoised exact costs of a space's architectures (and supernets) for a task on one
+    device. ``cache_dir``: where the memo lives (default: the cache directory rule)."""
 
-    def __init__(self, device: Device, dataset: str = "cifar10", disk_cache: bool = True):
+    def __init__(self, space: SearchSpace, task: Task, device: Device, disk_cache: bool = True,
+                 cache_dir: str | None = None):
+        self.space = space
+        self.task = task
         self.device = device
-        self.dataset = dataset
-        self._memo: dict[tuple[str, ...], Costs] = {}
-        self._capacity: dict[tuple[tuple[tuple[str, ...], ...], Budgets], int] = {}
-        self._path = (_cache_dir() / f"{device.name}-{dataset}-{device_hash(device)}-"
-                      f"{__version__}.json") if disk_cache else None
-        if self._path and self._path.is_file():
-            try:
-                raw = json.loads(self._path.read_text())
-                self._memo = {tuple(k.split(",")): Costs(**v) for k, v in raw.items()}
-            except (ValueError, TypeError):
-                self._memo = {}  # unreadable cache: recompute (it is only a cache)
-        self._dirty = False
+        blob = json.dumps([space.name, task.key(), device_hash(device), __version__])
+        name = f"costs-{space.name}-{hashlib.sha256(blob.encode()).hexdigest()[:20]}.json"
+        self._memo = Memo(name, cache_dir, enabled=disk_cache)
+        self._costs: dict[str, Costs] = {}
+        try:
+            self._costs = {k: Costs(**v) for k, v in self._memo.data.items()}
+        except TypeError:
+            self._memo.data = {}  # a memo of another layout: recompute (it is only a cache)
+        self._capacity: dict[tuple[State, Budgets], int] = {}
 
-    def arch(self, arch: NB201Arch) -> Costs:
-        key = live_key(arch)
-        c = self._memo.get(key)
+    def arch(self, arch: Any) -> Costs:
+        key = cost_key(self.space, arch)
+        c = self._costs.get(key)
         if c is None:
-            c = costs_of(nb201_network(arch, self.dataset), self.device)
-            self._memo[key] = c
-            self._dirty = True
+            c = costs_of(self.space.to_network(arch, self.task), self.device)
+            self._costs[key] = c
+            self._memo.put(key, asdict(c))
         return c
 
-    def supernet(self, edge_ops: EdgeOps) -> Costs:
+    def supernet(self, state: State) -> Costs:
         """Latency and MACs of the supernet itself (every op on every edge computed); its
         memory is not needed by the search and is reported as 0."""
-        net = nb201_network(edge_ops, self.dataset)
+        net = self.space.supernet().to_network(state, self.task)
         return Costs(latency_ms(net, self.device), 0, 0, net.macs, net.params)
 
-    def completions(self, edge_ops: EdgeOps) -> Iterable[NB201Arch]:
-        """Architectures that pick one op per edge of ``edge_ops``, cheapest-looking first."""
-        weight = {"none": 0, "skip_connect": 0, "avg_pool_3x3": 1, "nor_conv_1x1": 2,
-                  "nor_conv_3x3": 9}
-        combos = itertools.product(*[sorted(s, key=lambda o: (weight[o], o)) for s in edge_ops])
-        return (NB201Arch(c) for c in sorted(combos, key=lambda c: sum(weight[o] for o in c)))
-
-    def feasible_completion(self, edge_ops: EdgeOps, budgets: Budgets) -> NB201Arch | None:
-        """A completion of ``edge_ops`` that meets ``budgets``, or None if none does."""
-        for a in self.completions(edge_ops):
+    def feasible_completion(self, state: State, budgets: Budgets) -> Any | None:
+        """A completion of the supernet ``state`` that meets ``budgets``, or None."""
+        for a in self.space.supernet().completions(state):
             if budgets.ok(self.arch(a)):
                 return a
         return None
 
-    def capacity(self, edge_ops: EdgeOps, budgets: Budgets) -> int:
-        """The most parameters of a completion of ``edge_ops`` that meets ``budgets`` (0 if
-        none found): how much of the budgets the supernet can still use.
-
-        Completions are taken with, on each edge, the cheapest op of each parameter count:
-        avg_pool_3x3 only where the edge has no skip_connect (same parameters, never faster or
-        smaller in flash), so a pruning round costs at most 3^6 = 729 networks once, not 4^6.
-        A skip can hold a buffer longer than a pool, so under an SRAM budget this is a lower
-        bound of the true maximum; the completion it reports always meets the budgets."""
-        reduced = tuple(tuple(sorted(_cheapest_per_param_class(s))) for s in edge_ops)
-        key = (reduced, budgets)
+    def capacity(self, state: State, budgets: Budgets) -> int:
+        """The most parameters of a completion of ``state`` that meets ``budgets`` (0 if
+        none found): how much of the budgets the supernet can still use. Scans the
+        supernet's ``capacity_archs`` (for every parameter count the cheapest completion;
+        a skip can hold a buffer longer than a pool, so under an SRAM budget this is a
+        lower bound of the true maximum; the completion it reports always meets the
+        budgets)."""
+        key = (state, budgets)
         cap = self._capacity.get(key)
         if cap is None:
-            archs = map(NB201Arch, itertools.product(*reduced))
+            archs = self.space.supernet().capacity_archs(state)
             cap = max((c.params for c in map(self.arch, archs) if budgets.ok(c)), default=0)
             self._capacity[key] = cap
         return cap
 
-    def all_archs(self, archs: Sequence[NB201Arch] | None = None) -> dict[NB201Arch, Costs]:
-        """Costs of every architecture (all 15,625 by default); saved to the disk cache."""
-        archs = list(archs) if archs is not None else list(NB201Space().enumerate())
+    def all_archs(self, archs: Sequence[Any] | None = None) -> dict[Any, Costs]:
+        """Costs of every architecture (the whole space by default); saved to the memo."""
+        archs = list(archs) if archs is not None else list(enumerate_space(self.space))
         out = {a: self.arch(a) for a in archs}
         self.save()
         return out
 
     def save(self) -> None:
-        """Write the memo to the disk cache atomically (temporary file, then rename)."""
-        if not (self._path and self._dirty):
-            return
-        try:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self._path.parent, suffix=".tmp")
-            with os.fdopen(fd, "w") as f:
-                json.dump({",".join(k): asdict(v) for k, v in self._memo.items()}, f)
-            os.replace(tmp, self._path)
-            self._dirty = False
-        except OSError:
-            pass  # a cache that cannot be written only costs time
+        """Write the memo to the disk cache atomically."""
+        self._memo.save()
 
 
-def _cheapest_per_param_class(ops: frozenset[str] | set[str]) -> set[str]:
-    if "skip_connect" in ops:
-        return set(ops) - {"avg_pool_3x3"}
-    return set(ops)
+def lower_bound(space: SearchSpace, task: Task, device: Device) -> Costs | None:
+    """Costs no architecture of ``space`` can go below (None when the space has no
+    ``floor``): the layers every network has, i.e. the floor architecture's network.
 
-
-def lower_bound(device: Device, dataset: str) -> Costs:
-    """Costs no NB201 architecture can go below: the layers every network has.
-
-    The identity cell (``skip_connect`` chains) adds no layers, so its network holds exactly
-    the stem, the reductions and the head; only its unfused ReLU layers may be absent in
-    other architectures, so those are excluded from the latency bound. Flash and SRAM of
-    that network bound every architecture from below (SRAM: the most bytes live at once
-    during those layers, which no planner can beat, plus scratch and reserved RAM).
+    Only its unfused ReLU layers may be absent in other architectures, so those are
+    excluded from the latency and flash bounds; its SRAM bound is the most bytes live at
+    once during those layers (which no planner can beat) plus scratch and reserved RAM.
     """
-    ident = NB201Arch(("skip_connect", "none", "none", "skip_connect", "none", "none"))
-    net = nb201_network(ident, dataset)
+    if not has(space, "floor"):
+        return None
+    net = space.to_network(space.floor(), task)
     r = estimate(net, device)
     relu = sum(lc.latency_ms for lc in r.layers if lc.op == "relu")
     live = max(live_bytes(net, device.runtime.arena_alignment_bytes))
@@ -209,4 +174,32 @@ def lower_bound(device: Device, dataset: str) -> Costs:
                  r.macs, r.params)
 
 
-__all__ = ["Budgets", "CostModel", "Costs", "live_edge_mask", "lower_bound"]
+class BudgetFilter:
+    """The one filter in front of every strategy: which architectures meet the budgets.
+    Strategies never propose, evaluate or return an architecture it rejects."""
+
+    def __init__(self, costs: CostModel, budgets: Budgets, device_limits: Budgets):
+        self.costs = costs
+        self.budgets = budgets
+        self.device_limits = device_limits  # the device's own memory only
+
+    def ok(self, arch: Any) -> bool:
+        return self.budgets.ok(self.costs.arch(arch))
+
+    def violations(self, arch: Any) -> list[str]:
+        return self.budgets.violations(self.costs.arch(arch))
+
+    def sample(self, rng: Any, tries: int = 20000) -> Any:
+        """A feasible architecture drawn with ``rng`` (redrawn until it meets the budgets)."""
+        space = self.costs.space
+        for _ in range(tries):
+            a = space.sample(rng)
+            if self.ok(a):
+                return a
+        raise BudgetError("could not sample an architecture within the budgets; loosen them")
+
+    def feasible(self, archs: Iterable[Any]) -> list[Any]:
+        return [a for a in archs if self.ok(a)]
+
+
+__all__ = ["BudgetFilter", "Budgets", "CostModel", "Costs", "lower_bound"]

@@ -1,99 +1,82 @@
-"""What a search evaluates: indicators of a cell (architecture or supernet) plus its costs."""
+"""What a search evaluates: indicators of a candidate (architecture or supernet) plus its
+costs, in batches, through an executor; the driver alone writes the results cache."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import Executor
 from dataclasses import dataclass
+from typing import Any
 
+from micronas.cache import ResultStore
+from micronas.execution import make_executor
 from micronas.proxies.registry import ProxySettings
-from micronas.proxies.scoring import compute, score_arch, worker_pool
+from micronas.proxies.scoring import score_batch
 from micronas.search.costs import CostModel, Costs
-from micronas.spaces.nb201 import NB201Arch
-from micronas.spaces.nb201_ir import EdgeOps
-from micronas.store import ResultStore
+from micronas.spaces import Candidate
 
 
 @dataclass(frozen=True)
 class Evaluation:
-    """Indicator values (by name) and costs of one network (architecture or supernet)."""
+    """Indicator values (by name) and costs of one candidate."""
 
+    candidate: Candidate
     values: dict[str, float]
     costs: Costs
     flags: tuple[str, ...] = ()
+
+    @property
+    def arch(self) -> Any:
+        return self.candidate.arch
 
     def record(self) -> dict[str, float]:
         """The values and the two costs the reports plot, for histories."""
         return {**self.values, "latency_ms": self.costs.latency_ms, "macs": self.costs.macs}
 
 
-def _indicators(cell: EdgeOps, names: tuple[str, ...], settings: ProxySettings, seed: int
-                ) -> tuple[dict[str, float], tuple[str, ...]]:
-    values: dict[str, float] = {}
-    flags: list[str] = []
-    for name in names:
-        v = compute(name, cell, settings, seed)
-        values[name] = v.value
-        flags += [f"{name}:{f}" for f in v.flags]
-    return values, tuple(flags)
-
-
 class Evaluator:
-    """Evaluates the named indicators of supernets and architectures and counts the
-    evaluations; architectures go through the results cache. With ``workers`` > 1, batches
-    of supernets are evaluated on that many processes (one torch thread each unless the
-    machine has more cores); every value is computed from its own seeded generator, so the
-    results agree with serial ones up to float32 summation order (about 1e-7 relative in the
-    NTK condition number, which depends on the torch thread count)."""
+    """Evaluates the named indicators of candidates and counts the evaluations.
+
+    Every value is computed from its own seeded generator, so results do not depend on the
+    executor (up to float32 summation order: about 1e-7 relative in the NTK condition
+    number, which depends on the torch thread count). Architectures and supernets go
+    through the results cache ``store`` (written here, never by workers)."""
 
     def __init__(self, costs: CostModel, settings: ProxySettings, seed: int,
                  store: ResultStore | None = None,
-                 indicators: Sequence[str] = ("ntk_cond", "linear_regions"), workers: int = 1):
+                 indicators: Sequence[str] = ("ntk_cond", "linear_regions"),
+                 executor: str | Executor = "serial"):
         self.costs = costs
+        self.space = costs.space
+        self.task = costs.task
         self.settings = settings
         self.seed = seed
         self.store = store
         self.indicators = tuple(indicators)
         self.evaluations = 0
-        self.workers = workers
-        self._pool: ProcessPoolExecutor | None = None
+        self._executor = make_executor(executor)
+        self._owned = self._executor is not executor
 
-    def supernet(self, edge_ops: EdgeOps) -> Evaluation:
-        return self.supernets([edge_ops])[0]
+    def candidate(self, arch: Any, supernet: bool = False) -> Candidate:
+        return Candidate(self.space, arch, self.task, supernet)
 
-    def supernets(self, cells: Sequence[EdgeOps],
-                  progress: Callable[[int], None] | None = None) -> list[Evaluation]:
-        """Evaluations of several supernets, in order (in parallel with ``workers`` > 1)."""
-        jobs = [(c, self.indicators, self.settings, self.seed) for c in cells]
-        results: list[tuple[dict[str, float], tuple[str, ...]]] = []
-        if self.workers > 1 and len(jobs) > 1:
-            try:
-                if self._pool is None:
-                    self._pool = worker_pool(self.workers)
-                for r in self._pool.map(_indicators, *zip(*jobs, strict=True)):
-                    results.append(r)
-                    if progress:
-                        progress(1)
-            except (OSError, BrokenProcessPool):  # no usable worker processes: go serial
-                self.close()
-                self.workers = 1
-        for j in jobs[len(results):]:
-            results.append(_indicators(*j))
-            if progress:
-                progress(1)
-        self.evaluations += len(cells)
-        return [Evaluation(v, self.costs.supernet(c), f)
-                for c, (v, f) in zip(cells, results, strict=True)]
+    def evaluate(self, cands: Sequence[Candidate],
+                 progress: Callable[[int], None] | None = None) -> list[Evaluation]:
+        """Evaluations of ``cands``, in order."""
+        scores = score_batch(cands, self.indicators, self.seed, self.settings, self.store,
+                             self._executor, progress)
+        self.evaluations += len(cands)
+        out = []
+        for c, s in zip(cands, scores, strict=True):
+            cost = self.costs.supernet(c.arch) if c.supernet else self.costs.arch(c.arch)
+            out.append(Evaluation(c, {n: s[n].value for n in self.indicators}, cost,
+                                  tuple(f"{n}:{f}" for n in self.indicators for f in s[n].flags)))
+        return out
+
+    def arch(self, arch: Any) -> Evaluation:
+        return self.evaluate([self.candidate(arch)])[0]
 
     def close(self) -> None:
-        """Stop the worker processes (if any)."""
-        if self._pool is not None:
-            self._pool.shutdown()
-            self._pool = None
-
-    def arch(self, arch: NB201Arch) -> Evaluation:
-        s = score_arch(arch, self.indicators, self.seed, self.settings, self.store)
-        self.evaluations += 1
-        return Evaluation({n: s[n].value for n in self.indicators}, self.costs.arch(arch),
-                          tuple(f"{n}:{f}" for n in self.indicators for f in s[n].flags))
+        """Stop the executor's workers (when this evaluator made them)."""
+        if self._owned:
+            self._executor.shutdown()

@@ -11,25 +11,30 @@ from typing import Any
 import numpy as np
 
 from micronas import __version__
-from micronas.datasets import get_dataset
+from micronas.cache import ResultStore
 from micronas.errors import BudgetError, MicronasError
 from micronas.hardware import Device, load_device
 from micronas.proxies.registry import ProxySettings
-from micronas.search.costs import Budgets, CostModel, lower_bound
+from micronas.search.costs import BudgetFilter, Budgets, CostModel, lower_bound
 from micronas.search.evaluate import Evaluator
 from micronas.search.objective import DEFAULT_MIX, Weights, parse_mix
-from micronas.search.strategies import STRATEGIES, Progress, refine
-from micronas.spaces.nb201 import NB201Arch
-from micronas.store import ResultStore
+from micronas.search.strategies import STRATEGIES, Progress, Refine, drive, make_strategy
+from micronas.spaces import SearchSpace, get_space, has, index_of
+from micronas.tasks import Task, resolve_task
 
 
 @dataclass(frozen=True)
 class SearchConfig:
-    """Every setting of a search; saved beside its results."""
+    """Every setting of a search; saved beside its results.
+
+    The task is ``task`` (a built-in name) or, when ``input`` is given, a custom one:
+    ``input`` = ``"HxWxC"`` with ``classes``."""
 
     space: str = "nb201"
     device: str = "stm32f746"
-    dataset: str = "cifar10"
+    task: str = "cifar10"
+    input: str | None = None
+    classes: int | None = None
     strategy: str = "prune"
     latency_weight: float = 0.0
     flops_weight: float = 0.0
@@ -50,13 +55,12 @@ class SearchConfig:
     refine: int = 0                # hill-climbing steps after the strategy (0: none)
     indicators: str = DEFAULT_MIX  # the indicator part of the objective: "name[:share],..."
     fill: float = 0.9              # prune: share of a binding budget's capacity to keep (ours)
-    workers: int = 1               # prune: processes for supernet evaluations (0: up to 2;
-    #                                the CLI's default; spawned workers re-import __main__,
-    #                                so a script using them needs an `if __name__` guard)
+    workers: int = 1               # processes evaluating batches (0: up to 2, the CLI's
+    #                                default; spawned workers re-import __main__, so a script
+    #                                using them needs an `if __name__` guard)
 
     def validate(self) -> None:
-        if self.space != "nb201":
-            raise MicronasError(f"unknown space {self.space!r}; only nb201 is available")
+        get_space(self.space)
         if self.strategy not in STRATEGIES:
             raise MicronasError(f"unknown strategy {self.strategy!r}; choose from "
                                 f"{', '.join(STRATEGIES)}")
@@ -77,7 +81,12 @@ class SearchConfig:
             raise MicronasError(f"unknown latency mode {self.latency_mode!r}; use rank or target")
         if self.rank_mode not in ("percentile", "dense"):
             raise MicronasError(f"unknown rank mode {self.rank_mode!r}; use percentile or dense")
-        get_dataset(self.dataset)
+        self.resolve_task()
+        self.proxy_settings().validate()
+
+    def resolve_task(self) -> Task:
+        return resolve_task(None if self.input is not None else self.task, self.input,
+                            self.classes)
 
     def weights(self, latency: float | None = None) -> Weights:
         """The objective's weights (``latency`` overrides the latency weight)."""
@@ -85,10 +94,10 @@ class SearchConfig:
                        parse_mix(self.indicators))
 
     def proxy_settings(self) -> ProxySettings:
-        return ProxySettings(dataset=get_dataset(self.dataset).name, network=self.network,
-                             ntk_batch=self.ntk_batch, repeats=self.repeats,
-                             lr_samples=self.lr_samples, lr_batches=self.lr_batches,
-                             ntk_resolution=self.ntk_resolution, lr_input=self.lr_input)
+        return ProxySettings(network=self.network, ntk_batch=self.ntk_batch,
+                             repeats=self.repeats, lr_samples=self.lr_samples,
+                             lr_batches=self.lr_batches, ntk_resolution=self.ntk_resolution,
+                             lr_input=self.lr_input)
 
 
 @dataclass
@@ -96,7 +105,7 @@ class SearchResult:
     """The chosen architecture, its indicators and costs, and how it was found."""
 
     arch: str
-    index: int
+    index: int | None
     indicators: dict[str, float]
     latency_ms: float
     peak_sram_bytes: int
@@ -108,6 +117,10 @@ class SearchResult:
     seed: int
     evaluations: int
     config: dict[str, Any]
+    space: str = "nb201"
+    task: str = "cifar10"
+    input_shape: tuple[int, int, int] = (3, 32, 32)
+    classes: int = 10
     accuracy: float | None = None
     oracle_accuracy: float | None = None
     oracle_arch: str | None = None
@@ -130,29 +143,32 @@ def budgets_for(cfg: SearchConfig, device: Device) -> Budgets:
         None if cfg.max_flash_kb is None else int(cfg.max_flash_kb * kb))
 
 
-def latency_target(cfg: SearchConfig, device: Device) -> float | None:
+def latency_target(cfg: SearchConfig, costs: CostModel) -> float | None:
     """``latency_mode="target"``: the latency weight w sets a latency ceiling by geometric
-    interpolation between the slowest architecture of the space (every edge conv3x3) and the
-    fastest one the pruning space holds (every edge skip_connect): L_hi^(1-w) * L_lo^w.
-    w = 0 sets none (TE-NAS)."""
+    interpolation between the slowest and the fastest-looking completion of the space's
+    full supernet (NB201: every edge conv3x3, every edge skip_connect):
+    L_hi^(1-w) * L_lo^w. w = 0 sets none (TE-NAS)."""
     if cfg.latency_mode != "target" or cfg.latency_weight <= 0:
         return None
-    ds = get_dataset(cfg.dataset).name
-    cm = CostModel(device, ds)
-    lo = cm.arch(NB201Arch(("skip_connect",) * 6)).latency_ms
-    hi = cm.arch(NB201Arch(("nor_conv_3x3",) * 6)).latency_ms
+    if not has(costs.space, "supernet"):
+        raise MicronasError(f"--latency-mode target needs a supernet, which space "
+                            f"{costs.space.name!r} lacks; use --max-latency-ms")
+    sn = costs.space.supernet()
+    order = list(sn.completions(sn.full()))
+    lo, hi = costs.arch(order[0]).latency_ms, costs.arch(order[-1]).latency_ms
     w = cfg.latency_weight
     return hi ** (1 - w) * lo ** w
 
 
-def check_bounds(cfg: SearchConfig, device: Device, budgets: Budgets) -> None:
-    """Refuse budgets no architecture can meet, before searching (from the cost bound)."""
-    lb = lower_bound(device, get_dataset(cfg.dataset).name)
-    why = budgets.violations(lb)
+def check_bounds(space: SearchSpace, task: Task, device: Device, budgets: Budgets) -> None:
+    """Refuse budgets no architecture can meet, before searching (from the space's cost
+    lower bound)."""
+    lb = lower_bound(space, task, device)
+    why = budgets.violations(lb) if lb is not None else []
     if why:
-        raise BudgetError(f"no NB201 architecture can meet the budgets on {device.name}: even "
-                          f"the smallest network has {why[0].split(' >')[0]} (the lower bound); "
-                          "loosen the budget or pick a larger device")
+        raise BudgetError(f"no {space.name.upper()} architecture can meet the budgets on {device.name}: "
+                          f"even the smallest network has {why[0].split(' >')[0]} (the lower "
+                          "bound); loosen the budget or pick a larger device")
 
 
 def versions() -> dict[str, str]:
@@ -165,72 +181,79 @@ def versions() -> dict[str, str]:
 
 def run_search(cfg: SearchConfig, table: Any = None, cache_path: str | None = None,
                progress: Progress = None) -> SearchResult:
-    """Run one search. ``table``: an NB201Table for true and oracle accuracy (optional)."""
+    """Run one search. ``table``: a ground-truth table of the space (``acc(arch, task)``)
+    for true and oracle accuracy (optional)."""
     cfg.validate()
+    space = get_space(cfg.space)
+    task = cfg.resolve_task()
     device = load_device(cfg.device)
     budgets = budgets_for(cfg, device)
-    check_bounds(cfg, device, budgets)
-    target = latency_target(cfg, device)
+    check_bounds(space, task, device, budgets)
+    t0 = time.perf_counter()
+    costs = CostModel(space, task, device)
+    target = latency_target(cfg, costs)
     if target is not None:  # the weight acts through a ceiling, not through the rank mix
         ceiling = target if budgets.max_latency_ms is None else min(target, budgets.max_latency_ms)
         budgets = Budgets(ceiling, budgets.max_sram_bytes, budgets.max_flash_bytes)
-    ds = get_dataset(cfg.dataset).name
-    t0 = time.perf_counter()
-    costs = CostModel(device, ds)
     store = ResultStore(cache_path) if cache_path else None
     w = cfg.weights(0.0 if target is not None else None)
     workers = cfg.workers or min(2, os.cpu_count() or 1)
-    ev = Evaluator(costs, cfg.proxy_settings(), cfg.seed, store, w.names(), workers)
+    ev = Evaluator(costs, cfg.proxy_settings(), cfg.seed, store, w.names(),
+                   f"process:{workers}")
     try:
-        return _run(cfg, ev, w, budgets, device, table, progress, t0)
+        return _run(cfg, ev, w, BudgetFilter(costs, budgets, Budgets.with_device(device)),
+                    device, table, progress, t0)
     finally:
         ev.close()
+        if store:
+            store.close()
 
 
-def _run(cfg: SearchConfig, ev: Evaluator, w: Weights, budgets: Budgets, device: Device,
+def _run(cfg: SearchConfig, ev: Evaluator, w: Weights, filt: BudgetFilter, device: Device,
          table: Any, progress: Progress, t0: float) -> SearchResult:
-    costs, store, ds = ev.costs, ev.store, ev.costs.dataset
+    space, task, costs = ev.space, ev.task, ev.costs
     rng = np.random.default_rng(cfg.seed)
-    strategy = STRATEGIES[cfg.strategy]
-    kwargs: dict[str, Any] = {"rank_mode": cfg.rank_mode, "progress": progress}
+    options: dict[str, Any] = {}
     if cfg.strategy in ("evolution", "random"):
-        kwargs["n"] = cfg.evaluations
+        options["n"] = cfg.evaluations
     if cfg.strategy == "prune":
-        kwargs.update(fill=cfg.fill, device=Budgets.with_device(device))
-    res = strategy(ev, w, budgets, rng, **kwargs)
-    arch: NB201Arch = res.arch
-    if cfg.refine:
-        # neighbours are single architectures: score them as `micronas score` does
-        rev = Evaluator(costs, ProxySettings(dataset=ds), cfg.seed, store, w.names())
-        arch, trail = refine(rev, w, budgets, arch, cfg.refine, cfg.rank_mode, progress)
-        res.evaluations += rev.evaluations
-        res.history = [*res.history, {"refine": trail}]
+        options["fill"] = cfg.fill
+    strategy = make_strategy(cfg.strategy, space, task, filt, w, rng, cfg.rank_mode, **options)
+    res = drive(strategy, ev, progress)
+    arch = res.arch
+    if cfg.refine:  # the same evaluator: the search's indicator settings and cache
+        ref = drive(Refine(space, task, filt, w, rng, cfg.rank_mode, start=arch,
+                           steps=cfg.refine), ev, progress)
+        arch = ref.arch
+        res.evaluations += ref.evaluations
+        res.history = [*res.history, *ref.history]
+    n_evals = res.evaluations
     final = ev.arch(arch)  # the chosen architecture's own indicators (cached when seen)
     elapsed = time.perf_counter() - t0
     c = costs.arch(arch)
     costs.save()
     out = SearchResult(
-        arch=str(arch), index=arch.index, indicators=final.values,
+        arch=space.format(arch), index=index_of(space, arch), indicators=final.values,
         latency_ms=c.latency_ms, peak_sram_bytes=c.peak_sram_bytes, flash_bytes=c.flash_bytes,
         macs=c.macs, params=c.params,
         fits=c.peak_sram_bytes <= device.sram_bytes and c.flash_bytes <= device.flash_bytes,
-        search_seconds=elapsed, seed=cfg.seed, evaluations=res.evaluations,
-        config=asdict(cfg), history=res.history, versions=versions())
-    if not budgets.ok(c):  # an invariant of every strategy; never hand back a violation
-        raise MicronasError(f"internal error: {arch} violates {budgets.violations(c)}")
+        search_seconds=elapsed, seed=cfg.seed, evaluations=n_evals,
+        config=asdict(cfg), space=space.name, task=task.name, input_shape=task.input_shape,
+        classes=task.classes, history=res.history, versions=versions())
+    if not filt.ok(arch):  # an invariant of every strategy; never hand back a violation
+        raise MicronasError(f"internal error: {out.arch} violates {filt.violations(arch)}")
     if table is not None:
-        out.accuracy = table.acc(arch, ds)
-        best, best_arch = oracle(table, costs, budgets, ds)
-        out.oracle_accuracy, out.oracle_arch = best, str(best_arch)
+        out.accuracy = table.acc(arch, task)
+        best, best_arch = oracle(table, costs, filt.budgets, task)
+        out.oracle_accuracy, out.oracle_arch = best, space.format(best_arch)
     return out
 
 
-def oracle(table: Any, costs: CostModel, budgets: Budgets, dataset: str
-           ) -> tuple[float, NB201Arch]:
+def oracle(table: Any, costs: CostModel, budgets: Budgets, task: Task) -> tuple[float, Any]:
     """The best true accuracy of any architecture meeting ``budgets``."""
     allc = costs.all_archs()
     feas = [a for a, c in allc.items() if budgets.ok(c)]
     if not feas:
-        raise BudgetError("no NB201 architecture meets the budgets")
-    best = max(feas, key=lambda a: table.acc(a, dataset))
-    return table.acc(best, dataset), best
+        raise BudgetError(f"no {costs.space.name.upper()} architecture meets the budgets")
+    best = max(feas, key=lambda a: table.acc(a, task))
+    return table.acc(best, task), best

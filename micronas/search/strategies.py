@@ -1,8 +1,13 @@
-"""Search strategies: MicroNAS pruning, aging evolution, random, exhaustive.
+"""Search strategies as objects: MicroNAS pruning, aging evolution, random, exhaustive, and
+hill-climbing refinement.
 
-All take the same inputs (an :class:`Evaluator`, weights, budgets, a seeded generator) and
-return a :class:`StrategyResult`. Budgets are a filter in front of every strategy: no
-strategy evaluates or returns an architecture that violates them.
+Every strategy has one interface: :meth:`Strategy.ask` returns a batch of candidates to
+evaluate (None when done), :meth:`Strategy.tell` gives it their evaluations, and
+:meth:`Strategy.result` the chosen architecture. :meth:`Strategy.state_dict` /
+:meth:`Strategy.load_state_dict` save and restore a strategy between batches (JSON-able),
+so a search can resume. Budgets are one filter in front of every strategy
+(:class:`~micronas.search.costs.BudgetFilter`): no strategy evaluates or returns an
+architecture it rejects. :func:`drive` runs a strategy through an evaluator.
 """
 
 from __future__ import annotations
@@ -13,33 +18,91 @@ from typing import Any
 
 import numpy as np
 
-from micronas.errors import BudgetError
-from micronas.search.costs import Budgets
+from micronas.errors import BudgetError, MicronasError
+from micronas.search.costs import BudgetFilter, Budgets, Costs
 from micronas.search.evaluate import Evaluation, Evaluator
 from micronas.search.objective import Weights, hybrid_scores
-from micronas.spaces.nb201 import EDGES, NB201Arch, NB201Space
+from micronas.spaces import Candidate, SearchSpace, has
+from micronas.spaces.base import State, enumerate_space
+from micronas.tasks import Task
 
-PRUNE_OPS = ("skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 Progress = Callable[[int], None] | None
 
 
 @dataclass
 class StrategyResult:
-    arch: NB201Arch
+    arch: Any
     evaluations: int
     history: list[dict[str, Any]] = field(default_factory=list)  # for reports and plots
 
 
-def _remove(edge_ops: tuple[frozenset[str], ...], e: int, op: str) -> tuple[frozenset[str], ...]:
-    out = list(edge_ops)
-    out[e] = out[e] - {op}
-    return tuple(out)
+def _scores(evals: list[Evaluation], w: Weights, mode: str) -> np.ndarray:
+    return hybrid_scores([x.values for x in evals], [x.costs.macs for x in evals],
+                         [x.costs.latency_ms for x in evals], w, mode)
 
 
-def prune(ev: Evaluator, w: Weights, budgets: Budgets, rng: np.random.Generator,
-          rank_mode: str = "percentile", progress: Progress = None,
-          fill: float = 0.0, device: Budgets | None = None) -> StrategyResult:
-    """MicroNAS/TE-NAS pruning from the supernet with every op on every edge.
+def _best(evals: list[Evaluation], w: Weights, mode: str) -> int:
+    return int(np.argmax(_scores(evals, w, mode)))
+
+
+class Strategy:
+    """Base class: holds the space, task, filter, objective and a seeded generator."""
+
+    name = "strategy"
+
+    def __init__(self, space: SearchSpace, task: Task, filter: BudgetFilter, weights: Weights,
+                 rng: np.random.Generator, rank_mode: str = "percentile"):
+        self.space = space
+        self.task = task
+        self.filter = filter
+        self.weights = weights
+        self.rng = rng
+        self.rank_mode = rank_mode
+        self.evaluated: list[Evaluation] = []
+
+    # --- the interface -----------------------------------------------------------------
+    def ask(self) -> list[Candidate] | None:
+        raise NotImplementedError
+
+    def tell(self, evals: list[Evaluation]) -> None:
+        raise NotImplementedError
+
+    def result(self) -> StrategyResult:
+        raise NotImplementedError
+
+    # --- saved state -------------------------------------------------------------------
+    def _cand(self, arch: Any, supernet: bool = False) -> Candidate:
+        return Candidate(self.space, arch, self.task, supernet)
+
+    def _eval_dict(self, x: Evaluation) -> dict[str, Any]:
+        return {"arch": self.space.format(x.arch), "values": x.values,
+                "costs": x.costs.__dict__, "flags": list(x.flags)}
+
+    def _eval_load(self, d: dict[str, Any]) -> Evaluation:
+        return Evaluation(self._cand(self.space.parse(d["arch"])), dict(d["values"]),
+                          Costs(**d["costs"]), tuple(d["flags"]))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"strategy": self.name, "rng": self.rng.bit_generator.state,
+                "evaluated": [self._eval_dict(x) for x in self.evaluated]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("strategy") != self.name:
+            raise MicronasError(f"saved state is for strategy {state.get('strategy')!r}, "
+                                f"not {self.name!r}")
+        self.rng.bit_generator.state = state["rng"]
+        self.evaluated = [self._eval_load(d) for d in state["evaluated"]]
+
+    def _record(self, x: Evaluation) -> dict[str, Any]:
+        from micronas.spaces import index_of
+
+        return {"arch": self.space.format(x.arch), "index": index_of(self.space, x.arch),
+                **x.record()}
+
+
+class Prune(Strategy):
+    """MicroNAS/TE-NAS pruning from the supernet with every op on every edge (a space with
+    the ``supernet`` capability).
 
     Each round evaluates the supernet and, for every op still on an edge with more than one,
     the supernet without it. The candidates are ranked by the hybrid objective applied to the
@@ -51,184 +114,281 @@ def prune(ev: Evaluator, w: Weights, budgets: Budgets, rng: np.random.Generator,
     the supernet as already pruned this round).
 
     ``fill`` (ours): when the budgets bind, i.e. they allow a smaller largest network than
-    ``device`` (the device's own memory; default: no limit) does, a removal must also leave a
-    feasible completion with more than ``fill`` times the parameters of the largest feasible
-    network (:meth:`CostModel.capacity`). A budget is then a target to use, while the
-    device's own memory stays only a limit (the latency and FLOPs weights keep their effect
-    without a budget). Published pruning (``fill=0``) drops skip connections and pools
-    first, as the indicators prefer convolutions, and a tight latency budget then leaves only
-    small all-1x1 cells; filling keeps the cheap ops that let a 3x3 convolution fit. Progress
-    is guaranteed: removing any op but the one the largest feasible completion uses on that
+    the device's own memory does, a removal must also leave a feasible completion with more
+    than ``fill`` times the parameters of the largest feasible network
+    (:meth:`CostModel.capacity`). A budget is then a target to use, while the device's own
+    memory stays only a limit (the latency and FLOPs weights keep their effect without a
+    budget). Published pruning (``fill=0``) drops skip connections and pools first, as the
+    indicators prefer convolutions, and a tight latency budget then leaves only small
+    all-1x1 cells; filling keeps the cheap ops that let a 3x3 convolution fit. Progress is
+    guaranteed: removing any op but the one the largest feasible completion uses on that
     edge keeps that completion.
     """
-    del rng  # pruning is deterministic given the evaluator's seed
-    edge_ops = tuple(frozenset(PRUNE_OPS) for _ in EDGES)
-    if ev.costs.feasible_completion(edge_ops, budgets) is None:
-        raise BudgetError("no architecture of the NB201 space meets the budgets on this device")
-    # budget filling (ours): when the user's budgets bind (they allow less than the device
-    # does), keep a completion with at least `fill` of the parameters of the largest they allow
-    cap = ev.costs.capacity(edge_ops, budgets)
-    need = fill * cap if cap < ev.costs.capacity(edge_ops, device or Budgets()) else 0.0
 
-    def allowed(trial: tuple[frozenset[str], ...]) -> bool:
-        if need > 0:  # a completion above `need` is itself feasible
-            return ev.costs.capacity(trial, budgets) > need
-        return ev.costs.feasible_completion(trial, budgets) is not None
+    name = "prune"
 
-    history: list[dict[str, Any]] = []
-    rnd = 0
-    while any(len(s) > 1 for s in edge_ops):
-        rnd += 1
-        cands = [(e, op) for e, s in enumerate(edge_ops) if len(s) > 1 for op in sorted(s)]
-        base, *evals = ev.supernets([edge_ops, *(_remove(edge_ops, e, op) for e, op in cands)],
-                                    progress)
-        score = _scores(evals, w, rank_mode)
+    def __init__(self, *args: Any, fill: float = 0.0, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        if not has(self.space, "supernet"):
+            raise MicronasError(f"--strategy prune needs a supernet, which space "
+                                f"{self.space.name!r} lacks; use --strategy evolution")
+        self.supernet = self.space.supernet()
+        self.state: State = self.supernet.full()
+        costs = self.filter.costs
+        if costs.feasible_completion(self.state, self.filter.budgets) is None:
+            raise BudgetError(self._infeasible())
+        cap = costs.capacity(self.state, self.filter.budgets)
+        bind = cap < costs.capacity(self.state, self.filter.device_limits)
+        self.need = fill * cap if bind else 0.0
+        self.round = 0
+        self.history: list[dict[str, Any]] = []
+        self._cands: list[tuple[int, str]] = []
+
+    def _infeasible(self) -> str:
+        space, device = self.space.name.upper(), self.filter.costs.device.name
+        full = (has(self.space, "enumerate")
+                and any(self.filter.ok(a) for a in enumerate_space(self.space)))
+        if full:
+            return (f"the pruning supernet of the {space} space has no network within the "
+                    f"budgets on {device}, but the whole space has (pruning never picks "
+                    "'none'): use --strategy evolution (or random)")
+        return (f"no architecture of the {space} space meets the budgets on {device}; loosen "
+                "the budget or pick a larger device")
+
+    def _allowed(self, trial: State) -> bool:
+        costs = self.filter.costs
+        if self.need > 0:  # a completion above `need` is itself feasible
+            return costs.capacity(trial, self.filter.budgets) > self.need
+        return costs.feasible_completion(trial, self.filter.budgets) is not None
+
+    @staticmethod
+    def _remove(state: State, e: int, op: str) -> State:
+        out = list(state)
+        out[e] = out[e] - {op}
+        return tuple(out)
+
+    def ask(self) -> list[Candidate] | None:
+        if all(len(s) == 1 for s in self.state):
+            return None
+        self._cands = [(e, op) for e, s in enumerate(self.state) if len(s) > 1 for op in sorted(s)]
+        states = [self.state, *(self._remove(self.state, e, op) for e, op in self._cands)]
+        return [self._cand(s, supernet=True) for s in states]
+
+    def tell(self, evals: list[Evaluation]) -> None:
+        base, *evals = evals
+        cands = self._cands
+        score = _scores(evals, self.weights, self.rank_mode)
         removed = []
-        for e in range(len(EDGES)):
+        for e in range(len(self.state)):
             idx = sorted((i for i, (ce, _) in enumerate(cands) if ce == e),
                          key=lambda i: (-score[i], cands[i][1]))
             for i in idx:
-                trial = _remove(edge_ops, e, cands[i][1])
-                if allowed(trial):
-                    edge_ops = trial
+                trial = self._remove(self.state, e, cands[i][1])
+                if self._allowed(trial):
+                    self.state = trial
                     removed.append(cands[i][1])
                     break
-        history.append({
-            "round": rnd, **base.record(), "removed": removed, "fill_params": need,
+        self.round += 1
+        self.history.append({
+            "round": self.round, **base.record(), "removed": removed, "fill_params": self.need,
             "candidates": [{"edge": e, "op": op, **x.record(), "score": float(s)}
                            for (e, op), x, s in zip(cands, evals, score, strict=True)],
         })
-    arch = NB201Arch(tuple(next(iter(s)) for s in edge_ops))
-    return StrategyResult(arch, ev.evaluations, history)
+
+    def result(self) -> StrategyResult:
+        return StrategyResult(self.supernet.arch(self.state), 0, self.history)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "state": [sorted(s) for s in self.state],
+                "round": self.round, "history": self.history, "need": self.need}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.state = tuple(frozenset(s) for s in state["state"])
+        self.round, self.history, self.need = state["round"], state["history"], state["need"]
 
 
-def _feasible_sample(space: NB201Space, ev: Evaluator, budgets: Budgets,
-                     rng: np.random.Generator, tries: int = 20000) -> NB201Arch:
-    for _ in range(tries):
-        a = space.sample(rng)
-        if budgets.ok(ev.costs.arch(a)):
-            return a
-    raise BudgetError("could not sample an architecture within the budgets; loosen them")
-
-
-def _scores(evals: list[Evaluation], w: Weights, mode: str) -> np.ndarray:
-    return hybrid_scores([x.values for x in evals], [x.costs.macs for x in evals],
-                         [x.costs.latency_ms for x in evals], w, mode)
-
-
-def _best(pop: list[tuple[NB201Arch, Evaluation]], w: Weights, mode: str) -> int:
-    return int(np.argmax(_scores([x for _, x in pop], w, mode)))
-
-
-def _record(a: NB201Arch, x: Evaluation) -> dict[str, Any]:
-    return {"arch": str(a), "index": a.index, **x.record()}
-
-
-def random_search(ev: Evaluator, w: Weights, budgets: Budgets, rng: np.random.Generator,
-                  n: int = 54, rank_mode: str = "percentile",
-                  progress: Progress = None) -> StrategyResult:
+class RandomSearch(Strategy):
     """``n`` distinct feasible architectures drawn at random; the best by the hybrid score
     (ranks within the drawn set)."""
-    space = NB201Space()
-    seen: dict[NB201Arch, Evaluation] = {}
-    for _ in range(n * 50):
-        if len(seen) >= n:
-            break
-        a = _feasible_sample(space, ev, budgets, rng)
-        if a not in seen:
-            seen[a] = ev.arch(a)
-            if progress:
-                progress(1)
-    pop = list(seen.items())
-    best = pop[_best(pop, w, rank_mode)][0]
-    return StrategyResult(best, ev.evaluations, [_record(a, x) for a, x in pop])
+
+    name = "random"
+
+    def __init__(self, *args: Any, n: int = 54, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.n = n
+
+    def ask(self) -> list[Candidate] | None:
+        if self.evaluated:
+            return None
+        seen: dict[Any, None] = {}
+        for _ in range(self.n * 50):
+            if len(seen) >= self.n:
+                break
+            seen.setdefault(self.filter.sample(self.rng))
+        return [self._cand(a) for a in seen]
+
+    def tell(self, evals: list[Evaluation]) -> None:
+        self.evaluated += evals
+
+    def result(self) -> StrategyResult:
+        pop = self.evaluated
+        best = pop[_best(pop, self.weights, self.rank_mode)].arch
+        return StrategyResult(best, 0, [self._record(x) for x in pop])
 
 
-def evolution(ev: Evaluator, w: Weights, budgets: Budgets, rng: np.random.Generator,
-              n: int = 54, population: int = 16, sample: int = 4,
-              rank_mode: str = "percentile", progress: Progress = None) -> StrategyResult:
+class Evolution(Strategy):
     """Aging (regularised) evolution (Real et al. 2019) with ``n`` indicator evaluations.
 
     Fitness is the hybrid score ranked over every architecture evaluated so far; mutations
-    that violate a budget are redrawn."""
-    space = NB201Space()
-    history: list[tuple[NB201Arch, Evaluation]] = []
-    pop: list[tuple[NB201Arch, Evaluation]] = []
-    while len(history) < min(population, n):
-        a = _feasible_sample(space, ev, budgets, rng)
-        x = ev.arch(a)
-        history.append((a, x))
-        pop.append((a, x))
-        if progress:
-            progress(1)
-    while len(history) < n:
-        scores = _scores([x for _, x in history], w, rank_mode)
-        by_arch = {a: s for (a, _), s in zip(history, scores, strict=True)}
-        picks = rng.choice(len(pop), size=min(sample, len(pop)), replace=False)
-        parent = max((pop[int(i)][0] for i in picks), key=lambda a: by_arch[a])
+    that the budget filter rejects are redrawn."""
+
+    name = "evolution"
+
+    def __init__(self, *args: Any, n: int = 54, population: int = 16, sample: int = 4,
+                 **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.n, self.population, self.tournament = n, population, sample
+        self.pop: list[int] = []  # indices into self.evaluated, oldest first
+
+    def ask(self) -> list[Candidate] | None:
+        hist = self.evaluated
+        if len(hist) >= self.n:
+            return None
+        if not hist:  # the initial population, drawn before any evaluation
+            k = min(self.population, self.n)
+            return [self._cand(self.filter.sample(self.rng)) for _ in range(k)]
+        scores = _scores(hist, self.weights, self.rank_mode)
+        by_arch = {x.arch: s for x, s in zip(hist, scores, strict=True)}
+        picks = self.rng.choice(len(self.pop), size=min(self.tournament, len(self.pop)),
+                                replace=False)
+        parent = max((hist[self.pop[int(i)]].arch for i in picks), key=lambda a: by_arch[a])
         child = parent
         for _ in range(1000):
-            child = space.mutate(parent, rng)
-            if budgets.ok(ev.costs.arch(child)):
+            child = self.space.mutate(parent, self.rng)
+            if self.filter.ok(child):
                 break
         else:
-            child = _feasible_sample(space, ev, budgets, rng)
-        x = ev.arch(child)
-        history.append((child, x))
-        pop.append((child, x))
-        pop.pop(0)
-        if progress:
-            progress(1)
-    best = history[_best(history, w, rank_mode)][0]
-    return StrategyResult(best, ev.evaluations, [_record(a, x) for a, x in history])
+            child = self.filter.sample(self.rng)
+        return [self._cand(child)]
+
+    def tell(self, evals: list[Evaluation]) -> None:
+        for x in evals:
+            self.evaluated.append(x)
+            self.pop.append(len(self.evaluated) - 1)
+            if len(self.evaluated) > self.population:
+                self.pop.pop(0)
+
+    def result(self) -> StrategyResult:
+        hist = self.evaluated
+        best = hist[_best(hist, self.weights, self.rank_mode)].arch
+        return StrategyResult(best, 0, [self._record(x) for x in hist])
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "pop": list(self.pop)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.pop = list(state["pop"])
 
 
-def exhaustive(ev: Evaluator, w: Weights, budgets: Budgets, rng: np.random.Generator,
-               rank_mode: str = "percentile", progress: Progress = None) -> StrategyResult:
-    """Every feasible architecture (one per isomorphism class), scored through the results
-    cache: instant once ``micronas bench correlate --all`` has filled it, hours otherwise."""
-    del rng
-    seen: dict[str, tuple[NB201Arch, Evaluation]] = {}
-    for a in NB201Space().enumerate():
-        key = a.iso_key()
-        if key in seen or not budgets.ok(ev.costs.arch(a)):
-            continue
-        seen[key] = (a, ev.arch(a))
-        if progress:
-            progress(1)
-    if not seen:
-        raise BudgetError("no architecture of the NB201 space meets the budgets on this device")
-    pop = list(seen.values())
-    best = pop[_best(pop, w, rank_mode)][0]
-    return StrategyResult(best, ev.evaluations, [_record(a, x) for a, x in pop])
+class Exhaustive(Strategy):
+    """Every feasible architecture (one per isomorphism class) of a finite space, scored
+    through the results cache: instant once ``micronas bench correlate --all`` has filled
+    it, hours otherwise."""
+
+    name = "exhaustive"
+
+    def ask(self) -> list[Candidate] | None:
+        if self.evaluated:
+            return None
+        seen: dict[str, Any] = {}
+        for a in enumerate_space(self.space):
+            key = self.space.iso_key(a)
+            if key not in seen and self.filter.ok(a):
+                seen[key] = a
+        if not seen:
+            raise BudgetError(f"no architecture of the {self.space.name.upper()} space meets the "
+                              "budgets on this device")
+        return [self._cand(a) for a in seen.values()]
+
+    def tell(self, evals: list[Evaluation]) -> None:
+        self.evaluated += evals
+
+    def result(self) -> StrategyResult:
+        pop = self.evaluated
+        best = pop[_best(pop, self.weights, self.rank_mode)].arch
+        return StrategyResult(best, 0, [self._record(x) for x in pop])
 
 
-def refine(ev: Evaluator, w: Weights, budgets: Budgets, start: NB201Arch, steps: int,
-           rank_mode: str = "percentile", progress: Progress = None,
-           ) -> tuple[NB201Arch, list[dict[str, Any]]]:
+class Refine(Strategy):
     """Hill-climb from ``start`` (ours, beyond the published method): up to ``steps`` times,
-    score the current architecture and its feasible one-edge neighbours with ``ev.arch`` and
-    move to the best of them by the hybrid score ranked within that neighbourhood; stop at a
-    local optimum. Every move stays within the budgets."""
-    space = NB201Space()
-    seen: dict[NB201Arch, Evaluation] = {start: ev.arch(start)}
-    cur = start
-    trail: list[dict[str, Any]] = [{"step": 0, **_record(cur, seen[cur])}]
-    for step in range(1, steps + 1):
-        nbrs = [n for n in space.neighbours(cur) if budgets.ok(ev.costs.arch(n))]
-        for n in nbrs:
-            if n not in seen:
-                seen[n] = ev.arch(n)
-                if progress:
-                    progress(1)
-        local = [(a, seen[a]) for a in [cur, *nbrs]]
-        best = local[_best(local, w, rank_mode)][0]
-        if best == cur:
-            break
-        cur = best
-        trail.append({"step": step, **_record(cur, seen[cur])})
-    return cur, trail
+    evaluate the current architecture's feasible one-choice neighbours and move to the best
+    of them by the hybrid score ranked within that neighbourhood; stop at a local optimum.
+    Every move stays within the budgets."""
+
+    name = "refine"
+
+    def __init__(self, *args: Any, start: Any = None, steps: int = 1, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.cur, self.steps, self.step = start, steps, 0
+        self.seen: dict[Any, Evaluation] = {}
+        self.trail: list[dict[str, Any]] = []
+        self.done = False
+        self._nbrs: list[Any] = []
+
+    def ask(self) -> list[Candidate] | None:
+        if not self.seen:
+            return [self._cand(self.cur)]
+        if self.done or self.step >= self.steps:
+            return None
+        self._nbrs = self.filter.feasible(self.space.neighbours(self.cur))
+        new = [n for n in self._nbrs if n not in self.seen]
+        return [self._cand(a) for a in new] or [self._cand(self.cur)]
+
+    def tell(self, evals: list[Evaluation]) -> None:
+        for x in evals:
+            self.seen.setdefault(x.arch, x)
+        self.evaluated += evals
+        if not self.trail:
+            self.trail.append({"step": 0, **self._record(self.seen[self.cur])})
+            return
+        local = [self.seen[a] for a in [self.cur, *self._nbrs]]
+        best = local[_best(local, self.weights, self.rank_mode)].arch
+        self.step += 1
+        if best == self.cur:
+            self.done = True
+            return
+        self.cur = best
+        self.trail.append({"step": self.step, **self._record(self.seen[self.cur])})
+
+    def result(self) -> StrategyResult:
+        return StrategyResult(self.cur, 0, [{"refine": self.trail}])
 
 
-STRATEGIES = {"prune": prune, "evolution": evolution, "random": random_search,
-              "exhaustive": exhaustive}
+STRATEGIES: dict[str, type[Strategy]] = {"prune": Prune, "evolution": Evolution,
+                                         "random": RandomSearch, "exhaustive": Exhaustive}
+
+
+def make_strategy(name: str, space: SearchSpace, task: Task, filter: BudgetFilter,
+                  weights: Weights, rng: np.random.Generator, rank_mode: str = "percentile",
+                  **options: Any) -> Strategy:
+    """A strategy by name; ``options`` are its own (``n``, ``fill``, ...)."""
+    if name not in STRATEGIES:
+        raise MicronasError(f"unknown strategy {name!r}; choose from {', '.join(STRATEGIES)}")
+    return STRATEGIES[name](space, task, filter, weights, rng, rank_mode, **options)
+
+
+def drive(strategy: Strategy, ev: Evaluator, progress: Progress = None) -> StrategyResult:
+    """Ask, evaluate, tell until the strategy is done; its result, with the evaluations
+    this run made."""
+    before = ev.evaluations
+    while (batch := strategy.ask()) is not None:
+        strategy.tell(ev.evaluate(batch, progress))
+    res = strategy.result()
+    res.evaluations = ev.evaluations - before
+    return res
+
+
+__all__ = ["STRATEGIES", "Budgets", "Evolution", "Exhaustive", "Prune", "RandomSearch",
+           "Refine", "Strategy", "StrategyResult", "drive", "make_strategy"]

@@ -1,6 +1,20 @@
-"""Search spaces: plain-data architectures, no torch."""
+"""Search spaces behind one door (:class:`SearchSpace`), found by name with :func:`get_space`."""
 
-from micronas.spaces.base import SearchSpace
-from micronas.spaces.nb201 import EDGES, OPS, NB201Arch, NB201Space
+from micronas.spaces.base import (
+    Candidate,
+    SearchSpace,
+    Supernet,
+    canonical,
+    cost_key,
+    get_space,
+    has,
+    index_of,
+    list_spaces,
+    register_space,
+)
+from micronas.spaces.nb201.space import NB201Space
 
-__all__ = ["EDGES", "OPS", "NB201Arch", "NB201Space", "SearchSpace"]
+register_space("nb201", NB201Space)
+
+__all__ = ["Candidate", "SearchSpace", "Supernet", "canonical", "cost_key", "get_space", "has",
+           "index_of", "list_spaces", "register_space"]

@@ -1,13 +1,44 @@
-"""The search-space protocol: plain data, no torch."""
+"""The search-space protocol (the first door) and the space registry.
+
+Architectures are immutable, hashable values. A space parses and formats them, draws and
+mutates them from an explicit generator, and builds them for a :class:`~micronas.tasks.Task`:
+``to_network`` gives the torch-free network IR every cost reads, ``to_module`` the torch
+module indicators run on (``variant``: ``"full"``, or a reduced network an indicator asks
+for; a space that has no reduced form returns the full one). Nothing outside a space's own
+folder names its architecture type: everything else holds an architecture as an opaque
+value, or a :class:`Candidate` (an architecture of a space, for a task).
+
+Optional capabilities (checked with :func:`has`): ``enumerate`` / ``size`` (finite spaces),
+``index`` (an integer id), ``canonical`` (the representative indicators are computed on, so
+isomorphic architectures share values), ``cost_key`` (architectures with equal keys deploy
+to the same network), ``floor`` (an architecture whose network holds only the layers every
+network of the space has: the cost lower bound), ``info`` (a dict for ``micronas arch``),
+``supernet`` (a :class:`Supernet` for pruning), ``variant_input`` (input shape of a
+reduced variant).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterator
-from typing import Protocol, TypeVar, runtime_checkable
+from collections.abc import Callable, Hashable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
+from micronas.errors import MicronasError
+from micronas.ir import Network
+from micronas.tasks import Task
+
+if TYPE_CHECKING:
+    from torch import nn
+
 A = TypeVar("A", bound=Hashable)
+
+#: Reduced networks indicators may ask ``to_module`` for (a space may map them to "full").
+VARIANTS = ("full", "small", "thin")
+
+#: A supernet state: for each decision (an NB201 edge), the choices still open.
+State = tuple[frozenset[str], ...]
 
 
 @runtime_checkable
@@ -17,19 +48,16 @@ class SearchSpace(Protocol[A]):
     name: str
 
     def parse(self, text: str) -> A:
-        """Parse a string or index into an architecture; raise ArchError when malformed."""
+        """Parse the canonical string (or an index where the space has one); raise
+        ArchError naming what is wrong."""
         ...
 
-    def size(self) -> int | None:
-        """Number of architectures, or None if infinite."""
-        ...
-
-    def enumerate(self) -> Iterator[A]:
-        """All architectures in the space's canonical order."""
+    def format(self, arch: A) -> str:
+        """The canonical string: ``parse(format(a)) == a``."""
         ...
 
     def sample(self, rng: np.random.Generator) -> A:
-        """One architecture drawn uniformly with ``rng``."""
+        """One architecture drawn with ``rng``."""
         ...
 
     def mutate(self, arch: A, rng: np.random.Generator) -> A:
@@ -43,3 +71,136 @@ class SearchSpace(Protocol[A]):
     def iso_key(self, arch: A) -> str:
         """A key shared exactly by architectures that compute the same function."""
         ...
+
+    def to_network(self, arch: A, task: Task) -> Network:
+        """The deployed network IR of ``arch`` for ``task`` (no torch)."""
+        ...
+
+    def to_module(self, arch: A, task: Task, variant: str = "full") -> nn.Module:
+        """A torch module of ``arch`` for ``task`` (weights uninitialised: callers
+        initialise them from their own generator)."""
+        ...
+
+
+@runtime_checkable
+class Supernet(Protocol):
+    """Pruning's capability: a network holding several choices per decision."""
+
+    def full(self) -> State:
+        """The starting supernet: every prunable choice open on every decision."""
+        ...
+
+    def arch(self, state: State) -> Hashable:
+        """The architecture of a state with one choice per decision."""
+        ...
+
+    def completions(self, state: State) -> Iterable[Hashable]:
+        """Architectures choosing one open choice per decision, cheapest-looking first."""
+        ...
+
+    def capacity_archs(self, state: State) -> Iterable[Hashable]:
+        """A subset of the completions holding, for every parameter count reachable, the
+        cheapest one (what budget filling needs to scan)."""
+        ...
+
+    def format(self, state: State) -> str:
+        ...
+
+    def to_network(self, state: State, task: Task) -> Network:
+        ...
+
+    def to_module(self, state: State, task: Task, variant: str = "full") -> nn.Module:
+        ...
+
+
+def has(space: object, capability: str) -> bool:
+    """Whether ``space`` offers an optional capability (see the module docstring)."""
+    return callable(getattr(space, capability, None))
+
+
+def canonical(space: SearchSpace, arch: Any) -> Any:
+    """The representative of ``arch``'s isomorphism class (``arch`` itself by default)."""
+    return space.canonical(arch) if has(space, "canonical") else arch
+
+
+def index_of(space: SearchSpace, arch: Any) -> int | None:
+    return space.index(arch) if has(space, "index") else None
+
+
+def cost_key(space: SearchSpace, arch: Any) -> str:
+    return space.cost_key(arch) if has(space, "cost_key") else space.format(arch)
+
+
+@dataclass(frozen=True, eq=False)
+class Candidate:
+    """What indicators and costs are given: an architecture (or a supernet state) of a space,
+    for a task. It builds its own modules and network, so indicators never see the
+    architecture's type. Picklable (worker processes) when the space's class is importable."""
+
+    space: SearchSpace
+    arch: Any
+    task: Task
+    supernet: bool = False
+
+    def _builder(self) -> Any:
+        return self.space.supernet() if self.supernet else self.space
+
+    def module(self, variant: str = "full") -> nn.Module:
+        return self._builder().to_module(self.arch, self.task, variant)
+
+    def network(self) -> Network:
+        return self._builder().to_network(self.arch, self.task)
+
+    def variant_input(self, variant: str) -> tuple[int, int, int]:
+        """Input shape (C, H, W) the module of ``variant`` reads."""
+        if has(self.space, "variant_input"):
+            return self.space.variant_input(variant, self.task)
+        return self.task.input_shape
+
+    def label(self) -> str:
+        return ("supernet " if self.supernet else "") + self._builder().format(self.arch)
+
+    def _id(self) -> tuple:
+        return (self.space.name, self.arch, self.task, self.supernet)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Candidate) and self._id() == other._id()
+
+    def __hash__(self) -> int:
+        return hash(self._id())
+
+    def __str__(self) -> str:
+        return self.label()
+
+
+_REGISTRY: dict[str, Callable[[], SearchSpace]] = {}
+_INSTANCES: dict[str, SearchSpace] = {}
+
+
+def register_space(name: str, factory: Callable[[], SearchSpace]) -> None:
+    """Make ``get_space(name)`` return ``factory()`` (one instance per process)."""
+    _REGISTRY[name] = factory
+    _INSTANCES.pop(name, None)
+
+
+def list_spaces() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get_space(name: str | SearchSpace) -> SearchSpace:
+    """A registered space by name (or the space itself); a one-line error otherwise."""
+    if not isinstance(name, str):
+        return name
+    key = name.strip().lower()
+    if key not in _REGISTRY:
+        raise MicronasError(f"unknown search space {name!r}; choose from "
+                            f"{', '.join(list_spaces())}")
+    if key not in _INSTANCES:
+        _INSTANCES[key] = _REGISTRY[key]()
+    return _INSTANCES[key]
+
+
+def enumerate_space(space: SearchSpace) -> Iterator[Any]:
+    if not has(space, "enumerate"):
+        raise MicronasError(f"space {space.name!r} cannot be enumerated")
+    return space.enumerate()

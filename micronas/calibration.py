@@ -23,6 +23,7 @@ import csv
 import datetime
 import math
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,6 +47,18 @@ class Calibration:
     rows: int
     fit_mape: float                               # on the rows it was fitted to
     per_class: dict[str, dict[str, float]] = field(default_factory=dict)  # class -> rows, mape
+
+    def summary(self) -> str:
+        """What was fitted to what, in one line (``micronas calibrate`` prints it)."""
+        if "all" in self.per_class:
+            what = ("one latency scale for every op class (too few rows for a scale per op "
+                    "class: that needs two rows per class)")
+        elif self.source.startswith("emulation"):
+            what = f"the coefficients of {len(self.per_class)} op classes"
+        else:
+            what = f"a latency scale for each of {len(self.per_class)} op classes"
+        return (f"fitted {what} to {self.rows} measurements from {self.source}; fit MAPE "
+                f"{100 * self.fit_mape:.1f} %")
 
     def profile_toml(self, name: str) -> str:
         d = self.device
@@ -208,17 +221,18 @@ def read_measurements(path: str | Path) -> list[dict[str, str]]:
     return rows
 
 
-def calibrate_measured(device: Device, path: str | Path, dataset: str = "cifar10") -> Calibration:
-    """Scale ``device``'s coefficients (per op class, or one scale) to a board's measurements."""
-    from micronas.api import build_ir
-
+def calibrate_measured(device: Device, path: str | Path,
+                       build: Callable[[str], Network]) -> Calibration:
+    """Scale ``device``'s coefficients (per op class, or one scale) to a board's measurements;
+    ``build(arch)`` gives the network IR of a row's ``arch`` (the API resolves space and
+    task)."""
     rows = read_measurements(path)
     khz = device.clock_mhz * 1e3
     preds: list[dict[str, float]] = []   # per row: op class -> predicted cycles (no overhead)
     measured: list[float] = []
     for row in rows:
         try:
-            net = lower_for_tflm(build_ir(row["arch"].strip(), dataset))
+            net = lower_for_tflm(build(row["arch"].strip()))
         except MicronasError as e:
             raise DataError(f"{path}: line {row['_line']}: {e}") from None
         layers = net.layers

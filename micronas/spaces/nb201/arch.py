@@ -13,11 +13,8 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
-
-import numpy as np
 
 from micronas.errors import ArchError
 
@@ -180,54 +177,3 @@ class NB201Arch:
                     terms.append(f"({expr[s]})@{op}")
             expr[t] = "+".join(sorted(terms))
         return expr[3]
-
-
-class NB201Space:
-    """The NB201 space as a :class:`~micronas.spaces.base.SearchSpace`."""
-
-    name = "nb201"
-
-    def parse(self, text: str | int) -> NB201Arch:
-        """Parse an index (``"6111"`` or ``6111``) or a canonical string."""
-        if isinstance(text, int):
-            return NB201Arch.from_index(text)
-        s = str(text).strip()
-        if s.lstrip("-").isdigit():
-            return NB201Arch.from_index(int(s))
-        if not s.startswith("|"):
-            raise ArchError(
-                f"cannot read architecture {s!r}: give an NB201 index 0..{NUM_ARCHS - 1} or a "
-                "string like |nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|...|"
-            )
-        return NB201Arch.from_string(s)
-
-    def size(self) -> int:
-        return NUM_ARCHS
-
-    def enumerate(self) -> Iterator[NB201Arch]:
-        """All 15,625 architectures in NB201 index order."""
-        for code in _index_tables()[0]:
-            yield NB201Arch._from_code(code)
-
-    def sample(self, rng: np.random.Generator) -> NB201Arch:
-        return NB201Arch(tuple(OPS[int(i)] for i in rng.integers(0, len(OPS), len(EDGES))))
-
-    def mutate(self, arch: NB201Arch, rng: np.random.Generator) -> NB201Arch:
-        edge = int(rng.integers(len(EDGES)))
-        choices = [op for op in OPS if op != arch.ops[edge]]
-        new = list(arch.ops)
-        new[edge] = choices[int(rng.integers(len(choices)))]
-        return NB201Arch(tuple(new))
-
-    def neighbours(self, arch: NB201Arch) -> list[NB201Arch]:
-        out = []
-        for edge in range(len(EDGES)):
-            for op in OPS:
-                if op != arch.ops[edge]:
-                    new = list(arch.ops)
-                    new[edge] = op
-                    out.append(NB201Arch(tuple(new)))
-        return out
-
-    def iso_key(self, arch: NB201Arch) -> str:
-        return arch.iso_key()

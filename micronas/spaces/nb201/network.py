@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from micronas.datasets import get_dataset
 from micronas.errors import ArchError
 from micronas.ir import GraphBuilder, Network
-from micronas.spaces.nb201 import EDGES, OPS, NB201Arch
+from micronas.spaces.nb201.arch import EDGES, OPS, NB201Arch
+from micronas.tasks import BUILTIN, Task
 
 EdgeOps = tuple[frozenset[str], ...]
 
@@ -94,16 +94,18 @@ def _reduction(g: GraphBuilder, x: str, out_ch: int, prefix: str) -> str:
     return g.add(b, s, name=f"{prefix}.add")
 
 
-def nb201_network(cell: NB201Arch | Sequence[Sequence[str]], dataset: str = "cifar10",
+def nb201_network(cell: NB201Arch | Sequence[Sequence[str]], task: Task | None = None,
                   C: int = 16, N: int = 5, *, keep_dead: bool = False) -> Network:
-    """The NB201 network for ``cell`` on ``dataset`` as a deployed int8 IR.
+    """The NB201 network for ``cell`` on ``task`` (CIFAR-10 by default) as a deployed int8
+    IR (any input shape:
+    the two reductions halve height and width, rounding up).
 
     ``C`` is the stem width (stages use C, 2C, 4C) and ``N`` the cells per stage.
     """
-    spec = get_dataset(dataset)
+    task = task or BUILTIN["cifar10"]
     edge_ops = as_edge_ops(cell)
     name = str(cell) if isinstance(cell, NB201Arch) else "nb201-supernet"
-    g = GraphBuilder(name, (spec.channels, spec.resolution, spec.resolution))
+    g = GraphBuilder(name, task.input_shape)
     x = g.conv(g.input_name, C, 3, 1, 1, name="stem")
     widths = (C, 2 * C, 4 * C)
     for stage, width in enumerate(widths, start=1):
@@ -113,12 +115,12 @@ def nb201_network(cell: NB201Arch | Sequence[Sequence[str]], dataset: str = "cif
             x = _cell(g, x, edge_ops, f"s{stage}.c{i}", keep_dead)
     x = g.relu(g.affine(x, name="lastact.bn"))
     x = g.global_avgpool(x, name="gap")
-    x = g.fc(x, spec.num_classes, name="classifier")
-    return g.build([x], meta={"space": "nb201", "dataset": spec.name, "C": C, "N": N,
+    x = g.fc(x, task.classes, name="classifier")
+    return g.build([x], meta={"space": "nb201", "task": task.name, "C": C, "N": N,
                               "keep_dead": keep_dead})
 
 
-def nb201_counts(cell: NB201Arch, dataset: str = "cifar10") -> tuple[float, float]:
+def nb201_counts(cell: NB201Arch, task: Task | None = None) -> tuple[float, float]:
     """(FLOPs in millions, params in millions) of the network as NB201 builds and trains it.
 
     Every edge is computed, dead or not (``keep_dead=True``), and counted the way NB201's
@@ -129,7 +131,7 @@ def nb201_counts(cell: NB201Arch, dataset: str = "cifar10") -> tuple[float, floa
     area per output element; the global average pool one per input element; adds nothing.
     Params include BatchNorm's gamma and beta (``source_params``).
     """
-    net = nb201_network(cell, dataset, keep_dead=True)
+    net = nb201_network(cell, task, keep_dead=True)
     flops = 0
     for layer in net.layers:
         out = net.tensors[layer.output].numel

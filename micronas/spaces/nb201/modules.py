@@ -5,10 +5,7 @@ ops whose outputs are averaged (one op for an architecture; several for the Micr
 supernet). ``stem=False`` drops the stem (input channels must equal ``C``), as TE-NAS's
 linear-region network does. Every edge is computed, dead or not, as NB201 trains it.
 
-Weight initialisation (chosen on purpose, see docs/indicators.md): convolution weights
-Kaiming-normal (fan-in, ReLU gain), BatchNorm gamma 1 and beta 0, linear weights normal with
-std 0.01 and bias 0. TE-NAS meant to apply this but its name check never matched, so its
-networks ran with PyTorch's default (Kaiming-uniform with a=sqrt(5)).
+Weights are initialised by the caller from its own generator (:mod:`micronas.torchinit`).
 """
 
 from __future__ import annotations
@@ -18,9 +15,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from micronas.datasets import get_dataset
-from micronas.spaces.nb201 import EDGES, OPS, NB201Arch
-from micronas.spaces.nb201_ir import EdgeOps, as_edge_ops
+from micronas.spaces.nb201.arch import EDGES, OPS, NB201Arch
+from micronas.spaces.nb201.network import EdgeOps, as_edge_ops
+from micronas.tasks import BUILTIN, Task
+from micronas.torchinit import init_kaiming
 
 
 class ReLUConvBN(nn.Module):
@@ -131,49 +129,14 @@ class CellNetwork(nn.Module):
         return self.classifier(torch.flatten(self.pool(x), 1))
 
 
-def init_weights(model: nn.Module, generator: torch.Generator) -> nn.Module:
-    """Initialise ``model`` in place from ``generator`` (see the module docstring)."""
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.Conv2d):
-                fan_in = m.weight[0].numel()
-                m.weight.normal_(0.0, (2.0 / fan_in) ** 0.5, generator=generator)
-                if m.bias is not None:
-                    m.bias.zero_()
-            elif isinstance(m, nn.BatchNorm2d):
-                m.weight.fill_(1.0)
-                m.bias.zero_()
-            elif isinstance(m, nn.Linear):
-                m.weight.normal_(0.0, 0.01, generator=generator)
-                if m.bias is not None:
-                    m.bias.zero_()
-    return model
-
-
-def init_torch_default(model: nn.Module, generator: torch.Generator) -> nn.Module:
-    """PyTorch's own default initialisation (what NB201's and NASLib's code run with), drawn
-    from ``generator``: conv and linear weights and biases U(-1/sqrt(fan_in), 1/sqrt(fan_in))
-    (Kaiming-uniform with a = sqrt(5)), BatchNorm gamma 1 and beta 0."""
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.Conv2d | nn.Linear):
-                bound = 1.0 / m.weight[0].numel() ** 0.5
-                m.weight.uniform_(-bound, bound, generator=generator)
-                if m.bias is not None:
-                    m.bias.uniform_(-bound, bound, generator=generator)
-            elif isinstance(m, nn.BatchNorm2d):
-                m.weight.fill_(1.0)
-                m.bias.zero_()
-    return model
-
-
-def build_network(cell: NB201Arch | Sequence[Sequence[str]], dataset: str = "cifar10",
-                  C: int = 16, N: int = 5, *, seed: int | None = 0, stem: bool = True,
-                  num_classes: int | None = None) -> CellNetwork:
-    """NB201's network for ``cell`` on ``dataset``, initialised from ``seed``."""
-    spec = get_dataset(dataset)
-    net = CellNetwork(cell, C, N, num_classes or spec.num_classes, spec.channels if stem else C,
-                      stem)
+def build_network(cell: NB201Arch | Sequence[Sequence[str]], task: Task | None = None,
+                  C: int = 16, N: int = 5, *, seed: int | None = 0,
+                  stem: bool = True) -> CellNetwork:
+    """NB201's network for ``cell`` on ``task`` (CIFAR-10 by default), initialised from ``seed``
+    (:func:`micronas.torchinit.init_kaiming`); ``seed=None`` leaves torch's construction-time
+    weights for the caller to overwrite from its own generator."""
+    task = task or BUILTIN["cifar10"]
+    net = CellNetwork(cell, C, N, task.classes, task.channels if stem else C, stem)
     if seed is not None:
-        init_weights(net, torch.Generator().manual_seed(int(seed)))
+        init_kaiming(net, torch.Generator().manual_seed(int(seed)))
     return net

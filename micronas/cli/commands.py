@@ -1,0 +1,179 @@
+"""One function per command: resolve the arguments, make one API call, render."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+from micronas import api
+from micronas.cli import render
+from micronas.tasks import Task, resolve_task
+
+
+def task_of(args: argparse.Namespace) -> Task:
+    """The task a command runs on (``--task``/``--dataset``, or ``--input`` + ``--classes``)."""
+    return resolve_task(getattr(args, "task", None), getattr(args, "input", None),
+                        getattr(args, "classes", None))
+
+
+def cache_path(args: argparse.Namespace) -> str | None:
+    from micronas.cache import default_cache_path
+
+    if getattr(args, "no_cache", False):
+        return None
+    return str(args.cache) if args.cache else str(default_cache_path())
+
+
+#: Indicator settings every indicator-computing command accepts (ProxySettings fields).
+PROXY_FIELDS = ("network", "ntk_batch", "ntk_resolution", "repeats", "lr_samples", "lr_batches",
+                "lr_input")
+
+
+def proxy_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    return {k: getattr(args, k) for k in PROXY_FIELDS if getattr(args, k, None) is not None}
+
+
+def proxy_settings(args: argparse.Namespace):
+    from micronas.proxies import ProxySettings
+
+    return ProxySettings(**proxy_overrides(args))
+
+
+def cmd_arch(args: argparse.Namespace) -> int:
+    info = api.arch_info(args.arch, args.space, task_of(args))
+    render.print_json(info) if args.json else render.arch(info)
+    return 0
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    from micronas.hardware import builtin_devices, load_device
+
+    devs = [load_device(n) for n in builtin_devices()]
+    if args.json:
+        render.print_json([{"name": d.name, "core": d.core, "clock_mhz": d.clock_mhz,
+                            "sram_bytes": d.sram_bytes, "flash_bytes": d.flash_bytes,
+                            "dsp": d.dsp, "description": d.description} for d in devs])
+    else:
+        render.devices(devs)
+    return 0
+
+
+def cmd_cost(args: argparse.Namespace) -> int:
+    res = api.cost(args.arch, args.device, args.space, task_of(args))
+    render.print_json(res.to_dict()) if args.json else render.cost(res, args.layers)
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    res = api.score(args.arch, args.indicators, args.space, task_of(args), args.seed,
+                    proxy_settings(args), cache_path(args))
+    render.print_json(res.to_dict()) if args.json else render.score(res)
+    return 0
+
+
+def cmd_bench_correlate(args: argparse.Namespace) -> int:
+    from micronas.proxies import parse_indicators
+
+    parse_indicators(args.indicators, ["ntk_cond"])  # bad names fail before any work
+    n = None if args.all else args.sample
+    total = 15625 if n is None else n
+    with render.progress(total, "scoring", args.quiet, unit="arch") as bar:
+        res = api.correlate(args.indicators, task_of(args), args.benchmark, n, args.seed,
+                            args.workers, cache_path(args), proxy_settings(args), bar.update)
+    render.print_json(res) if args.json else render.correlate(res)
+    return 0
+
+
+def search_config(args: argparse.Namespace):
+    from micronas.search.run import SearchConfig
+
+    task = task_of(args)  # validated here; the config keeps the strings
+    custom = args.input is not None
+    return SearchConfig(
+        space=args.space, device=args.device, task=task.name,
+        input=args.input if custom else None, classes=args.classes if custom else None,
+        strategy=args.strategy, latency_weight=args.latency_weight,
+        flops_weight=args.flops_weight, max_latency_ms=args.max_latency_ms,
+        max_sram_kb=args.max_sram_kb, max_flash_kb=args.max_flash_kb, seed=args.seed,
+        rank_mode=args.rank_mode, latency_mode=args.latency_mode,
+        evaluations=args.evaluations, refine=args.refine, fill=args.fill, workers=args.workers,
+        **({"indicators": args.indicators} if args.indicators else {}),
+        **proxy_overrides(args))
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from micronas.fileio import check_out_dir
+    from micronas.search.report import plot_points, write_outputs
+
+    cfg = search_config(args)
+    cfg.validate()
+    out = check_out_dir(args.out) if args.out else None
+    table = None
+    if args.benchmark or os.environ.get("MICRONAS_NB201"):
+        from micronas.bench.table import load_table
+
+        table = load_table(args.benchmark)
+    total = {"prune": 58, "evolution": args.evaluations + 1, "random": args.evaluations + 1}
+    expected = (total.get(cfg.strategy) or 0) + 24 * cfg.refine or None
+    with render.progress(expected, f"search ({cfg.strategy})", args.quiet) as bar:
+        res = api.search(cfg, table, cache_path(args), bar.update)
+    if out is not None:
+        allc = None
+        if table is not None:
+            from micronas.hardware import load_device
+            from micronas.search.costs import CostModel
+            from micronas.spaces import get_space
+
+            allc = CostModel(get_space(cfg.space), cfg.resolve_task(),
+                             load_device(cfg.device)).all_archs()
+        write_outputs(res, out, *plot_points(res, table, allc))
+    if args.json:
+        d = res.to_json()
+        d.pop("history")
+        render.print_json(d)
+    else:
+        render.search(res, cfg.device, out)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    r = api.export(args.arch, args.format, args.out, args.space, task_of(args), args.seed,
+                   args.calibration, check=not args.no_check)
+    render.print_json(r.to_dict()) if args.json else render.export(r)
+    return 0
+
+
+def cmd_measure(args: argparse.Namespace) -> int:
+    r = api.measure(args.arch, args.device, args.space, task_of(args), args.method, args.seed)
+    d = r.to_dict()
+    render.print_json(d) if args.json else render.measure(r, d, args.layers)
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from micronas.calibration import write_profile
+
+    out = args.out or f"{args.device.removesuffix('.toml').split('/')[-1]}-calibrated.toml"
+    bar = None
+    if not args.measurements:
+        bar = render.progress(None, "emulating layers", args.quiet or args.json, unit="layer")
+
+    def progress(i: int, n: int) -> None:
+        bar.total = n
+        bar.update(i - bar.n)
+
+    try:
+        cal = api.calibrate(args.device, args.measurements, args.space, task_of(args),
+                            args.seed, progress if bar is not None else None)
+    finally:
+        if bar is not None:
+            bar.close()
+    path = write_profile(cal, out)
+    if args.json:
+        render.print_json({"profile": str(path), "source": cal.source, "rows": cal.rows,
+                           "summary": cal.summary(), "fit_mape": cal.fit_mape,
+                           "per_class": cal.per_class, "latency": cal.tables})
+    else:
+        render.calibrate(cal, path)
+    return 0

@@ -1,0 +1,199 @@
+"""The argument parser: every command, its options and help."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import NoReturn
+
+from micronas import __version__
+from micronas.cli import commands as c
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, exit 2
+        sys.stderr.write(f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        raise SystemExit(2)
+
+
+def _int(text: str) -> int:
+    """An ASCII decimal integer (``int`` would take '１２３' and '1_000')."""
+    s = text.strip()
+    if not (s.isascii() and s.lstrip("-").isdigit()) or len(s) > 19:
+        raise argparse.ArgumentTypeError(f"invalid integer {text!r}")
+    return int(s)
+
+
+def _seed(text: str) -> int:
+    v = _int(text)
+    if not 0 <= v < 2**32:
+        raise argparse.ArgumentTypeError(f"seed must be in 0..{2**32 - 1}, got {text}")
+    return v
+
+
+def space_opt(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--space", default="nb201", help="search space (default nb201)")
+
+
+def task_opts(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("task (default cifar10)")
+    g.add_argument("--task", "--dataset", dest="task", default=None,
+                   help="built-in task: cifar10 | cifar100 | imagenet16-120")
+    g.add_argument("--input", help="a custom task's input HxWxC, e.g. 96x96x1 (with --classes)")
+    g.add_argument("--classes", type=_int, help="a custom task's number of classes")
+
+
+def cache_opts(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cache", help="results cache (SQLite); default "
+                   "$MICRONAS_CACHE or ~/.cache/micronas/results.sqlite")
+    p.add_argument("--no-cache", action="store_true", help="do not read or write a cache")
+
+
+def proxy_opts(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("indicator settings (the same defaults for score, search and "
+                             "bench; see docs/indicators.md)")
+    g.add_argument("--network", help="NTK network: tenas (the space's small variant) | full")
+    g.add_argument("--ntk-batch", type=_int, help="NTK batch size")
+    g.add_argument("--ntk-resolution", type=_int, help="NTK input side cap")
+    g.add_argument("--repeats", type=_int, help="NTK and linear-region repeats")
+    g.add_argument("--lr-samples", type=_int, help="linear regions: patches per batch")
+    g.add_argument("--lr-batches", type=_int, help="linear regions: batches per repeat")
+    g.add_argument("--lr-input", help="linear-region patches: gaussian | smooth")
+
+
+def quiet_opt(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="micronas", description="Training-free, hardware-aware NAS for MCUs.")
+    p.add_argument("--version", action="version", version=f"micronas {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    a = sub.add_parser("arch", help="show an architecture: index, string, ops, iso key")
+    a.add_argument("arch", help="the space's string or index (NB201: 0..15624)")
+    space_opt(a)
+    task_opts(a)
+    a.add_argument("--json", action="store_true")
+    a.set_defaults(func=c.cmd_arch)
+
+    d = sub.add_parser("devices", help="list the built-in device profiles")
+    d.add_argument("--json", action="store_true")
+    d.set_defaults(func=c.cmd_devices)
+
+    co = sub.add_parser("cost", help="MACs, flash, peak SRAM and latency on a device")
+    co.add_argument("arch", help="the space's string or index, or mlperf:kws|vww|ad|ic")
+    co.add_argument("--device", default="stm32f746", help="built-in name or .toml path")
+    space_opt(co)
+    task_opts(co)
+    co.add_argument("--layers", action="store_true", help="print the per-layer table")
+    co.add_argument("--json", action="store_true")
+    co.set_defaults(func=c.cmd_cost)
+
+    s = sub.add_parser("score", help="training-free indicators of one architecture")
+    s.add_argument("arch", help="the space's string or index")
+    s.add_argument("--indicators", help="comma-separated names (default "
+                   "ntk_cond,linear_regions,tenas)")
+    s.add_argument("--seed", type=_seed, default=0)
+    space_opt(s)
+    task_opts(s)
+    proxy_opts(s)
+    s.add_argument("--json", action="store_true")
+    cache_opts(s)
+    s.set_defaults(func=c.cmd_score)
+
+    b = sub.add_parser("bench", help="evaluate against NB201 ground truth")
+    bsub = b.add_subparsers(dest="bench_command", required=True, parser_class=_Parser)
+    bc = bsub.add_parser("correlate", help="rank correlation of indicators with accuracy")
+    bc.add_argument("--benchmark", help="NB201 accuracy CSV (default $MICRONAS_NB201)")
+    task_opts(bc)
+    g = bc.add_mutually_exclusive_group()
+    g.add_argument("--sample", type=_int, default=1000, help="architectures to draw (1000)")
+    g.add_argument("--all", action="store_true", help="all 15,625 architectures")
+    bc.add_argument("--seed", type=_seed, default=0)
+    bc.add_argument("--indicators", help="comma-separated names (default: all)")
+    bc.add_argument("--workers", type=_int, default=1, help="scoring processes")
+    proxy_opts(bc)
+    bc.add_argument("--json", action="store_true")
+    quiet_opt(bc)
+    cache_opts(bc)
+    bc.set_defaults(func=c.cmd_bench_correlate)
+
+    se = sub.add_parser("search", help="find an architecture for a device (the main command)")
+    space_opt(se)
+    se.add_argument("--device", default="stm32f746", help="built-in name or .toml path")
+    task_opts(se)
+    se.add_argument("--strategy", default="prune",
+                    help="prune (MicroNAS) | evolution | random | exhaustive")
+    se.add_argument("--latency-weight", type=float, default=0.0)
+    se.add_argument("--flops-weight", type=float, default=0.0)
+    se.add_argument("--max-latency-ms", type=float)
+    se.add_argument("--max-sram-kb", type=float)
+    se.add_argument("--max-flash-kb", type=float)
+    se.add_argument("--seed", type=_seed, default=0)
+    se.add_argument("--rank-mode", default="percentile", help="percentile (ours) | dense "
+                    "(MicroNAS)")
+    se.add_argument("--latency-mode", default="rank", help="rank: the latency weight joins the "
+                    "rank mix (MicroNAS); target: it sets a latency ceiling between the slowest "
+                    "and fastest network of the space (smooth)")
+    se.add_argument("--refine", type=_int, default=0, help="after the strategy, hill-climb up "
+                    "to K steps over one-choice neighbours (ours; ~10 s per step on 2 cores)")
+    se.add_argument("--fill", type=float, default=0.9, help="prune: when --max-* budgets bind, "
+                    "never prune below this share of the largest network they allow (ours; 0: "
+                    "published, feasibility only)")
+    se.add_argument("--workers", type=_int, default=0, help="processes evaluating batches "
+                    "(0: up to 2; results do not depend on it)")
+    se.add_argument("--evaluations", type=_int, default=54,
+                    help="indicator evaluations for evolution and random")
+    se.add_argument("--indicators", help="the indicator part of the objective, "
+                    "'name[:share],...' (default: see docs/search.md; ntk_cond,linear_regions "
+                    "is TE-NAS)")
+    proxy_opts(se)
+    se.add_argument("--benchmark", help="NB201 accuracy CSV for true/oracle accuracy "
+                    "(default $MICRONAS_NB201)")
+    se.add_argument("--out", help="directory for result.json, report.md, pareto.png")
+    se.add_argument("--json", action="store_true")
+    quiet_opt(se)
+    cache_opts(se)
+    se.set_defaults(func=c.cmd_search)
+
+    ex = sub.add_parser("export", help="write an int8 .tflite (checked in TFLM) or ONNX model")
+    ex.add_argument("arch", help="the space's string or index, or mlperf:kws|vww|ad|ic")
+    space_opt(ex)
+    task_opts(ex)
+    ex.add_argument("--format", default="tflite", help="tflite (int8) | onnx (float)")
+    ex.add_argument("--out", required=True, help="output file")
+    ex.add_argument("--seed", type=_seed, default=0, help="seed of the stand-in weights")
+    ex.add_argument("--calibration", help=".npy float batch (batch, *input shape); default "
+                    "8 Gaussian samples")
+    ex.add_argument("--no-check", action="store_true", help="skip the TFLM / onnxruntime check")
+    ex.add_argument("--json", action="store_true")
+    ex.set_defaults(func=c.cmd_export)
+
+    me = sub.add_parser("measure", help="emulated latency: our int8 C kernels on the device's "
+                        "core (unicorn), instructions per class -> cycles")
+    me.add_argument("arch", help="the space's string or index, or mlperf:kws|vww|ad|ic")
+    me.add_argument("--device", default="stm32f746", help="built-in name or .toml path")
+    space_opt(me)
+    task_opts(me)
+    me.add_argument("--method", default="layers", help="layers (each distinct layer emulated "
+                    "once, cached; default) | whole (one run of the whole network, every tensor "
+                    "checked bit-exact)")
+    me.add_argument("--seed", type=_seed, default=0)
+    me.add_argument("--layers", action="store_true", help="print the per-layer table")
+    me.add_argument("--json", action="store_true")
+    me.set_defaults(func=c.cmd_measure)
+
+    ca = sub.add_parser("calibrate", help="fit the device's latency constants (emulated "
+                        "layers, or your measurements) and write a profile")
+    ca.add_argument("--device", default="stm32f746", help="built-in name or .toml path")
+    ca.add_argument("--measurements", help="CSV of board measurements: arch,latency_ms "
+                    "(per model) or arch,layer,latency_ms (per layer)")
+    ca.add_argument("--out", help="profile to write (default DEVICE-calibrated.toml)")
+    space_opt(ca)
+    task_opts(ca)
+    ca.add_argument("--seed", type=_seed, default=0, help="seed of the designed layer set")
+    ca.add_argument("--json", action="store_true")
+    quiet_opt(ca)
+    ca.set_defaults(func=c.cmd_calibrate)
+    return p

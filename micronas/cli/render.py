@@ -1,0 +1,161 @@
+"""Text output of the CLI: tables, one-line summaries, progress bars (on stderr)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import defaultdict
+from typing import Any
+
+
+def print_json(obj: Any) -> None:
+    print(json.dumps(obj, indent=2, default=str))
+
+
+def kb(n: float) -> str:
+    return f"{n / 1024:,.1f} KB"
+
+
+def progress(total: int | None, desc: str, quiet: bool = False, unit: str = "eval"):
+    """A progress bar on stderr: live on a terminal, a line every 10 s otherwise (so a
+    piped or logged run still shows it is alive), none with ``quiet``. It appears only
+    after the first second (two when not a terminal), so quick commands and errors stay
+    one clean line."""
+    from tqdm import tqdm
+
+    tty = sys.stderr.isatty()
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=quiet,
+                leave=False, mininterval=0.1 if tty else 10.0, ascii=not tty,
+                dynamic_ncols=tty, delay=1.0 if tty else 2.0)
+
+
+def arch(info: dict[str, Any]) -> None:
+    if info.get("index") is not None:
+        print(f"index      {info['index']}")
+    print(f"string     {info['arch']}")
+    if "op_counts" in info:
+        counts = ", ".join(f"{op} {n}" for op, n in info["op_counts"].items() if n)
+        print(f"ops        {counts}")
+    if "live_edges" in info:
+        print(f"live edges {sum(info['live_edges'])} of {len(info['live_edges'])}")
+    print(f"iso key    {info['iso_key']}")
+
+
+def devices(devs: list[Any]) -> None:
+    print(f"{'name':<11} {'core':<14} {'MHz':>5} {'SRAM':>11} {'flash':>11}  DSP")
+    for d in devs:
+        print(f"{d.name:<11} {d.core:<14} {d.clock_mhz:>5.0f} {kb(d.sram_bytes):>11} "
+              f"{kb(d.flash_bytes):>11}  {'yes' if d.dsp else 'no'}")
+
+
+def cost(res: Any, layers: bool) -> None:
+    r = res.report
+    print(f"arch       {res.arch}" + (f"  (index {res.index})" if res.index is not None else ""))
+    print(f"device     {r.device}   task {res.task}")
+    print(f"MACs       {r.macs:,}   params {r.params:,}")
+    if "nb201_flops" in res.info:
+        print(f"NB201      {res.info['nb201_flops']:.4f} MFLOPs, {res.info['nb201_params']:.6f} "
+              "M params (as trained, every edge)")
+    print(f"latency    {r.latency_ms:,.2f} ms  ({r.cycles:,.0f} cycles)")
+    print(f"peak SRAM  {kb(r.peak_sram_bytes)} of {kb(r.sram_limit_bytes)}  (arena "
+          f"{kb(r.arena_bytes)}, scratch {kb(r.scratch_bytes)}, persistent "
+          f"{kb(r.persistent_bytes)}, reserved {kb(r.reserved_bytes)})")
+    print(f"flash      {kb(r.flash_bytes)} of {kb(r.flash_limit_bytes)}")
+    print(f"fits       {'yes' if r.fits else 'NO'}")
+    if layers:
+        print(f"\n{'layer':<34} {'op':<17} {'out shape':<13} {'MACs':>12} {'ms':>9}")
+        for lc in r.layers:
+            shape = "x".join(map(str, lc.output_shape))
+            print(f"{lc.name[:34]:<34} {lc.op:<17} {shape:<13} {lc.macs:>12,} "
+                  f"{lc.latency_ms:>9.3f}")
+        return
+    by_op: dict[str, list[float]] = defaultdict(lambda: [0, 0, 0.0])
+    for lc in r.layers:
+        by_op[lc.op][0] += 1
+        by_op[lc.op][1] += lc.macs
+        by_op[lc.op][2] += lc.latency_ms
+    print(f"\n{'op':<17} {'layers':>6} {'MACs':>13} {'ms':>10} {'share':>6}")
+    for op, (n, macs, ms) in sorted(by_op.items(), key=lambda kv: -kv[1][2]):
+        print(f"{op:<17} {n:>6} {macs:>13,} {ms:>10.2f} {ms / r.latency_ms:>6.1%}")
+    print("(--layers for the per-layer table, --json for everything)")
+
+
+def score(res: Any) -> None:
+    idx = f"  (index {res.index})" if res.index is not None else ""
+    print(f"arch  {res.arch}{idx}   task {res.task}   seed {res.seed}")
+    for n, sc in res.scores.items():
+        if sc is None:
+            print(f"{n:<15} (a rank over a set of architectures; see bench correlate)")
+            continue
+        flags = f"  [{', '.join(sc.flags)}]" if sc.flags else ""
+        src = "cache" if sc.cached else f"{sc.seconds:.2f} s"
+        print(f"{n:<15} {sc.value:>16.6g}   {src}{flags}")
+
+
+def correlate(res: dict[str, Any]) -> None:
+    print(f"{res['n']} architectures, {res['dataset']} test accuracy, seed {res['seed']}, "
+          f"{res['wall_seconds']:.1f} s wall with {res['workers']} worker(s)")
+    print(f"{'indicator':<15} {'spearman':>9} {'kendall':>8} {'s/arch':>8} {'flagged':>8}")
+    for name, r in res["indicators"].items():
+        rho = "n/a" if r["spearman"] is None else f"{r['spearman']:.3f}"
+        tau = "n/a" if r["kendall"] is None else f"{r['kendall']:.3f}"
+        print(f"{name:<15} {rho:>9} {tau:>8} {r['seconds_per_arch']:>8.3f} {r['flagged']:>8}")
+
+
+def search(res: Any, device: str, out: Any) -> None:
+    from micronas.search.report import indicator_text
+
+    print(f"architecture  {res.arch}")
+    if res.index is not None:
+        print(f"index         {res.index}")
+    c, h, w = res.input_shape
+    print(f"task          {res.task} ({h}x{w}x{c}, {res.classes} classes)")
+    print(f"indicators    {indicator_text(res.indicators)}")
+    print(f"device        {device}: latency {res.latency_ms:.2f} ms, peak SRAM "
+          f"{kb(res.peak_sram_bytes)}, flash {kb(res.flash_bytes)}, "
+          f"fits {'yes' if res.fits else 'NO'}")
+    print(f"size          {res.macs:,} MACs, {res.params:,} params")
+    if res.accuracy is not None:
+        print(f"accuracy      {res.accuracy:.2f} % ({res.task} test, ground truth); best under "
+              f"the same budgets {res.oracle_accuracy:.2f} %")
+    print(f"search        {res.config['strategy']}, {res.evaluations} indicator evaluations, "
+          f"{res.search_seconds:.1f} s, seed {res.seed}")
+    if out is not None:
+        print(f"wrote         {out}/result.json, report.md, pareto.png, config.json")
+
+
+def export(r: Any) -> None:
+    print(f"wrote {r.path}  ({r.format}, {r.size_bytes:,} bytes, seed {r.seed})")
+    c = r.checks
+    if "tflm_equals_int8_model" in c:
+        print(f"TFLM vs numpy int8 model  bit-exact on every tensor: "
+              f"{'yes' if c['tflm_equals_int8_model'] else 'NO'}")
+        print(f"vs fake-quant PyTorch     layer by layer {100 * c['layerwise_within_1lsb']:.2f} % "
+              f"within 1 LSB (max {c['layerwise_max_lsb']}); end to end "
+              f"{100 * c['output_within_1lsb']:.1f} % (max {c['output_max_lsb']})")
+        print(f"arena                     TFLM {c['tflm_arena_head_bytes']:,} B (+ "
+              f"{c['tflm_arena_tail_bytes']:,} B x86 host structures), our planner "
+              f"{c['planner_arena_bytes']:,} B")
+    elif "onnxruntime_max_rel_error" in c:
+        print(f"onnxruntime vs PyTorch    max relative error {c['onnxruntime_max_rel_error']:.2e}")
+
+
+def measure(r: Any, d: dict[str, Any], layers: bool) -> None:
+    print(f"arch       {r.arch}")
+    print(f"device     {r.device} ({r.core} @ {r.clock_mhz:g} MHz), emulated ({d['method']}"
+          + (f", every tensor bit-exact: {'yes' if d['bit_exact'] else 'NO'}"
+             if d["bit_exact"] is not None else "") + ")")
+    if layers:
+        print(f"{'layer':<34} {'instructions':>13} {'cycles':>14} {'ms':>9}")
+        for lay in d["layers"]:
+            print(f"{lay['name'][:34]:<34} {lay['instructions']:>13,} {lay['cycles']:>14,.0f} "
+                  f"{lay['latency_ms']:>9.3f}")
+    print(f"total      {d['instructions']:,} instructions, {d['cycles']:,.0f} cycles, "
+          f"{d['latency_ms']:,.2f} ms  (cost model: {d['predicted_latency_ms']:,.2f} ms)")
+
+
+def calibrate(cal: Any, path: Any) -> None:
+    print(cal.summary())
+    for cls, st in cal.per_class.items():
+        print("  " + cls.ljust(16) + "  ".join(f"{k} {v:.3g}" for k, v in st.items()))
+    print(f"wrote {path}  (use it with --device {path})")

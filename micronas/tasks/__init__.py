@@ -1,0 +1,126 @@
+"""Tasks: what a network is for (input shape, classes, which resolutions may be searched).
+
+A :class:`Task` is resolved once at the edge (CLI or API: :func:`resolve_task`) and passed
+down; nothing below re-parses a name. NB201's three datasets are built-in tasks without
+data (their ground truth is the benchmark table, :mod:`micronas.bench`);
+``Task.custom((C, H, W), classes)`` (CLI: ``--input HxWxC --classes K``) makes one on the
+fly for searching and costing.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from micronas.errors import MicronasError
+
+
+@dataclass(frozen=True)
+class Task:
+    """Input shape (channels, height, width; height and width may differ), number of classes
+    and the input resolutions a search may choose from (``None``: fixed at the input's)."""
+
+    name: str
+    input_shape: tuple[int, int, int]
+    classes: int
+    resolutions: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        shape = tuple(self.input_shape)
+        if len(shape) != 3 or not all(isinstance(v, int) and v >= 1 for v in shape):
+            raise MicronasError(f"task {self.name!r}: input shape must be three positive "
+                                f"integers (channels, height, width), got {self.input_shape}")
+        if not (isinstance(self.classes, int) and self.classes >= 2):
+            raise MicronasError(f"task {self.name!r}: needs at least 2 classes, got "
+                                f"{self.classes}")
+        object.__setattr__(self, "input_shape", shape)
+
+    @property
+    def channels(self) -> int:
+        return self.input_shape[0]
+
+    @property
+    def height(self) -> int:
+        return self.input_shape[1]
+
+    @property
+    def width(self) -> int:
+        return self.input_shape[2]
+
+    def key(self) -> str:
+        """A stable string identifying the task's geometry (cache keys, file names)."""
+        res = "" if self.resolutions is None else "-r" + ",".join(map(str, self.resolutions))
+        c, h, w = self.input_shape
+        return f"{self.name}-{h}x{w}x{c}-{self.classes}{res}"
+
+    def describe(self) -> str:
+        """``cifar10 (32x32x3, 10 classes)``."""
+        c, h, w = self.input_shape
+        return f"{self.name} ({h}x{w}x{c}, {self.classes} classes)"
+
+    @staticmethod
+    def custom(input_shape: tuple[int, int, int], classes: int, name: str | None = None,
+               resolutions: tuple[int, ...] | None = None) -> Task:
+        """A data-less task for searching and costing; ``input_shape`` is (C, H, W)."""
+        c, h, w = input_shape
+        return Task(name or f"custom-{h}x{w}x{c}", (c, h, w), classes, resolutions)
+
+
+#: NB201's datasets (method.md section 2): tasks without data.
+BUILTIN: dict[str, Task] = {
+    "cifar10": Task("cifar10", (3, 32, 32), 10),
+    "cifar100": Task("cifar100", (3, 32, 32), 100),
+    "imagenet16-120": Task("imagenet16-120", (3, 16, 16), 120),
+}
+_ALIASES = {"imagenet16": "imagenet16-120", "imagenet16_120": "imagenet16-120"}
+
+
+def list_tasks() -> list[str]:
+    return list(BUILTIN)
+
+
+def get_task(name: str) -> Task:
+    """A built-in task by name; a one-line error naming the choices otherwise."""
+    key = str(name).strip().lower().replace("_", "-")
+    key = _ALIASES.get(key, key)
+    if key not in BUILTIN:
+        raise MicronasError(f"unknown task {name!r}; choose from {', '.join(BUILTIN)} or give "
+                            "--input HxWxC --classes K")
+    return BUILTIN[key]
+
+
+_INPUT_RE = re.compile(r"^(\d+)x(\d+)(?:x(\d+))?$")
+
+
+def parse_input(text: str) -> tuple[int, int, int]:
+    """``"96x96x1"`` (height x width x channels; channels default to 1) -> (C, H, W)."""
+    s = str(text).strip().lower()
+    m = _INPUT_RE.match(s) if s.isascii() else None
+    if not m:
+        raise MicronasError(f"--input {text!r} is not HxWxC (e.g. 96x96x1 or 49x10x1)")
+    h, w, c = int(m.group(1)), int(m.group(2)), int(m.group(3) or 1)
+    if min(h, w, c) < 1 or max(h, w) > 4096 or c > 64:
+        raise MicronasError(f"--input {text!r}: height and width must be 1..4096 and channels "
+                            "1..64")
+    return c, h, w
+
+
+def resolve_task(task: Task | str | None = None, input: str | tuple[int, int, int] | None = None,
+                 classes: int | None = None, default: str = "cifar10") -> Task:
+    """The task a command runs on: a Task, a built-in name, or ``input`` + ``classes``."""
+    if isinstance(task, Task):
+        return task
+    if input is not None or classes is not None:
+        if task is not None:
+            raise MicronasError("give either --task NAME or --input HxWxC --classes K, not both")
+        if input is None or classes is None:
+            raise MicronasError("--input and --classes go together, e.g. --input 96x96x1 "
+                                "--classes 2")
+        shape = parse_input(input) if isinstance(input, str) else tuple(input)
+        if not (isinstance(classes, int) and classes >= 2):
+            raise MicronasError(f"--classes must be an integer >= 2, got {classes}")
+        return Task.custom(shape, classes)  # type: ignore[arg-type]
+    return get_task(task if task is not None else default)
+
+
+__all__ = ["BUILTIN", "Task", "get_task", "list_tasks", "parse_input", "resolve_task"]

@@ -1,0 +1,70 @@
+"""Behaviour recorded before the redesign (tests/fixtures/record.py) is unchanged.
+
+The indicator values and costs are checked in full; the searches (15 of them, ~8 min) run
+seed 0 of each setting by default and all five seeds under ``-m slow`` (CI runs both).
+"""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from micronas.hardware import load_device
+from micronas.proxies import ProxySettings, score_many
+from micronas.search import CostModel, SearchConfig, run_search
+from micronas.spaces import get_space
+from micronas.tasks import get_task
+
+HERE = Path(__file__).resolve().parent / "fixtures"
+SEARCH = json.loads((HERE / "search_nb201.json").read_text())
+RECORDED = json.loads((HERE / "indicators_nb201.json").read_text())
+# the settings the fixtures were recorded with (ProxySettings' defaults before the redesign)
+RECORD_SETTINGS = ProxySettings(ntk_batch=32, repeats=3, lr_batches=3, lr_input=None)
+
+
+def close(a: float, b: float, rel: float = 1e-6) -> bool:
+    return abs(a - b) <= rel * max(abs(a), abs(b), 1e-300)
+
+
+def test_indicator_values_unchanged():
+    space = get_space("nb201")
+    for key, want in RECORDED["indicators"].items():
+        index, task = key.split("/")
+        got = score_many(space, [space.parse(index)], get_task(task), list(want), 0,
+                         RECORD_SETTINGS)[0]
+        for name, v in want.items():
+            assert close(got[name].value, v), (key, name, got[name].value, v)
+
+
+def test_costs_unchanged():
+    space = get_space("nb201")
+    models = {}
+    for key, want in RECORDED["costs"].items():
+        index, dev, task = key.split("/")
+        cm = models.setdefault((dev, task), CostModel(space, get_task(task), load_device(dev),
+                                                      disk_cache=False))
+        got = cm.arch(space.parse(index)).__dict__
+        for k, v in want.items():
+            assert close(got[k], v), (key, k, got[k], v)
+
+
+def _check_search(key: str) -> None:
+    want = SEARCH[key]
+    r = run_search(SearchConfig(seed=want["seed"], workers=0, **want["config"]))
+    assert (r.arch, r.index, r.evaluations) == (want["arch"], want["index"], want["evaluations"])
+    assert set(r.indicators) == set(want["indicators"])
+    for n, v in want["indicators"].items():
+        assert close(r.indicators[n], v), (key, n, r.indicators[n], v)
+    for k in ("latency_ms", "peak_sram_bytes", "flash_bytes"):
+        assert close(getattr(r, k), want[k]), (key, k)
+
+
+@pytest.mark.parametrize("key", [k for k in SEARCH if k.endswith("/0")])
+def test_search_unchanged_seed0(key):
+    _check_search(key)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key", [k for k in SEARCH if not k.endswith("/0")])
+def test_search_unchanged_all_seeds(key):
+    _check_search(key)
