@@ -308,3 +308,34 @@ def test_supernets_fall_back_to_serial_without_processes():
     got = Evaluator(model, s, 0, indicators=("synflow",), executor=Broken()).evaluate(cands)
     want = Evaluator(model, s, 0, indicators=("synflow",)).evaluate(cands)
     assert [x.values for x in got] == [x.values for x in want]
+
+
+@pytest.mark.parametrize("name", ["evolution", "prune"])
+def test_strategy_resumes_from_saved_state(name):
+    """ask/tell with state_dict: stop after a few batches, save the state as JSON, restore it
+    into a fresh strategy, and finish with the same architecture and history."""
+    from micronas.search.strategies import make_strategy
+
+    model = cost_model("stm32f746")
+
+    def fn(c):
+        ops = c.arch if c.supernet else tuple(frozenset([o]) for o in c.arch.ops)
+        return {"synflow": float(sum(len(s & {"nor_conv_3x3"}) for s in ops))
+                + 0.01 * sum(len(s) for s in ops)}
+
+    def make():
+        filt = BudgetFilter(model, Budgets.with_device(load_device("stm32f746"), 400.0),
+                            Budgets.with_device(load_device("stm32f746")))
+        opts = {"n": 24} if name == "evolution" else {"fill": 0.9}
+        return make_strategy(name, NB201, CIFAR10, filt, Weights(0.0, 0.0, (("synflow", 1.0),)),
+                             np.random.default_rng(4), **opts)
+
+    full = drive(make(), StandIn(model, fn))
+    first, ev = make(), StandIn(model, fn)
+    for _ in range(2):
+        first.tell(ev.evaluate(first.ask()))
+    saved = json.loads(json.dumps(first.state_dict()))
+    second = make()
+    second.load_state_dict(saved)
+    rest = drive(second, ev)
+    assert rest.arch == full.arch and rest.history == full.history

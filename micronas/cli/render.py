@@ -17,15 +17,15 @@ def kb(n: float) -> str:
 
 
 def progress(total: int | None, desc: str, quiet: bool = False, unit: str = "eval"):
-    """A progress bar on stderr: live on a terminal, a line every 10 s otherwise (so a
-    piped or logged run still shows it is alive), none with ``quiet``. It appears only
-    after the first second (two when not a terminal), so quick commands and errors stay
-    one clean line."""
+    """A progress bar on stderr, none with ``quiet``. On a terminal it is live and cleared
+    at the end; otherwise (piped, logged) it prints a line every 5 s and a last one, so a
+    long run shows it is alive. It appears only after 1 s (2 s off a terminal): quick
+    commands and errors stay one clean line."""
     from tqdm import tqdm
 
     tty = sys.stderr.isatty()
     return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=quiet,
-                leave=False, mininterval=0.1 if tty else 10.0, ascii=not tty,
+                leave=not tty, mininterval=0.1 if tty else 5.0, ascii=not tty,
                 dynamic_ncols=tty, delay=1.0 if tty else 2.0)
 
 

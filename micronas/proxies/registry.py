@@ -15,6 +15,13 @@ from micronas.errors import MicronasError
 class ProxySettings:
     """How indicators are computed. Hashed into every cache key and saved with results.
 
+    One object for every command: ``micronas score``, ``search`` and ``bench correlate``
+    default to these values (the search's CPU-sized ones: an NTK batch of 16 on 16x16
+    inputs, one repeat, one batch of smooth linear-region patches), so they report the
+    same value for the same architecture. TE-NAS's own sizes are ``ntk_batch=32,
+    repeats=3, lr_batches=3, lr_input=None`` (``--ntk-batch 32 --repeats 3 --lr-batches 3
+    --lr-input gaussian``).
+
     The task (input shape, classes) is not a setting: it comes with the
     :class:`~micronas.spaces.Candidate` and is part of the cache key on its own.
 
@@ -27,14 +34,14 @@ class ProxySettings:
     """
 
     network: str = "tenas"
-    ntk_batch: int = 32
+    ntk_batch: int = 16
     lr_samples: int = 1000
-    lr_batches: int = 3
-    repeats: int = 3
+    lr_batches: int = 1
+    repeats: int = 1
     zc_batch: int = 64
     input: str = "gaussian"
-    ntk_resolution: int | None = 16  # NTK input side (16: see docs/indicators.md); None = the dataset's
-    lr_input: str | None = None  # None/"gaussian": N(0,1) patches; "smooth": see tenas.py
+    ntk_resolution: int | None = 16  # NTK input side cap (see docs/indicators.md); None = the task's
+    lr_input: str | None = "smooth"  # None/"gaussian": N(0,1) patches; "smooth": see tenas.py
     zc_init: str = "torch"       # zero-cost networks: PyTorch's default init (as NASLib) or "kaiming"
     zc_input: str = "natural"    # zero-cost inputs: 1/f "natural" noise images or "gaussian"
 

@@ -22,6 +22,8 @@ from micronas.search.strategies import STRATEGIES, Progress, Refine, drive, make
 from micronas.spaces import SearchSpace, get_space, has, index_of
 from micronas.tasks import Task, resolve_task
 
+_PROXY = ProxySettings()
+
 
 @dataclass(frozen=True)
 class SearchConfig:
@@ -45,13 +47,14 @@ class SearchConfig:
     rank_mode: str = "percentile"
     latency_mode: str = "rank"     # "rank" (the published rank mix) or "target" (ours)
     evaluations: int = 54          # for evolution and random (prune uses 57: 3 + 54)
-    ntk_batch: int = 16
-    repeats: int = 1
-    lr_samples: int = 1000
-    lr_batches: int = 1
-    ntk_resolution: int | None = 16
-    lr_input: str = "smooth"
-    network: str = "tenas"
+    # indicator settings: ProxySettings' own defaults (one settings object for every command)
+    ntk_batch: int = _PROXY.ntk_batch
+    repeats: int = _PROXY.repeats
+    lr_samples: int = _PROXY.lr_samples
+    lr_batches: int = _PROXY.lr_batches
+    ntk_resolution: int | None = _PROXY.ntk_resolution
+    lr_input: str | None = _PROXY.lr_input
+    network: str = _PROXY.network
     refine: int = 0                # hill-climbing steps after the strategy (0: none)
     indicators: str = DEFAULT_MIX  # the indicator part of the objective: "name[:share],..."
     fill: float = 0.9              # prune: share of a binding budget's capacity to keep (ours)

@@ -65,10 +65,14 @@ class Strategy:
         raise NotImplementedError
 
     def tell(self, evals: list[Evaluation]) -> None:
-        raise NotImplementedError
+        """Default: keep every evaluation."""
+        self.evaluated += evals
 
     def result(self) -> StrategyResult:
-        raise NotImplementedError
+        """Default: the best evaluated architecture by the hybrid score ranked over all."""
+        pop = self.evaluated
+        best = pop[_best(pop, self.weights, self.rank_mode)].arch
+        return StrategyResult(best, 0, [self._record(x) for x in pop])
 
     # --- saved state -------------------------------------------------------------------
     def _cand(self, arch: Any, supernet: bool = False) -> Candidate:
@@ -228,14 +232,6 @@ class RandomSearch(Strategy):
             seen.setdefault(self.filter.sample(self.rng))
         return [self._cand(a) for a in seen]
 
-    def tell(self, evals: list[Evaluation]) -> None:
-        self.evaluated += evals
-
-    def result(self) -> StrategyResult:
-        pop = self.evaluated
-        best = pop[_best(pop, self.weights, self.rank_mode)].arch
-        return StrategyResult(best, 0, [self._record(x) for x in pop])
-
 
 class Evolution(Strategy):
     """Aging (regularised) evolution (Real et al. 2019) with ``n`` indicator evaluations.
@@ -279,11 +275,6 @@ class Evolution(Strategy):
             if len(self.evaluated) > self.population:
                 self.pop.pop(0)
 
-    def result(self) -> StrategyResult:
-        hist = self.evaluated
-        best = hist[_best(hist, self.weights, self.rank_mode)].arch
-        return StrategyResult(best, 0, [self._record(x) for x in hist])
-
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "pop": list(self.pop)}
 
@@ -311,14 +302,6 @@ class Exhaustive(Strategy):
             raise BudgetError(f"no architecture of the {self.space.name.upper()} space meets the "
                               "budgets on this device")
         return [self._cand(a) for a in seen.values()]
-
-    def tell(self, evals: list[Evaluation]) -> None:
-        self.evaluated += evals
-
-    def result(self) -> StrategyResult:
-        pop = self.evaluated
-        best = pop[_best(pop, self.weights, self.rank_mode)].arch
-        return StrategyResult(best, 0, [self._record(x) for x in pop])
 
 
 class Refine(Strategy):
