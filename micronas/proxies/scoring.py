@@ -66,7 +66,7 @@ def representative(cand: Candidate) -> tuple[Candidate, str]:
     canonical representative and iso key (isomorphic architectures share values and cache
     entries), a supernet as it is."""
     if cand.supernet:
-        return cand, "supernet:" + cand.label().removeprefix("supernet ")
+        return cand, "supernet:" + cand.space.supernet().format(cand.arch)
     rep = canonical(cand.space, cand.arch)
     return Candidate(cand.space, rep, cand.task), cand.space.iso_key(rep)
 

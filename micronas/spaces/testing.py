@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from micronas.spaces.base import Candidate, SearchSpace, canonical, has
+from micronas.spaces.base import VARIANTS, Candidate, SearchSpace, canonical, has
 from micronas.tasks import Task
 
 DEFAULT_TASKS = (
@@ -145,7 +145,7 @@ class SpaceConformance:
         import torch
 
         task = self.tasks[0]
-        for variant in ("full", "small", "thin"):
+        for variant in VARIANTS:
             for a in self._archs(9, 2):
                 c = Candidate(self.space, a, task)
                 m = c.module(variant)
