@@ -58,7 +58,7 @@ class SearchConfig:
     refine: int = 0                # hill-climbing steps after the strategy (0: none)
     indicators: str = DEFAULT_MIX  # the indicator part of the objective: "name[:share],..."
     fill: float = 0.9              # prune: share of a binding budget's capacity to keep (ours)
-    workers: int = 1               # processes evaluating batches (0: up to 2, the CLI's
+    workers: int = 1               # prune: processes evaluating batches (0: up to 2, the CLI's
     #                                default; spawned workers re-import __main__, so a script
     #                                using them needs an `if __name__` guard)
 
@@ -200,9 +200,11 @@ def run_search(cfg: SearchConfig, table: Any = None, cache_path: str | None = No
         budgets = Budgets(ceiling, budgets.max_sram_bytes, budgets.max_flash_bytes)
     store = ResultStore(cache_path) if cache_path else None
     w = cfg.weights(0.0 if target is not None else None)
+    # worker processes pay off for pruning's large batches of supernets (25, 19, 13); for
+    # the other strategies their start-up (~5 s: each imports torch) costs more than it saves
     workers = cfg.workers or min(2, os.cpu_count() or 1)
-    ev = Evaluator(costs, cfg.proxy_settings(), cfg.seed, store, w.names(),
-                   f"process:{workers}")
+    executor = f"process:{workers}" if cfg.strategy == "prune" else "serial"
+    ev = Evaluator(costs, cfg.proxy_settings(), cfg.seed, store, w.names(), executor)
     try:
         return _run(cfg, ev, w, BudgetFilter(costs, budgets, Budgets.with_device(device)),
                     device, table, progress, t0)
