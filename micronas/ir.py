@@ -9,8 +9,11 @@ a torch module.
 Conventions
 - BatchNorm is folded into the preceding convolution (the conv gains an int32 bias).
 - Identity edges are buffer reuse (the same tensor name), not layers.
-- A ReLU whose input has no other consumer is fused into the producing layer
-  (``fused_relu``), as TFLite's converter does; otherwise it is a layer of its own.
+- A ReLU or ReLU6 whose input has no other consumer is fused into the producing layer
+  (``activation``: TFLite's fused activation range), as TFLite's converter does; otherwise
+  it is a layer of its own (``relu`` / ``relu6``).
+- Kernels, strides and paddings are (height, width) pairs: non-square inputs (a 49x10 MFCC
+  map) downsample only along the axis that allows it.
 - ``source_params`` counts the parameters of the float model a layer came from (a conv with
   its BatchNorm's gamma and beta), so published parameter counts can be reproduced.
 """
@@ -32,6 +35,7 @@ LAYER_OPS = (
     "global_avgpool",
     "add",
     "relu",
+    "relu6",             # min(max(x, 0), 6)
     "affine",            # per-channel scale and shift (a BatchNorm that cannot be folded)
     "zeros",             # a constant zero tensor (a node with no live input)
     "pad",               # explicit zero-point padding (inserted by lower_for_tflm)
@@ -64,13 +68,13 @@ class Layer:
     inputs: tuple[str, ...]
     output: str
     kernel: tuple[int, int] = (1, 1)
-    stride: int = 1
+    stride: tuple[int, int] = (1, 1)   # (height, width)
     padding: tuple[int, int] = (0, 0)  # (height, width), each applied on both sides
     groups: int = 1
     weight_params: int = 0   # int8 weights
     bias_params: int = 0     # int32 biases
     macs: int = 0
-    fused_relu: bool = False
+    activation: str = "none"  # fused activation: "none", "relu" or "relu6"
     source_params: int = 0   # parameters of the float layer(s) this came from
     source_bias: bool = False  # the float layer itself had a bias (not a folded BN)
     tag: str = ""            # where it came from, e.g. "s1.c0.e(0,3).nor_conv_3x3"
@@ -78,6 +82,11 @@ class Layer:
     @property
     def params(self) -> int:
         return self.weight_params + self.bias_params
+
+    @property
+    def fused_relu(self) -> bool:
+        """Whether a fused activation (ReLU or ReLU6) clamps the output."""
+        return self.activation != "none"
 
 
 @dataclass
@@ -117,6 +126,8 @@ class Network:
         for layer in self.layers:
             if layer.op not in LAYER_OPS:
                 raise MicronasError(f"layer {layer.name}: unknown op {layer.op!r}")
+            if layer.activation not in ACTIVATIONS:
+                raise MicronasError(f"layer {layer.name}: unknown activation {layer.activation!r}")
             for t in layer.inputs:
                 if t not in written:
                     raise MicronasError(f"layer {layer.name} reads {t!r} before it is written")
@@ -126,6 +137,20 @@ class Network:
         for t in self.outputs:
             if t not in written:
                 raise MicronasError(f"network output {t!r} is never written")
+
+
+#: Fused activations (``Layer.activation``).
+ACTIVATIONS = ("none", "relu", "relu6")
+
+
+def pair(v: int | Sequence[int], what: str = "value") -> tuple[int, int]:
+    """``3`` -> ``(3, 3)``; a (height, width) pair as is."""
+    if isinstance(v, int):
+        return (v, v)
+    t = tuple(int(x) for x in v)
+    if len(t) != 2:
+        raise MicronasError(f"a {what} must be an integer or a (height, width) pair, got {v!r}")
+    return t  # type: ignore[return-value]
 
 
 def conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
@@ -141,7 +166,7 @@ class GraphBuilder:
         self.tensors: dict[str, Tensor] = {input_name: Tensor(input_name, tuple(input_shape))}
         self.layers: list[Layer] = []
         self.input_name = input_name
-        self._relu_of: dict[str, str] = {}
+        self._relu_of: dict[tuple[str, str], str] = {}
 
     def shape(self, tensor: str) -> tuple[int, ...]:
         return self.tensors[tensor].shape
@@ -153,25 +178,26 @@ class GraphBuilder:
         self.layers.append(layer)
         return layer.output
 
-    def conv(self, x: str, out_ch: int, kernel: int | tuple[int, int], stride: int = 1,
-             padding: int | tuple[int, int] = 0, groups: int = 1, *, bn: bool = True,
-             bias: bool = False, name: str, tag: str = "") -> str:
+    def conv(self, x: str, out_ch: int, kernel: int | tuple[int, int],
+             stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] = 0,
+             groups: int = 1, *, bn: bool = True, bias: bool = False, name: str,
+             tag: str = "") -> str:
         """Conv2d (+ folded BatchNorm when ``bn``). Returns the output tensor name.
 
-        ``kernel`` and ``padding`` may be (height, width) pairs."""
+        ``kernel``, ``stride`` and ``padding`` may be (height, width) pairs."""
         c, h, w = self.shape(x)
-        kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
-        ph, pw = (padding, padding) if isinstance(padding, int) else padding
+        (kh, kw), (sh, sw) = pair(kernel, "kernel"), pair(stride, "stride")
+        ph, pw = pair(padding, "padding")
         if c % groups or out_ch % groups:
             raise MicronasError(f"{name}: channels {c}->{out_ch} not divisible by groups {groups}")
-        ho, wo = conv_out(h, kh, stride, ph), conv_out(w, kw, stride, pw)
+        ho, wo = conv_out(h, kh, sh, ph), conv_out(w, kw, sw, pw)
         if ho < 1 or wo < 1:
             raise MicronasError(f"{name}: a {kh}x{kw} window does not fit a {h}x{w} input")
         weights = out_ch * (c // groups) * kh * kw
         depthwise = groups > 1 and groups == c == out_ch
         layer = Layer(
             name=name, op="depthwise_conv2d" if depthwise else "conv2d", inputs=(x,),
-            output=name, kernel=(kh, kw), stride=stride, padding=(ph, pw),
+            output=name, kernel=(kh, kw), stride=(sh, sw), padding=(ph, pw),
             groups=groups, weight_params=weights,
             bias_params=out_ch if (bn or bias) else 0,
             macs=weights * ho * wo,
@@ -180,13 +206,17 @@ class GraphBuilder:
         )
         return self._add(layer, (out_ch, ho, wo))
 
-    def pool(self, x: str, kernel: int, stride: int, padding: int = 0, *, kind: str = "avg",
-             name: str, tag: str = "") -> str:
+    def pool(self, x: str, kernel: int | tuple[int, int], stride: int | tuple[int, int],
+             padding: int | tuple[int, int] = 0, *, kind: str = "avg", name: str,
+             tag: str = "") -> str:
         c, h, w = self.shape(x)
-        ho, wo = conv_out(h, kernel, stride, padding), conv_out(w, kernel, stride, padding)
+        (kh, kw), (sh, sw) = pair(kernel, "kernel"), pair(stride, "stride")
+        ph, pw = pair(padding, "padding")
+        ho, wo = conv_out(h, kh, sh, ph), conv_out(w, kw, sw, pw)
+        if ho < 1 or wo < 1:
+            raise MicronasError(f"{name}: a {kh}x{kw} window does not fit a {h}x{w} input")
         layer = Layer(name=name, op=f"{kind}pool2d", inputs=(x,), output=name,
-                      kernel=(kernel, kernel), stride=stride, padding=(padding, padding),
-                      tag=tag or name)
+                      kernel=(kh, kw), stride=(sh, sw), padding=(ph, pw), tag=tag or name)
         return self._add(layer, (c, ho, wo))
 
     def global_avgpool(self, x: str, *, name: str) -> str:
@@ -221,15 +251,21 @@ class GraphBuilder:
             acc = self.add(acc, t, name=f"{name}.add{i}" if len(terms) > 2 else name, tag=tag)
         return acc
 
-    def relu(self, x: str, *, name: str | None = None) -> str:
-        """ReLU of ``x``, shared: asking twice for the same tensor reuses the first."""
-        if x in self._relu_of:
-            return self._relu_of[x]
-        out = self._add(Layer(name=name or f"{x}.relu", op="relu", inputs=(x,),
-                              output=name or f"{x}.relu", tag=name or f"{x}.relu"),
+    def relu(self, x: str, *, name: str | None = None, op: str = "relu") -> str:
+        """ReLU (``op="relu6"``: ReLU6) of ``x``, shared: asking twice for the same tensor
+        reuses the first."""
+        if op not in ("relu", "relu6"):
+            raise MicronasError(f"unknown activation {op!r}")
+        if (x, op) in self._relu_of:
+            return self._relu_of[(x, op)]
+        name = name or f"{x}.{op}"
+        out = self._add(Layer(name=name, op=op, inputs=(x,), output=name, tag=name),
                         self.shape(x))
-        self._relu_of[x] = out
+        self._relu_of[(x, op)] = out
         return out
+
+    def relu6(self, x: str, *, name: str | None = None) -> str:
+        return self.relu(x, name=name, op="relu6")
 
     def affine(self, x: str, *, name: str) -> str:
         c = self.shape(x)[0]
@@ -253,21 +289,22 @@ _FUSABLE = {"conv2d", "depthwise_conv2d", "fully_connected", "add", "affine"}
 
 
 def fuse_relu(net: Network) -> Network:
-    """Fuse each ReLU into its producer when the producer's output has no other reader."""
+    """Fuse each ReLU / ReLU6 into its producer when the producer's output has no other
+    reader (the producer's ``activation`` becomes the op's name)."""
     consumers = net.consumers()
     producers = net.producers()
     rename: dict[str, str] = {}
     drop: set[int] = set()
-    fused: set[int] = set()
+    fused: dict[int, str] = {}
     for i, layer in enumerate(net.layers):
-        if layer.op != "relu":
+        if layer.op not in ("relu", "relu6"):
             continue
         src = layer.inputs[0]
         p = producers.get(src)
         if (p is None or net.layers[p].op not in _FUSABLE or net.layers[p].fused_relu
                 or len(consumers[src]) != 1 or src in net.outputs):
             continue
-        fused.add(p)
+        fused[p] = layer.op
         drop.add(i)
         rename[layer.output] = src
     if not drop:
@@ -278,7 +315,7 @@ def fuse_relu(net: Network) -> Network:
             continue
         layer = replace(layer, inputs=tuple(rename.get(t, t) for t in layer.inputs))
         if i in fused:
-            layer = replace(layer, fused_relu=True)
+            layer = replace(layer, activation=fused[i])
         layers.append(layer)
     tensors = {k: v for k, v in net.tensors.items() if k not in rename}
     outputs = tuple(rename.get(t, t) for t in net.outputs)
@@ -317,7 +354,8 @@ def lower_for_tflm(net: Network) -> Network:
             continue
         c, h, w = net.tensors[layer.inputs[0]].shape
         (kh, kw), (ph, pw) = layer.kernel, layer.padding
-        modes = (tflite_padding(h, kh, layer.stride, ph), tflite_padding(w, kw, layer.stride, pw))
+        sh, sw = layer.stride
+        modes = (tflite_padding(h, kh, sh, ph), tflite_padding(w, kw, sw, pw))
         if None not in modes and len(set(modes)) == 1:
             layers.append(layer)
             continue
@@ -325,7 +363,7 @@ def lower_for_tflm(net: Network) -> Network:
             raise MicronasError(f"layer {layer.name}: a {kh}x{kw} pool with padding {layer.padding} "
                                 "has no TFLite equivalent")
         _, ho, wo = net.tensors[layer.output].shape
-        hp, wp = (ho - 1) * layer.stride + kh, (wo - 1) * layer.stride + kw
+        hp, wp = (ho - 1) * sh + kh, (wo - 1) * sw + kw
         name = f"{layer.name}.pad"
         tensors[name] = Tensor(name, (c, hp, wp))
         layers.append(Layer(name=name, op="pad", inputs=layer.inputs, output=name, padding=(ph, pw),

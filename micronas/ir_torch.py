@@ -1,11 +1,14 @@
 """Trace any torch module into the network IR with torch.fx, so a user's model can be costed.
 
-Supported: Conv2d (any groups; a following BatchNorm2d that is its only reader is folded),
-BatchNorm2d (standalone -> ``affine``), ReLU / ReLU6 / ``F.relu``, Linear, AvgPool2d,
-MaxPool2d, AdaptiveAvgPool2d(1) and ``mean`` over H, W (-> ``global_avgpool``), ``+`` /
+Supported: Conv2d (any groups, square or not; a following BatchNorm2d / BatchNorm1d that is
+its only reader is folded), Conv1d on a ``(C, L)`` input (a 1 x K convolution on a 1 x L map),
+BatchNorm2d (standalone -> ``affine``), ReLU / ``F.relu`` (-> ``relu``), ReLU6 / ``F.relu6``
+/ ``hardtanh(0, 6)`` (-> ``relu6``), Linear, AvgPool2d, MaxPool2d, AdaptiveAvgPool2d(1) /
+AdaptiveAvgPool1d(1) and ``mean`` over the spatial axes (-> ``global_avgpool``), ``+`` /
 ``torch.add``, flatten / view / reshape and Identity / Dropout (buffer reuse), multiplication
 by a constant 0 (-> ``zeros``) and by another constant (folded into quantisation). Anything
-else raises a MicronasError naming the node.
+else (Hardswish, SiLU, concatenation, ...) raises a one-line MicronasError naming the module
+or node.
 """
 
 from __future__ import annotations
@@ -18,23 +21,34 @@ from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
 from micronas.errors import MicronasError
-from micronas.ir import GraphBuilder, Network
+from micronas.ir import GraphBuilder, Network, pair
 
-_RELU_FUNCS = {torch.relu, nn.functional.relu, torch.nn.functional.relu6}
+_RELU_FUNCS = {torch.relu, nn.functional.relu}
+_RELU6_FUNCS = {nn.functional.relu6}
 _ADD_FUNCS = {operator.add, torch.add}
 _FLATTEN = {torch.flatten}
 
 
-def _pair(v: int | Sequence[int]) -> int:
-    if isinstance(v, int):
-        return v
-    if len(set(v)) != 1:
-        raise MicronasError(f"non-square kernel/stride/padding {tuple(v)} is not supported")
-    return int(v[0])
+def _pair(v: int | Sequence[int], what: str, node: str) -> tuple[int, int]:
+    if isinstance(v, str):  # padding="same" / "valid"
+        raise MicronasError(f"layer {node}: padding={v!r} is not supported; give the padding "
+                            "as integers")
+    return pair(v, what)
+
+
+def _dims(node: fx.Node) -> tuple[int, ...]:
+    dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim", ())
+    return (dim,) if isinstance(dim, int) else tuple(dim)
+
+
+def _is_relu6(m: nn.Module) -> bool:
+    return isinstance(m, nn.ReLU6) or (isinstance(m, nn.Hardtanh) and m.min_val == 0.0
+                                       and m.max_val == 6.0)
 
 
 def trace(model: nn.Module, input_shape: Sequence[int], name: str | None = None) -> Network:
-    """The IR of ``model`` for one input of ``input_shape`` (channels-first, no batch)."""
+    """The IR of ``model`` for one input of ``input_shape`` (channels-first, no batch:
+    ``(C, H, W)``, or ``(C, L)`` for a model of Conv1d layers, costed as ``(C, 1, L)``)."""
     try:
         gm = fx.symbolic_trace(model)
     except Exception as e:  # noqa: BLE001 - fx raises many kinds; report one line
@@ -45,7 +59,9 @@ def trace(model: nn.Module, input_shape: Sequence[int], name: str | None = None)
         ShapeProp(gm).propagate(torch.zeros(1, *input_shape))
     model.train(was_training)
     modules = dict(gm.named_modules())
-    g = GraphBuilder(name or type(model).__name__, tuple(input_shape))
+    shape = tuple(input_shape)
+    g = GraphBuilder(name or type(model).__name__, shape if len(shape) == 3 else
+                     (shape[0], 1, *shape[1:]) if len(shape) == 2 else shape)
     tensor: dict[str, str] = {}
     outputs: list[str] = []
 
@@ -58,7 +74,7 @@ def trace(model: nn.Module, input_shape: Sequence[int], name: str | None = None)
     def bn_follows(node: fx.Node) -> fx.Node | None:
         users = list(node.users)
         if len(users) == 1 and users[0].op == "call_module" and isinstance(
-                modules[users[0].target], nn.BatchNorm2d):
+                modules[users[0].target], nn.BatchNorm2d | nn.BatchNorm1d):
             return users[0]
         return None
 
@@ -74,26 +90,42 @@ def trace(model: nn.Module, input_shape: Sequence[int], name: str | None = None)
         elif node.op == "call_module":
             m = modules[node.target]
             x = src(node.args[0])
-            if isinstance(m, nn.Conv2d):
+            if isinstance(m, nn.Conv2d | nn.Conv1d):
+                if m.padding_mode != "zeros":
+                    raise MicronasError(f"layer {node.target}: padding_mode={m.padding_mode!r} "
+                                        "is not supported (zero padding only)")
+                if max(_pair(m.dilation, "dilation", nm)) != 1 if isinstance(m, nn.Conv2d) \
+                        else m.dilation[0] != 1:
+                    raise MicronasError(f"layer {node.target}: dilated convolution is not "
+                                        "supported")
+                if isinstance(m, nn.Conv1d):
+                    k, st, pd = ((1, m.kernel_size[0]), (1, m.stride[0]),
+                                 (0, _pair(m.padding, "padding", nm)[0]))
+                else:
+                    k, st, pd = (_pair(m.kernel_size, "kernel", nm), _pair(m.stride, "stride", nm),
+                                 _pair(m.padding, "padding", nm))
                 bn = bn_follows(node)
-                out = g.conv(x, m.out_channels, _pair(m.kernel_size), _pair(m.stride),
-                             _pair(m.padding), m.groups, bn=bn is not None,
+                out = g.conv(x, m.out_channels, k, st, pd, m.groups, bn=bn is not None,
                              bias=m.bias is not None, name=nm, tag=str(node.target))
                 tensor[nm] = out
                 if bn is not None:
                     tensor[bn.name] = out
-            elif isinstance(m, nn.BatchNorm2d):
+            elif isinstance(m, nn.BatchNorm2d | nn.BatchNorm1d):
                 if nm not in tensor:  # not folded
                     tensor[nm] = g.affine(x, name=nm)
-            elif isinstance(m, nn.ReLU | nn.ReLU6):
+            elif isinstance(m, nn.ReLU):
                 tensor[nm] = g.relu(x, name=nm)
+            elif _is_relu6(m):
+                tensor[nm] = g.relu6(x, name=nm)
             elif isinstance(m, nn.Linear):
                 tensor[nm] = g.fc(x, m.out_features, bias=m.bias is not None, name=nm)
             elif isinstance(m, nn.AvgPool2d | nn.MaxPool2d):
                 kind = "avg" if isinstance(m, nn.AvgPool2d) else "max"
-                tensor[nm] = g.pool(x, _pair(m.kernel_size), _pair(m.stride or m.kernel_size),
-                                    _pair(m.padding), kind=kind, name=nm)
-            elif isinstance(m, nn.AdaptiveAvgPool2d) and m.output_size in (1, (1, 1)):
+                tensor[nm] = g.pool(x, _pair(m.kernel_size, "kernel", nm),
+                                    _pair(m.stride or m.kernel_size, "stride", nm),
+                                    _pair(m.padding, "padding", nm), kind=kind, name=nm)
+            elif isinstance(m, nn.AdaptiveAvgPool2d | nn.AdaptiveAvgPool1d) and m.output_size in (
+                    1, (1, 1), (1,)):
                 tensor[nm] = g.global_avgpool(x, name=nm)
             elif isinstance(m, nn.Identity | nn.Dropout | nn.Flatten):
                 tensor[nm] = x
@@ -104,13 +136,15 @@ def trace(model: nn.Module, input_shape: Sequence[int], name: str | None = None)
             tensor[nm] = g.add(src(node.args[0]), src(node.args[1]), name=nm)
         elif node.op == "call_function" and node.target in _RELU_FUNCS:
             tensor[nm] = g.relu(src(node.args[0]), name=nm)
+        elif node.op == "call_function" and node.target in _RELU6_FUNCS:
+            tensor[nm] = g.relu6(src(node.args[0]), name=nm)
         elif (node.op == "call_function" and node.target in _FLATTEN) or (
                 node.op == "call_method" and node.target in ("flatten", "view", "reshape")):
             tensor[nm] = src(node.args[0])
         elif node.op == "call_method" and node.target == "relu":
             tensor[nm] = g.relu(src(node.args[0]), name=nm)
-        elif node.op == "call_method" and node.target == "mean" and tuple(
-                node.args[1] if len(node.args) > 1 else node.kwargs.get("dim", ())) in ((2, 3), (-2, -1)):
+        elif node.op == "call_method" and node.target == "mean" and _dims(node) in (
+                ((2, 3), (-2, -1)) if len(shape) == 3 else ((2,), (-1,))):
             tensor[nm] = g.global_avgpool(src(node.args[0]), name=nm)
         elif (node.op in ("call_method", "call_function")
               and node.target in ("mul", "truediv", operator.mul, operator.truediv, torch.mul)

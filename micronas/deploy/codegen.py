@@ -95,21 +95,22 @@ def _call(qnet: QNetwork, layer: Layer, i: int, k, t, decls: list[str]) -> str:
         decls.append(_array(f"S{i}", "int32_t", np.array(k.shifts)))
         kh, kw = layer.kernel
         ph, pw = layer.padding
+        sh, sw = layer.stride
         if op == "conv2d":
             decls.append(_array(f"W{i}", "int8_t", conv_weight(qp.weight)))
             return (f"  mn_conv({t(layer.inputs[0])}, {ih}, {iw}, {ic}, W{i}, B{i}, {oc}, {kh}, "
-                    f"{kw}, {layer.stride}, {ph}, {pw}, {t(layer.output)}, {oh}, {ow}, &Q{i}, "
+                    f"{kw}, {sh}, {sw}, {ph}, {pw}, {t(layer.output)}, {oh}, {ow}, &Q{i}, "
                     f"M{i}, S{i});")
         decls.append(_array(f"W{i}", "int8_t", depthwise_weight(qp.weight)))
         return (f"  mn_dwconv({t(layer.inputs[0])}, {ih}, {iw}, {ic}, W{i}, B{i}, {kh}, {kw}, "
-                f"{layer.stride}, {ph}, {pw}, {t(layer.output)}, {oh}, {ow}, &Q{i}, M{i}, S{i});")
+                f"{sh}, {sw}, {ph}, {pw}, {t(layer.output)}, {oh}, {ow}, &Q{i}, M{i}, S{i});")
     if op in ("avgpool2d", "maxpool2d", "global_avgpool"):
         kind = 1 if op == "maxpool2d" else 0
         if op == "global_avgpool":
-            (kh, kw), stride, (ph, pw) = (ih, iw), 1, (0, 0)
+            (kh, kw), (sh, sw), (ph, pw) = (ih, iw), (1, 1), (0, 0)
         else:
-            (kh, kw), stride, (ph, pw) = layer.kernel, layer.stride, layer.padding
-        return (f"  mn_pool({t(layer.inputs[0])}, {ih}, {iw}, {ic}, {kh}, {kw}, {stride}, {ph}, {pw}, "
+            (kh, kw), (sh, sw), (ph, pw) = layer.kernel, layer.stride, layer.padding
+        return (f"  mn_pool({t(layer.inputs[0])}, {ih}, {iw}, {ic}, {kh}, {kw}, {sh}, {sw}, {ph}, {pw}, "
                 f"{t(layer.output)}, {oh}, {ow}, {kind}, {k.act_min}, {k.act_max});")
     if op == "add":
         n = oh * ow * oc
@@ -117,8 +118,9 @@ def _call(qnet: QNetwork, layer: Layer, i: int, k, t, decls: list[str]) -> str:
         return (f"  mn_add({t(layer.inputs[0])}, {t(layer.inputs[1])}, {n}, {t(layer.output)}, "
                 f"{k.input_offsets[0]}, {k.input_offsets[1]}, {k.output_offset}, {k.left_shift}, "
                 f"{m1}, {s1}, {m2}, {s2}, {mo}, {so}, {k.act_min}, {k.act_max});")
-    if op == "relu":
-        return f"  mn_relu({t(layer.inputs[0])}, {oh * ow * oc}, {t(layer.output)}, {k.act_min});"
+    if op in ("relu", "relu6"):
+        return (f"  mn_clamp({t(layer.inputs[0])}, {oh * ow * oc}, {t(layer.output)}, "
+                f"{k.act_min}, {k.act_max});")
     # pad
     top, left = layer.padding
     return (f"  mn_pad({t(layer.inputs[0])}, {ih}, {iw}, {ic}, {t(layer.output)}, {oh}, {ow}, "

@@ -38,9 +38,23 @@ class LayerConstants:
     left_shift: int = 0                   # add only
 
 
+def _quantize_f32(value: float, scale: float, zero_point: int) -> int:
+    """TFLM's ``zero_point + round(value / scale)`` in float32, rounding half away from 0."""
+    q = np.float32(value) / np.float32(scale)
+    return int(zero_point + np.sign(q) * np.floor(np.abs(q) + np.float32(0.5)))
+
+
 def _act_range(qnet: QNetwork, layer: Layer) -> tuple[int, int]:
-    zp = qnet.tensors[layer.output].zero_point
-    return (max(-128, zp), 127) if layer.fused_relu or layer.op == "relu" else (-128, 127)
+    """The output clamp: TFLM's ``CalculateActivationRangeQuantized`` for a fused activation,
+    and the same bounds for a standalone RELU / RELU6 (input and output share quantisation)."""
+    out = qnet.tensors[layer.output]
+    act = layer.op if layer.op in ("relu", "relu6") else layer.activation
+    if act == "none":
+        return -128, 127
+    lo = max(-128, out.zero_point)
+    if act == "relu6":
+        return lo, min(127, _quantize_f32(6.0, out.scale, out.zero_point))
+    return lo, 127
 
 
 def layer_constants(qnet: QNetwork, layer: Layer) -> LayerConstants:
@@ -69,10 +83,10 @@ def _windows(x: np.ndarray, layer: Layer, pad_value: int | None) -> np.ndarray:
     """(B, C, Ho, Wo, kh, kw) windows; padding filled with ``pad_value`` (None: NaN marks)."""
     ph, pw = layer.padding
     kh, kw = layer.kernel
-    s = layer.stride
+    sh, sw = layer.stride
     fill = np.nan if pad_value is None else pad_value
     xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=fill)
-    win = sliding_window_view(xp, (kh, kw), axis=(2, 3))[:, :, ::s, ::s]
+    win = sliding_window_view(xp, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
     return win
 
 
@@ -129,7 +143,7 @@ def run_layer(qnet: QNetwork, layer: Layer, xs: list[np.ndarray], rounding: str 
         sa = multiply_smaller_than_one(a, k.multipliers[0], k.shifts[0], rounding)
         sb = multiply_smaller_than_one(b, k.multipliers[1], k.shifts[1], rounding)
         y = multiply_smaller_than_one(sa + sb, k.multipliers[2], k.shifts[2], rounding) + k.output_offset
-    elif op == "relu":
+    elif op in ("relu", "relu6"):
         y = xs[0].astype(np.int64)
     elif op == "pad":
         ph, pw = layer.padding

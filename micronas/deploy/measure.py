@@ -30,7 +30,7 @@ from micronas.ir import Layer, Network, Tensor, lower_for_tflm
 def signature(net: Network, layer: Layer) -> str:
     shapes = [net.tensors[t].shape for t in layer.inputs]
     return json.dumps([layer.op, shapes, net.tensors[layer.output].shape, layer.kernel,
-                       layer.stride, layer.padding, layer.groups, layer.fused_relu,
+                       layer.stride, layer.padding, layer.groups, layer.activation,
                        layer.bias_params > 0])
 
 

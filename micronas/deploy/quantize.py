@@ -5,7 +5,7 @@
 - Activations: per-tensor asymmetric int8 from the min/max of a calibration batch (the range
   always includes 0, so 0.0 is exact).
 - Biases: int32 with scale ``input_scale * weight_scale`` and zero point 0.
-- Pools, ``pad``, a standalone ReLU and the global average pool keep their input's
+- Pools, ``pad``, a standalone ReLU / ReLU6 and the global average pool keep their input's
   quantisation (TFLite requires it of the pools; for ReLU it makes the op exact, ``max(x, zp)``).
 - Scales are float32 values, as stored in a .tflite file; every multiplier derived from them
   (:mod:`micronas.deploy.int8`) uses those float32 values in double precision, as TFLM does.
@@ -25,7 +25,7 @@ from micronas.errors import MicronasError
 from micronas.ir import Layer, Network
 
 WEIGHTED = ("conv2d", "depthwise_conv2d", "fully_connected", "affine")
-SAME_QUANT = ("avgpool2d", "maxpool2d", "global_avgpool", "relu", "pad")
+SAME_QUANT = ("avgpool2d", "maxpool2d", "global_avgpool", "relu", "relu6", "pad")
 SUPPORTED = WEIGHTED + SAME_QUANT + ("add",)
 
 

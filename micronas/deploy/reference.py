@@ -40,6 +40,8 @@ def _layer(layer: Layer, net: Network, xs: list[torch.Tensor], w: torch.Tensor |
         y = xs[0] + xs[1]
     elif op == "relu":
         y = torch.relu(x)
+    elif op == "relu6":
+        y = torch.clamp(x, 0.0, 6.0)
     elif op == "pad":
         ph, pw = layer.padding
         _, h, w_ = net.tensors[layer.output].shape
@@ -47,7 +49,9 @@ def _layer(layer: Layer, net: Network, xs: list[torch.Tensor], w: torch.Tensor |
         y = F.pad(x, (pw, w_ - win - pw, ph, h - hin - ph))
     else:
         raise ValueError(f"op {op} has no reference")
-    return torch.relu(y) if layer.fused_relu else y
+    if layer.activation == "relu6":
+        return torch.clamp(y, 0.0, 6.0)
+    return torch.relu(y) if layer.activation == "relu" else y
 
 
 def _run(net: Network, x: torch.Tensor,

@@ -9,8 +9,9 @@ scales on axis 0); depthwise_conv2d and affine -> DEPTHWISE_CONV_2D (``1 x kh x 
 scales on axis 3; an affine is a 1x1 depthwise); fully_connected -> FULLY_CONNECTED (per-tensor
 weights, columns permuted from CHW to HWC order when the input is spatial); avgpool2d /
 maxpool2d -> AVERAGE_POOL_2D / MAX_POOL_2D; global_avgpool -> AVERAGE_POOL_2D over the whole
-map; add -> ADD; relu -> RELU; pad -> PAD (the pad value is the input zero point). SAME/VALID
-come from :func:`micronas.ir.tflite_padding`; fused ReLUs become ``fusedActivationFunction``.
+map; add -> ADD; relu / relu6 -> RELU / RELU6; pad -> PAD (the pad value is the input zero point). SAME/VALID
+come from :func:`micronas.ir.tflite_padding`; fused ReLU / ReLU6 become
+``fusedActivationFunction``; strides are (height, width).
 """
 
 from __future__ import annotations
@@ -75,15 +76,17 @@ def build_tflite(qnet: QNetwork) -> tuple[bytes, dict[str, int]]:
     def padding_of(layer: Layer) -> int:
         _, h, w = net.tensors[layer.inputs[0]].shape
         kh, kw = layer.kernel
-        modes = {tflite_padding(h, kh, layer.stride, layer.padding[0]),
-                 tflite_padding(w, kw, layer.stride, layer.padding[1])}
+        sh, sw = layer.stride
+        modes = {tflite_padding(h, kh, sh, layer.padding[0]),
+                 tflite_padding(w, kw, sw, layer.padding[1])}
         mode = modes.pop()
         return fb.Padding.SAME if mode == "SAME" else fb.Padding.VALID
 
-    relu = fb.ActivationFunctionType.RELU
-    none = fb.ActivationFunctionType.NONE
+    acts = {"none": fb.ActivationFunctionType.NONE, "relu": fb.ActivationFunctionType.RELU,
+            "relu6": fb.ActivationFunctionType.RELU6}
     for layer in net.layers:
-        fused = relu if layer.fused_relu else none
+        fused = acts[layer.activation]
+        sh, sw = layer.stride
         ins = [act(t) for t in layer.inputs]
         if layer.op == "global_avgpool":
             out = act(layer.output, [1, 1, 1, net.tensors[layer.output].shape[0]])
@@ -95,15 +98,15 @@ def build_tflite(qnet: QNetwork) -> tuple[bytes, dict[str, int]]:
             if layer.op == "conv2d":
                 w = conv_weight(qp.weight)
                 axis, code = 0, fb.BuiltinOperator.CONV_2D
-                opts = fb.Conv2DOptionsT(padding=padding_of(layer), strideW=layer.stride,
-                                         strideH=layer.stride, fusedActivationFunction=fused)
+                opts = fb.Conv2DOptionsT(padding=padding_of(layer), strideW=sw,
+                                         strideH=sh, fusedActivationFunction=fused)
                 op.builtinOptionsType = fb.BuiltinOptions.Conv2DOptions
             else:
                 w = depthwise_weight(qp.weight)[None]  # 1HWC
                 axis, code = 3, fb.BuiltinOperator.DEPTHWISE_CONV_2D
                 pad = fb.Padding.VALID if layer.op == "affine" else padding_of(layer)
-                opts = fb.DepthwiseConv2DOptionsT(padding=pad, strideW=layer.stride,
-                                                  strideH=layer.stride, depthMultiplier=1,
+                opts = fb.DepthwiseConv2DOptionsT(padding=pad, strideW=sw,
+                                                  strideH=sh, depthMultiplier=1,
                                                   fusedActivationFunction=fused)
                 op.builtinOptionsType = fb.BuiltinOptions.DepthwiseConv2DOptions
             s_in = qnet.tensors[layer.inputs[0]].scale
@@ -124,12 +127,12 @@ def build_tflite(qnet: QNetwork) -> tuple[bytes, dict[str, int]]:
             op.builtinOptionsType = fb.BuiltinOptions.FullyConnectedOptions
         elif layer.op in ("avgpool2d", "maxpool2d", "global_avgpool"):
             if layer.op == "global_avgpool":
-                (kh, kw), stride, pad = net.tensors[layer.inputs[0]].shape[1:3], 1, fb.Padding.VALID
+                (kh, kw), (sh, sw), pad = net.tensors[layer.inputs[0]].shape[1:3], (1, 1), fb.Padding.VALID
             else:
-                (kh, kw), stride, pad = layer.kernel, layer.stride, padding_of(layer)
+                (kh, kw), pad = layer.kernel, padding_of(layer)
             code = (fb.BuiltinOperator.MAX_POOL_2D if layer.op == "maxpool2d"
                     else fb.BuiltinOperator.AVERAGE_POOL_2D)
-            opts = fb.Pool2DOptionsT(padding=pad, strideW=stride, strideH=stride, filterWidth=kw,
+            opts = fb.Pool2DOptionsT(padding=pad, strideW=sw, strideH=sh, filterWidth=kw,
                                      filterHeight=kh, fusedActivationFunction=fused)
             op.builtinOptionsType = fb.BuiltinOptions.Pool2DOptions
         elif layer.op == "add":
@@ -138,6 +141,8 @@ def build_tflite(qnet: QNetwork) -> tuple[bytes, dict[str, int]]:
             op.builtinOptionsType = fb.BuiltinOptions.AddOptions
         elif layer.op == "relu":
             code, opts = fb.BuiltinOperator.RELU, None
+        elif layer.op == "relu6":
+            code, opts = fb.BuiltinOperator.RELU6, None
         elif layer.op == "pad":
             _, h, w_ = net.tensors[layer.output].shape
             _, hi, wi = net.tensors[layer.inputs[0]].shape

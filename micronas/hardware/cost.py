@@ -44,6 +44,8 @@ def op_class(layer: Layer) -> str:
         return "pool"
     if layer.op == "global_avgpool":
         return "global_pool"
+    if layer.op == "relu6":
+        return "relu"  # the same elementwise clamp, with an upper bound
     return layer.op
 
 

@@ -165,12 +165,12 @@ def lower_bound(space: SearchSpace, task: Task, device: Device) -> Costs | None:
         return None
     net = space.to_network(space.floor(), task)
     r = estimate(net, device)
-    relu = sum(lc.latency_ms for lc in r.layers if lc.op == "relu")
+    relu = sum(lc.latency_ms for lc in r.layers if lc.op in ("relu", "relu6"))
     live = max(live_bytes(net, device.runtime.arena_alignment_bytes))
     sram = r.peak_sram_bytes - r.persistent_bytes - r.arena_bytes + live
     return Costs(r.latency_ms - relu, sram, r.flash_bytes
                  - device.runtime.per_layer_flash_bytes * sum(1 for la in net.layers
-                                                              if la.op == "relu"),
+                                                              if la.op in ("relu", "relu6")),
                  r.macs, r.params)
 
 

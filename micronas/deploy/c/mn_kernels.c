@@ -105,14 +105,14 @@ static inline void window(int o, int stride, int pad, int k, int size, int *star
 }
 
 void mn_conv(const int8_t *in, int ih, int iw, int ic, const int8_t *w, const int32_t *bias,
-             int oc, int kh, int kw, int stride, int pad_h, int pad_w, int8_t *out, int oh,
+             int oc, int kh, int kw, int stride_h, int stride_w, int pad_h, int pad_w, int8_t *out, int oh,
              int ow, const mn_q *q, const int32_t *mult, const int32_t *shift) {
   for (int oy = 0; oy < oh; ++oy) {
     int iy0, ky0, ky1;
-    window(oy, stride, pad_h, kh, ih, &iy0, &ky0, &ky1);
+    window(oy, stride_h, pad_h, kh, ih, &iy0, &ky0, &ky1);
     for (int ox = 0; ox < ow; ++ox) {
       int ix0, kx0, kx1;
-      window(ox, stride, pad_w, kw, iw, &ix0, &kx0, &kx1);
+      window(ox, stride_w, pad_w, kw, iw, &ix0, &kx0, &kx1);
       int run = (kx1 - kx0) * ic;
       int8_t *o = out + (oy * ow + ox) * oc;
       for (int c = 0; c < oc; ++c) {
@@ -129,14 +129,14 @@ void mn_conv(const int8_t *in, int ih, int iw, int ic, const int8_t *w, const in
 }
 
 void mn_dwconv(const int8_t *in, int ih, int iw, int c, const int8_t *w, const int32_t *bias,
-               int kh, int kw, int stride, int pad_h, int pad_w, int8_t *out, int oh, int ow,
+               int kh, int kw, int stride_h, int stride_w, int pad_h, int pad_w, int8_t *out, int oh, int ow,
                const mn_q *q, const int32_t *mult, const int32_t *shift) {
   for (int oy = 0; oy < oh; ++oy) {
     int iy0, ky0, ky1;
-    window(oy, stride, pad_h, kh, ih, &iy0, &ky0, &ky1);
+    window(oy, stride_h, pad_h, kh, ih, &iy0, &ky0, &ky1);
     for (int ox = 0; ox < ow; ++ox) {
       int ix0, kx0, kx1;
-      window(ox, stride, pad_w, kw, iw, &ix0, &kx0, &kx1);
+      window(ox, stride_w, pad_w, kw, iw, &ix0, &kx0, &kx1);
       int8_t *o = out + (oy * ow + ox) * c;
       for (int ch = 0; ch < c; ++ch) {
         int32_t acc = bias ? bias[ch] : 0;
@@ -160,14 +160,14 @@ void mn_fc(const int8_t *in, int n, const int8_t *w, const int32_t *bias, int m,
 }
 
 /* kind 0: average (TFLM's rounding of sum / count over the valid window), 1: max. */
-void mn_pool(const int8_t *in, int ih, int iw, int c, int kh, int kw, int stride, int pad_h,
+void mn_pool(const int8_t *in, int ih, int iw, int c, int kh, int kw, int stride_h, int stride_w, int pad_h,
              int pad_w, int8_t *out, int oh, int ow, int kind, int32_t act_min, int32_t act_max) {
   for (int oy = 0; oy < oh; ++oy) {
     int iy0, ky0, ky1;
-    window(oy, stride, pad_h, kh, ih, &iy0, &ky0, &ky1);
+    window(oy, stride_h, pad_h, kh, ih, &iy0, &ky0, &ky1);
     for (int ox = 0; ox < ow; ++ox) {
       int ix0, kx0, kx1;
-      window(ox, stride, pad_w, kw, iw, &ix0, &kx0, &kx1);
+      window(ox, stride_w, pad_w, kw, iw, &ix0, &kx0, &kx1);
       int count = (ky1 - ky0) * (kx1 - kx0);
       int8_t *o = out + (oy * ow + ox) * c;
       for (int ch = 0; ch < c; ++ch) {
@@ -200,8 +200,9 @@ void mn_add(const int8_t *a, const int8_t *b, int n, int8_t *out, int32_t a_off,
   }
 }
 
-void mn_relu(const int8_t *in, int n, int8_t *out, int32_t lo) {
-  for (int i = 0; i < n; ++i) out[i] = in[i] < lo ? (int8_t)lo : in[i];
+/* A standalone RELU / RELU6: clamp to [lo, hi] (input and output share quantisation). */
+void mn_clamp(const int8_t *in, int n, int8_t *out, int32_t lo, int32_t hi) {
+  for (int i = 0; i < n; ++i) out[i] = clamp8(in[i], lo, hi);
 }
 
 void mn_pad(const int8_t *in, int ih, int iw, int c, int8_t *out, int oh, int ow, int top,

@@ -10,20 +10,20 @@ typedef struct {
 } mn_q;
 
 void mn_conv(const int8_t *in, int ih, int iw, int ic, const int8_t *w, const int32_t *bias,
-             int oc, int kh, int kw, int stride, int pad_h, int pad_w, int8_t *out, int oh,
+             int oc, int kh, int kw, int stride_h, int stride_w, int pad_h, int pad_w, int8_t *out, int oh,
              int ow, const mn_q *q, const int32_t *mult, const int32_t *shift);
 void mn_dwconv(const int8_t *in, int ih, int iw, int c, const int8_t *w, const int32_t *bias,
-               int kh, int kw, int stride, int pad_h, int pad_w, int8_t *out, int oh, int ow,
+               int kh, int kw, int stride_h, int stride_w, int pad_h, int pad_w, int8_t *out, int oh, int ow,
                const mn_q *q, const int32_t *mult, const int32_t *shift);
 void mn_fc(const int8_t *in, int n, const int8_t *w, const int32_t *bias, int m, int8_t *out,
            const mn_q *q, int32_t mult, int32_t shift);
-void mn_pool(const int8_t *in, int ih, int iw, int c, int kh, int kw, int stride, int pad_h,
+void mn_pool(const int8_t *in, int ih, int iw, int c, int kh, int kw, int stride_h, int stride_w, int pad_h,
              int pad_w, int8_t *out, int oh, int ow, int kind, int32_t act_min, int32_t act_max);
 void mn_add(const int8_t *a, const int8_t *b, int n, int8_t *out, int32_t a_off, int32_t b_off,
             int32_t out_off, int left_shift, int32_t a_mult, int32_t a_shift, int32_t b_mult,
             int32_t b_shift, int32_t out_mult, int32_t out_shift, int32_t act_min,
             int32_t act_max);
-void mn_relu(const int8_t *in, int n, int8_t *out, int32_t lo);
+void mn_clamp(const int8_t *in, int n, int8_t *out, int32_t lo, int32_t hi);
 void mn_pad(const int8_t *in, int ih, int iw, int c, int8_t *out, int oh, int ow, int top,
             int left, int8_t value);
 void mn_mark(int layer);
