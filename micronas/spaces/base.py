@@ -13,8 +13,10 @@ Optional capabilities (checked with :func:`has`): ``enumerate`` / ``size`` (fini
 isomorphic architectures share values), ``cost_key`` (architectures with equal keys deploy
 to the same network), ``floor`` (an architecture whose network holds only the layers every
 network of the space has: the cost lower bound), ``info`` (a dict for ``micronas arch``),
-``supernet`` (a :class:`Supernet` for pruning), ``variant_input`` (input shape of a
-reduced variant).
+``supernet`` (a :class:`Supernet` for pruning), ``variant_input`` (input shape a
+variant's module reads: ``(variant, task, arch)``), ``for_task`` (the space bound to a task,
+e.g. drawing the input resolutions the task allows: a search binds its space first with
+:func:`bind`).
 """
 
 from __future__ import annotations
@@ -118,6 +120,11 @@ def has(space: object, capability: str) -> bool:
     return callable(getattr(space, capability, None))
 
 
+def bind(space: SearchSpace, task: Task) -> SearchSpace:
+    """``space`` bound to ``task`` where it has ``for_task`` (itself otherwise)."""
+    return space.for_task(task) if has(space, "for_task") else space
+
+
 def canonical(space: SearchSpace, arch: Any) -> Any:
     """The representative of ``arch``'s isomorphism class (``arch`` itself by default)."""
     return space.canonical(arch) if has(space, "canonical") else arch
@@ -154,7 +161,7 @@ class Candidate:
     def variant_input(self, variant: str) -> tuple[int, int, int]:
         """Input shape (C, H, W) the module of ``variant`` reads."""
         if has(self.space, "variant_input"):
-            return self.space.variant_input(variant, self.task)
+            return self.space.variant_input(variant, self.task, self.arch)
         return self.task.input_shape
 
     def label(self) -> str:

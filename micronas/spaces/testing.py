@@ -131,9 +131,11 @@ class SpaceConformance:
                 net.validate()
                 ref = (self.space.trained_network(a, task) if has(self.space, "trained_network")
                        else net)
-                assert net.tensors[net.inputs[0]].shape == task.input_shape
-                shape, macs, params = module_counts(self.space.to_module(a, task, "full"),
-                                                    task.input_shape)
+                # the input the module reads: the task's, or the architecture's resolution
+                inp = Candidate(self.space, a, task).variant_input("full")
+                assert net.tensors[net.inputs[0]].shape == inp
+                assert inp[0] == task.channels
+                shape, macs, params = module_counts(self.space.to_module(a, task, "full"), inp)
                 out = net.tensors[net.outputs[0]].shape
                 what = (self.space.format(a), task.key())
                 assert shape == out == (task.classes,), what

@@ -154,7 +154,7 @@ class NB201Space:
         or not. ``to_network`` drops the dead ones."""
         return nb201_network(arch, check_task(task), keep_dead=True)
 
-    def variant_input(self, variant: str, task: Task) -> tuple[int, int, int]:
+    def variant_input(self, variant: str, task: Task, arch: Any = None) -> tuple[int, int, int]:
         C, _, stem = _variant(variant)
         return task.input_shape if stem else (C, task.height, task.width)
 
