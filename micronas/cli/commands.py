@@ -8,6 +8,7 @@ from typing import Any
 
 from micronas import api
 from micronas.cli import render
+from micronas.errors import MicronasError
 from micronas.tasks import Task, resolve_task
 
 
@@ -95,7 +96,9 @@ def search_config(args: argparse.Namespace):
         input=args.input if custom else None, classes=args.classes if custom else None,
         strategy=args.strategy, latency_weight=args.latency_weight,
         flops_weight=args.flops_weight, max_latency_ms=args.max_latency_ms,
-        max_sram_kb=args.max_sram_kb, max_flash_kb=args.max_flash_kb, seed=args.seed,
+        max_sram_kb=args.max_sram_kb, max_flash_kb=args.max_flash_kb,
+        reserve_sram_kb=args.reserve_sram_kb, reserve_flash_kb=args.reserve_flash_kb,
+        seed=args.seed,
         rank_mode=args.rank_mode, latency_mode=args.latency_mode,
         evaluations=args.evaluations, refine=args.refine, fill=args.fill, workers=args.workers,
         **({"indicators": args.indicators} if args.indicators else {}),
@@ -110,13 +113,17 @@ def cmd_search(args: argparse.Namespace) -> int:
     cfg.validate()
     out = check_out_dir(args.out) if args.out else None
     table = None
-    if args.benchmark or os.environ.get("MICRONAS_NB201"):
+    if args.benchmark and cfg.space != "nb201":
+        raise MicronasError(f"--benchmark is NB201's accuracy table; space {cfg.space!r} has "
+                            "none")
+    if args.benchmark or (cfg.space == "nb201" and os.environ.get("MICRONAS_NB201")):
         from micronas.bench.table import load_table
 
         table = load_table(args.benchmark)
     total = {"prune": 58, "evolution": args.evaluations + 1, "random": args.evaluations + 1}
-    expected = (total.get(cfg.strategy) or 0) + 24 * cfg.refine or None
-    with render.progress(expected, f"search ({cfg.strategy})", args.quiet) as bar:
+    strategy = cfg.resolved_strategy()
+    expected = (total.get(strategy) or 0) + 24 * cfg.refine or None
+    with render.progress(expected, f"search ({strategy})", args.quiet) as bar:
         res = api.search(cfg, table, cache_path(args), bar.update)
     if out is not None:
         allc = None

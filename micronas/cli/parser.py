@@ -123,13 +123,18 @@ def build_parser() -> argparse.ArgumentParser:
     space_opt(se)
     se.add_argument("--device", default="stm32f746", help="built-in name or .toml path")
     task_opts(se)
-    se.add_argument("--strategy", default="prune",
-                    help="prune (MicroNAS) | evolution | random | exhaustive")
+    se.add_argument("--strategy", default="auto",
+                    help="prune (MicroNAS) | evolution | random | exhaustive (default: prune "
+                    "where the space has a supernet, as nb201; evolution otherwise, as mcu)")
     se.add_argument("--latency-weight", type=float, default=0.0)
     se.add_argument("--flops-weight", type=float, default=0.0)
     se.add_argument("--max-latency-ms", type=float)
     se.add_argument("--max-sram-kb", type=float)
     se.add_argument("--max-flash-kb", type=float)
+    se.add_argument("--reserve-sram-kb", type=float, help="SRAM left to your application, "
+                    "outside every budget (default: 10 %% of the device's)")
+    se.add_argument("--reserve-flash-kb", type=float, help="flash left to your application "
+                    "(default: 10 %% of the device's)")
     se.add_argument("--seed", type=_seed, default=0)
     se.add_argument("--rank-mode", default="percentile", help="percentile (ours) | dense "
                     "(MicroNAS)")

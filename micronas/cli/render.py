@@ -114,12 +114,18 @@ def search(res: Any, device: str, out: Any) -> None:
     print(f"device        {device}: latency {res.latency_ms:.2f} ms, peak SRAM "
           f"{kb(res.peak_sram_bytes)}, flash {kb(res.flash_bytes)}, "
           f"fits {'yes' if res.fits else 'NO'}")
+    print(f"reserved      {kb(res.reserve_sram_bytes)} SRAM and {kb(res.reserve_flash_bytes)} flash "
+          "for the application (--reserve-sram-kb, --reserve-flash-kb)")
     print(f"size          {res.macs:,} MACs, {res.params:,} params")
     if res.accuracy is not None:
         print(f"accuracy      {res.accuracy:.2f} % ({res.task} test, ground truth); best under "
               f"the same budgets {res.oracle_accuracy:.2f} %")
     print(f"search        {res.config['strategy']}, {res.evaluations} indicator evaluations, "
           f"{res.search_seconds:.1f} s, seed {res.seed}")
+    if len(res.pareto) > 1:
+        print(f"pareto        {len(res.pareto)} evaluated architectures on the latency/indicator "
+              f"front, {res.pareto[0]['latency_ms']:.1f} to {res.pareto[-1]['latency_ms']:.1f} ms"
+              + ("" if out is not None else " (--out or --json lists them)"))
     if out is not None:
         print(f"wrote         {out}/result.json, report.md, pareto.png, config.json")
 

@@ -82,4 +82,4 @@ def labels(classes: int, batch: int, gen: torch.Generator) -> torch.Tensor:
 
 
 def relu_modules(model: nn.Module) -> list[nn.Module]:
-    return [m for m in model.modules() if isinstance(m, nn.ReLU)]
+    return [m for m in model.modules() if isinstance(m, nn.ReLU | nn.ReLU6)]

@@ -64,12 +64,14 @@ class Budgets:
     @staticmethod
     def with_device(device: Device, max_latency_ms: float | None = None,
                     max_sram_bytes: int | None = None,
-                    max_flash_bytes: int | None = None) -> Budgets:
-        """User budgets intersected with the device's SRAM and flash."""
-        sram = device.sram_bytes if max_sram_bytes is None else min(max_sram_bytes,
-                                                                     device.sram_bytes)
-        flash = device.flash_bytes if max_flash_bytes is None else min(max_flash_bytes,
-                                                                        device.flash_bytes)
+                    max_flash_bytes: int | None = None, reserve_sram_bytes: int = 0,
+                    reserve_flash_bytes: int = 0) -> Budgets:
+        """User budgets intersected with the device's SRAM and flash less what is reserved
+        for the application."""
+        dev_sram = device.sram_bytes - reserve_sram_bytes
+        dev_flash = device.flash_bytes - reserve_flash_bytes
+        sram = dev_sram if max_sram_bytes is None else min(max_sram_bytes, dev_sram)
+        flash = dev_flash if max_flash_bytes is None else min(max_flash_bytes, dev_flash)
         return Budgets(max_latency_ms, sram, flash)
 
 
@@ -189,13 +191,22 @@ class BudgetFilter:
     def violations(self, arch: Any) -> list[str]:
         return self.budgets.violations(self.costs.arch(arch))
 
-    def sample(self, rng: Any, tries: int = 20000) -> Any:
-        """A feasible architecture drawn with ``rng`` (redrawn until it meets the budgets)."""
+    def sample(self, rng: Any, tries: int = 20000, walk_after: int = 20) -> Any:
+        """A feasible architecture drawn with ``rng``: redrawn until it meets the budgets. A
+        space that can ``shrink`` an architecture (one choice made smaller) turns a draw that
+        still misses after ``walk_after`` redraws into a random walk down to the budgets, so
+        tight budgets (where few draws fit) are met in a few steps."""
         space = self.costs.space
-        for _ in range(tries):
+        walk = has(space, "shrink")
+        for i in range(tries):
             a = space.sample(rng)
             if self.ok(a):
                 return a
+            if walk and i >= walk_after:
+                while a is not None and not self.ok(a):
+                    a = space.shrink(a, rng)
+                if a is not None:
+                    return a
         raise BudgetError("could not sample an architecture within the budgets; loosen them")
 
     def feasible(self, archs: Iterable[Any]) -> list[Any]:

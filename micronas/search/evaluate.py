@@ -30,8 +30,10 @@ class Evaluation:
         return self.candidate.arch
 
     def record(self) -> dict[str, float]:
-        """The values and the two costs the reports plot, for histories."""
-        return {**self.values, "latency_ms": self.costs.latency_ms, "macs": self.costs.macs}
+        """The values and the costs the reports show, for histories."""
+        return {**self.values, "latency_ms": self.costs.latency_ms, "macs": self.costs.macs,
+                "peak_sram_bytes": self.costs.peak_sram_bytes,
+                "flash_bytes": self.costs.flash_bytes}
 
 
 class Evaluator:

@@ -121,6 +121,33 @@ def evaluated_archs(r: SearchResult) -> list[dict[str, Any]]:
     return [*items.values(), {"arch": r.arch, **r.indicators, "latency_ms": r.latency_ms}]
 
 
+def _indicator_part(r: SearchResult, items: list[dict[str, Any]]) -> list[float]:
+    """Each item's indicator part of the objective: percentile ranks weighted by share."""
+    mix = SearchConfig(**r.config).weights().indicators
+    if len(items) <= 1:
+        return [1.0] * len(items)
+    y = sum(share * ranks(goodness(n, [x[n] for x in items]), "percentile") for n, share in mix)
+    return [float(v) for v in y]
+
+
+def front(r: SearchResult) -> list[dict[str, Any]]:
+    """The Pareto front (lower latency, higher indicator part of the objective) of the
+    complete architectures the search evaluated (all feasible: strategies evaluate nothing
+    else), by increasing latency; each with its costs when known."""
+    items = evaluated_archs(r)
+    ys = _indicator_part(r, items)
+    pts = {(x["latency_ms"], y) for x, y in zip(items, ys, strict=True)}
+    on = set(pareto_front(sorted(pts)))
+    out = []
+    for x, y in zip(items, ys, strict=True):
+        if (x["latency_ms"], y) in on:
+            on.discard((x["latency_ms"], y))
+            keep = {k: x[k] for k in ("peak_sram_bytes", "flash_bytes") if k in x}
+            out.append({"arch": x["arch"], "latency_ms": x["latency_ms"], "score": y,
+                        "chosen": x["arch"] == r.arch, **keep})
+    return sorted(out, key=lambda d: d["latency_ms"])
+
+
 def plot_points(r: SearchResult, table: Any, all_costs: dict | None
                 ) -> tuple[list[tuple[float, float]], str, float, str | None]:
     """(points, y label, chosen y, note): true accuracy of every architecture when a
@@ -134,9 +161,7 @@ def plot_points(r: SearchResult, table: Any, all_costs: dict | None
         pts = [(c.latency_ms, table.acc(a, task)) for a, c in all_costs.items()]
         return pts, f"{r.task} test accuracy (%, ground truth)", float(r.accuracy), None
     items = evaluated_archs(r)
-    mix = SearchConfig(**r.config).weights().indicators
-    y = sum(share * ranks(goodness(n, [x[n] for x in items]), "percentile") for n, share in mix)
-    y = [float(v) for v in (y if len(items) > 1 else [1.0])]
+    y = _indicator_part(r, items)
     pts = [(x["latency_ms"], v) for x, v in zip(items, y, strict=True)]
     note = None
     if len(items) == 1:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -19,10 +19,19 @@ from micronas.search.costs import BudgetFilter, Budgets, CostModel, lower_bound
 from micronas.search.evaluate import Evaluator
 from micronas.search.objective import DEFAULT_MIX, Weights, parse_mix
 from micronas.search.strategies import STRATEGIES, Progress, Refine, drive, make_strategy
-from micronas.spaces import SearchSpace, get_space, has, index_of
+from micronas.spaces import SearchSpace, bind, get_space, has, index_of
 from micronas.tasks import Task, resolve_task
 
 _PROXY = ProxySettings()
+
+#: Share of the device's SRAM and of its flash left to the application by default
+#: (``reserve_sram_kb`` / ``reserve_flash_kb`` override it; docs/search.md).
+DEFAULT_RESERVE = 0.10
+
+
+def default_strategy(space: SearchSpace) -> str:
+    """MicroNAS pruning where the space has a supernet, evolution otherwise."""
+    return "prune" if has(space, "supernet") else "evolution"
 
 
 @dataclass(frozen=True)
@@ -37,12 +46,14 @@ class SearchConfig:
     task: str = "cifar10"
     input: str | None = None
     classes: int | None = None
-    strategy: str = "prune"
+    strategy: str = "auto"         # prune where the space has a supernet, else evolution
     latency_weight: float = 0.0
     flops_weight: float = 0.0
     max_latency_ms: float | None = None
     max_sram_kb: float | None = None
     max_flash_kb: float | None = None
+    reserve_sram_kb: float | None = None   # left to the application (None: 10 % of the device's)
+    reserve_flash_kb: float | None = None  # likewise for flash
     seed: int = 0
     rank_mode: str = "percentile"
     latency_mode: str = "rank"     # "rank" (the published rank mix) or "target" (ours)
@@ -64,14 +75,19 @@ class SearchConfig:
 
     def validate(self) -> None:
         get_space(self.space)
-        if self.strategy not in STRATEGIES:
+        if self.strategy != "auto" and self.strategy not in STRATEGIES:
             raise MicronasError(f"unknown strategy {self.strategy!r}; choose from "
-                                f"{', '.join(STRATEGIES)}")
+                                f"{', '.join(STRATEGIES)} (default: prune where the space has a "
+                                "supernet, else evolution)")
         self.weights()
         for name in ("max_latency_ms", "max_sram_kb", "max_flash_kb"):
             v = getattr(self, name)
             if v is not None and not (np.isfinite(v) and v > 0):
                 raise BudgetError(f"--{name.replace('_', '-')} must be a positive number, got {v}")
+        for name in ("reserve_sram_kb", "reserve_flash_kb"):
+            v = getattr(self, name)
+            if v is not None and not (np.isfinite(v) and v >= 0):
+                raise BudgetError(f"--{name.replace('_', '-')} must be a number >= 0, got {v}")
         if self.evaluations < 1:
             raise MicronasError(f"evaluations must be >= 1, got {self.evaluations}")
         if self.workers < 0:
@@ -86,6 +102,23 @@ class SearchConfig:
             raise MicronasError(f"unknown rank mode {self.rank_mode!r}; use percentile or dense")
         self.resolve_task()
         self.proxy_settings().validate()
+
+    def resolved_strategy(self) -> str:
+        return default_strategy(get_space(self.space)) if self.strategy == "auto" else self.strategy
+
+    def reserves(self, device: Device) -> tuple[int, int]:
+        """Bytes of SRAM and flash left to the application on ``device``."""
+        kb = 1024
+        sram = (round(DEFAULT_RESERVE * device.sram_bytes) if self.reserve_sram_kb is None
+                else round(self.reserve_sram_kb * kb))
+        flash = (round(DEFAULT_RESERVE * device.flash_bytes) if self.reserve_flash_kb is None
+                 else round(self.reserve_flash_kb * kb))
+        for what, r, total in (("SRAM", sram, device.sram_bytes),
+                               ("flash", flash, device.flash_bytes)):
+            if r >= total:
+                raise BudgetError(f"--reserve-{what.lower()}-kb {r / kb:g} leaves no {what} of "
+                                  f"{device.name}'s {total / kb:g} KB for the network")
+        return sram, flash
 
     def resolve_task(self) -> Task:
         return resolve_task(None if self.input is not None else self.task, self.input,
@@ -124,6 +157,9 @@ class SearchResult:
     task: str = "cifar10"
     input_shape: tuple[int, int, int] = (3, 32, 32)
     classes: int = 10
+    reserve_sram_bytes: int = 0    # left to the application (the budgets exclude it)
+    reserve_flash_bytes: int = 0
+    pareto: list[dict[str, Any]] = field(default_factory=list)  # feasible evaluated front
     accuracy: float | None = None
     oracle_accuracy: float | None = None
     oracle_arch: str | None = None
@@ -139,11 +175,12 @@ class SearchResult:
 
 
 def budgets_for(cfg: SearchConfig, device: Device) -> Budgets:
+    """The user's budgets within the device's memory less the application's reserve."""
     kb = 1024
     return Budgets.with_device(
         device, cfg.max_latency_ms,
         None if cfg.max_sram_kb is None else int(cfg.max_sram_kb * kb),
-        None if cfg.max_flash_kb is None else int(cfg.max_flash_kb * kb))
+        None if cfg.max_flash_kb is None else int(cfg.max_flash_kb * kb), *cfg.reserves(device))
 
 
 def latency_target(cfg: SearchConfig, costs: CostModel) -> float | None:
@@ -187,8 +224,9 @@ def run_search(cfg: SearchConfig, table: Any = None, cache_path: str | None = No
     """Run one search. ``table``: a ground-truth table of the space (``acc(arch, task)``)
     for true and oracle accuracy (optional)."""
     cfg.validate()
-    space = get_space(cfg.space)
+    cfg = replace(cfg, strategy=cfg.resolved_strategy())
     task = cfg.resolve_task()
+    space = bind(get_space(cfg.space), task)
     device = load_device(cfg.device)
     budgets = budgets_for(cfg, device)
     check_bounds(space, task, device, budgets)
@@ -206,8 +244,8 @@ def run_search(cfg: SearchConfig, table: Any = None, cache_path: str | None = No
     executor = f"process:{workers}" if cfg.strategy == "prune" else "serial"
     ev = Evaluator(costs, cfg.proxy_settings(), cfg.seed, store, w.names(), executor)
     try:
-        return _run(cfg, ev, w, BudgetFilter(costs, budgets, Budgets.with_device(device)),
-                    device, table, progress, t0)
+        limits = Budgets.with_device(device, None, None, None, *cfg.reserves(device))
+        return _run(cfg, ev, w, BudgetFilter(costs, budgets, limits), device, table, progress, t0)
     finally:
         ev.close()
         if store:
@@ -245,6 +283,10 @@ def _run(cfg: SearchConfig, ev: Evaluator, w: Weights, filt: BudgetFilter, devic
         search_seconds=elapsed, seed=cfg.seed, evaluations=n_evals,
         config=asdict(cfg), space=space.name, task=task.name, input_shape=task.input_shape,
         classes=task.classes, history=res.history, versions=versions())
+    out.reserve_sram_bytes, out.reserve_flash_bytes = cfg.reserves(device)
+    from micronas.search.report import front
+
+    out.pareto = front(out)
     if not filt.ok(arch):  # an invariant of every strategy; never hand back a violation
         raise MicronasError(f"internal error: {out.arch} violates {filt.violations(arch)}")
     if table is not None:

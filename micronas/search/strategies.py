@@ -260,7 +260,7 @@ class Evolution(Strategy):
                                 replace=False)
         parent = max((hist[self.pop[int(i)]].arch for i in picks), key=lambda a: by_arch[a])
         child = parent
-        for _ in range(1000):
+        for _ in range(200):
             child = self.space.mutate(parent, self.rng)
             if self.filter.ok(child):
                 break

@@ -30,8 +30,11 @@ EXPANSIONS = (3, 4, 6)
 MAX_DEPTH = 4
 #: Width multipliers the search draws (the parser accepts any 0.20-1.00 in steps of 0.01).
 WIDTHS = (0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.75, 1.0)
-#: Head widths the search draws (the parser accepts 0 or any multiple of 8 up to 4096).
-HEADS = (0, 256, 512, 1024, 1280)
+#: Head widths the search draws (the parser also accepts 0, no head conv, and any multiple of
+#: 8 up to 4096). ``h0`` is not drawn: a network whose pooled features are a linear function
+#: of a BatchNorm output has, with batch statistics (TE-NAS's NTK), logits summing to a
+#: constant over the batch for every earlier weight, so its NTK is singular by construction.
+HEADS = (128, 256, 512, 1024, 1280)
 
 
 def make_divisible(v: float, divisor: int = 8) -> int:

@@ -104,7 +104,7 @@ class McuSpace:
         res = self._resolutions()
         out += [McuArch(arch.width, r, arch.head, arch.stages) for r in res
                 if r != arch.resolution]
-        heads = sorted(set(HEADS) | {arch.head})
+        heads = sorted(set(HEADS) | {arch.head})  # a parsed h0 reaches the drawn heads
         out += [McuArch(arch.width, arch.resolution, h, arch.stages) for h in heads
                 if h != arch.head]
 
@@ -161,17 +161,42 @@ class McuSpace:
             stages[i] = stage[:j] + (nb,) + stage[j + 1:]
         return McuArch(arch.width, arch.resolution, arch.head, tuple(stages))
 
+    def smaller(self, arch: McuArch) -> list[McuArch]:
+        """The neighbours with one choice made smaller (narrower, no or a smaller head, a
+        lower resolution, a stage one block shorter, a smaller kernel or expansion): each
+        does less work in less memory."""
+        out = []
+        for n in self.neighbours(arch):
+            if n.depths != arch.depths:
+                keep = sum(n.depths) < sum(arch.depths)
+            elif n.width != arch.width:
+                keep = n.width < arch.width
+            elif n.head != arch.head:
+                keep = n.head < arch.head
+            elif n.resolution != arch.resolution:
+                keep = (n.resolution or 0) < (arch.resolution or 0)
+            else:  # one block's kernel or expansion
+                keep = n.stages < arch.stages
+            if keep:
+                out.append(n)
+        return out
+
+    def shrink(self, arch: McuArch, rng: np.random.Generator) -> McuArch | None:
+        """A random :meth:`smaller` neighbour (None at the floor)."""
+        opts = self.smaller(arch)
+        return opts[int(rng.integers(len(opts)))] if opts else None
+
     def iso_key(self, arch: McuArch) -> str:
         """The canonical string: no two architectures of this space compute the same
         function for every weight setting."""
         return str(arch)
 
     def floor(self) -> McuArch:
-        """The smallest network: the narrowest width, no head, one 3x3 block of expansion 3
-        per stage, the smallest resolution. Every choice only adds work and memory, so its
+        """The smallest network the space draws: the narrowest width and head, one 3x3 block
+        of expansion 3 per stage, the smallest resolution. Every choice only adds work and memory, so its
         costs bound every architecture's from below."""
         res = min(self.resolutions) if self.resolutions else None
-        return McuArch(_WIDTHS[0], res, 0, tuple((Block(KERNELS[0], EXPANSIONS[0]),)
+        return McuArch(_WIDTHS[0], res, HEADS[0], tuple((Block(KERNELS[0], EXPANSIONS[0]),)
                                                   for _ in STAGES))
 
     def info(self, arch: McuArch, task: Task) -> dict[str, Any]:
