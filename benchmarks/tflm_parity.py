@@ -1,4 +1,5 @@
-"""int8 export parity and arena agreement on seeded NB201 architectures (issue 5 acceptance).
+"""int8 export parity and arena agreement on seeded architectures of a space (NB201: issue 5;
+mcu: issue 12).
 
 For each architecture (seeded draw; those with no path from input to output cannot be
 exported and are skipped and counted): quantise with seeded stand-in weights, write the
@@ -10,6 +11,10 @@ exported and are skipped and counted): quantise with seeded stand-in weights, wr
 - TFLM's planned arena (the recording allocator's "head") with our planner's arena.
 
     python benchmarks/tflm_parity.py [--n 100] [--seed 0] [--C 16] [--N 5] [--json FILE]
+    python benchmarks/tflm_parity.py --space mcu --n 50 [--input 96x96x1 --classes 2]
+
+On ``mcu`` the architectures rotate over four tasks (32x32x3/10, 96x96x1/2, 49x10x1/12,
+28x28x1/10) unless ``--input`` names one.
 """
 
 from __future__ import annotations
@@ -25,11 +30,36 @@ from micronas.deploy.quantize import gaussian_batch
 from micronas.deploy.tflite import build_tflite, tflm_arena
 from micronas.errors import MicronasError
 from micronas.hardware.planner import plan
+from micronas.spaces import get_space
 from micronas.spaces.nb201 import NB201Space, nb201_network
+from micronas.tasks import Task, parse_input
+
+MCU_TASKS = ((3, 32, 32, 10), (1, 96, 96, 2), (1, 49, 10, 12), (1, 28, 28, 10))
+
+
+def architectures(args: argparse.Namespace, rng: np.random.Generator):
+    """(label, network, seed) of seeded draws."""
+    if args.space == "nb201":
+        space = NB201Space()
+        while True:
+            arch = space.sample(rng)
+            yield str(arch.index), nb201_network(arch, C=args.C, N=args.N), arch.index
+    space = get_space(args.space)
+    tasks = ([Task.custom(parse_input(args.input), args.classes)] if args.input else
+             [Task.custom((c, h, w), k) for c, h, w, k in MCU_TASKS])
+    i = 0
+    while True:
+        task = tasks[i % len(tasks)]
+        arch = space.sample(rng)
+        yield f"{task.key()} {space.format(arch)}", space.to_network(arch, task), args.seed + i
+        i += 1
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--space", default="nb201", help="nb201 | mcu")
+    ap.add_argument("--input", help="HxWxC of the mcu task (default: four tasks in turn)")
+    ap.add_argument("--classes", type=int, default=10)
     ap.add_argument("--n", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--C", type=int, default=16)
@@ -38,24 +68,24 @@ def main() -> None:
     ap.add_argument("--json", help="write per-architecture rows here")
     args = ap.parse_args()
     rng = np.random.default_rng(args.seed)
-    space = NB201Space()
     rows, skipped, t0 = [], 0, time.time()
+    draws = architectures(args, rng)
     while len(rows) < args.n:
-        arch = space.sample(rng)
-        net = nb201_network(arch, C=args.C, N=args.N)
+        label, net, seed = next(draws)
         try:
-            q = prepare(net, seed=arch.index)
+            q = prepare(net, seed=seed)
         except MicronasError:
             skipped += 1
             continue
         data, index = build_tflite(q)
-        x_q = q.input_quant.quantize(gaussian_batch(net, args.samples, arch.index + 2))
+        x_q = q.input_quant.quantize(gaussian_batch(net, args.samples, seed + 2))
         p = parity(q, data, index, x_q)
         arena = tflm_arena(data)
         ours = plan(q.net)[0]
-        rows.append({"index": arch.index, **p, "tflm_head": arena.head, "tflm_tail": arena.tail,
-                     "planner": ours, "arena_rel_err": (ours - arena.head) / arena.head})
-        print(f"[{len(rows):3d}] {arch.index:5d}  exact {p['tflm_equals_int8_model']!s:5}  "
+        rows.append({"arch": label, **p, "tflm_head": arena.head, "tflm_tail": arena.tail,
+                     "planner": ours, "arena_rel_err": (ours - arena.head) / arena.head,
+                     "relu6": sum(la.activation == "relu6" for la in q.net.layers)})
+        print(f"[{len(rows):3d}] {label[:60]:60s}  exact {p['tflm_equals_int8_model']!s:5}  "
               f"layer<=1 {p['layerwise_within_1lsb']:.4f}  out<=1 {p['output_within_1lsb']:.2f}  "
               f"arena TFLM {arena.head:7d} ours {ours:7d}", flush=True)
     err = np.array([abs(r["arena_rel_err"]) for r in rows])
@@ -64,7 +94,8 @@ def main() -> None:
     lw_ok = sum(r["layerwise_within_1lsb"] * r["layerwise_values"] for r in rows)
     out_vals = sum(r["output_values"] for r in rows)
     out_ok = sum(r["output_within_1lsb"] * r["output_values"] for r in rows)
-    print(f"\n{len(rows)} architectures (seed {args.seed}, C={args.C}, N={args.N}; {skipped} "
+    what = f"C={args.C}, N={args.N}" if args.space == "nb201" else f"space {args.space}"
+    print(f"\n{len(rows)} architectures (seed {args.seed}, {what}; {skipped} "
           f"drawn without an input-output path skipped), {time.time() - t0:.0f} s")
     print(f"TFLM == numpy int8 model on every tensor: {sum(r['tflm_equals_int8_model'] for r in rows)}"
           f" / {len(rows)}")
@@ -75,6 +106,7 @@ def main() -> None:
           f"within 1 LSB (max {max(r['output_max_lsb'] for r in rows)} LSB)")
     print(f"arena |ours - TFLM| / TFLM: max {100 * err.max():.2f} %, mean {100 * err.mean():.3f} %, "
           f"exact {int((err == 0).sum())} / {len(rows)}; within 1 %: {int((err <= 0.01).sum())}")
+    print(f"layers with a fused ReLU6: {sum(r['relu6'] for r in rows)}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"settings": vars(args), "rows": rows}, f, indent=1)

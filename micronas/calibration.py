@@ -118,6 +118,25 @@ def designed_layers(seed: int = 0, max_macs: int = 3_000_000) -> list[tuple[Netw
         one((ci, s, s), lambda g, x, co=co, st=st: g.conv(x, co, 1, st, 0, name="c"))
     for c, _, s, st in pick(convs, 20):
         one((c, s, s), lambda g, x, c=c, st=st: g.relu(g.conv(x, c, 3, st, 1, groups=c, name="d")))
+    # the mcu space's layers: depthwise 3/5/7 at stride 1 and 2 on expanded widths, ReLU6
+    # fused into expansions and depthwise convs, the one-channel stem, non-square maps
+    hidden = [24, 48, 72, 96, 144, 192, 288]
+    dws = [(c, s, k, st) for c in hidden for s in sizes for k in (3, 5, 7) for st in (1, 2)]
+    for c, s, k, st in pick(dws, 36):
+        one((c, s, s), lambda g, x, c=c, k=k, st=st: g.relu6(
+            g.conv(x, c, k, st, k // 2, groups=c, name="d")))
+    expands = [(ci, e, s) for ci in chans for e in (3, 4, 6) for s in sizes]
+    for ci, e, s in pick(expands, 20):
+        one((ci, s, s), lambda g, x, co=ci * e: g.relu6(g.conv(x, co, 1, name="c")))
+    for co, s in pick([(co, s) for co in (8, 16, 24) for s in (32, 48, 64, 96)], 6):
+        one((1, s, s), lambda g, x, co=co: g.relu6(g.conv(x, co, 3, 2, 1, name="c")))
+    flat = [(c, h, w, k) for c in hidden[:5] for h, w in ((49, 10), (25, 5), (13, 3), (7, 2))
+            for k in (3, 5, 7)]
+    for c, h, w, k in pick(flat, 12):
+        one((c, h, w), lambda g, x, c=c, k=k, w=w: g.relu6(g.conv(
+            x, c, k, (2, 2 if w >= 3 else 1), k // 2, groups=c, name="d")))
+    for c, s in pick(maps, 6):
+        one((c, s, s), lambda g, x: g.relu6(g.add(x, x, name="a"), name="r"))
     fcs = [(n, m) for n in (16, 32, 64, 128, 256, 640) for m in (2, 10, 12, 64, 128)]
     for n, m in pick(fcs, 12):
         one((n,), lambda g, x, m=m: g.fc(x, m, name="f"))

@@ -15,7 +15,7 @@ from micronas.tasks import Task, resolve_task
 def task_of(args: argparse.Namespace) -> Task:
     """The task a command runs on (``--task``/``--dataset``, or ``--input`` + ``--classes``)."""
     return resolve_task(getattr(args, "task", None), getattr(args, "input", None),
-                        getattr(args, "classes", None))
+                        getattr(args, "classes", None), resolutions=getattr(args, "resolutions", None))
 
 
 def cache_path(args: argparse.Namespace) -> str | None:
@@ -94,6 +94,7 @@ def search_config(args: argparse.Namespace):
     return SearchConfig(
         space=args.space, device=args.device, task=task.name,
         input=args.input if custom else None, classes=args.classes if custom else None,
+        resolutions=args.resolutions if custom else None,
         strategy=args.strategy, latency_weight=args.latency_weight,
         flops_weight=args.flops_weight, max_latency_ms=args.max_latency_ms,
         max_sram_kb=args.max_sram_kb, max_flash_kb=args.max_flash_kb,

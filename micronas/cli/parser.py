@@ -41,6 +41,8 @@ def task_opts(p: argparse.ArgumentParser) -> None:
                    help="built-in task: cifar10 | cifar100 | imagenet16-120")
     g.add_argument("--input", help="a custom task's input HxWxC, e.g. 96x96x1 (with --classes)")
     g.add_argument("--classes", type=_int, help="a custom task's number of classes")
+    g.add_argument("--resolutions", help="input sides a search may also draw for a square custom "
+                   "input, e.g. 64,80 (the mcu space; default: the input's own)")
 
 
 def cache_opts(p: argparse.ArgumentParser) -> None:

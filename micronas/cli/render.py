@@ -39,6 +39,12 @@ def arch(info: dict[str, Any]) -> None:
     if "live_edges" in info:
         print(f"live edges {sum(info['live_edges'])} of {len(info['live_edges'])}")
     print(f"iso key    {info['iso_key']}")
+    if "stages" in info:  # the mcu space
+        print(f"input      {info['input']}   width {info['width']:g}   stem {info['stem_channels']} "
+              f"channels   head {info['head'] or 'none'}")
+        for i, st in enumerate(info["stages"], 1):
+            print(f"stage {i}    {st['channels']:>4} channels, stride {st['stride'][0]}x"
+                  f"{st['stride'][1]}: {' '.join(st['blocks'])}")
 
 
 def devices(devs: list[Any]) -> None:
@@ -109,7 +115,11 @@ def search(res: Any, device: str, out: Any) -> None:
     if res.index is not None:
         print(f"index         {res.index}")
     c, h, w = res.input_shape
-    print(f"task          {res.task} ({h}x{w}x{c}, {res.classes} classes)")
+    res_note = ""
+    if res.network_input and tuple(res.network_input) != tuple(res.input_shape):
+        nc, nh, nw = res.network_input
+        res_note = f"; the network reads it resized to {nh}x{nw}x{nc}"
+    print(f"task          {res.task} ({h}x{w}x{c}, {res.classes} classes){res_note}")
     print(f"indicators    {indicator_text(res.indicators)}")
     print(f"device        {device}: latency {res.latency_ms:.2f} ms, peak SRAM "
           f"{kb(res.peak_sram_bytes)}, flash {kb(res.flash_bytes)}, "

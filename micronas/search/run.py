@@ -19,7 +19,7 @@ from micronas.search.costs import BudgetFilter, Budgets, CostModel, lower_bound
 from micronas.search.evaluate import Evaluator
 from micronas.search.objective import DEFAULT_MIX, Weights, parse_mix
 from micronas.search.strategies import STRATEGIES, Progress, Refine, drive, make_strategy
-from micronas.spaces import SearchSpace, bind, get_space, has, index_of
+from micronas.spaces import Candidate, SearchSpace, bind, get_space, has, index_of
 from micronas.tasks import Task, resolve_task
 
 _PROXY = ProxySettings()
@@ -46,6 +46,7 @@ class SearchConfig:
     task: str = "cifar10"
     input: str | None = None
     classes: int | None = None
+    resolutions: str | None = None  # with ``input``: other input sides to draw, "64,80"
     strategy: str = "auto"         # prune where the space has a supernet, else evolution
     latency_weight: float = 0.0
     flops_weight: float = 0.0
@@ -122,7 +123,7 @@ class SearchConfig:
 
     def resolve_task(self) -> Task:
         return resolve_task(None if self.input is not None else self.task, self.input,
-                            self.classes)
+                            self.classes, resolutions=self.resolutions)
 
     def weights(self, latency: float | None = None) -> Weights:
         """The objective's weights (``latency`` overrides the latency weight)."""
@@ -157,6 +158,7 @@ class SearchResult:
     task: str = "cifar10"
     input_shape: tuple[int, int, int] = (3, 32, 32)
     classes: int = 10
+    network_input: tuple[int, int, int] | None = None  # what the network reads (resolution)
     reserve_sram_bytes: int = 0    # left to the application (the budgets exclude it)
     reserve_flash_bytes: int = 0
     pareto: list[dict[str, Any]] = field(default_factory=list)  # feasible evaluated front
@@ -284,6 +286,7 @@ def _run(cfg: SearchConfig, ev: Evaluator, w: Weights, filt: BudgetFilter, devic
         config=asdict(cfg), space=space.name, task=task.name, input_shape=task.input_shape,
         classes=task.classes, history=res.history, versions=versions())
     out.reserve_sram_bytes, out.reserve_flash_bytes = cfg.reserves(device)
+    out.network_input = Candidate(space, arch, task).variant_input("full")
     from micronas.search.report import front
 
     out.pareto = front(out)

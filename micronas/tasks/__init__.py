@@ -105,11 +105,30 @@ def parse_input(text: str) -> tuple[int, int, int]:
     return c, h, w
 
 
+def parse_resolutions(text: str | tuple[int, ...] | None) -> tuple[int, ...] | None:
+    """``"64,80"`` -> ``(64, 80)``."""
+    if text is None or isinstance(text, tuple):
+        return text
+    out = []
+    for part in str(text).split(","):
+        p = part.strip()
+        if not (p.isascii() and p.isdigit()) or not 1 <= int(p) <= 4096:
+            raise MicronasError(f"--resolutions {text!r}: give comma-separated sides 1..4096, "
+                                "e.g. 64,80,96")
+        out.append(int(p))
+    return tuple(sorted(set(out)))
+
+
 def resolve_task(task: Task | str | None = None, input: str | tuple[int, int, int] | None = None,
-                 classes: int | None = None, default: str = "cifar10") -> Task:
-    """The task a command runs on: a Task, a built-in name, or ``input`` + ``classes``."""
+                 classes: int | None = None, default: str = "cifar10",
+                 resolutions: str | tuple[int, ...] | None = None) -> Task:
+    """The task a command runs on: a Task, a built-in name, or ``input`` + ``classes`` (and
+    optionally the other ``resolutions`` a search may draw)."""
     if isinstance(task, Task):
         return task
+    res = parse_resolutions(resolutions)
+    if res is not None and input is None:
+        raise MicronasError("--resolutions goes with a custom --input HxWxC --classes K")
     if input is not None or classes is not None:
         if task is not None:
             raise MicronasError("give either --task NAME or --input HxWxC --classes K, not both")
@@ -119,8 +138,11 @@ def resolve_task(task: Task | str | None = None, input: str | tuple[int, int, in
         shape = parse_input(input) if isinstance(input, str) else tuple(input)
         if not (isinstance(classes, int) and classes >= 2):
             raise MicronasError(f"--classes must be an integer >= 2, got {classes}")
-        return Task.custom(shape, classes)  # type: ignore[arg-type]
+        if res is not None and shape[1] != shape[2]:
+            raise MicronasError(f"--resolutions needs a square --input; {input} is fixed")
+        return Task.custom(shape, classes, resolutions=res)  # type: ignore[arg-type]
     return get_task(task if task is not None else default)
 
 
-__all__ = ["BUILTIN", "Task", "get_task", "list_tasks", "parse_input", "resolve_task"]
+__all__ = ["BUILTIN", "Task", "get_task", "list_tasks", "parse_input", "parse_resolutions",
+           "resolve_task"]
