@@ -135,7 +135,7 @@ def designed_layers(seed: int = 0, max_macs: int = 3_000_000) -> list[tuple[Netw
     for c, h, w, k in pick(flat, 12):
         one((c, h, w), lambda g, x, c=c, k=k, w=w: g.relu6(g.conv(
             x, c, k, (2, 2 if w >= 3 else 1), k // 2, groups=c, name="d")))
-    for c, s in pick(maps, 6):
+    for c, s in pick([(c, s) for c in chans for s in sizes], 6):
         one((c, s, s), lambda g, x: g.relu6(g.add(x, x, name="a"), name="r"))
     fcs = [(n, m) for n in (16, 32, 64, 128, 256, 640) for m in (2, 10, 12, 64, 128)]
     for n, m in pick(fcs, 12):
