@@ -99,8 +99,9 @@ def trace(model: nn.Module, input_shape: Sequence[int], name: str | None = None)
                     raise MicronasError(f"layer {node.target}: dilated convolution is not "
                                         "supported")
                 if isinstance(m, nn.Conv1d):
-                    k, st, pd = ((1, m.kernel_size[0]), (1, m.stride[0]),
-                                 (0, _pair(m.padding, "padding", nm)[0]))
+                    if isinstance(m.padding, str):
+                        _pair(m.padding, "padding", nm)  # the one-line error
+                    k, st, pd = (1, m.kernel_size[0]), (1, m.stride[0]), (0, m.padding[0])
                 else:
                     k, st, pd = (_pair(m.kernel_size, "kernel", nm), _pair(m.stride, "stride", nm),
                                  _pair(m.padding, "padding", nm))
