@@ -167,3 +167,21 @@ def test_bound_space_draws_the_task_resolutions() -> None:
     assert {bound.sample(rng).resolution for _ in range(60)} == {64, 80, 96}
     assert bound.floor().resolution == 64
     assert McuSpace().for_task(TASKS[2]).resolutions is None
+
+
+def test_every_indicator_runs_on_mcu_networks() -> None:
+    from micronas.proxies.registry import ProxySettings, get_indicator, list_indicators
+    from micronas.spaces import Candidate
+
+    task = Task.custom((1, 12, 9), 3)
+    arch = McuSpace().parse("w0.2_h128|k5e3|k7e4|k3e6|k5e3|k7e3|k3e4")
+    settings = ProxySettings(ntk_batch=4, lr_samples=50, zc_batch=4)
+    ran = 0
+    for name in list_indicators():
+        ind = get_indicator(name)
+        if ind.fn is None:  # population indicators (a rank sum of others)
+            continue
+        v = ind.fn(Candidate(McuSpace(), arch, task), settings, 0)
+        assert np.isfinite(v.value), name
+        ran += 1
+    assert ran >= 8

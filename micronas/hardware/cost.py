@@ -7,10 +7,14 @@ Latency (docs/cost_model.md): per layer,
 
     cycles = overhead_cycles + cycles_per_layer + cycles_per_mac * MACs
              + cycles_per_output * out_elements + cycles_per_input * in_elements
-             + cycles_per_window * window_elements
+             + cycles_per_window * window_elements + cycles_per_valid_mac * valid_MACs
+             + cycles_per_kernel_row * kernel_rows
 
 with the coefficients of the layer's op class on the device's core (``window_elements`` is
-kernel area x output elements for pooling). ``latency_ms = cycles / (clock_mhz * 1e3)``.
+kernel area x output elements for pooling; for convolutions ``valid_MACs`` counts only the
+taps inside the input, which kernels that skip the padding compute, and ``kernel_rows`` the
+valid kernel rows over all outputs and output channels, the inner loop's restarts; a
+coefficient a profile does not give is 0). ``latency_ms = cycles / (clock_mhz * 1e3)``.
 
 Flash: int8 weights + int32 biases + per-channel quantisation parameters + flatbuffer
 entries per operator and per tensor + the runtime's code.
@@ -75,14 +79,28 @@ def scratch_bytes(net: Network, layer: Layer, device: Device) -> int:
     return 0
 
 
+def _valid_taps(size: int, out: int, kernel: int, stride: int, pad: int) -> int:
+    """Kernel taps inside the input along one axis, summed over the output positions."""
+    return sum(min(size, o * stride - pad + kernel) - max(0, o * stride - pad) for o in range(out))
+
+
 def layer_features(net: Network, layer: Layer) -> dict[str, float]:
     """The quantities the latency coefficients multiply (keys = coefficient names)."""
     out = net.tensors[layer.output].numel
     inp = sum(net.tensors[t].numel for t in layer.inputs)
     window = layer.kernel[0] * layer.kernel[1] * out if layer.op.endswith("pool2d") else 0
+    valid = rows = 0.0
+    if layer.op in ("conv2d", "depthwise_conv2d"):
+        cin, h, w = net.tensors[layer.inputs[0]].shape
+        cout, oh, ow = net.tensors[layer.output].shape
+        (kh, kw), (sh, sw), (ph, pw) = layer.kernel, layer.stride, layer.padding
+        vy, vx = _valid_taps(h, oh, kh, sh, ph), _valid_taps(w, ow, kw, sw, pw)
+        per = 1 if layer.op == "depthwise_conv2d" else cin // layer.groups
+        valid, rows = float(vy * vx * per * cout), float(vy * ow * cout)
     return {"cycles_per_mac": float(layer.macs), "cycles_per_output": float(out),
             "cycles_per_input": float(inp), "cycles_per_window": float(window),
-            "cycles_per_layer": 1.0}
+            "cycles_per_layer": 1.0, "cycles_per_valid_mac": valid,
+            "cycles_per_kernel_row": rows}
 
 
 def layer_cycles(net: Network, layer: Layer, device: Device) -> float:
