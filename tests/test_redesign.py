@@ -120,7 +120,8 @@ def test_report_and_plot_of_a_prune_search(tmp_path):
                      config=cfg.__dict__, history=hist)
     md = _markdown(r)
     assert "SRAM none" in md and "None" not in md and "latency 300 ms" in md
-    assert [x["arch"] for x in evaluated_archs(r)] == ["x"]
+    assert [x["arch"] for x in evaluated_archs(r.history, r.arch, r.indicators,
+                                               r.latency_ms)] == ["x"]
     pts, _, _, note = plot_points(r, None, None)
     assert pts == [] and "supernets" in note
     write_outputs(r, tmp_path, pts, "y", 1.0, note)

@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from micronas.fileio import atomic_write
-from micronas.search.objective import goodness, ranks
+from micronas.search.pareto import evaluated_archs, indicator_part, pareto_front
 from micronas.search.run import SearchConfig, SearchResult
+
+__all__ = ["evaluated_archs", "pareto_front", "plot_points", "write_outputs"]
 
 LABELS = {"ntk_cond": "NTK condition number", "linear_regions": "linear regions"}
 
@@ -43,7 +45,9 @@ def _markdown(r: SearchResult) -> str:
         f"{_budget(c['max_sram_kb'], 'KB')}, flash {_budget(c['max_flash_kb'], 'KB')} (plus the "
         "device's own memory)"
         + (f"; pruning keeps >= {c['fill']:g} of a binding budget's capacity"
-           if c["strategy"] == "prune" and c["fill"] else ""), "",
+           if c["strategy"] == "prune" and c["fill"] else ""),
+        f"- reserved for the application: {r.reserve_sram_bytes / 1024:.1f} KB SRAM, "
+        f"{r.reserve_flash_bytes / 1024:.1f} KB flash (outside every budget)", "",
         "| quantity | value |", "|---|---|",
         *[f"| {LABELS.get(n, n)} | {v:.4g} |" for n, v in r.indicators.items()],
         f"| latency | {r.latency_ms:.2f} ms |",
@@ -52,6 +56,11 @@ def _markdown(r: SearchResult) -> str:
         f"| MACs | {r.macs:,} |",
         f"| params | {r.params:,} |",
         f"| fits | {'yes' if r.fits else 'no'} |",
+        *([f"| network input | {r.network_input[1]}x{r.network_input[2]}x{r.network_input[0]} |"]
+          if r.network_input else []),
+        *([f"| Pareto front | {len(r.pareto)} evaluated architectures, "
+           f"{r.pareto[0]['latency_ms']:.1f}-{r.pareto[-1]['latency_ms']:.1f} ms "
+           "(`result.json`: `pareto`) |"] if len(r.pareto) > 1 else []),
         f"| search time | {r.search_seconds:.1f} s ({r.evaluations} indicator evaluations) |",
     ]
     if r.accuracy is not None:
@@ -60,17 +69,6 @@ def _markdown(r: SearchResult) -> str:
                   f"(`{r.oracle_arch}`) |"]
     lines += ["", "Versions: " + ", ".join(f"{k} {v}" for k, v in r.versions.items()), ""]
     return "\n".join(lines)
-
-
-def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    """Points no other point beats in both lower x and higher y, by increasing x."""
-    front: list[tuple[float, float]] = []
-    best = float("-inf")
-    for x, y in sorted(points, key=lambda p: (p[0], -p[1])):
-        if y > best:
-            front.append((x, y))
-            best = y
-    return front
 
 
 def _plot(r: SearchResult, path: Path, points: list[tuple[float, float]],
@@ -109,45 +107,6 @@ def _plot(r: SearchResult, path: Path, points: list[tuple[float, float]],
     plt.close(fig)
 
 
-def evaluated_archs(r: SearchResult) -> list[dict[str, Any]]:
-    """The complete architectures a search evaluated (never pruning's supernets), each
-    once, with the chosen one last."""
-    items: dict[str, dict[str, Any]] = {}
-    for h in r.history:
-        for x in h.get("refine", [h]):
-            if "arch" in x and "latency_ms" in x:
-                items.setdefault(x["arch"], x)
-    items.pop(r.arch, None)
-    return [*items.values(), {"arch": r.arch, **r.indicators, "latency_ms": r.latency_ms}]
-
-
-def _indicator_part(r: SearchResult, items: list[dict[str, Any]]) -> list[float]:
-    """Each item's indicator part of the objective: percentile ranks weighted by share."""
-    mix = SearchConfig(**r.config).weights().indicators
-    if len(items) <= 1:
-        return [1.0] * len(items)
-    y = sum(share * ranks(goodness(n, [x[n] for x in items]), "percentile") for n, share in mix)
-    return [float(v) for v in y]
-
-
-def front(r: SearchResult) -> list[dict[str, Any]]:
-    """The Pareto front (lower latency, higher indicator part of the objective) of the
-    complete architectures the search evaluated (all feasible: strategies evaluate nothing
-    else), by increasing latency; each with its costs when known."""
-    items = evaluated_archs(r)
-    ys = _indicator_part(r, items)
-    pts = {(x["latency_ms"], y) for x, y in zip(items, ys, strict=True)}
-    on = set(pareto_front(sorted(pts)))
-    out = []
-    for x, y in zip(items, ys, strict=True):
-        if (x["latency_ms"], y) in on:
-            on.discard((x["latency_ms"], y))
-            keep = {k: x[k] for k in ("peak_sram_bytes", "flash_bytes") if k in x}
-            out.append({"arch": x["arch"], "latency_ms": x["latency_ms"], "score": y,
-                        "chosen": x["arch"] == r.arch, **keep})
-    return sorted(out, key=lambda d: d["latency_ms"])
-
-
 def plot_points(r: SearchResult, table: Any, all_costs: dict | None
                 ) -> tuple[list[tuple[float, float]], str, float, str | None]:
     """(points, y label, chosen y, note): true accuracy of every architecture when a
@@ -160,8 +119,8 @@ def plot_points(r: SearchResult, table: Any, all_costs: dict | None
         task = resolve_task(r.task)
         pts = [(c.latency_ms, table.acc(a, task)) for a, c in all_costs.items()]
         return pts, f"{r.task} test accuracy (%, ground truth)", float(r.accuracy), None
-    items = evaluated_archs(r)
-    y = _indicator_part(r, items)
+    items = evaluated_archs(r.history, r.arch, r.indicators, r.latency_ms)
+    y = indicator_part(items, SearchConfig(**r.config).weights().indicators)
     pts = [(x["latency_ms"], v) for x, v in zip(items, y, strict=True)]
     note = None
     if len(items) == 1:

@@ -18,6 +18,7 @@ from micronas.proxies.registry import ProxySettings
 from micronas.search.costs import BudgetFilter, Budgets, CostModel, lower_bound
 from micronas.search.evaluate import Evaluator
 from micronas.search.objective import DEFAULT_MIX, Weights, parse_mix
+from micronas.search.pareto import front
 from micronas.search.strategies import STRATEGIES, Progress, Refine, drive, make_strategy
 from micronas.spaces import Candidate, SearchSpace, bind, get_space, has, index_of
 from micronas.tasks import Task, resolve_task
@@ -287,9 +288,7 @@ def _run(cfg: SearchConfig, ev: Evaluator, w: Weights, filt: BudgetFilter, devic
         classes=task.classes, history=res.history, versions=versions())
     out.reserve_sram_bytes, out.reserve_flash_bytes = cfg.reserves(device)
     out.network_input = Candidate(space, arch, task).variant_input("full")
-    from micronas.search.report import front
-
-    out.pareto = front(out)
+    out.pareto = front(out.history, out.arch, out.indicators, out.latency_ms, w.indicators)
     if not filt.ok(arch):  # an invariant of every strategy; never hand back a violation
         raise MicronasError(f"internal error: {out.arch} violates {filt.violations(arch)}")
     if table is not None:
