@@ -159,6 +159,8 @@ def designed_layers(seed: int = 0, max_macs: int = 3_000_000) -> list[tuple[Netw
         g = GraphBuilder("design", (c, s, s))
         net = lower_for_tflm(g.build([pad_then_conv(g, g.input_name)]))
         out.append((net, next(lay for lay in net.layers if lay.op == "pad")))
+    for c, s in pick(maps, 8):
+        one((c, s, s), lambda g, x: g.concat([x, g.relu(x, name="r")], name="cat"))
     return out
 
 

@@ -34,6 +34,7 @@ LAYER_OPS = (
     "maxpool2d",
     "global_avgpool",
     "add",
+    "concat",            # along channels (inputs and output share quantisation)
     "relu",
     "relu6",             # min(max(x, 0), 6)
     "affine",            # per-channel scale and shift (a BatchNorm that cannot be folded)
@@ -241,6 +242,18 @@ class GraphBuilder:
             raise MicronasError(f"{name}: cannot add shapes {self.shape(a)} and {self.shape(b)}")
         return self._add(Layer(name=name, op="add", inputs=(a, b), output=name,
                                tag=tag or name), self.shape(a))
+
+    def concat(self, xs: Sequence[str], *, name: str, tag: str = "") -> str:
+        """Concatenation along channels (the first axis) of tensors of one spatial shape."""
+        if len(xs) < 2:
+            raise MicronasError(f"{name}: a concatenation needs at least two inputs")
+        rest = {self.shape(x)[1:] for x in xs}
+        if len(rest) != 1:
+            raise MicronasError(f"{name}: cannot concatenate shapes "
+                                f"{', '.join(str(self.shape(x)) for x in xs)} along channels")
+        shape = (sum(self.shape(x)[0] for x in xs), *rest.pop())
+        return self._add(Layer(name=name, op="concat", inputs=tuple(xs), output=name,
+                               tag=tag or name), shape)
 
     def sum(self, terms: Sequence[str], *, name: str, tag: str = "") -> str:
         """Sum of ``terms`` as a chain of adds; one term is returned as is (buffer reuse)."""

@@ -5,9 +5,9 @@ its only reader is folded), Conv1d on a ``(C, L)`` input (a 1 x K convolution on
 BatchNorm2d (standalone -> ``affine``), ReLU / ``F.relu`` (-> ``relu``), ReLU6 / ``F.relu6``
 / ``hardtanh(0, 6)`` (-> ``relu6``), Linear, AvgPool2d, MaxPool2d, AdaptiveAvgPool2d(1) /
 AdaptiveAvgPool1d(1) and ``mean`` over the spatial axes (-> ``global_avgpool``), ``+`` /
-``torch.add``, flatten / view / reshape and Identity / Dropout (buffer reuse), multiplication
+``torch.add``, ``torch.cat`` along channels (-> ``concat``), flatten / view / reshape and Identity / Dropout (buffer reuse), multiplication
 by a constant 0 (-> ``zeros``) and by another constant (folded into quantisation). Anything
-else (Hardswish, SiLU, concatenation, ...) raises a one-line MicronasError naming the module
+else (Hardswish, SiLU, concatenation along another axis, ...) raises a one-line MicronasError naming the module
 or node.
 """
 
@@ -27,6 +27,7 @@ _RELU_FUNCS = {torch.relu, nn.functional.relu}
 _RELU6_FUNCS = {nn.functional.relu6}
 _ADD_FUNCS = {operator.add, torch.add}
 _FLATTEN = {torch.flatten}
+_CAT = {torch.cat, torch.concat}
 
 
 def _pair(v: int | Sequence[int], what: str, node: str) -> tuple[int, int]:
@@ -137,6 +138,13 @@ def trace(model: nn.Module, input_shape: Sequence[int], name: str | None = None)
             tensor[nm] = g.add(src(node.args[0]), src(node.args[1]), name=nm)
         elif node.op == "call_function" and node.target in _RELU_FUNCS:
             tensor[nm] = g.relu(src(node.args[0]), name=nm)
+        elif node.op == "call_function" and node.target in _CAT:
+            xs = node.args[0]
+            dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim", 0)
+            if not isinstance(xs, list | tuple) or dim not in (1, -len(shape)):
+                raise MicronasError(f"node {nm}: only concatenation along channels (dim=1) is "
+                                    "supported")
+            tensor[nm] = g.concat([src(x) for x in xs], name=nm)
         elif node.op == "call_function" and node.target in _RELU6_FUNCS:
             tensor[nm] = g.relu6(src(node.args[0]), name=nm)
         elif (node.op == "call_function" and node.target in _FLATTEN) or (

@@ -110,15 +110,59 @@ def test_tracer_relu6_conv1d_and_errors():
         trace(nn.Sequential(nn.Conv2d(1, 2, 3), nn.Hardswish()), (1, 8, 8))
 
     class Cat(nn.Module):
-        def __init__(self):
+        def __init__(self, dim: int = 1):
             super().__init__()
             self.a, self.b = nn.Conv2d(1, 2, 1), nn.Conv2d(1, 2, 1)
+            self.dim = dim
 
         def forward(self, x):
-            return torch.cat([self.a(x), self.b(x)], dim=1)
+            return torch.cat([self.a(x), self.b(x)], dim=self.dim)
 
-    with pytest.raises(MicronasError, match="cat.*not supported by the IR tracer"):
-        trace(Cat(), (1, 8, 8))
+    with pytest.raises(MicronasError, match="only concatenation along channels"):
+        trace(Cat(2), (1, 8, 8))
+
+
+class Inception(nn.Module):
+    """Two branches of different widths concatenated, a pooled skip among them."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Sequential(nn.Conv2d(3, 4, 1), nn.ReLU())
+        self.b = nn.Sequential(nn.Conv2d(3, 6, 3, 2, 1), nn.BatchNorm2d(6), nn.ReLU6())
+        self.pool = nn.MaxPool2d(2, 2)
+        self.head = nn.Linear(13, 5)
+
+    def forward(self, x):
+        y = torch.cat([self.pool(self.a(x)), self.b(x), self.pool(x)], dim=1)
+        return self.head(y.mean(dim=(2, 3)))
+
+
+def test_concat_traced_exported_and_emulated():
+    pytest.importorskip("tflite_micro", reason="pip install tflite-micro")
+    from micronas.deploy.export import parity, prepare
+    from micronas.deploy.quantize import gaussian_batch
+    from micronas.deploy.tflite import build_tflite, tflm_arena
+    from micronas.hardware import estimate, load_device
+    from micronas.hardware.planner import plan
+
+    net = trace(Inception(), (3, 10, 10))
+    cat = next(la for la in net.layers if la.op == "concat")
+    assert len(cat.inputs) == 3 and net.tensors[cat.output].shape == (13, 5, 5)
+    assert estimate(net, load_device("stm32l4r5")).latency_ms > 0
+    q = prepare(net, seed=3)
+    assert len({q.tensors[t] for t in (*cat.inputs, cat.output)}) == 1  # one quantisation
+    data, index = build_tflite(q)
+    p = parity(q, data, index, q.input_quant.quantize(gaussian_batch(net, 2, 5)))
+    assert p["tflm_equals_int8_model"] and p["layerwise_max_lsb"] <= 1
+    assert tflm_arena(data).head == plan(q.net)[0]
+    if shutil.which("arm-none-eabi-gcc") is None:
+        pytest.skip("no arm-none-eabi-gcc for the emulated half")
+    pytest.importorskip("unicorn", reason="pip install unicorn capstone")
+    from micronas.deploy.measure import LayerCache, measure_network
+
+    assert measure_network(net, "cortex-m4", "whole").bit_exact
+    layers = measure_network(net, "cortex-m4", "layers", cache=LayerCache("cortex-m4", disk=False))
+    assert all(m.cycles > 0 for m in layers.layers)
 
 
 def test_cli_search_mcu_json(capsys):

@@ -118,6 +118,14 @@ def _call(qnet: QNetwork, layer: Layer, i: int, k, t, decls: list[str]) -> str:
         return (f"  mn_add({t(layer.inputs[0])}, {t(layer.inputs[1])}, {n}, {t(layer.output)}, "
                 f"{k.input_offsets[0]}, {k.input_offsets[1]}, {k.output_offset}, {k.left_shift}, "
                 f"{m1}, {s1}, {m2}, {s2}, {mo}, {so}, {k.act_min}, {k.act_max});")
+    if op == "concat":  # each input into its channel slice of the output (NHWC)
+        calls, offset = [], 0
+        for src in layer.inputs:
+            c = _hw(net.tensors[src].shape)[2]
+            calls.append(f"  mn_concat({t(src)}, {oh * ow}, {c}, {t(layer.output)}, {oc}, "
+                         f"{offset});")
+            offset += c
+        return "\n".join(calls)
     if op in ("relu", "relu6"):
         return (f"  mn_clamp({t(layer.inputs[0])}, {oh * ow * oc}, {t(layer.output)}, "
                 f"{k.act_min}, {k.act_max});")

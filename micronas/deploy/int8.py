@@ -145,6 +145,8 @@ def run_layer(qnet: QNetwork, layer: Layer, xs: list[np.ndarray], rounding: str 
         y = multiply_smaller_than_one(sa + sb, k.multipliers[2], k.shifts[2], rounding) + k.output_offset
     elif op in ("relu", "relu6"):
         y = xs[0].astype(np.int64)
+    elif op == "concat":  # inputs and output share quantisation: a copy
+        y = np.concatenate([x.astype(np.int64) for x in xs], axis=1)
     elif op == "pad":
         ph, pw = layer.padding
         _, h, w = out_shape

@@ -24,7 +24,7 @@ from micronas.deploy.emulate import LayerMeasurement, Measurement
 from micronas.deploy.export import prepare
 from micronas.deploy.quantize import check_exportable, gaussian_batch
 from micronas.errors import MicronasError
-from micronas.ir import Layer, Network, Tensor, lower_for_tflm
+from micronas.ir import GraphBuilder, Layer, Network, Tensor, lower_for_tflm
 
 
 def signature(net: Network, layer: Layer) -> str:
@@ -35,8 +35,18 @@ def signature(net: Network, layer: Layer) -> str:
 
 
 def single_layer_network(net: Network, layer: Layer) -> Network:
-    """``layer`` alone, reading a fresh input (both operands of an add read it)."""
+    """``layer`` alone, reading a fresh input (both operands of an add read it). A
+    concatenation of differently sized inputs reads 1x1 convolutions of one input (only the
+    concatenation is measured)."""
     src = layer.inputs[0]
+    if layer.op == "concat" and len({net.tensors[t].shape for t in layer.inputs}) > 1:
+        shapes = [net.tensors[t].shape for t in layer.inputs]
+        g = GraphBuilder("concat", (max(s[0] for s in shapes), *shapes[0][1:]), "x")
+        xs = [g.conv("x", s[0], 1, name=f"x{i}") for i, s in enumerate(shapes)]
+        g.concat(xs, name=layer.output)
+        one = g.build([layer.output])
+        one.layers[-1] = replace(layer, inputs=tuple(xs))
+        return one
     tensors = {"x": Tensor("x", net.tensors[src].shape), layer.output: net.tensors[layer.output]}
     one = replace(layer, inputs=tuple("x" for _ in layer.inputs))
     return Network(f"{layer.op}", tensors, [one], ("x",), (layer.output,), {})
@@ -75,7 +85,7 @@ def measure_layer(net: Network, layer: Layer, core: str, cache: LayerCache | Non
     one = single_layer_network(net, layer)
     q = prepare(one, seed)
     x = q.input_quant.quantize(gaussian_batch(one, 1, seed + 2))[0]
-    res = emulate.measure(q, core, x).layers[0]
+    res = emulate.measure(q, core, x).layers[-1]  # the measured layer comes last
     if cache is not None:
         cache.put(key, {"instructions": res.instructions, "cycles": res.cycles,
                            "classes": res.classes})

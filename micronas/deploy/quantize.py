@@ -5,6 +5,9 @@
 - Activations: per-tensor asymmetric int8 from the min/max of a calibration batch (the range
   always includes 0, so 0.0 is exact).
 - Biases: int32 with scale ``input_scale * weight_scale`` and zero point 0.
+- A concatenation's inputs and output share one quantisation (TFLM's int8 CONCATENATION
+  copies bytes): the range over all of them, passed up through the layers that keep their
+  input's quantisation.
 - Pools, ``pad``, a standalone ReLU / ReLU6 and the global average pool keep their input's
   quantisation (TFLite requires it of the pools; for ReLU it makes the op exact, ``max(x, zp)``).
 - Scales are float32 values, as stored in a .tflite file; every multiplier derived from them
@@ -26,7 +29,7 @@ from micronas.ir import Layer, Network
 
 WEIGHTED = ("conv2d", "depthwise_conv2d", "fully_connected", "affine")
 SAME_QUANT = ("avgpool2d", "maxpool2d", "global_avgpool", "relu", "relu6", "pad")
-SUPPORTED = WEIGHTED + SAME_QUANT + ("add",)
+SUPPORTED = WEIGHTED + SAME_QUANT + ("add", "concat")
 
 
 @dataclass(frozen=True)
@@ -148,6 +151,44 @@ def _weight_scales(w: np.ndarray, per_channel: bool) -> np.ndarray:
     return np.where(amax > 0, amax / 127.0, 1.0).astype(np.float32)
 
 
+def _shared_quant(net: Network, acts: dict[str, np.ndarray]) -> dict[str, TensorQuant]:
+    """One quantisation per group of tensors that must share it: a concatenation's inputs and
+    output, joined through the layers that keep their input's quantisation. Tensors outside
+    every concatenation's group are not listed."""
+    parent: dict[str, str] = {}
+
+    def find(t: str) -> str:
+        while parent.get(t, t) != t:
+            t = parent[t]
+        return t
+
+    def union(a: str, b: str) -> None:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[ra] = rb
+
+    concat = [la for la in net.layers if la.op == "concat"]
+    if not concat:
+        return {}
+    for layer in net.layers:
+        if layer.op in SAME_QUANT or layer.op == "concat":
+            for t in layer.inputs:
+                union(t, layer.output)
+    groups: dict[str, list[str]] = {}
+    for t in net.tensors:
+        groups.setdefault(find(t), []).append(t)
+    out: dict[str, TensorQuant] = {}
+    for la in concat:
+        members = groups[find(la.output)]
+        if members[0] in out:
+            continue
+        lo = min(float(acts[t].min()) for t in members)
+        hi = max(float(acts[t].max()) for t in members)
+        q = activation_quant(lo, hi)
+        out.update(dict.fromkeys(members, q))
+    return out
+
+
 def quantize_layers(net: Network, weights: dict[str, FloatParams],
                     acts: dict[str, np.ndarray], calibration_batch: int) -> QNetwork:
     """Quantise the lowered network ``net`` with activation ranges from ``acts`` (the float
@@ -155,10 +196,13 @@ def quantize_layers(net: Network, weights: dict[str, FloatParams],
     quantize_network` computes them)."""
     tq: dict[str, TensorQuant] = {}
     inp = net.inputs[0]
-    tq[inp] = activation_quant(acts[inp].min(), acts[inp].max())
+    shared = _shared_quant(net, acts)
+    tq[inp] = shared.get(inp) or activation_quant(acts[inp].min(), acts[inp].max())
     params: dict[str, QParams] = {}
     for layer in net.layers:
-        if layer.op in SAME_QUANT:
+        if layer.output in shared:
+            tq[layer.output] = shared[layer.output]
+        elif layer.op in SAME_QUANT:
             tq[layer.output] = tq[layer.inputs[0]]
         else:
             a = acts[layer.output]

@@ -38,6 +38,8 @@ def _layer(layer: Layer, net: Network, xs: list[torch.Tensor], w: torch.Tensor |
         y = x.mean(dim=(2, 3))
     elif op == "add":
         y = xs[0] + xs[1]
+    elif op == "concat":
+        y = torch.cat(xs, dim=1)
     elif op == "relu":
         y = torch.relu(x)
     elif op == "relu6":

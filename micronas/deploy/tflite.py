@@ -9,7 +9,7 @@ scales on axis 0); depthwise_conv2d and affine -> DEPTHWISE_CONV_2D (``1 x kh x 
 scales on axis 3; an affine is a 1x1 depthwise); fully_connected -> FULLY_CONNECTED (per-tensor
 weights, columns permuted from CHW to HWC order when the input is spatial); avgpool2d /
 maxpool2d -> AVERAGE_POOL_2D / MAX_POOL_2D; global_avgpool -> AVERAGE_POOL_2D over the whole
-map; add -> ADD; relu / relu6 -> RELU / RELU6; pad -> PAD (the pad value is the input zero point). SAME/VALID
+map; add -> ADD; concat -> CONCATENATION (channels); relu / relu6 -> RELU / RELU6; pad -> PAD (the pad value is the input zero point). SAME/VALID
 come from :func:`micronas.ir.tflite_padding`; fused ReLU / ReLU6 become
 ``fusedActivationFunction``; strides are (height, width).
 """
@@ -139,6 +139,11 @@ def build_tflite(qnet: QNetwork) -> tuple[bytes, dict[str, int]]:
             code = fb.BuiltinOperator.ADD
             opts = fb.AddOptionsT(fusedActivationFunction=fused)
             op.builtinOptionsType = fb.BuiltinOptions.AddOptions
+        elif layer.op == "concat":
+            code = fb.BuiltinOperator.CONCATENATION
+            opts = fb.ConcatenationOptionsT(axis=3 if len(net.tensors[layer.output].shape) == 3
+                                            else 1, fusedActivationFunction=fused)
+            op.builtinOptionsType = fb.BuiltinOptions.ConcatenationOptions
         elif layer.op == "relu":
             code, opts = fb.BuiltinOperator.RELU, None
         elif layer.op == "relu6":

@@ -200,6 +200,16 @@ void mn_add(const int8_t *a, const int8_t *b, int n, int8_t *out, int32_t a_off,
   }
 }
 
+/* One input of a channel concatenation: its c_in channels of every pixel into the output's
+ * channels [offset, offset + c_in) (inputs and output share quantisation: a copy). */
+void mn_concat(const int8_t *in, int pixels, int c_in, int8_t *out, int c_out, int offset) {
+  for (int p = 0; p < pixels; ++p) {
+    const int8_t *src = in + p * c_in;
+    int8_t *dst = out + p * c_out + offset;
+    for (int i = 0; i < c_in; ++i) dst[i] = src[i];
+  }
+}
+
 /* A standalone RELU / RELU6: clamp to [lo, hi] (input and output share quantisation). */
 void mn_clamp(const int8_t *in, int n, int8_t *out, int32_t lo, int32_t hi) {
   for (int i = 0; i < n; ++i) out[i] = clamp8(in[i], lo, hi);

@@ -23,6 +23,7 @@ void mn_add(const int8_t *a, const int8_t *b, int n, int8_t *out, int32_t a_off,
             int32_t out_off, int left_shift, int32_t a_mult, int32_t a_shift, int32_t b_mult,
             int32_t b_shift, int32_t out_mult, int32_t out_shift, int32_t act_min,
             int32_t act_max);
+void mn_concat(const int8_t *in, int pixels, int c_in, int8_t *out, int c_out, int offset);
 void mn_clamp(const int8_t *in, int n, int8_t *out, int32_t lo, int32_t hi);
 void mn_pad(const int8_t *in, int ih, int iw, int c, int8_t *out, int oh, int ow, int top,
             int left, int8_t value);
