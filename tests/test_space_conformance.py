@@ -119,4 +119,8 @@ def test_chain3_searches_through_the_same_door():
     assert r.space == "chain3" and r.index is None and r.input_shape == (1, 20, 12)
     assert get_space("chain3").parse(r.arch)
     with pytest.raises(Exception, match="prune needs a supernet"):
-        run_search(SearchConfig(space="chain3", input="20x12x1", classes=3, workers=1))
+        run_search(SearchConfig(space="chain3", strategy="prune", input="20x12x1", classes=3,
+                                workers=1))
+    # without a supernet the default strategy is evolution
+    assert SearchConfig(space="chain3").resolved_strategy() == "evolution"
+    assert SearchConfig().resolved_strategy() == "prune"
