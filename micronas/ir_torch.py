@@ -1,14 +1,15 @@
 """Trace any torch module into the network IR with torch.fx, so a user's model can be costed.
 
 Supported: Conv2d (any groups, square or not; a following BatchNorm2d / BatchNorm1d that is
-its only reader is folded), Conv1d on a ``(C, L)`` input (a 1 x K convolution on a 1 x L map),
-BatchNorm2d (standalone -> ``affine``), ReLU / ``F.relu`` (-> ``relu``), ReLU6 / ``F.relu6``
-/ ``hardtanh(0, 6)`` (-> ``relu6``), Linear, AvgPool2d, MaxPool2d, AdaptiveAvgPool2d(1) /
-AdaptiveAvgPool1d(1) and ``mean`` over the spatial axes (-> ``global_avgpool``), ``+`` /
-``torch.add``, ``torch.cat`` along channels (-> ``concat``), flatten / view / reshape and Identity / Dropout (buffer reuse), multiplication
-by a constant 0 (-> ``zeros``) and by another constant (folded into quantisation). Anything
-else (Hardswish, SiLU, concatenation along another axis, ...) raises a one-line MicronasError naming the module
-or node.
+its only reader is folded), Conv1d on a ``(C, L)`` input (a 1 x K convolution on a 1 x L
+map), BatchNorm2d (standalone -> ``affine``), ReLU / ``F.relu`` (-> ``relu``), ReLU6 /
+``F.relu6`` / ``hardtanh(0, 6)`` (-> ``relu6``), Linear, AvgPool2d, MaxPool2d,
+AdaptiveAvgPool2d(1) / AdaptiveAvgPool1d(1) and ``mean`` over the spatial axes (->
+``global_avgpool``), ``+`` / ``torch.add``, ``torch.cat`` along channels (-> ``concat``),
+flatten / view / reshape and Identity / Dropout (buffer reuse), multiplication by a constant
+0 (-> ``zeros``) and by another constant (folded into quantisation). Anything else
+(Hardswish, SiLU, concatenation along another axis, ...) raises a one-line MicronasError
+naming the module or node.
 """
 
 from __future__ import annotations

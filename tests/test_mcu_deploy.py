@@ -69,8 +69,8 @@ def test_tflm_bit_exact_and_arena_on_mcu_networks():
 
 def test_relu6_clamp_is_tflms():
     """A fused ReLU6's upper clamp is zero_point + round(6 / scale), as TFLM computes it."""
-    from micronas.deploy.int8 import layer_constants
     from micronas.deploy.export import prepare
+    from micronas.deploy.int8 import layer_constants
 
     q = prepare(_standalone_relu6(), seed=0)
     layer = next(la for la in q.net.layers if la.op == "relu6")

@@ -6,12 +6,13 @@ Python interpreter (x86 build, reference kernels).
 
 Mapping (IR channels-first -> TFLite NHWC): conv2d -> CONV_2D (OHWI weights, per-channel
 scales on axis 0); depthwise_conv2d and affine -> DEPTHWISE_CONV_2D (``1 x kh x kw x C``,
-scales on axis 3; an affine is a 1x1 depthwise); fully_connected -> FULLY_CONNECTED (per-tensor
-weights, columns permuted from CHW to HWC order when the input is spatial); avgpool2d /
-maxpool2d -> AVERAGE_POOL_2D / MAX_POOL_2D; global_avgpool -> AVERAGE_POOL_2D over the whole
-map; add -> ADD; concat -> CONCATENATION (channels); relu / relu6 -> RELU / RELU6; pad -> PAD (the pad value is the input zero point). SAME/VALID
-come from :func:`micronas.ir.tflite_padding`; fused ReLU / ReLU6 become
-``fusedActivationFunction``; strides are (height, width).
+scales on axis 3; an affine is a 1x1 depthwise); fully_connected -> FULLY_CONNECTED
+(per-tensor weights, columns permuted from CHW to HWC order when the input is spatial);
+avgpool2d / maxpool2d -> AVERAGE_POOL_2D / MAX_POOL_2D; global_avgpool -> AVERAGE_POOL_2D
+over the whole map; add -> ADD; concat -> CONCATENATION (channels); relu / relu6 -> RELU /
+RELU6; pad -> PAD (the pad value is the input zero point). SAME/VALID come from
+:func:`micronas.ir.tflite_padding`; fused ReLU / ReLU6 become ``fusedActivationFunction``;
+strides are (height, width).
 """
 
 from __future__ import annotations
