@@ -10,6 +10,10 @@ flatten / view / reshape and Identity / Dropout (buffer reuse), multiplication b
 0 (-> ``zeros``) and by another constant (folded into quantisation). Anything else
 (Hardswish, SiLU, concatenation along another axis, ...) raises a one-line MicronasError
 naming the module or node.
+
+``net.meta["sources"]`` maps each weighted layer to the module(s) its weights come from (the
+convolution or linear layer, and the BatchNorm folded into it), so
+:func:`micronas.deploy.weights.weights_from_torch` can read a trained model's weights.
 """
 
 from __future__ import annotations
@@ -66,6 +70,8 @@ def trace(model: nn.Module, input_shape: Sequence[int], name: str | None = None)
                      (shape[0], 1, *shape[1:]) if len(shape) == 2 else shape)
     tensor: dict[str, str] = {}
     outputs: list[str] = []
+    # layer name -> (the module holding its weights, the BatchNorm folded into it / itself)
+    sources: dict[str, tuple[str | None, str | None]] = {}
 
     def src(arg: object) -> str:
         if not isinstance(arg, fx.Node) or arg.name not in tensor:
@@ -111,17 +117,20 @@ def trace(model: nn.Module, input_shape: Sequence[int], name: str | None = None)
                 out = g.conv(x, m.out_channels, k, st, pd, m.groups, bn=bn is not None,
                              bias=m.bias is not None, name=nm, tag=str(node.target))
                 tensor[nm] = out
+                sources[nm] = (str(node.target), None if bn is None else str(bn.target))
                 if bn is not None:
                     tensor[bn.name] = out
             elif isinstance(m, nn.BatchNorm2d | nn.BatchNorm1d):
                 if nm not in tensor:  # not folded
                     tensor[nm] = g.affine(x, name=nm)
+                    sources[nm] = (None, str(node.target))
             elif isinstance(m, nn.ReLU):
                 tensor[nm] = g.relu(x, name=nm)
             elif _is_relu6(m):
                 tensor[nm] = g.relu6(x, name=nm)
             elif isinstance(m, nn.Linear):
                 tensor[nm] = g.fc(x, m.out_features, bias=m.bias is not None, name=nm)
+                sources[nm] = (str(node.target), None)
             elif isinstance(m, nn.AvgPool2d | nn.MaxPool2d):
                 kind = "avg" if isinstance(m, nn.AvgPool2d) else "max"
                 tensor[nm] = g.pool(x, _pair(m.kernel_size, "kernel", nm),
@@ -167,4 +176,4 @@ def trace(model: nn.Module, input_shape: Sequence[int], name: str | None = None)
         else:
             raise MicronasError(f"node {nm} ({node.op} {getattr(node.target, '__name__', node.target)}) "
                                 "is not supported by the IR tracer")
-    return g.build(outputs, meta={"traced": type(model).__name__})
+    return g.build(outputs, meta={"traced": type(model).__name__, "sources": sources})

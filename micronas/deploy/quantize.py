@@ -15,7 +15,7 @@
 
 Float weights come from :func:`random_weights` (seeded stand-ins for trained weights, so an
 architecture can be exported and measured before it is trained) or from a torch model
-(:func:`micronas.deploy.weights_from_torch`).
+(:func:`micronas.deploy.weights.weights_from_torch`, BatchNorm folded).
 """
 
 from __future__ import annotations

@@ -2,7 +2,9 @@
 
 A :class:`Task` is resolved once at the edge (CLI or API: :func:`resolve_task`) and passed
 down; nothing below re-parses a name. NB201's three datasets are built-in tasks without
-data (their ground truth is the benchmark table, :mod:`micronas.bench`);
+data (their ground truth is the benchmark table, :mod:`micronas.bench`); ``digits`` and
+``fashion-mnist`` are built-in tasks with train / test data (:mod:`micronas.tasks.data`,
+which also reads a user's image folder or ``.npz``);
 ``Task.custom((C, H, W), classes)`` (CLI: ``--input HxWxC --classes K``) makes one on the
 fly for searching and costing.
 """
@@ -71,8 +73,12 @@ BUILTIN: dict[str, Task] = {
     "cifar10": Task("cifar10", (3, 32, 32), 10),
     "cifar100": Task("cifar100", (3, 32, 32), 100),
     "imagenet16-120": Task("imagenet16-120", (3, 16, 16), 120),
+    # tasks with train / test data (micronas.tasks.data)
+    "digits": Task("digits", (1, 8, 8), 10),
+    "fashion-mnist": Task("fashion-mnist", (1, 28, 28), 10),
 }
-_ALIASES = {"imagenet16": "imagenet16-120", "imagenet16_120": "imagenet16-120"}
+_ALIASES = {"imagenet16": "imagenet16-120", "imagenet16_120": "imagenet16-120",
+            "fashion_mnist": "fashion-mnist", "fashionmnist": "fashion-mnist"}
 
 
 def list_tasks() -> list[str]:

@@ -1,0 +1,363 @@
+"""Train an architecture of any space on a task's real data, on the CPU, resumably.
+
+The default recipe (:class:`Recipe`; docs/train.md says why):
+
+- AdamW (learning rate 3e-3, weight decay 0.02 on weights, none on BatchNorm and biases),
+  batch 128, one epoch of linear warm-up then a cosine decay to 0, set per step.
+- Cross-entropy with label smoothing 0.1.
+- Augmentation for images of side >= 16: random crop after zero padding by side / 8 (the
+  padding is the normalised value of a black pixel), and horizontal flips where the dataset
+  says they keep the label (fashion-mnist: yes, digits: no). Smaller inputs (digits) and
+  ``.npz`` data (MFCCs) get none unless asked.
+
+Every random choice comes from generators seeded from ``seed``: the weights from ``seed``,
+each epoch's order and augmentation from ``(seed, epoch)``, so a run resumed from a
+checkpoint draws exactly what the uninterrupted run draws. On the CPU the result is
+bit-identical (same torch build and thread count).
+
+A checkpoint (``OUT/checkpoint.pt``) is written atomically after every epoch: the model,
+the optimiser state, the epoch, the history, and everything needed to rebuild the network
+(space, architecture, task, data description and normalisation, recipe, seed, versions).
+Rerunning the same command resumes from it; a checkpoint of a different run is refused.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from micronas.errors import DataError, MicronasError
+from micronas.fileio import atomic_write
+from micronas.spaces import SearchSpace, get_space
+from micronas.spaces.base import has
+from micronas.tasks import Task
+from micronas.tasks.data import Dataset
+from micronas.torchinit import init_kaiming
+
+CHECKPOINT = "checkpoint.pt"
+FORMAT = "micronas-checkpoint-1"
+AUGMENT = ("auto", "none", "crop", "crop-flip")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a network is trained (the defaults are the documented recipe)."""
+
+    epochs: int = 15
+    batch_size: int = 128
+    lr: float = 3e-3
+    weight_decay: float = 0.02
+    warmup_epochs: float = 1.0
+    label_smoothing: float = 0.1
+    augment: str = "auto"
+    train_subset: int | None = None   # train on a seeded subset of this many samples
+
+    def validate(self) -> None:
+        if not (isinstance(self.epochs, int) and 1 <= self.epochs <= 10_000):
+            raise MicronasError(f"--epochs must be an integer 1..10000, got {self.epochs}")
+        if not (isinstance(self.batch_size, int) and 1 <= self.batch_size <= 65_536):
+            raise MicronasError(f"--batch-size must be an integer 1..65536, got {self.batch_size}")
+        for name in ("lr", "weight_decay", "warmup_epochs", "label_smoothing"):
+            v = getattr(self, name)
+            if not (isinstance(v, int | float) and math.isfinite(v) and v >= 0):
+                raise MicronasError(f"recipe {name} must be a finite number >= 0, got {v}")
+        if self.lr <= 0 or self.label_smoothing >= 1:
+            raise MicronasError("recipe: lr must be > 0 and label smoothing < 1")
+        if self.augment not in AUGMENT:
+            raise MicronasError(f"--augment {self.augment!r}: choose from {', '.join(AUGMENT)}")
+        if self.train_subset is not None and not (isinstance(self.train_subset, int)
+                                                  and self.train_subset >= 1):
+            raise MicronasError(f"train subset must be a positive integer, got {self.train_subset}")
+
+
+@dataclass
+class TrainResult:
+    """A finished (or resumed-and-finished) training run."""
+
+    checkpoint: str
+    space: str
+    arch: str
+    task: Task
+    network_input: tuple[int, int, int]
+    epochs: int
+    seed: int
+    test_accuracy: float          # float model, whole test set, in [0, 1]
+    train_seconds: float
+    resumed_from: int             # epochs already done when this call started (0: fresh)
+    history: list[dict[str, float]] = field(default_factory=list)
+    module: nn.Module | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"checkpoint": self.checkpoint, "space": self.space, "arch": self.arch,
+                "task": self.task.name, "network_input": list(self.network_input),
+                "epochs": self.epochs, "seed": self.seed,
+                "float_test_accuracy": self.test_accuracy, "train_seconds": self.train_seconds,
+                "resumed_from_epoch": self.resumed_from, "history": self.history}
+
+
+def versions() -> dict[str, str]:
+    import micronas
+
+    return {"micronas": str(micronas.__version__), "torch": str(torch.__version__),
+            "numpy": str(np.__version__), "python": platform.python_version()}
+
+
+def network_input(space: SearchSpace, arch: Any, task: Task) -> tuple[int, int, int]:
+    """The input the deployed network takes (an ``mcu`` architecture may fix a resolution)."""
+    if has(space, "variant_input"):
+        try:
+            return tuple(space.variant_input("full", task, arch))  # type: ignore[attr-defined]
+        except TypeError:
+            return tuple(space.variant_input("full", task))  # type: ignore[attr-defined]
+    return task.input_shape
+
+
+def _seeded(seed: int, *salt: int) -> torch.Generator:
+    mixed = np.random.SeedSequence([seed & 0xFFFFFFFF, *salt]).generate_state(2)
+    return torch.Generator().manual_seed(int(mixed[0]) << 32 | int(mixed[1]))
+
+
+def _resize(x: np.ndarray, shape: tuple[int, int, int]) -> torch.Tensor:
+    t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    if tuple(t.shape[2:]) != tuple(shape[1:]):
+        t = F.interpolate(t, size=tuple(shape[1:]), mode="bilinear", align_corners=False)
+    return t
+
+
+def prepare_inputs(ds: Dataset, shape: tuple[int, int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The dataset's train and test images at the network's input size."""
+    if ds.input_shape[0] != shape[0]:
+        raise DataError(f"data {ds.source} has {ds.input_shape[0]} channels but the network "
+                        f"takes {shape[0]}")
+    return _resize(ds.x_train, shape), _resize(ds.x_test, shape)
+
+
+def _augmenter(recipe: Recipe, ds: Dataset, shape: tuple[int, int, int]):
+    mode = recipe.augment
+    if mode == "auto":
+        image = ds.meta.get("kind", "image") == "image" and not ds.source.endswith(".npz")
+        mode = ("crop-flip" if ds.flips else "crop") if image and min(shape[1:]) >= 16 else "none"
+    if mode == "none":
+        return mode, None
+    pad = max(1, min(shape[1:]) // 8)
+    fill = torch.tensor([-m / s for m, s in zip(ds.mean, ds.std, strict=True)],
+                        dtype=torch.float32).view(1, -1, 1, 1)
+    flip = mode == "crop-flip"
+
+    def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        b, c, h, w = x.shape
+        padded = fill.expand(b, c, h + 2 * pad, w + 2 * pad).clone()
+        padded[:, :, pad:pad + h, pad:pad + w] = x
+        dy = torch.randint(0, 2 * pad + 1, (b,), generator=g)
+        dx = torch.randint(0, 2 * pad + 1, (b,), generator=g)
+        rows = (dy[:, None] + torch.arange(h)[None])[:, None, :, None].expand(b, c, h, w + 2 * pad)
+        cols = (dx[:, None] + torch.arange(w)[None])[:, None, None, :].expand(b, c, h, w)
+        out = padded.gather(2, rows).gather(3, cols)
+        if flip:
+            mask = torch.rand(b, generator=g) < 0.5
+            out = torch.where(mask[:, None, None, None], out.flip(3), out)
+        return out
+
+    return mode, augment
+
+
+def evaluate(module: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 500) -> float:
+    """Top-1 accuracy of ``module`` (eval mode) on ``x``, ``y``."""
+    was = module.training
+    module.eval()
+    correct = 0
+    with torch.no_grad():
+        for i in range(0, len(x), batch):
+            correct += int((module(x[i:i + batch]).argmax(1) == y[i:i + batch]).sum())
+    module.train(was)
+    return correct / max(len(x), 1)
+
+
+def _param_groups(module: nn.Module, wd: float) -> list[dict[str, Any]]:
+    decay, no_decay = [], []
+    for m in module.modules():
+        for name, p in m.named_parameters(recurse=False):
+            (decay if name == "weight" and isinstance(m, nn.Conv1d | nn.Conv2d | nn.Linear)
+             else no_decay).append(p)
+    return [{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _lr(recipe: Recipe, step: int, steps_per_epoch: int) -> float:
+    total = recipe.epochs * steps_per_epoch
+    warm = min(int(recipe.warmup_epochs * steps_per_epoch), total - 1)
+    if step < warm:
+        return recipe.lr * (step + 1) / warm
+    t = (step - warm) / max(total - warm, 1)
+    return recipe.lr * 0.5 * (1.0 + math.cos(math.pi * t))
+
+
+def _identity(space: SearchSpace, arch_text: str, task: Task, ds: Dataset, recipe: Recipe,
+              seed: int) -> dict[str, Any]:
+    return {"space": space.name, "arch": arch_text,
+            "task": {"name": task.name, "input_shape": list(task.input_shape),
+                     "classes": task.classes},
+            "data": {"source": ds.source, "ref": ds.meta.get("ref", ds.source),
+                     "split_seed": int(ds.meta.get("split_seed", 0)),
+                     "train": int(len(ds.y_train)), "test": int(len(ds.y_test))},
+            "recipe": asdict(recipe), "seed": int(seed)}
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A checkpoint written by :func:`train` (tensors and plain values only: no code runs)."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / CHECKPOINT
+    if not p.is_file():
+        raise DataError(f"checkpoint {p} not found; give the file (or the --out folder) "
+                        "'micronas train' wrote")
+    try:
+        ck = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - torch raises many kinds; one line
+        raise DataError(f"cannot read checkpoint {p} ({type(e).__name__}); it is not a "
+                        "micronas checkpoint or it is damaged") from None
+    if not isinstance(ck, dict) or ck.get("format") != FORMAT:
+        raise DataError(f"{p} is not a micronas checkpoint (format {FORMAT})")
+    ck["path"] = str(p)
+    return ck
+
+
+def _save(path: Path, state: dict[str, Any]) -> None:
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    data = buf.getvalue()
+    try:
+        atomic_write(path, lambda f: f.write(data), binary=True)
+    except OSError as e:
+        raise MicronasError(f"cannot write {path} ({e.strerror}); choose another --out") from None
+
+
+def build_module(space: SearchSpace, arch: Any, task: Task, seed: int) -> nn.Module:
+    module = space.to_module(arch, task)
+    init_kaiming(module, _seeded(seed, 0))
+    return module
+
+
+def module_from_checkpoint(ck: dict[str, Any]) -> tuple[SearchSpace, Any, Task, nn.Module]:
+    """The trained module (eval mode) of a checkpoint, with its space, architecture, task."""
+    ident = ck["identity"]
+    sp = get_space(ident["space"])
+    t = ident["task"]
+    task = Task(t["name"], tuple(t["input_shape"]), int(t["classes"]))
+    if has(sp, "for_task"):
+        sp = sp.for_task(task)  # type: ignore[attr-defined]
+    arch = sp.parse(ident["arch"])
+    module = sp.to_module(arch, task)
+    try:
+        module.load_state_dict(ck["model"])
+    except RuntimeError:
+        raise DataError(f"checkpoint {ck.get('path')}: its weights do not fit architecture "
+                        f"{ident['arch']}; the file is damaged") from None
+    return sp, arch, task, module.eval()
+
+
+def train(arch: Any, space: SearchSpace | str, ds: Dataset, out: str | Path,
+          recipe: Recipe | None = None, seed: int = 0,
+          progress: Callable[[int, int, dict[str, float]], None] | None = None) -> TrainResult:
+    """Train ``arch`` on ``ds``; checkpoint to ``out/checkpoint.pt`` after every epoch and
+    resume from it when it holds the same run. Returns the float test accuracy."""
+    recipe = recipe or Recipe()
+    recipe.validate()
+    if not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise MicronasError(f"--seed must be an integer 0..{2**32 - 1}, got {seed}")
+    task = ds.task()
+    sp = get_space(space)
+    if has(sp, "for_task"):
+        sp = sp.for_task(task)  # type: ignore[attr-defined]
+    a = sp.parse(arch) if isinstance(arch, str | int) else arch
+    arch_text = sp.format(a)
+    shape = network_input(sp, a, task)
+    outdir = Path(out)
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise MicronasError(f"--out {outdir} is not a writable directory ({e.strerror})") from None
+    ck_path = outdir / CHECKPOINT
+    ident = _identity(sp, arch_text, task, ds, recipe, seed)
+
+    x_tr, x_te = prepare_inputs(ds, shape)
+    y_tr, y_te = torch.from_numpy(ds.y_train), torch.from_numpy(ds.y_test)
+    if recipe.train_subset is not None and recipe.train_subset < len(y_tr):
+        keep = torch.randperm(len(y_tr), generator=_seeded(seed, 1))[:recipe.train_subset]
+        keep = keep.sort().values
+        x_tr, y_tr = x_tr[keep], y_tr[keep]
+    mode, augment = _augmenter(recipe, ds, shape)
+    module = build_module(sp, a, task, seed)
+    opt = torch.optim.AdamW(_param_groups(module, recipe.weight_decay), lr=recipe.lr)
+    n = len(y_tr)
+    steps = math.ceil(n / recipe.batch_size)
+    start, history, spent = 0, [], 0.0
+    if ck_path.exists():
+        ck = load_checkpoint(ck_path)
+        if ck.get("identity") != ident:
+            raise MicronasError(f"{ck_path} holds a checkpoint of another run (arch "
+                                f"{ck.get('identity', {}).get('arch')}); choose another --out "
+                                "or delete it")
+        module.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        start, history, spent = int(ck["epoch"]), list(ck["history"]), float(ck["train_seconds"])
+    resumed = start
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+    module.train()
+    for epoch in range(start, recipe.epochs):
+        t0 = time.perf_counter()
+        g = _seeded(seed, 2, epoch)
+        perm = torch.randperm(n, generator=g)
+        tot_loss, tot_ok = 0.0, 0
+        for i in range(steps):
+            idx = perm[i * recipe.batch_size:(i + 1) * recipe.batch_size]
+            xb, yb = x_tr[idx], y_tr[idx]
+            if augment is not None:
+                xb = augment(xb, g)
+            for group in opt.param_groups:
+                group["lr"] = _lr(recipe, epoch * steps + i, steps)
+            logits = module(xb)
+            loss = loss_fn(logits, yb)
+            if not torch.isfinite(loss):
+                raise MicronasError(f"training diverged (loss {float(loss)}) in epoch {epoch + 1}; "
+                                    "lower the learning rate")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            tot_loss += float(loss.detach()) * len(idx)
+            tot_ok += int((logits.argmax(1) == yb).sum())
+            if progress is not None:
+                progress(epoch * steps + i + 1, recipe.epochs * steps,
+                         {"epoch": epoch + 1, "loss": tot_loss / ((i * recipe.batch_size)
+                                                                  + len(idx)),
+                          "acc": tot_ok / ((i * recipe.batch_size) + len(idx))})
+        test_acc = evaluate(module, x_te, y_te)
+        spent += time.perf_counter() - t0
+        history.append({"epoch": epoch + 1, "train_loss": tot_loss / n, "train_accuracy": tot_ok / n,
+                        "test_accuracy": test_acc, "seconds": spent})
+        _save(ck_path, {"format": FORMAT, "identity": ident, "epoch": epoch + 1,
+                        "epochs": recipe.epochs, "model": module.state_dict(),
+                        "optimizer": opt.state_dict(), "history": history,
+                        "train_seconds": spent, "augment": mode,
+                        "network_input": list(shape), "normalisation": {
+                            "mean": list(ds.mean), "std": list(ds.std)},
+                        "class_names": list(ds.class_names), "versions": versions(),
+                        "complete": epoch + 1 == recipe.epochs})
+    module.eval()
+    acc = history[-1]["test_accuracy"] if history else evaluate(module, x_te, y_te)
+    return TrainResult(str(ck_path), sp.name, arch_text, task, shape, recipe.epochs, seed, acc,
+                       spent, resumed, history, module)
+
+
+__all__ = ["AUGMENT", "CHECKPOINT", "Recipe", "TrainResult", "evaluate", "load_checkpoint",
+           "module_from_checkpoint", "network_input", "prepare_inputs", "train", "versions"]
