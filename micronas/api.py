@@ -204,14 +204,74 @@ def load_calibration(path: str, net: Network):
 
 
 def export(arch: Any, fmt: str, out: str, space: SpaceLike = "nb201", task: TaskLike = None,
-           seed: int = 0, calibration: str | None = None, check: bool = True):
+           seed: int = 0, calibration: str | None = None, check: bool = True,
+           weights: str | None = None):
     """Write ``arch`` as int8 .tflite (checked in TFLM) or float ONNX (checked with
-    onnxruntime); weights are seeded stand-ins (see :mod:`micronas.deploy.quantize`)."""
+    onnxruntime). ``weights``: a checkpoint of ``micronas train`` (its trained weights,
+    BatchNorm folded, int8 calibrated on training samples); without it the weights are
+    seeded stand-ins (see :mod:`micronas.deploy.quantize`) and the result says so."""
     from micronas.deploy.export import export as _export
 
+    if weights is not None:
+        from micronas.ship import export_checkpoint
+
+        return export_checkpoint(weights, fmt, out, arch, check=check)
     net = build_ir(arch, space, task)
     calib = load_calibration(calibration, net) if calibration else None
     return _export(net, fmt, out, seed=seed, calibration=calib, check=check)
+
+
+def dataset(data: str, seed: int = 0):
+    """A task's train / test data: ``digits``, ``fashion-mnist``, an image folder or an .npz
+    (:mod:`micronas.tasks.data`)."""
+    from micronas.tasks.data import load_dataset
+
+    return load_dataset(data, seed)
+
+
+def train(arch: Any, data: str | Any, out: str, space: SpaceLike = "mcu", epochs: int | None = None,
+          seed: int = 0, recipe: Any = None, progress: Callable[..., None] | None = None):
+    """Train ``arch`` on ``data`` (a name/path or a :class:`micronas.tasks.data.Dataset`),
+    checkpointing to ``out`` every epoch and resuming from it; a
+    :class:`micronas.train.TrainResult`."""
+    from dataclasses import replace
+
+    from micronas.train import Recipe
+    from micronas.train import train as _train
+
+    r = recipe or Recipe()
+    if epochs is not None:
+        r = replace(r, epochs=epochs)
+    r.validate()
+    ds = dataset(data, seed) if isinstance(data, str) else data
+    return _train(arch, get_space(space), ds, out, r, seed, progress)
+
+
+def deploy(checkpoint: str, device: str | Device, out: str, tflm_samples: int | None = None,
+           verify_samples: int = 2, compile_c: bool = True, progress=None):
+    """Bundle a trained checkpoint for ``device`` (:func:`micronas.ship.deploy`)."""
+    from micronas.ship import deploy as _deploy
+
+    return _deploy(checkpoint, _device(device), out, tflm_samples, verify_samples, compile_c,
+                   progress=progress)
+
+
+def build(data: str | Any, out: str, search_cfg: Any = None, epochs: int | None = None,
+          recipe: Any = None, tflm_samples: int | None = None, verify_samples: int = 2,
+          compile_c: bool = True, cache_path: str | None = None, progress=None):
+    """Search, train, int8, TFLM, deploy in one call (:func:`micronas.build.build`)."""
+    from dataclasses import replace
+
+    from micronas.build import build as _build
+    from micronas.search.run import SearchConfig
+    from micronas.train import Recipe
+
+    r = recipe or Recipe()
+    if epochs is not None:
+        r = replace(r, epochs=epochs)
+    cfg = search_cfg or SearchConfig(space="mcu")
+    return _build(data, out, cfg, r, tflm_samples, verify_samples, compile_c, cache_path,
+                  progress)
 
 
 @dataclass(frozen=True)
@@ -271,6 +331,6 @@ def calibrate(device: str | Device = "stm32f746", measurements: str | None = Non
     return calibrate_emulated(dev, seed, progress)
 
 
-__all__ = ["CostResult", "MeasureResult", "MicronasError", "ScoreResult", "arch_info",
-           "build_ir", "calibrate", "correlate", "cost", "export", "load_calibration",
-           "measure", "parse_arch", "score", "search"]
+__all__ = ["CostResult", "MeasureResult", "MicronasError", "ScoreResult", "arch_info", "build",
+           "build_ir", "calibrate", "correlate", "cost", "dataset", "deploy", "export",
+           "load_calibration", "measure", "parse_arch", "score", "search", "train"]

@@ -55,6 +55,8 @@ class Int8Model:
     index: dict[str, int]
     float_accuracy: float          # torch, eval mode, whole test set
     calibration_samples: int
+    weights: dict[str, Any]        # float, BatchNorm folded (layer name -> FloatParams)
+    calibration: np.ndarray        # the float batch the activation ranges came from
     x_test: torch.Tensor           # float test inputs at the network's input size
     y_test: torch.Tensor
 
@@ -96,7 +98,7 @@ def quantize_checkpoint(checkpoint: str | Path | dict[str, Any], ds: Dataset | N
     from micronas.deploy.tflite import build_tflite
 
     data, index = build_tflite(qnet)
-    return Int8Model(ck, net, qnet, data, index, float_acc, n, x_te, y_te)
+    return Int8Model(ck, net, qnet, data, index, float_acc, n, weights, calib, x_te, y_te)
 
 
 def tflm_outputs(model: Int8Model, x: torch.Tensor,
@@ -120,6 +122,26 @@ def tflm_accuracy(model: Int8Model, limit: int | None = None,
     n = len(model.y_test) if limit is None else min(limit, len(model.y_test))
     out = tflm_outputs(model, model.x_test[:n], progress)
     return float((out.argmax(1) == model.y_test[:n].numpy()).mean()), n
+
+
+def export_checkpoint(checkpoint: str | Path, fmt: str, out: str | Path, arch: Any = None,
+                      check: bool = True, calibration_samples: int = CALIBRATION_SAMPLES):
+    """``micronas export --weights``: the trained network as int8 .tflite (calibrated on
+    training samples) or float ONNX (BatchNorm folded), checked on two test samples."""
+    from micronas.deploy.export import export
+
+    ck = load_checkpoint(checkpoint)
+    want = ck["identity"]["arch"]
+    if arch is not None and str(arch).strip() and str(arch).strip() != want:
+        sp, a, _, _ = module_from_checkpoint(ck)
+        if sp.format(sp.parse(arch)) != want:
+            raise MicronasError(f"--weights {ck['path']} holds architecture {want}, not {arch}; "
+                                "drop the architecture or give the matching checkpoint")
+    m = quantize_checkpoint(ck, calibration_samples=calibration_samples)
+    res = export(m.net, fmt, out, 0, m.calibration, check, m.weights,
+                 m.x_test[:2].double().numpy(), f"trained ({ck['path']}, epoch {ck['epoch']})")
+    res.checks["float_test_accuracy"] = m.float_accuracy
+    return res
 
 
 # --- the bundle -------------------------------------------------------------------------

@@ -20,6 +20,7 @@ LAYERS = [
     ["micronas.ship"],
     ["micronas.calibration"],
     ["micronas.search", "micronas.bench"],
+    ["micronas.build"],
     ["micronas.api"],
     ["micronas.cli"],
     ["micronas.__main__"],

@@ -146,8 +146,14 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    if args.arch is None and not args.weights:
+        raise MicronasError("give an architecture, or --weights CHECKPOINT to export a trained "
+                            "network")
+    if args.weights and args.calibration:
+        raise MicronasError("--calibration goes with stand-in weights; a trained checkpoint is "
+                            "calibrated on its own training samples")
     r = api.export(args.arch, args.format, args.out, args.space, task_of(args), args.seed,
-                   args.calibration, check=not args.no_check)
+                   args.calibration, check=not args.no_check, weights=args.weights)
     render.print_json(r.to_dict()) if args.json else render.export(r)
     return 0
 
@@ -184,4 +190,103 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
                            "per_class": cal.per_class, "latency": cal.tables})
     else:
         render.calibrate(cal, path)
+    return 0
+
+
+def data_of(args: argparse.Namespace) -> str:
+    """``--data PATH`` or a built-in ``--task`` with data."""
+    from micronas.tasks.data import DATASETS
+
+    if args.data:
+        return args.data
+    name = str(args.task).strip().lower().replace("_", "-")
+    if name not in DATASETS:
+        raise MicronasError(f"task {args.task!r} has no data in micronas; give --task "
+                            f"{' | '.join(DATASETS)} or --data PATH (an image folder or .npz)")
+    return name
+
+
+def recipe_of(args: argparse.Namespace):
+    from micronas.train import Recipe
+
+    r = Recipe(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, augment=args.augment,
+               train_subset=args.train_subset)
+    r.validate()
+    return r
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    recipe = recipe_of(args)
+    ds = api.dataset(data_of(args), args.seed)
+    with render.progress(None, "train", args.quiet, unit="step") as bar:
+        def progress(i: int, n: int, info: dict) -> None:
+            bar.total = n
+            bar.update(i - bar.n)
+            bar.set_postfix(epoch=info["epoch"], loss=f"{info['loss']:.3f}",
+                            acc=f"{info['acc']:.3f}", refresh=False)
+
+        res = api.train(args.arch, ds, args.out, args.space, seed=args.seed, recipe=recipe,
+                        progress=progress)
+    render.print_json(res.to_dict()) if args.json else render.train(res)
+    return 0
+
+
+def _stage_bar(quiet: bool):
+    bars: dict = {}
+
+    def progress(stage: str, i: int, n: int | None) -> None:
+        if stage not in bars:
+            for b in bars.values():
+                b.close()
+            bars[stage] = render.progress(n, stage, quiet, unit="step")
+        b = bars[stage]
+        if stage == "TFLM test set":
+            b.update(i)
+        else:
+            b.total = n
+            b.update(i - b.n)
+
+    def close() -> None:
+        for b in bars.values():
+            b.close()
+
+    return progress, close
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from micronas.fileio import check_out_dir
+
+    check_out_dir(args.out)
+    progress, close = _stage_bar(args.quiet or args.json)
+    try:
+        res = api.deploy(args.checkpoint, args.device, args.out, args.tflm_samples,
+                         args.verify_samples, not args.no_compile, progress)
+    finally:
+        close()
+    render.print_json(res.info) if args.json else render.deploy(res)
+    return 0
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from micronas.search.run import SearchConfig
+
+    recipe = recipe_of(args)
+    cfg = SearchConfig(space=args.space, device=args.device, max_latency_ms=args.max_latency_ms,
+                       max_sram_kb=args.max_sram_kb, max_flash_kb=args.max_flash_kb,
+                       reserve_sram_kb=args.reserve_sram_kb,
+                       reserve_flash_kb=args.reserve_flash_kb,
+                       latency_weight=args.latency_weight, evaluations=args.evaluations,
+                       seed=args.seed, workers=0)
+    data = data_of(args)
+    progress, close = _stage_bar(args.quiet or args.json)
+    try:
+        res = api.build(data, args.out, cfg, recipe=recipe, tflm_samples=args.tflm_samples,
+                        verify_samples=args.verify_samples, compile_c=not args.no_compile,
+                        cache_path=cache_path(args), progress=progress)
+    finally:
+        close()
+    if args.json:
+        render.print_json(res.to_dict())
+    else:
+        print(res.report)
     return 0

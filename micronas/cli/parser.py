@@ -31,8 +31,33 @@ def _seed(text: str) -> int:
     return v
 
 
-def space_opt(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--space", default="nb201", help="search space (default nb201)")
+def space_opt(p: argparse.ArgumentParser, default: str = "nb201") -> None:
+    p.add_argument("--space", default=default, help=f"search space (default {default})")
+
+
+def data_opts(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--task", dest="task", help="a built-in task with data: digits | "
+                   "fashion-mnist")
+    g.add_argument("--data", help="your data: an image folder DIR/CLASS/*.png (or DIR/train, "
+                   "DIR/test) or an .npz with x_train, y_train, x_test, y_test")
+
+
+def recipe_opts(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("training recipe (docs/train.md)")
+    g.add_argument("--epochs", type=_int, default=15, help="epochs (default 15)")
+    g.add_argument("--batch-size", type=_int, default=128)
+    g.add_argument("--lr", type=float, default=3e-3, help="AdamW peak learning rate")
+    g.add_argument("--augment", default="auto", help="auto | none | crop | crop-flip")
+    g.add_argument("--train-subset", type=_int, help="train on a seeded subset of N samples")
+
+
+def bundle_opts(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tflm-samples", type=_int, help="test samples run in TFLM (default: all)")
+    p.add_argument("--verify-samples", type=_int, default=2, help="test samples on which the "
+                   "emulated standalone C must equal TFLM (0: skip)")
+    p.add_argument("--no-compile", action="store_true", help="skip arm-none-eabi-gcc and the "
+                   "emulator check")
 
 
 def task_opts(p: argparse.ArgumentParser) -> None:
@@ -165,7 +190,10 @@ def build_parser() -> argparse.ArgumentParser:
     se.set_defaults(func=c.cmd_search)
 
     ex = sub.add_parser("export", help="write an int8 .tflite (checked in TFLM) or ONNX model")
-    ex.add_argument("arch", help="the space's string or index, or mlperf:kws|vww|ad|ic")
+    ex.add_argument("arch", nargs="?", help="the space's string or index, or mlperf:kws|vww|ad|"
+                    "ic (optional with --weights)")
+    ex.add_argument("--weights", help="a checkpoint of 'micronas train' (file or its --out "
+                    "folder): export the trained weights; without it, seeded stand-ins")
     space_opt(ex)
     task_opts(ex)
     ex.add_argument("--format", default="tflite", help="tflite (int8) | onnx (float)")
@@ -176,6 +204,51 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--no-check", action="store_true", help="skip the TFLM / onnxruntime check")
     ex.add_argument("--json", action="store_true")
     ex.set_defaults(func=c.cmd_export)
+
+    tr = sub.add_parser("train", help="train an architecture on real data (CPU, resumable)")
+    tr.add_argument("arch", help="the space's string or index")
+    space_opt(tr, default="mcu")
+    data_opts(tr)
+    recipe_opts(tr)
+    tr.add_argument("--seed", type=_seed, default=0, help="weights, order, augmentation and "
+                    "the split of data without one")
+    tr.add_argument("--out", required=True, help="folder for checkpoint.pt (rerun to resume)")
+    tr.add_argument("--json", action="store_true")
+    quiet_opt(tr)
+    tr.set_defaults(func=c.cmd_train)
+
+    dp = sub.add_parser("deploy", help="bundle a trained checkpoint for a device: .tflite, C "
+                        "array, headers, TFLM main.cc, standalone C; int8 accuracy in TFLM")
+    dp.add_argument("checkpoint", help="checkpoint.pt of 'micronas train' (or its --out folder)")
+    dp.add_argument("--device", default="stm32f746", help="built-in name or .toml path")
+    dp.add_argument("--out", required=True, help="folder for the bundle")
+    bundle_opts(dp)
+    dp.add_argument("--json", action="store_true")
+    quiet_opt(dp)
+    dp.set_defaults(func=c.cmd_deploy)
+
+    bu = sub.add_parser("build", help="one command from data to a bundle: search, train, int8, "
+                        "TFLM check, deploy, report.md")
+    space_opt(bu, default="mcu")
+    bu.add_argument("--device", default="stm32f746", help="built-in name or .toml path")
+    data_opts(bu)
+    bu.add_argument("--max-latency-ms", type=float)
+    bu.add_argument("--max-sram-kb", type=float)
+    bu.add_argument("--max-flash-kb", type=float)
+    bu.add_argument("--reserve-sram-kb", type=float, help="SRAM left to your application "
+                    "(default: 10 %% of the device's)")
+    bu.add_argument("--reserve-flash-kb", type=float, help="flash left to your application "
+                    "(default: 10 %% of the device's)")
+    bu.add_argument("--latency-weight", type=float, default=0.0)
+    bu.add_argument("--evaluations", type=_int, default=54, help="search: indicator evaluations")
+    recipe_opts(bu)
+    bundle_opts(bu)
+    bu.add_argument("--seed", type=_seed, default=0)
+    bu.add_argument("--out", required=True, help="folder for search/, train/, bundle/, report.md")
+    bu.add_argument("--json", action="store_true")
+    quiet_opt(bu)
+    cache_opts(bu)
+    bu.set_defaults(func=c.cmd_build)
 
     me = sub.add_parser("measure", help="emulated latency: our int8 C kernels on the device's "
                         "core (unicorn), instructions per class -> cycles")

@@ -141,8 +141,15 @@ def search(res: Any, device: str, out: Any) -> None:
 
 
 def export(r: Any) -> None:
-    print(f"wrote {r.path}  ({r.format}, {r.size_bytes:,} bytes, seed {r.seed})")
+    trained = not r.weights.startswith("seeded")
+    print(f"wrote {r.path}  ({r.format}, {r.size_bytes:,} bytes"
+          + (")" if trained else f", seed {r.seed})"))
+    print(f"weights                   {r.weights}"
+          + ("" if trained else "; give --weights CHECKPOINT for a trained network"))
     c = r.checks
+    if "float_test_accuracy" in c:
+        print(f"float test accuracy       {100 * c['float_test_accuracy']:.2f} % (torch; "
+              "'micronas deploy' measures int8 in TFLM)")
     if "tflm_equals_int8_model" in c:
         print(f"TFLM vs numpy int8 model  bit-exact on every tensor: "
               f"{'yes' if c['tflm_equals_int8_model'] else 'NO'}")
@@ -175,3 +182,40 @@ def calibrate(cal: Any, path: Any) -> None:
     for cls, st in cal.per_class.items():
         print("  " + cls.ljust(16) + "  ".join(f"{k} {v:.3g}" for k, v in st.items()))
     print(f"wrote {path}  (use it with --device {path})")
+
+
+def train(res: Any) -> None:
+    h = res.history[-1] if res.history else {}
+    print(f"arch       {res.arch}  ({res.space})")
+    print(f"task       {res.task.describe()}, network input "
+          f"{'x'.join(map(str, res.network_input[1:]))}x{res.network_input[0]}")
+    resumed = f", resumed after epoch {res.resumed_from}" if res.resumed_from else ""
+    print(f"trained    {res.epochs} epochs, seed {res.seed}, {res.train_seconds:.1f} s{resumed}")
+    if h:
+        print(f"train      loss {h['train_loss']:.4f}, accuracy {100 * h['train_accuracy']:.2f} %")
+    print(f"test       float accuracy {100 * res.test_accuracy:.2f} %")
+    print(f"checkpoint {res.checkpoint}")
+
+
+def deploy(res: Any) -> None:
+    b = res.info
+    drop = 100 * (b["float_test_accuracy"] - b["int8_tflm_test_accuracy"])
+    print(f"arch       {b['arch']}  ({b['space']})")
+    print(f"accuracy   float {100 * b['float_test_accuracy']:.2f} %, int8 in TFLM "
+          f"{100 * b['int8_tflm_test_accuracy']:.2f} % ({b['int8_tflm_test_samples']:,} test "
+          f"samples; drop {drop:.2f} points)")
+    print(f"device     {b['device']}: latency {b['latency_ms']:.2f} ms ({b['latency_runtime']}), "
+          f"peak SRAM {kb(b['peak_sram_bytes'])}, flash {kb(b['flash_bytes'])}")
+    print(f"TFLM arena {kb(b['tflm_arena_bytes_planned'])} (MN_TFLM_ARENA_BYTES in "
+          "model_config.h)")
+    comp = b.get("compiled")
+    if comp:
+        print(f"standalone {comp['core']}: flash {kb(comp['standalone_flash_bytes'])}, SRAM "
+              f"{kb(comp['standalone_sram_bytes'])} (arm-none-eabi-gcc -O2)")
+    else:
+        print("standalone not compiled (--no-compile)")
+    emu = b.get("emulator")
+    if emu:
+        print(f"emulated   standalone C equals TFLM on {emu['samples']} test samples: "
+              f"{'yes' if emu['standalone_equals_tflm'] else 'NO'}")
+    print(f"bundle     {res.out}: {', '.join(res.files)}")

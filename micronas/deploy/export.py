@@ -35,10 +35,12 @@ class ExportResult:
     size_bytes: int
     seed: int
     checks: dict[str, Any] = field(default_factory=dict)
+    weights: str = "seeded stand-ins (untrained)"
 
     def to_dict(self) -> dict[str, Any]:
         return {"path": self.path, "format": self.format, "network": self.network,
-                "size_bytes": self.size_bytes, "seed": self.seed, "checks": self.checks}
+                "size_bytes": self.size_bytes, "seed": self.seed, "weights": self.weights,
+                "checks": self.checks}
 
 
 def quantize_network(net: Network, weights: dict[str, FloatParams], calibration: np.ndarray,
@@ -97,15 +99,20 @@ def parity(qnet: QNetwork, model: bytes, index: dict[str, int], x_q: np.ndarray)
 
 
 def export(net: Network, fmt: str, out: str | Path, seed: int = 0,
-           calibration: np.ndarray | None = None, check: bool = True) -> ExportResult:
-    """Write ``net`` to ``out`` as ``fmt`` (``tflite`` or ``onnx``) and check it."""
+           calibration: np.ndarray | None = None, check: bool = True,
+           weights: dict[str, FloatParams] | None = None, check_inputs: np.ndarray | None = None,
+           weights_note: str | None = None) -> ExportResult:
+    """Write ``net`` to ``out`` as ``fmt`` (``tflite`` or ``onnx``) and check it (on
+    ``check_inputs``, float, or seeded Gaussian inputs). ``weights``: float weights (trained);
+    seeded stand-ins from ``seed`` when None."""
     if fmt not in FORMATS:
         raise MicronasError(f"unknown export format {fmt!r}; choose from {', '.join(FORMATS)}")
     path = Path(out)
     if not path.parent.exists() or path.is_dir():
         raise MicronasError(f"--out {path}: give a file path in an existing directory")
     check_exportable(net)
-    weights = random_weights(net, seed)
+    note = weights_note or ("seeded stand-ins (untrained)" if weights is None else "given")
+    weights = weights if weights is not None else random_weights(net, seed)
     if fmt == "tflite":
         from micronas.deploy.tflite import build_tflite, tflm_arena
         from micronas.hardware.planner import plan
@@ -114,15 +121,16 @@ def export(net: Network, fmt: str, out: str | Path, seed: int = 0,
         data, index = build_tflite(qnet)
         checks: dict[str, Any] = {}
         if check:
-            x_q = qnet.input_quant.quantize(gaussian_batch(net, 2, seed + 2))
+            x = check_inputs if check_inputs is not None else gaussian_batch(net, 2, seed + 2)
+            x_q = qnet.input_quant.quantize(x)
             checks = parity(qnet, data, index, x_q)
             arena = tflm_arena(data)
             checks.update({"tflm_arena_head_bytes": arena.head, "tflm_arena_tail_bytes": arena.tail,
                            "planner_arena_bytes": plan(qnet.net)[0]})
     else:
-        data, checks = _onnx(net, weights, seed, check)
+        data, checks = _onnx(net, weights, seed, check, check_inputs)
     _write(path, data)
-    return ExportResult(str(path), fmt, net.name, len(data), seed, checks)
+    return ExportResult(str(path), fmt, net.name, len(data), seed, checks, note)
 
 
 def _write(path: Path, data: bytes) -> None:
@@ -133,7 +141,7 @@ def _write(path: Path, data: bytes) -> None:
 
 
 def _onnx(net: Network, weights: dict[str, FloatParams], seed: int, check: bool,
-          ) -> tuple[bytes, dict[str, Any]]:
+          check_inputs: np.ndarray | None = None) -> tuple[bytes, dict[str, Any]]:
     import torch
 
     from micronas.deploy.reference import IRModule, run_float
@@ -151,7 +159,7 @@ def _onnx(net: Network, weights: dict[str, FloatParams], seed: int, check: bool,
     if check:
         import onnxruntime as ort
 
-        x = gaussian_batch(net, 4, seed + 2)
+        x = check_inputs if check_inputs is not None else gaussian_batch(net, 4, seed + 2)
         sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
         got = sess.run(None, {"input": x.astype(np.float32)})[0]
         ref = run_float(net, weights, x)[net.outputs[0]]

@@ -152,8 +152,10 @@ def _finish(name: str, source: str, x_tr: np.ndarray, y_tr: np.ndarray, x_te: np
     mean = x_tr.mean(axis=(0, 2, 3))
     std = x_tr.std(axis=(0, 2, 3))
     std = np.where(std > 1e-8, std, 1.0)
-    norm = (lambda x: ((x - mean[None, :, None, None]) / std[None, :, None, None])
-            .astype(np.float32))
+
+    def norm(x: np.ndarray) -> np.ndarray:
+        return ((x - mean[None, :, None, None]) / std[None, :, None, None]).astype(np.float32)
+
     return Dataset(name, norm(x_tr), y_tr, norm(x_te), y_te, tuple(names),
                    tuple(float(v) for v in mean), tuple(float(v) for v in std), source, flips,
                    dict(meta or {}))

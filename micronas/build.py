@@ -1,0 +1,162 @@
+"""One call from a task's data to a bundle for the board: search, train, int8, TFLM, deploy.
+
+``OUT/search/`` holds the search's result.json and report.md, ``OUT/train/checkpoint.pt``
+the trained network (rerunning the same build resumes training from it), ``OUT/bundle/``
+the deployable bundle (:mod:`micronas.ship`), and ``OUT/report.md`` / ``OUT/build.json``
+the summary: architecture, float and int8 accuracy, latency, SRAM and flash against the
+device, and how long each stage took.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from micronas.errors import MicronasError
+from micronas.fileio import atomic_write, check_out_dir
+from micronas.hardware import load_device
+from micronas.search.run import SearchConfig, run_search
+from micronas.tasks.data import Dataset, load_dataset
+from micronas.train import Recipe, TrainResult, train
+
+
+@dataclass
+class BuildResult:
+    out: str
+    search: Any                      # SearchResult
+    train: TrainResult
+    bundle: dict[str, Any]           # bundle.json
+    stages: dict[str, float] = field(default_factory=dict)
+    report: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        b = self.bundle
+        return {"out": self.out, "arch": self.train.arch, "space": self.train.space,
+                "task": self.train.task.name, "device": b["device"],
+                "float_test_accuracy": b["float_test_accuracy"],
+                "int8_tflm_test_accuracy": b["int8_tflm_test_accuracy"],
+                "latency_ms": b["latency_ms"], "latency_runtime": b["latency_runtime"],
+                "peak_sram_bytes": b["peak_sram_bytes"], "flash_bytes": b["flash_bytes"],
+                "fits_with_reserve": b.get("fits_with_reserve"), "stages": self.stages,
+                "search": {k: v for k, v in self.search.to_json().items() if k != "history"},
+                "train": self.train.to_dict(), "bundle": b}
+
+
+def search_config(ds: Dataset, base: SearchConfig) -> SearchConfig:
+    """``base`` pointed at the dataset's task (a built-in name, or its input and classes)."""
+    from micronas.tasks import BUILTIN
+
+    t = ds.task()
+    if t.name in BUILTIN and BUILTIN[t.name] == t:
+        return replace(base, task=t.name, input=None, classes=None)
+    c, h, w = t.input_shape
+    return replace(base, task=t.name, input=f"{h}x{w}x{c}", classes=t.classes)
+
+
+def _kb(n: float) -> str:
+    return f"{n / 1024:,.1f} KB"
+
+
+def report_md(r: BuildResult) -> str:
+    b, s = r.bundle, r.search
+    rs, rf = b.get("reserve_sram_bytes", 0), b.get("reserve_flash_bytes", 0)
+    drop = 100 * (b["float_test_accuracy"] - b["int8_tflm_test_accuracy"])
+    max_ms = s.config.get("max_latency_ms")
+    budget = f"max {max_ms:g} ms" if max_ms else "no budget"
+    lines = [
+        f"# micronas build: {r.train.task.name} on {b['device']}", "",
+        f"- architecture (`{r.train.space}`): `{r.train.arch}`",
+        f"- network input: {'x'.join(map(str, b['network_input'][1:]))}x{b['network_input'][0]}, "
+        f"{b['macs']:,} MACs, {b['params']:,} params",
+        f"- data: {b['data']['source']} ({b['data']['train']:,} train / {b['data']['test']:,} "
+        "test)",
+        f"- trained: {r.train.epochs} epochs, seed {r.train.seed} (recipe in build.json)", "",
+        "| | value | device / budget |", "|---|---|---|",
+        f"| float test accuracy (torch) | {100 * b['float_test_accuracy']:.2f} % | |",
+        f"| int8 test accuracy (TFLM interpreter, {b['int8_tflm_test_samples']:,} samples) | "
+        f"{100 * b['int8_tflm_test_accuracy']:.2f} % | drop {drop:.2f} points |",
+        f"| latency ({b['latency_runtime']}) | {b['latency_ms']:.2f} ms | {budget} |",
+        f"| peak SRAM | {_kb(b['peak_sram_bytes'])} | {_kb(b['sram_limit_bytes'])} "
+        f"(of which {_kb(rs)} reserved for the application) |",
+        f"| flash | {_kb(b['flash_bytes'])} | {_kb(b['flash_limit_bytes'])} (of which "
+        f"{_kb(rf)} reserved) |",
+        f"| fits with the reserve | {'yes' if b.get('fits_with_reserve') else 'NO'} | |",
+        f"| TFLM arena to allocate | {_kb(b['tflm_arena_bytes_planned'])} | |",
+    ]
+    comp = b.get("compiled")
+    if comp:
+        lines.append(f"| standalone C ({comp['core']}, -O2) | flash {_kb(comp['standalone_flash_bytes'])}, "
+                     f"SRAM {_kb(comp['standalone_sram_bytes'])} | |")
+    emu = b.get("emulator")
+    if emu:
+        lines.append(f"| standalone C in the emulator = TFLM | "
+                     f"{'yes' if emu['standalone_equals_tflm'] else 'NO'} ({emu['samples']} "
+                     "test samples, bit-exact) | |")
+    lines += ["", "| stage | seconds |", "|---|---|"]
+    lines += [f"| {k} | {v:.1f} |" for k, v in r.stages.items()]
+    lines += ["", "Files: `bundle/` (model.tflite, model_data.c/.h, model_config.h, main.cc, "
+              "standalone/), `train/checkpoint.pt`, `search/result.json`.", ""]
+    return "\n".join(lines)
+
+
+def build(data: str | Dataset, out: str | Path, search: SearchConfig | None = None,
+          recipe: Recipe | None = None, tflm_samples: int | None = None,
+          verify_samples: int = 2, compile_c: bool = True, cache_path: str | None = None,
+          progress: Callable[[str, int, int | None], None] | None = None) -> BuildResult:
+    """Search ``search.space`` for ``data``'s task on ``search.device`` within its budgets,
+    train the chosen network, quantise it, measure it in TFLM and write the bundle."""
+    from micronas.search.report import plot_points, write_outputs
+    from micronas.ship import deploy
+
+    t_all = time.perf_counter()
+    outdir = check_out_dir(out)
+    recipe = recipe or Recipe()
+    recipe.validate()
+    stages: dict[str, float] = {}
+    t0 = time.perf_counter()
+    ds = data if isinstance(data, Dataset) else load_dataset(data, seed=(search.seed if search
+                                                                        else 0))
+    stages["load data"] = time.perf_counter() - t0
+    cfg = search_config(ds, search or SearchConfig(space="mcu"))
+    cfg.validate()
+    device = load_device(cfg.device)
+    t0 = time.perf_counter()
+    res = run_search(cfg, None, cache_path, (lambda i: progress("search", i, None))
+                     if progress else None)
+    stages["search"] = time.perf_counter() - t0
+    if not res.fits:
+        raise MicronasError(f"the search found no network that fits {device.name} within the "
+                            "budgets; loosen them")
+    write_outputs(res, check_out_dir(outdir / "search"), *plot_points(res, None, None))
+    t0 = time.perf_counter()
+    tr = train(res.arch, cfg.space, ds, outdir / "train", recipe, cfg.seed,
+               (lambda i, n, info: progress("train", i, n)) if progress else None)
+    stages["train"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    reserve = cfg.reserves(device)
+    dep = deploy(tr.checkpoint, device, outdir / "bundle", tflm_samples, verify_samples,
+                 compile_c, reserve, progress)
+    st = dep.info["stages"]
+    stages["quantise"] = st["quantise_seconds"]
+    stages["TFLM test set"] = st["tflm_seconds"]
+    if "compile_and_verify_seconds" in st:
+        stages["compile + emulate"] = st["compile_and_verify_seconds"]
+    stages["deploy total"] = time.perf_counter() - t0
+    stages["total"] = time.perf_counter() - t_all
+    result = BuildResult(str(outdir), res, tr, dep.info, stages)
+    result.report = report_md(result)
+    text = result.report
+    try:
+        atomic_write(outdir / "report.md", lambda f: f.write(text))
+        blob = json.dumps(result.to_dict(), indent=2, default=str) + "\n"
+        atomic_write(outdir / "build.json", lambda f: f.write(blob))
+    except OSError as e:
+        raise MicronasError(f"cannot write to {outdir} ({e.strerror})") from None
+    return result
+
+
+__all__ = ["BuildResult", "build", "report_md", "search_config"]
