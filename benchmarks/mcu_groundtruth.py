@@ -1,0 +1,175 @@
+"""Does zero-shot choose well on a real MCU task? (issue 13, item 7)
+
+On ``fashion-mnist``, ``--n`` seeded architectures of the ``mcu`` space that meet nrf52840's
+memory less the application's reserve (10 % of SRAM and flash, the search's default) and
+``--max-latency-ms`` (100), each trained with one fixed short recipe (``--epochs`` epochs on a
+seeded ``--train-subset`` of the training set, the default recipe otherwise, training seed 0),
+tested on the whole 10,000-image test set. Their accuracies are the project's own ground-truth
+table; every indicator (the search's settings) and the default mix are rank-correlated with
+them; the network the default search picks is trained with the same recipe and placed among
+them.
+
+    python benchmarks/mcu_groundtruth.py                  # 40 archs, ~40-60 min on 2 cores
+    python benchmarks/mcu_groundtruth.py --n 8 --epochs 1 --train-subset 2000   # a quick look
+
+Resumable: each network trains in ``--work/NN`` (checkpointed per epoch) and its result is
+appended to ``--work/rows.jsonl``; rerunning skips what is done. Writes
+``benchmarks/results/mcu_groundtruth.json`` (the table, indicator values, correlations,
+settings, versions) and ``.txt`` (the report the README quotes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import kendalltau, spearmanr
+
+from micronas.errors import MicronasError
+from micronas.hardware import load_device
+from micronas.proxies import score_many
+from micronas.proxies.registry import get_indicator, list_indicators
+from micronas.search import SearchConfig
+from micronas.search.costs import BudgetFilter, Budgets, CostModel
+from micronas.search.objective import TENAS_MIX, hybrid_scores, parse_mix
+from micronas.search.run import budgets_for, run_search
+from micronas.spaces import bind, get_space
+from micronas.tasks.data import load_dataset
+from micronas.train import Recipe, train, versions
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def corr(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    ok = np.isfinite(x)
+    if ok.sum() < 3 or np.ptp(x[ok]) == 0:
+        return float("nan"), float("nan")
+    return float(spearmanr(x[ok], y[ok])[0]), float(kendalltau(x[ok], y[ok])[0])
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=40)
+    ap.add_argument("--seed", type=int, default=0, help="architecture sampling seed")
+    ap.add_argument("--device", default="nrf52840")
+    ap.add_argument("--max-latency-ms", type=float, default=100.0)
+    ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--train-subset", type=int, default=6000)
+    ap.add_argument("--work", default="/tmp/micronas-groundtruth")
+    ap.add_argument("--out", default=str(RESULTS / "mcu_groundtruth"))
+    args = ap.parse_args()
+    try:
+        ds = load_dataset("fashion-mnist", seed=0)
+    except MicronasError as e:
+        print(f"skipped: {e}", file=sys.stderr)
+        return 0
+    cfg = SearchConfig(space="mcu", device=args.device, task="fashion-mnist",
+                       max_latency_ms=args.max_latency_ms, workers=0)
+    task = cfg.resolve_task()
+    space = bind(get_space("mcu"), task)
+    dev = load_device(args.device)
+    costs = CostModel(space, task, dev)
+    budgets = budgets_for(cfg, dev)
+    filt = BudgetFilter(costs, budgets, Budgets.with_device(dev, None, None, None,
+                                                            *cfg.reserves(dev)))
+    rng = np.random.default_rng(args.seed)
+    archs: list = []
+    while len(archs) < args.n:
+        a = filt.sample(rng)
+        if space.format(a) not in {space.format(b) for b in archs}:
+            archs.append(a)
+    recipe = Recipe(epochs=args.epochs, train_subset=args.train_subset)
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    rows_path = work / "rows.jsonl"
+    done = {}
+    if rows_path.exists():
+        for line in rows_path.read_text().splitlines():
+            r = json.loads(line)
+            done[r["arch"]] = r
+
+    def run_one(label: str, a) -> dict:
+        text = space.format(a)
+        if text in done:
+            return done[text]
+        t0 = time.perf_counter()
+        res = train(a, space, ds, work / label, recipe, seed=0)
+        c = costs.arch(a)
+        row = {"label": label, "arch": text, "test_accuracy": res.test_accuracy,
+               "train_seconds": time.perf_counter() - t0, "latency_ms": c.latency_ms,
+               "peak_sram_bytes": c.peak_sram_bytes, "flash_bytes": c.flash_bytes,
+               "macs": c.macs, "params": c.params}
+        with rows_path.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+        done[text] = row
+        print(f"{label} {100 * res.test_accuracy:6.2f} %  {c.latency_ms:6.1f} ms  "
+              f"{c.macs / 1e6:5.2f} M MACs  {row['train_seconds']:5.0f} s  {text}", flush=True)
+        return row
+
+    rows = [run_one(f"{i:02d}", a) for i, a in enumerate(archs)]
+    acc = np.array([r["test_accuracy"] for r in rows])
+
+    names = [n for n in list_indicators() if not get_indicator(n).population]
+    t0 = time.perf_counter()
+    scores = score_many(space, archs, task, names + ["tenas"], cfg.seed, cfg.proxy_settings())
+    score_s = time.perf_counter() - t0
+    values = [{n: float(s[n].value) for n in names} for s in scores]
+    table_corr = {}
+    for n in names:
+        v = np.array([vv[n] for vv in values])
+        v = v if get_indicator(n).higher_is_better else -v
+        table_corr[n] = corr(v, acc)
+    table_corr["tenas"] = corr(np.array([float(s["tenas"].value) for s in scores]), acc)
+    macs = [r["macs"] for r in rows]
+    lat = [r["latency_ms"] for r in rows]
+    for label, mix in (("default mix (" + cfg.indicators + ")", cfg.indicators),
+                       ("TE-NAS mix (" + TENAS_MIX + ")", TENAS_MIX)):
+        w = cfg.weights()
+        w = type(w)(w.latency, w.flops, parse_mix(mix))
+        table_corr[label] = corr(hybrid_scores(values, macs, lat, w, cfg.rank_mode), acc)
+
+    t0 = time.perf_counter()
+    found = run_search(cfg)
+    search_s = time.perf_counter() - t0
+    chosen = run_one("searched", space.parse(found.arch))
+    pct = float((acc < chosen["test_accuracy"]).mean() * 100)
+
+    lines = [
+        f"mcu ground truth on fashion-mnist: {len(rows)} seeded architectures (seed {args.seed}) "
+        f"meeting {args.device} with the 10 % reserve and <= {args.max_latency_ms:g} ms;",
+        f"recipe: {args.epochs} epochs on {args.train_subset} training images (seeded), default "
+        f"recipe otherwise, training seed 0; test on all {len(ds.y_test)} test images.", "",
+        f"accuracy: mean {100 * acc.mean():.2f} %, best {100 * acc.max():.2f} %, worst "
+        f"{100 * acc.min():.2f} %, std {100 * acc.std():.2f}", "",
+        f"{'indicator':<52} {'Spearman':>9} {'Kendall':>8}"]
+    for n, (rho, tau) in sorted(table_corr.items(), key=lambda kv: -np.nan_to_num(kv[1][0],
+                                                                                 nan=-9)):
+        lines.append(f"{n:<52} {rho:9.3f} {tau:8.3f}")
+    lines += ["", f"default search ({cfg.resolved_strategy()}, {cfg.evaluations} evaluations, seed "
+              f"{cfg.seed}, {search_s:.0f} s): {chosen['arch']}",
+              f"  same recipe: {100 * chosen['test_accuracy']:.2f} % (mean of the {len(rows)}: "
+              f"{100 * acc.mean():.2f} %, best {100 * acc.max():.2f} %; better than {pct:.0f} % "
+              f"of them), {chosen['latency_ms']:.1f} ms, {chosen['macs'] / 1e6:.2f} M MACs",
+              f"indicators scored in {score_s:.0f} s"]
+    report = "\n".join(lines)
+    print(report)
+    out = Path(args.out)
+    payload = {"settings": {**vars(args), "recipe": recipe.__dict__,
+                            "proxy_settings": cfg.proxy_settings().__dict__,
+                            "search": {k: v for k, v in cfg.__dict__.items()}},
+               "versions": versions(), "rows": [{**r, "indicators": v}
+                                                for r, v in zip(rows, values, strict=True)],
+               "correlations": {k: {"spearman": v[0], "kendall": v[1]}
+                                for k, v in table_corr.items()},
+               "searched": chosen, "searched_percentile": pct}
+    out.with_suffix(".json").write_text(json.dumps(payload, indent=1) + "\n")
+    out.with_suffix(".txt").write_text(report + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
