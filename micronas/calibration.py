@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import csv
 import datetime
+import json
 import math
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +48,12 @@ class Calibration:
     rows: int
     fit_mape: float                               # on the rows it was fitted to
     per_class: dict[str, dict[str, float]] = field(default_factory=dict)  # class -> rows, mape
+    #: the runtime the fitted latency is for: emulation fits micronas's own C kernels (not
+    #: TFLM + CMSIS-NN on the board, which the built-in constants predict)
+    runtime: str = ""
+
+    def runtime_name(self) -> str:
+        return self.runtime or self.device.runtime.name
 
     def summary(self) -> str:
         """What was fitted to what, in one line (``micronas calibrate`` prints it)."""
@@ -58,7 +65,8 @@ class Calibration:
         else:
             what = f"a latency scale for each of {len(self.per_class)} op classes"
         return (f"fitted {what} to {self.rows} measurements from {self.source}; fit MAPE "
-                f"{100 * self.fit_mape:.1f} %")
+                f"{100 * self.fit_mape:.1f} %; latency is now for runtime "
+                f"'{self.runtime_name()}'")
 
     def profile_toml(self, name: str) -> str:
         d = self.device
@@ -76,6 +84,9 @@ class Calibration:
         for cls in sorted(self.tables):
             lines.append(f"[latency.{cls}]")
             lines += [f"{k} = {v:.6g}" for k, v in self.tables[cls].items()]
+        rt = asdict(d.runtime)
+        rt["name"] = self.runtime_name()
+        lines += ["", "[runtime]"] + [f"{k} = {json.dumps(v)}" for k, v in rt.items()]
         return "\n".join(lines) + "\n"
 
 
@@ -209,7 +220,8 @@ def calibrate_emulated(device: Device, seed: int = 0, progress=None) -> Calibrat
         tables.setdefault(cls, dict(coefs))
     mape = float(np.mean([s["mape"] for s in stats.values() for _ in range(s["rows"])]))
     return Calibration(device, f"emulation ({device.core}, seed {seed})", tables, 0.0,
-                       len(samples), mape, stats)
+                       len(samples), mape, stats,
+                       runtime=f"micronas standalone C (emulated {device.core})")
 
 
 # --- measurements from a board ------------------------------------------------------------

@@ -89,6 +89,20 @@ def test_calibrate_from_board_csv(tmp_path):
 
     ratio = estimate(build_ir("6111"), prof).latency_ms / estimate(build_ir("6111"), dev).latency_ms
     assert ratio == pytest.approx(2.0, rel=1e-3)
+    assert prof.runtime == dev.runtime  # board measurements: still TFLM + CMSIS-NN
+
+
+def test_emulated_calibration_names_its_runtime(tmp_path):
+    """Emulation fits micronas's own C kernels: the profile says so (issue 13, item 5)."""
+    from micronas.calibration import Calibration, write_profile
+
+    dev = load_device("stm32f746")
+    cal = Calibration(dev, "emulation (cortex-m7, seed 0)", dict(dev.latency), 0.0, 10, 0.1,
+                      runtime="micronas standalone C (emulated cortex-m7)")
+    assert "micronas standalone C" in cal.summary()
+    prof = load_device(write_profile(cal, tmp_path / "emu.toml"))
+    assert prof.runtime.name == "micronas standalone C (emulated cortex-m7)"
+    assert prof.runtime.code_flash_bytes == dev.runtime.code_flash_bytes
 
 
 @pytest.mark.parametrize("text,match", [
