@@ -93,8 +93,8 @@ def test_bad_image_folder(tmp_path, damage, needle):
 
 
 def test_weights_from_torch_folds_batchnorm():
-    from micronas.deploy.weights import weights_from_torch
     from micronas.deploy.reference import run_float
+    from micronas.deploy.weights import weights_from_torch
     from micronas.spaces import get_space
     from micronas.tasks import Task
 
