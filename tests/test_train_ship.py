@@ -157,14 +157,14 @@ def test_checkpoint_of_another_run_is_refused(tmp_path):
 def test_short_digits_build_export_and_bundle(tmp_path):
     out = tmp_path / "b"
     compile_args = [] if shutil.which("arm-none-eabi-gcc") else ["--no-compile"]
-    r = cli("build", "--task", "digits", "--device", "stm32f746", "--epochs", "1",
+    r = cli("build", "--task", "digits", "--device", "stm32f746", "--epochs", "1", "--batch-size", "16",
             "--evaluations", "6", "--no-cache", "--quiet", "--json", "--out", str(out),
             *compile_args)
     assert r.returncode == 0, r.stderr
 
 
     b = json.loads((out / "bundle" / "bundle.json").read_text())
-    assert b["int8_tflm_test_accuracy"] > 0.2  # chance is 0.1
+    assert b["int8_tflm_test_accuracy"] > 0.2  # chance is 0.1 (one epoch of 90 steps)
     assert b["int8_tflm_test_samples"] == 359
     assert b["fits_with_reserve"]
     for f in ("model.tflite", "model_data.c", "model_data.h", "model_config.h", "main.cc",
