@@ -9,7 +9,8 @@ table; every indicator (the search's settings) and the default mix are rank-corr
 them; the network the default search picks is trained with the same recipe and placed among
 them.
 
-    python benchmarks/mcu_groundtruth.py                  # 40 archs, ~40-60 min on 2 cores
+    python benchmarks/mcu_groundtruth.py                  # 40 archs, ~40 min on 2 cores
+    python benchmarks/mcu_groundtruth.py --n 12           # the README's table (~15 min)
     python benchmarks/mcu_groundtruth.py --n 8 --epochs 1 --train-subset 2000   # a quick look
 
 Resumable: each network trains in ``--work/NN`` (checkpointed per epoch) and its result is
