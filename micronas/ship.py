@@ -38,6 +38,7 @@ from micronas.errors import MicronasError
 from micronas.fileio import atomic_write
 from micronas.hardware import Device, estimate
 from micronas.ir import Network
+from micronas.spaces import get_space
 from micronas.tasks.data import Dataset, load_dataset
 from micronas.train import evaluate, load_checkpoint, module_from_checkpoint, prepare_inputs
 
@@ -72,11 +73,24 @@ def dataset_of(ck: dict[str, Any]) -> Dataset:
     return ds
 
 
-def quantize_checkpoint(checkpoint: str | Path | dict[str, Any], ds: Dataset | None = None,
-                        calibration_samples: int = CALIBRATION_SAMPLES, seed: int = 0,
-                        ) -> Int8Model:
-    """int8 model of a trained checkpoint; activation ranges from ``calibration_samples``
-    seeded training samples (no augmentation)."""
+@dataclass
+class Trained:
+    """A checkpoint's network as float IR (BatchNorm folded), its calibration batch, its
+    float test accuracy and test set."""
+
+    ck: dict[str, Any]
+    net: Any
+    weights: dict[str, Any]
+    calibration: np.ndarray
+    float_accuracy: float
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+
+
+def trained_network(checkpoint: str | Path | dict[str, Any], ds: Dataset | None = None,
+                    calibration_samples: int = CALIBRATION_SAMPLES, seed: int = 0) -> Trained:
+    """The float network of a finished checkpoint and ``calibration_samples`` seeded
+    training samples (no augmentation) to calibrate its int8 ranges on."""
     ck = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
     if not ck.get("complete"):
         raise MicronasError(f"checkpoint {ck.get('path')} is from epoch {ck['epoch']} of "
@@ -94,6 +108,17 @@ def quantize_checkpoint(checkpoint: str | Path | dict[str, Any], ds: Dataset | N
         raise MicronasError("--calibration-samples must be at least 1")
     pick = np.sort(np.random.default_rng(seed).permutation(len(x_tr))[:n])
     calib = x_tr[torch.from_numpy(pick)].double().numpy()
+    return Trained(ck, net, weights, calib, float_acc, x_te, y_te)
+
+
+def quantize_checkpoint(checkpoint: str | Path | dict[str, Any], ds: Dataset | None = None,
+                        calibration_samples: int = CALIBRATION_SAMPLES, seed: int = 0,
+                        ) -> Int8Model:
+    """int8 model of a trained checkpoint (:func:`trained_network`'s calibration)."""
+    t = trained_network(checkpoint, ds, calibration_samples, seed)
+    ck, net, weights, calib, float_acc, x_te, y_te = (t.ck, t.net, t.weights, t.calibration,
+                                                      t.float_accuracy, t.x_test, t.y_test)
+    n = len(calib)
     qnet = quantize_network(net, weights, calib)
     from micronas.deploy.tflite import build_tflite
 
@@ -133,11 +158,11 @@ def export_checkpoint(checkpoint: str | Path, fmt: str, out: str | Path, arch: A
     ck = load_checkpoint(checkpoint)
     want = ck["identity"]["arch"]
     if arch is not None and str(arch).strip() and str(arch).strip() != want:
-        sp, a, _, _ = module_from_checkpoint(ck)
+        sp = get_space(ck["identity"]["space"])
         if sp.format(sp.parse(arch)) != want:
             raise MicronasError(f"--weights {ck['path']} holds architecture {want}, not {arch}; "
                                 "drop the architecture or give the matching checkpoint")
-    m = quantize_checkpoint(ck, calibration_samples=calibration_samples)
+    m = trained_network(ck, calibration_samples=calibration_samples)
     res = export(m.net, fmt, out, 0, m.calibration, check, m.weights,
                  m.x_test[:2].double().numpy(), f"trained ({ck['path']}, epoch {ck['epoch']})")
     res.checks["float_test_accuracy"] = m.float_accuracy

@@ -35,6 +35,17 @@ def space_opt(p: argparse.ArgumentParser, default: str = "nb201") -> None:
     p.add_argument("--space", default=default, help=f"search space (default {default})")
 
 
+def budget_opts(p: argparse.ArgumentParser) -> None:
+    """Hard budgets and the application's reserve (search and build)."""
+    p.add_argument("--max-latency-ms", type=float)
+    p.add_argument("--max-sram-kb", type=float)
+    p.add_argument("--max-flash-kb", type=float)
+    p.add_argument("--reserve-sram-kb", type=float, help="SRAM left to your application, "
+                   "outside every budget (default: 10 %% of the device's)")
+    p.add_argument("--reserve-flash-kb", type=float, help="flash left to your application "
+                   "(default: 10 %% of the device's)")
+
+
 def data_opts(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--task", dest="task", help="a built-in task with data: digits | "
@@ -155,13 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "where the space has a supernet, as nb201; evolution otherwise, as mcu)")
     se.add_argument("--latency-weight", type=float, default=0.0)
     se.add_argument("--flops-weight", type=float, default=0.0)
-    se.add_argument("--max-latency-ms", type=float)
-    se.add_argument("--max-sram-kb", type=float)
-    se.add_argument("--max-flash-kb", type=float)
-    se.add_argument("--reserve-sram-kb", type=float, help="SRAM left to your application, "
-                    "outside every budget (default: 10 %% of the device's)")
-    se.add_argument("--reserve-flash-kb", type=float, help="flash left to your application "
-                    "(default: 10 %% of the device's)")
+    budget_opts(se)
     se.add_argument("--seed", type=_seed, default=0)
     se.add_argument("--rank-mode", default="percentile", help="percentile (ours) | dense "
                     "(MicroNAS)")
@@ -232,13 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     space_opt(bu, default="mcu")
     bu.add_argument("--device", default="stm32f746", help="built-in name or .toml path")
     data_opts(bu)
-    bu.add_argument("--max-latency-ms", type=float)
-    bu.add_argument("--max-sram-kb", type=float)
-    bu.add_argument("--max-flash-kb", type=float)
-    bu.add_argument("--reserve-sram-kb", type=float, help="SRAM left to your application "
-                    "(default: 10 %% of the device's)")
-    bu.add_argument("--reserve-flash-kb", type=float, help="flash left to your application "
-                    "(default: 10 %% of the device's)")
+    budget_opts(bu)
     bu.add_argument("--latency-weight", type=float, default=0.0)
     bu.add_argument("--evaluations", type=_int, default=54, help="search: indicator evaluations")
     recipe_opts(bu)
