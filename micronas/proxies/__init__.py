@@ -3,7 +3,7 @@
 >>> from micronas.proxies import list_indicators, score_many
 """
 
-from micronas.proxies import cost_proxies, tenas, zero_cost  # noqa: F401  (registration)
+from micronas.proxies import cost_proxies, modern, tenas, zero_cost  # noqa: F401  (registration)
 from micronas.proxies.registry import (
     Indicator,
     IndicatorValue,
@@ -17,7 +17,7 @@ from micronas.proxies.registry import (
 from micronas.proxies.scoring import Score, compute, score_batch, score_many
 
 register_population(
-    "tenas",
+    "tenas", parts=("ntk_cond", "linear_regions"), combine="rank_sum",
     paper="Chen, Gong, Wang, TE-NAS, ICLR 2021",
     description="rank of -ntk_cond plus rank of linear_regions over the scored set "
                 "(higher is better; defined for a set of architectures)",

@@ -91,6 +91,8 @@ class Indicator:
     paper: str
     description: str
     population: bool = False  # defined only over a set of architectures (a rank combination)
+    parts: tuple[str, ...] = ()  # population: the per-network indicators it combines
+    combine: str = ""            # population: how (a name in COMBINATIONS)
 
 
 _REGISTRY: dict[str, Indicator] = {}
@@ -111,8 +113,22 @@ def register(name: str, *, higher_is_better: bool, deterministic: bool, needs_da
     return deco
 
 
-def register_population(name: str, *, paper: str, description: str) -> None:
-    _REGISTRY[name] = Indicator(name, None, True, False, False, paper, description, True)
+#: Rank combinations of population indicators (see :func:`register_population`).
+COMBINATIONS = {
+    "rank_sum": "sum of average ranks (higher is better), TE-NAS's combination",
+    "log_rank": "sum of log(rank / N), AZ-NAS's non-linear aggregation",
+}
+
+
+def register_population(name: str, *, paper: str, description: str,
+                        parts: tuple[str, ...] = ("ntk_cond", "linear_regions"),
+                        combine: str = "rank_sum") -> None:
+    """Register a rank combination of the per-network indicators ``parts`` over the scored
+    set (``combine``: a name in :data:`COMBINATIONS`); higher is better. Defaults: TE-NAS's."""
+    if combine not in COMBINATIONS:
+        raise MicronasError(f"unknown combination {combine!r}; use {', '.join(COMBINATIONS)}")
+    _REGISTRY[name] = Indicator(name, None, True, False, False, paper, description, True,
+                                tuple(parts), combine)
 
 
 def list_indicators() -> list[str]:

@@ -26,7 +26,7 @@ from micronas.proxies.registry import IndicatorValue, ProxySettings, get_indicat
 from micronas.spaces import Candidate, SearchSpace, canonical
 from micronas.tasks import Task
 
-TENAS_PARTS = ("ntk_cond", "linear_regions")
+TENAS_PARTS = ("ntk_cond", "linear_regions")  # the default parts of register_population
 
 
 @dataclass(frozen=True)
@@ -41,10 +41,12 @@ class Score:
 
 
 def expand(indicators: Sequence[str]) -> list[str]:
-    """The per-candidate indicators needed for ``indicators`` (``tenas`` needs its parts)."""
+    """The per-candidate indicators needed for ``indicators`` (a population indicator such as
+    ``tenas`` needs its parts)."""
     out: list[str] = []
     for name in indicators:
-        parts = TENAS_PARTS if get_indicator(name).population else (name,)
+        ind = get_indicator(name)
+        parts = ind.parts if ind.population else (name,)
         out.extend(p for p in parts if p not in out)
     return out
 
@@ -140,19 +142,38 @@ def score_batch(cands: Sequence[Candidate], indicators: Sequence[str], seed: int
     return out
 
 
+def combine_columns(columns: Sequence[np.ndarray], how: str) -> np.ndarray:
+    """Rank combination of value columns, each oriented higher = better: ``rank_sum`` (sum
+    of average ranks) or ``log_rank`` (sum of log(rank / N), ranks ascending so the best of
+    N gets N: AZ-NAS's non-linear aggregation)."""
+    cols = [np.asarray(c, dtype=np.float64) for c in columns]
+    if how == "log_rank":
+        return sum(np.log(rankdata(c) / len(c)) for c in cols)
+    if how == "rank_sum":
+        return sum(rankdata(c) for c in cols)
+    raise MicronasError(f"unknown rank combination {how!r}")
+
+
 def combine_population(scores: list[dict[str, Score]], indicators: Sequence[str]) -> None:
-    """Add population indicators in place: ``tenas`` = rank of -kappa + rank of R over the
-    set (average ranks; higher is better), TE-NAS's rank combination."""
-    if "tenas" not in indicators or not scores:
+    """Add population indicators in place, each over the set: ``rank_sum`` (``tenas``: rank
+    of -kappa + rank of R, average ranks, TE-NAS's rank combination) or ``log_rank``
+    (``az_nas``: sum of log(rank / N), AZ-NAS's). Higher is better; flags, seconds and the
+    cached mark come from the parts."""
+    if not scores:
         return
-    kappa = np.array([s["ntk_cond"].value for s in scores])
-    regions = np.array([s["linear_regions"].value for s in scores])
-    total = rankdata(-kappa) + rankdata(regions)
-    for s, t in zip(scores, total, strict=True):
-        s["tenas"] = Score("tenas", float(t),
-                           s["ntk_cond"].flags + s["linear_regions"].flags,
-                           s["ntk_cond"].seconds + s["linear_regions"].seconds,
-                           s["ntk_cond"].cached and s["linear_regions"].cached)
+    for name in indicators:
+        ind = get_indicator(name)
+        if not ind.population:
+            continue
+        parts = ind.parts
+        good = {p: np.array([s[p].value for s in scores]) *
+                (1.0 if get_indicator(p).higher_is_better else -1.0) for p in parts}
+        total = combine_columns(list(good.values()), ind.combine)
+        for s, t in zip(scores, total, strict=True):
+            s[name] = Score(name, float(t),
+                            tuple(dict.fromkeys(f for p in parts for f in s[p].flags)),
+                            sum(s[p].seconds for p in parts),
+                            all(s[p].cached for p in parts))
 
 
 def score_many(space: SearchSpace, archs: Sequence[Any], task: Task, indicators: Sequence[str],
