@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from micronas.errors import MicronasError
@@ -189,13 +190,16 @@ def load_calibration(path: str, net: Network):
 
     from micronas.errors import DataError
 
+    if not Path(path).is_file():
+        raise DataError(f"calibration file {path} is not a regular file (missing, a directory or "
+                        "a FIFO); give a .npy file")
     try:
         arr = np.load(path, allow_pickle=False)
     except (OSError, ValueError):
         raise DataError(f"cannot read calibration file {path} (not a plain .npy array); give one "
                         "shaped (batch, *input shape)") from None
     shape = net.tensors[net.inputs[0]].shape
-    if arr.ndim != len(shape) + 1 or tuple(arr.shape[1:]) != tuple(shape):
+    if arr.ndim != len(shape) + 1 or tuple(arr.shape[1:]) != tuple(shape) or arr.shape[0] == 0:
         raise DataError(f"calibration file {path} has shape {arr.shape}; expected "
                         f"(batch, {', '.join(map(str, shape))})")
     if not np.issubdtype(arr.dtype, np.floating) or not np.isfinite(arr).all():
@@ -205,13 +209,16 @@ def load_calibration(path: str, net: Network):
 
 def export(arch: Any, fmt: str, out: str, space: SpaceLike = "nb201", task: TaskLike = None,
            seed: int = 0, calibration: str | None = None, check: bool = True,
-           weights: str | None = None):
+           weights: str | None = None, force: bool = False):
     """Write ``arch`` as int8 .tflite (checked in TFLM) or float ONNX (checked with
     onnxruntime). ``weights``: a checkpoint of ``micronas train`` (its trained weights,
     BatchNorm folded, int8 calibrated on training samples); without it the weights are
-    seeded stand-ins (see :mod:`micronas.deploy.quantize`) and the result says so."""
+    seeded stand-ins (see :mod:`micronas.deploy.quantize`) and the result says so. An
+    existing ``out`` is replaced only with ``force``."""
     from micronas.deploy.export import export as _export
+    from micronas.fileio import output_file
 
+    output_file(out, force)
     if weights is not None:
         from micronas.ship import export_checkpoint
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from micronas import __version__
-from micronas.errors import DataError
+from micronas.errors import DataError, MicronasError
 from micronas.fileio import atomic_write
 
 _SCHEMA = """
@@ -61,6 +61,10 @@ def cache_dir(results: str | Path | None = None) -> Path:
     return Path(results).parent if results is not None else default_cache_path().parent
 
 
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
+
+
 class Memo:
     """A JSON dict memo in the cache directory, read leniently and written atomically."""
 
@@ -68,9 +72,9 @@ class Memo:
         self.path = (Path(directory) if directory is not None else cache_dir()) / name
         self.enabled = enabled
         self.data: dict[str, Any] = {}
-        if enabled and self.path.is_file():
+        if enabled:
             try:
-                raw = json.loads(self.path.read_text())
+                raw = json.loads(self.path.read_text()) if self.path.is_file() else {}
                 self.data = raw if isinstance(raw, dict) else {}
             except (OSError, ValueError):
                 self.data = {}  # unreadable: recompute (it is only a cache)
@@ -90,8 +94,13 @@ class Memo:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write(self.path, lambda f: json.dump(self.data, f))
             self._dirty = False
-        except OSError:
+        except (OSError, MicronasError):
             pass  # a cache that cannot be written only costs time
+
+
+#: SQLite application id of a micronas results cache ("mnas"): a database without it that
+#: holds other tables belongs to another application and is refused, never modified.
+APPLICATION_ID = 0x6D6E6173
 
 
 class ResultStore:
@@ -100,6 +109,11 @@ class ResultStore:
     def __init__(self, path: str | Path | None = None):
         self.path = Path(path) if path is not None else default_cache_path()
         hint = f"delete {self.path} or pass another --cache PATH"
+        if self.path.is_dir():
+            raise DataError(f"cache {self.path} is a directory, not a file; pass --cache "
+                            f"{self.path / 'results.sqlite'} or another file path")
+        if self.path.exists() and not self.path.is_file():
+            raise DataError(f"cache {self.path} is not a regular file; pass another --cache PATH")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -115,18 +129,36 @@ class ResultStore:
             row = self._con.execute("PRAGMA quick_check").fetchone()
             if row is None or row[0] != "ok":
                 raise sqlite3.DatabaseError(row[0] if row else "quick_check failed")
+            self._claim()
             self._con.execute("PRAGMA journal_mode=WAL")
             self._con.execute(_SCHEMA)
         except sqlite3.DatabaseError as e:
-            raise DataError(f"cache file {self.path} is corrupted ({e}); {hint}") from None
+            raise DataError(f"cache file {self.path} is corrupted ({_one_line(e)}); {hint}") from None
+
+    def _claim(self) -> None:
+        """Mark a new database as ours; refuse one that belongs to another application."""
+        app = self._con.execute("PRAGMA application_id").fetchone()[0]
+        if app == APPLICATION_ID:
+            return
+        tables = {r[0] for r in self._con.execute(
+            "SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")}
+        if app != 0 or not tables <= {"results"}:
+            self._con.close()
+            raise DataError(f"{self.path} is not a micronas cache (an SQLite database of another "
+                            "application); it was not modified: pass another --cache PATH")
+        self._con.execute(f"PRAGMA application_id = {APPLICATION_ID}")
 
     def get(self, space: str, task: str, iso_key: str, indicator: str, settings: str, seed: int
             ) -> tuple[float, tuple[str, ...], float] | None:
         """(value, flags, seconds) or None."""
-        row = self._con.execute(
-            "SELECT value, flags, seconds FROM results WHERE space=? AND task=? AND iso_key=? "
-            "AND indicator=? AND settings=? AND seed=? AND version=?",
-            (space, task, iso_key, indicator, settings, seed, __version__)).fetchone()
+        try:
+            row = self._con.execute(
+                "SELECT value, flags, seconds FROM results WHERE space=? AND task=? AND iso_key=? "
+                "AND indicator=? AND settings=? AND seed=? AND version=?",
+                (space, task, iso_key, indicator, settings, seed, __version__)).fetchone()
+        except sqlite3.DatabaseError as e:
+            raise DataError(f"cannot read cache {self.path} ({_one_line(e)}); delete it or pass "
+                            "another --cache PATH") from None
         if row is None:
             return None
         return float(row[0]), tuple(json.loads(row[1])), float(row[2])
@@ -139,9 +171,9 @@ class ResultStore:
                 (space, task, iso_key, indicator, settings, seed, __version__, value,
                  json.dumps(list(flags)),
                  seconds, time.time()))
-        except sqlite3.OperationalError as e:
-            raise DataError(f"cannot write cache {self.path}: {e}; pass a writable --cache PATH "
-                            "or --no-cache") from None
+        except sqlite3.DatabaseError as e:
+            raise DataError(f"cannot write cache {self.path}: {_one_line(e)}; pass a writable "
+                            "--cache PATH or --no-cache") from None
 
     def close(self) -> None:
         self._con.close()

@@ -68,33 +68,46 @@ class Calibration:
                 f"{100 * self.fit_mape:.1f} %; latency is now for runtime "
                 f"'{self.runtime_name()}'")
 
-    def profile_toml(self, name: str) -> str:
+    def profile(self, name: str) -> dict:
+        """The calibrated device profile as a TOML-ready dict (loads back with
+        :func:`~micronas.hardware.device.device_from_dict`)."""
         d = self.device
-        today = datetime.date.today().isoformat()
-        lines = [f"# {name}: {d.name} with latency constants fitted by `micronas calibrate` "
-                 f"(micronas {__version__}, {today})",
-                 f"# from {self.source}: {self.rows} measurements, fit MAPE "
-                 f"{100 * self.fit_mape:.1f} %.",
-                 f'name = "{name}"', f'description = "{d.description} (calibrated: {self.source})"',
-                 f'core = "{d.core}"', f"clock_mhz = {d.clock_mhz:g}", f"sram_bytes = {d.sram_bytes}",
-                 f"flash_bytes = {d.flash_bytes}", f"dsp = {str(d.dsp).lower()}",
-                 f"fpu = {str(d.fpu).lower()}",
-                 "sources = [" + ", ".join(f'"{s}"' for s in d.sources) + "]", "",
-                 "[latency]", f"overhead_cycles = {self.overhead_cycles:.6g}"]
+        latency: dict = {"overhead_cycles": float(self.overhead_cycles)}
         for cls in sorted(self.tables):
-            lines.append(f"[latency.{cls}]")
-            lines += [f"{k} = {v:.6g}" for k, v in self.tables[cls].items()]
+            latency[cls] = {k: float(v) for k, v in self.tables[cls].items()}
         rt = asdict(d.runtime)
         rt["name"] = self.runtime_name()
-        lines += ["", "[runtime]"] + [f"{k} = {json.dumps(v)}" for k, v in rt.items()]
-        return "\n".join(lines) + "\n"
+        description = f"{d.description} (calibrated: {self.source})"
+        return {"name": name, "description": " ".join(description.split())[:300], "core": d.core,
+                "clock_mhz": d.clock_mhz, "sram_bytes": d.sram_bytes, "flash_bytes": d.flash_bytes,
+                "dsp": d.dsp, "fpu": d.fpu, "sources": list(d.sources), "latency": latency,
+                "runtime": rt}
+
+    def profile_toml(self, name: str) -> str:
+        """:meth:`profile` as TOML text (written by a serialiser, with a comment header)."""
+        import tomli_w
+
+        today = datetime.date.today().isoformat()
+        src = json.dumps(self.source)  # one line, whatever the path holds
+        head = (f"# {name}: {self.device.name} with latency constants fitted by `micronas "
+                f"calibrate` (micronas {__version__}, {today})\n"
+                f"# from {src}: {self.rows} measurements, fit MAPE {100 * self.fit_mape:.1f} %.\n")
+        return head + tomli_w.dumps(self.profile(name))
 
 
-def write_profile(cal: Calibration, path: str | Path, name: str | None = None) -> Path:
-    p = Path(path)
-    if not p.parent.exists() or p.is_dir():
-        raise MicronasError(f"--out {p}: give a file path in an existing directory")
-    text = cal.profile_toml(name or p.stem)
+def write_profile(cal: Calibration, path: str | Path, name: str | None = None,
+                  force: bool = False) -> Path:
+    """Write the calibrated profile to ``path`` (an existing file only with ``force``)."""
+    from micronas.fileio import output_file
+
+    p = output_file(path, force)
+    from micronas.hardware.device import NAME_RE
+
+    name = name or p.stem
+    if not NAME_RE.fullmatch(name):
+        name = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in name)
+        name = ("d" + name if not name[:1].isalnum() else name)[:64]
+    text = cal.profile_toml(name)
     try:
         atomic_write(p, lambda f: f.write(text))
     except OSError as e:
@@ -229,9 +242,27 @@ def calibrate_emulated(device: Device, seed: int = 0, progress=None) -> Calibrat
 def read_measurements(path: str | Path) -> list[dict[str, str]]:
     """Rows of a measurement CSV (``arch,latency_ms`` or ``arch,layer,latency_ms``)."""
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise DataError(f"measurement file {p} does not exist")
-    with open(p, newline="") as f:
+    if not p.is_file():
+        raise DataError(f"measurement file {p} is not a regular file; give a CSV file")
+    try:
+        return _read_measurements(p)
+    except UnicodeDecodeError:
+        raise DataError(f"{p} is not UTF-8 text; save the measurements as a UTF-8 CSV") from None
+    except csv.Error as e:
+        raise DataError(f"{p}: not a readable CSV ({e})") from None
+    except OSError as e:
+        raise DataError(f"cannot read {p}: {e.strerror}") from None
+
+
+#: the longest latency a measurement may state (ms): about three hours
+MAX_LATENCY_MS = 1e7
+MAX_ROWS = 100_000
+
+
+def _read_measurements(p: Path) -> list[dict[str, str]]:
+    with open(p, newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
         cols = set(reader.fieldnames or [])
         if not {"arch", "latency_ms"} <= cols:
@@ -239,13 +270,16 @@ def read_measurements(path: str | Path) -> list[dict[str, str]]:
                             f"(and optionally layer); got {', '.join(sorted(cols)) or 'nothing'}")
         rows = []
         for lineno, row in enumerate(reader, start=2):
+            if lineno > MAX_ROWS + 1:
+                raise DataError(f"{p}: more than {MAX_ROWS:,} measurements; calibrate on fewer")
             try:
                 v = float(row["latency_ms"])
             except (TypeError, ValueError):
                 raise DataError(f"{p}: line {lineno}: latency_ms {row['latency_ms']!r} is not a "
                                 "number") from None
-            if not math.isfinite(v) or v <= 0:
-                raise DataError(f"{p}: line {lineno}: latency_ms must be a positive number")
+            if not math.isfinite(v) or v <= 0 or v > MAX_LATENCY_MS:
+                raise DataError(f"{p}: line {lineno}: latency_ms must be a positive number of at "
+                                f"most {MAX_LATENCY_MS:g} ms, got {row['latency_ms']!r}")
             if not (row.get("arch") or "").strip():
                 raise DataError(f"{p}: line {lineno}: arch is empty")
             rows.append({**row, "_line": str(lineno)})

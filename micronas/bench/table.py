@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 import os
 from dataclasses import dataclass
 from functools import cache
@@ -59,12 +60,20 @@ class NB201Table:
         return len(self.accuracy["cifar10"])
 
 
+#: the NB201 table is ~2 MB; anything far larger is not one (refused before it is read)
+MAX_TABLE_BYTES = 64 << 20
+
+
 @cache
 def _load(path: str, mtime: float) -> NB201Table:
     cols = COLUMNS
     acc: dict[str, dict[int, float]] = {k: {} for k in cols}
+    size = os.path.getsize(path)
+    if size > MAX_TABLE_BYTES:
+        raise DataError(f"benchmark table {path} is {size / 2**20:,.0f} MB; NB201's is about 2 MB "
+                        f"(at most {MAX_TABLE_BYTES >> 20} MB): give {HOW}")
     try:
-        with open(path, newline="") as f:
+        with open(path, newline="", encoding="utf-8") as f:
             reader = csv.DictReader(f)
             missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
             if missing:
@@ -77,16 +86,27 @@ def _load(path: str, mtime: float) -> NB201Table:
                         raise ValueError(f"index {idx} out of range")
                     if NB201Arch.from_index(idx) != NB201Arch.from_string(row["arch"]):
                         raise ValueError(f"arch does not match NB201 index {idx}")
+                    if idx in acc["cifar10"]:
+                        raise ValueError(f"index {idx} appears twice")
                     for ds, c in cols.items():
-                        acc[ds][idx] = float(row[c])
+                        v = float(row[c])
+                        if not (math.isfinite(v) and 0.0 <= v <= 100.0):
+                            raise ValueError(f"{c} {row[c]!r} is not an accuracy in 0..100 %")
+                        acc[ds][idx] = v
                 except (ValueError, TypeError, KeyError) as e:
                     raise DataError(f"{path}, line {line}: {e}") from None
+    except csv.Error as e:
+        raise DataError(f"benchmark table {path} is not a readable CSV ({e}); give {HOW}") from None
     except UnicodeDecodeError:
         raise DataError(f"benchmark table {path} is not a text CSV; give {HOW}") from None
     except OSError as e:
         raise DataError(f"cannot read benchmark table {path}: {e.strerror}") from None
     if not acc["cifar10"]:
         raise DataError(f"benchmark table {path} has no rows; give {HOW}")
+    if len(acc["cifar10"]) != NUM_ARCHS:
+        first = next(i for i in range(NUM_ARCHS) if i not in acc["cifar10"])
+        raise DataError(f"benchmark table {path} has {len(acc['cifar10']):,} of {NUM_ARCHS:,} "
+                        f"architectures (index {first} is missing); give the complete table")
     return NB201Table(path, acc)
 
 

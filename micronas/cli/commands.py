@@ -153,7 +153,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise MicronasError("--calibration goes with stand-in weights; a trained checkpoint is "
                             "calibrated on its own training samples")
     r = api.export(args.arch, args.format, args.out, args.space, task_of(args), args.seed,
-                   args.calibration, check=not args.no_check, weights=args.weights)
+                   args.calibration, check=not args.no_check, weights=args.weights,
+                   force=args.force)
     render.print_json(r.to_dict()) if args.json else render.export(r)
     return 0
 
@@ -167,8 +168,10 @@ def cmd_measure(args: argparse.Namespace) -> int:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from micronas.calibration import write_profile
+    from micronas.fileio import output_file
 
     out = args.out or f"{args.device.removesuffix('.toml').split('/')[-1]}-calibrated.toml"
+    output_file(out, args.force)  # before minutes of emulation
     bar = None
     if not args.measurements:
         bar = render.progress(None, "emulating layers", args.quiet or args.json, unit="layer")
@@ -183,7 +186,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     finally:
         if bar is not None:
             bar.close()
-    path = write_profile(cal, out)
+    path = write_profile(cal, out, force=args.force)
     if args.json:
         render.print_json({"profile": str(path), "source": cal.source, "rows": cal.rows,
                            "summary": cal.summary(), "fit_mape": cal.fit_mape,

@@ -203,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     task_opts(ex)
     ex.add_argument("--format", default="tflite", help="tflite (int8) | onnx (float)")
     ex.add_argument("--out", required=True, help="output file")
+    ex.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     ex.add_argument("--seed", type=_seed, default=0, help="seed of the stand-in weights")
     ex.add_argument("--calibration", help=".npy float batch (batch, *input shape); default "
                     "8 Gaussian samples")
@@ -269,6 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     ca.add_argument("--measurements", help="CSV of board measurements: arch,latency_ms "
                     "(per model) or arch,layer,latency_ms (per layer)")
     ca.add_argument("--out", help="profile to write (default DEVICE-calibrated.toml)")
+    ca.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     space_opt(ca)
     task_opts(ca)
     ca.add_argument("--seed", type=_seed, default=0, help="seed of the designed layer set")

@@ -8,6 +8,8 @@ device file (calibration writes such a table).
 
 from __future__ import annotations
 
+import math
+import re
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -76,27 +78,67 @@ def builtin_devices() -> list[str]:
     return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".toml"))
 
 
+#: A device or core name: a safe identifier (it names files and cache entries).
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+#: Upper bounds that no real MCU reaches: a value above them is a typo or an attack.
+LIMITS = {"clock_mhz": 10_000.0, "sram_bytes": float(2**36), "flash_bytes": float(2**36)}
+_COEFF_MAX = 1e9        # cycles per MAC / output / layer ...
+_TOML_MAX_BYTES = 1 << 20
+
+
 def _read_toml(path: Path | Any, what: str) -> dict[str, Any]:
     try:
+        if not path.is_file():
+            raise DeviceError(f"{what} {path} is not a regular file")
         with path.open("rb") as f:
-            return tomllib.load(f)
-    except tomllib.TOMLDecodeError as e:
-        raise DeviceError(f"{what} {path} is not valid TOML: {e}") from None
+            blob = f.read(_TOML_MAX_BYTES + 1)
     except OSError as e:
         raise DeviceError(f"cannot read {what} {path}: {e.strerror}") from None
+    if len(blob) > _TOML_MAX_BYTES:
+        raise DeviceError(f"{what} {path} is over 1 MB; a profile is a small TOML file")
+    try:
+        return tomllib.loads(blob.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise DeviceError(f"{what} {path} is not UTF-8 text; save it as UTF-8 TOML") from None
+    except tomllib.TOMLDecodeError as e:
+        raise DeviceError(f"{what} {path} is not valid TOML: {e}") from None
 
 
-def _number(table: dict[str, Any], key: str, where: str, *, positive: bool = True) -> float:
+def _number(table: dict[str, Any], key: str, where: str, *, positive: bool = True,
+            limit: float = _COEFF_MAX) -> float:
     if key not in table:
         raise DeviceError(f"{where}: missing required key {key!r}")
     v = table[key]
     if isinstance(v, bool) or not isinstance(v, int | float):
         raise DeviceError(f"{where}: {key!r} must be a number, got {v!r}")
+    if not math.isfinite(v):
+        raise DeviceError(f"{where}: {key!r} must be a finite number, got {v!r}")
     if positive and not v > 0:
         raise DeviceError(f"{where}: {key!r} must be > 0, got {v!r}")
     if not positive and v < 0:
         raise DeviceError(f"{where}: {key!r} must be >= 0, got {v!r}")
+    if v > limit:
+        raise DeviceError(f"{where}: {key!r} = {v!r} is out of range (at most {limit:g})")
     return float(v)
+
+
+def _name(raw: dict[str, Any], key: str, where: str) -> str:
+    v = raw.get(key)
+    if not isinstance(v, str) or not v:
+        raise DeviceError(f"{where}: missing required key {key!r} (a string)")
+    if not NAME_RE.fullmatch(v):
+        shown = v if len(v) <= 40 else v[:40] + "..."
+        raise DeviceError(f"{where}: {key} {shown!r} is not a valid name; use up to 64 letters, "
+                          "digits, '.', '_' or '-', starting with a letter or digit")
+    return v
+
+
+def _text(raw: dict[str, Any], key: str, where: str, default: str, limit: int = 300) -> str:
+    v = raw.get(key, default)
+    if not isinstance(v, str) or len(v) > limit or any(ord(c) < 32 for c in v):
+        raise DeviceError(f"{where}: {key!r} must be one line of text of at most {limit} "
+                          "characters")
+    return v
 
 
 def _latency_tables(raw: dict[str, Any], where: str) -> tuple[dict[str, dict[str, float]], float | None]:
@@ -125,7 +167,7 @@ def _latency_tables(raw: dict[str, Any], where: str) -> tuple[dict[str, dict[str
 def load_core(core: str) -> tuple[dict[str, dict[str, float]], float]:
     """Latency tables and per-layer overhead of a built-in core."""
     path = resources.files("micronas.hardware") / "cores" / f"{core}.toml"
-    if not path.is_file():
+    if not NAME_RE.fullmatch(core) or not path.is_file():
         known = sorted(p.name[:-5] for p in (resources.files("micronas.hardware") / "cores")
                        .iterdir() if p.name.endswith(".toml"))
         raise DeviceError(f"unknown core {core!r}; known cores: {', '.join(known)}")
@@ -136,13 +178,17 @@ def load_core(core: str) -> tuple[dict[str, dict[str, float]], float]:
 
 def device_from_dict(raw: dict[str, Any], where: str) -> Device:
     """Validate a parsed profile and build a :class:`Device` (``where`` names it in errors)."""
-    for key in ("name", "core"):
-        if not isinstance(raw.get(key), str) or not raw.get(key):
-            raise DeviceError(f"{where}: missing required key {key!r} (a string)")
-    clock = _number(raw, "clock_mhz", where)
-    sram = int(_number(raw, "sram_bytes", where))
-    flash = int(_number(raw, "flash_bytes", where))
-    tables, overhead = load_core(raw["core"])
+    name, core = _name(raw, "name", where), _name(raw, "core", where)
+    description = _text(raw, "description", where, name)
+    clock = _number(raw, "clock_mhz", where, limit=LIMITS["clock_mhz"])
+    sram = int(_number(raw, "sram_bytes", where, limit=LIMITS["sram_bytes"]))
+    flash = int(_number(raw, "flash_bytes", where, limit=LIMITS["flash_bytes"]))
+    sources = raw.get("sources", [])
+    if not isinstance(sources, list) or not all(isinstance(x, str) and len(x) <= 500
+                                                for x in sources):
+        raise DeviceError(f"{where}: 'sources' must be a list of strings, e.g. "
+                          "sources = [\"datasheet rev 8\"]")
+    tables, overhead = load_core(core)
     if "latency" in raw:
         override, ov = _latency_tables(raw["latency"], where)
         for k, v in override.items():
@@ -154,21 +200,28 @@ def device_from_dict(raw: dict[str, Any], where: str) -> Device:
         raise DeviceError(f"{where}: [runtime] must be a table")
     rt_fields = {f for f in RuntimeProfile.__dataclass_fields__}
     rt_kwargs: dict[str, Any] = {}
-    for k, v in rt_raw.items():
+    for k in rt_raw:
         if k not in rt_fields:
             raise DeviceError(f"{where}: unknown key {k!r} in [runtime]; "
                               f"known: {', '.join(sorted(rt_fields))}")
-        rt_kwargs[k] = v if k == "name" else int(_number(rt_raw, k, f"{where} [runtime]",
-                                                           positive=False))
+        if k == "name":
+            rt_kwargs[k] = _text(rt_raw, k, f"{where} [runtime]", "")
+            continue
+        rt_kwargs[k] = int(_number(rt_raw, k, f"{where} [runtime]",
+                                   positive=k == "arena_alignment_bytes", limit=LIMITS["sram_bytes"]))
+    align = rt_kwargs.get("arena_alignment_bytes", RuntimeProfile.arena_alignment_bytes)
+    if align & (align - 1):
+        raise DeviceError(f"{where} [runtime]: 'arena_alignment_bytes' must be a power of two, "
+                          f"got {align}")
     for flag in ("dsp", "fpu"):
         if flag in raw and not isinstance(raw[flag], bool):
             raise DeviceError(f"{where}: {flag!r} must be true or false")
     return Device(
-        name=raw["name"], description=str(raw.get("description", raw["name"])),
-        core=raw["core"], clock_mhz=clock, sram_bytes=sram, flash_bytes=flash,
+        name=name, description=description,
+        core=core, clock_mhz=clock, sram_bytes=sram, flash_bytes=flash,
         dsp=bool(raw.get("dsp", True)), fpu=bool(raw.get("fpu", False)), latency=tables,
         overhead_cycles=overhead, runtime=RuntimeProfile(**rt_kwargs),
-        sources=tuple(raw.get("sources", ())), path=where,
+        sources=tuple(sources), path=where,
     )
 
 

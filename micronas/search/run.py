@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from micronas import __version__
-from micronas.cache import ResultStore
+from micronas.cache import ResultStore, cache_dir
 from micronas.errors import BudgetError, MicronasError
 from micronas.hardware import Device, load_device
 from micronas.proxies.registry import ProxySettings
@@ -234,7 +234,9 @@ def run_search(cfg: SearchConfig, table: Any = None, cache_path: str | None = No
     budgets = budgets_for(cfg, device)
     check_bounds(space, task, device, budgets)
     t0 = time.perf_counter()
-    costs = CostModel(space, task, device)
+    # the cost memo lives beside the results cache (--cache); no cache, no memo on disk
+    costs = CostModel(space, task, device, disk_cache=cache_path is not None,
+                      cache_dir=None if cache_path is None else str(cache_dir(cache_path)))
     target = latency_target(cfg, costs)
     if target is not None:  # the weight acts through a ceiling, not through the rank mix
         ceiling = target if budgets.max_latency_ms is None else min(target, budgets.max_latency_ms)
