@@ -136,13 +136,19 @@ def choose_mix(rows: list[dict], pool: list[str], max_size: int = 6) -> dict:
                       for k, v in fixed.items() if all(n in pool for n in v)}}
 
 
-def part_m(data: Path, workers: int, cache: str | None, n: int, names: list[str]) -> dict:
+def part_m(data: Path, workers: int, cache: str | None, n: int, names: list[str],
+           seed: int = 0, mix: list[str] | None = None) -> dict:
+    """``mix``: also the numbers of this log-rank mix on the whole sample (a mix chosen on
+    another sample, measured on fresh architectures)."""
     table = load_table(data / "nb201" / "nb201_accuracy.csv")
-    archs = sample_archs(n, 0)
+    archs = sample_archs(n, seed)
     with tqdm(total=len(archs), desc="part M", file=sys.stderr) as bar:
-        r = correlate(table, names, get_task("cifar10"), n, 0, workers, cache, bar.update,
+        r = correlate(table, names, get_task("cifar10"), n, seed, workers, cache, bar.update,
                       archs, ProxySettings(), keep_values=True)
     r["mix"] = choose_mix(r["rows"], POOL)
+    if mix:
+        acc = np.array([row["acc"] for row in r["rows"]])
+        r["given_mix"] = {"mix": mix, **metrics(mix_score(r["rows"], tuple(mix)), acc)}
     return r
 
 
@@ -154,6 +160,9 @@ def main() -> None:
     p.add_argument("--part", default="AB")
     p.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
     p.add_argument("--sample", type=int, default=1000, help="part M: architectures")
+    p.add_argument("--seed", type=int, default=0, help="part M: sample and indicator seed")
+    p.add_argument("--mix", default=None, help="part M: a log-rank mix to measure on the "
+                   "whole sample, e.g. az_expressivity,az_complexity")
     p.add_argument("--indicators", default=",".join(MODERN + BASELINES),
                    help="part M: indicators to score")
     a = p.parse_args()
@@ -171,11 +180,12 @@ def main() -> None:
             print(f"{k:<10} {v['n']:>5} {v['ours_spearman']:>9.3f} "
                   f"{v['published_spearman']:>14.3f} {v['gap']:>+7.3f}")
     if "M" in a.part:
-        r = part_m(data, a.workers, a.cache, a.sample, a.indicators.split(","))
-        path = out / f"correlate_modern_{r['n']}.json.gz"
+        r = part_m(data, a.workers, a.cache, a.sample, a.indicators.split(","), a.seed,
+                   a.mix.split(",") if a.mix else None)
+        path = out / f"correlate_modern_{r['n']}_seed{a.seed}.json.gz"
         with gzip.open(path, "wt") as f:
             json.dump(r, f)
-        print(f"Part M: {r['n']} random architectures (seed 0; {r['classes']} isomorphism "
+        print(f"Part M: {r['n']} random architectures (seed {a.seed}; {r['classes']} isomorphism "
               f"classes), CIFAR-10 test accuracy; {path}")
         print(f"{'indicator':<17} {'spearman':>9} {'kendall':>8} {'ndcg@10':>8} {'ndcg@100':>9}"
               f" {'s/arch':>7} {'flagged':>7}")
@@ -188,6 +198,11 @@ def main() -> None:
         for label, d in (("selection", m["selection_metrics"]),
                          ("held out", m["held_out_metrics"])):
             print(f"  {label:<10} " + "  ".join(f"{k} {v:.3f}" for k, v in d.items()))
+        if "given_mix" in r:
+            g = r["given_mix"]
+            print(f"  given mix {','.join(g['mix'])} on all {r['n']}: " +
+                  "  ".join(f"{k} {g[k]:.3f}" for k in ("spearman", "kendall", "ndcg@10",
+                                                        "ndcg@100")))
         for k, d in m["fixed"].items():
             print(f"  fixed {k:<14} held out " +
                   "  ".join(f"{kk} {vv:.3f}" for kk, vv in d["held_out"].items()))

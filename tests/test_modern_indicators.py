@@ -315,6 +315,7 @@ def test_rank_correlation_on_100_nb201_archs(shared_data):
     scores = score_many(get_space("nb201"), archs, task, names, 0, FAST)
     acc = [table.acc(a, task) for a in archs]
     rho = {n: spearmanr([s[n].value for s in scores], acc).statistic for n in names}
-    floors = {"az_nas": 0.6, "vkdnw_single": 0.5, "meco": 0.4, "zico": 0.5}
+    # measured at commit 0150893 (these settings, seed 0): 0.869, 0.727, 0.599, 0.799
+    floors = {"az_nas": 0.75, "vkdnw_single": 0.6, "meco": 0.45, "zico": 0.65}
     for n, f in floors.items():
         assert rho[n] > f, (n, rho[n])
