@@ -141,7 +141,7 @@ class ScoreResult:
 
 def score(arch: Any, indicators: Sequence[str] | str | None = None, space: SpaceLike = "nb201",
           task: TaskLike = None, seed: int = 0, settings: Any = None,
-          cache_path: str | None = None) -> ScoreResult:
+          cache_path: str | None = None, executor: str = "serial") -> ScoreResult:
     """Training-free indicators of one architecture (``settings``: a ProxySettings; the
     default is the one ``micronas search`` uses, so both report the same values)."""
     from micronas.proxies import DEFAULT_INDICATORS, ProxySettings, parse_indicators, score_many
@@ -150,7 +150,7 @@ def score(arch: Any, indicators: Sequence[str] | str | None = None, space: Space
     a = parse_arch(arch, sp)
     names = parse_indicators(indicators, DEFAULT_INDICATORS)
     s = settings or ProxySettings()
-    res = score_many(sp, [a], t, names, seed, s, cache_path)[0]
+    res = score_many(sp, [a], t, names, seed, s, cache_path, executor)[0]
     return ScoreResult(sp.format(a), index_of(sp, a), sp.name, t.name, seed, s.__dict__,
                        {n: res.get(n) for n in names})
 
@@ -166,8 +166,11 @@ def search(cfg: Any, table: Any = None, cache_path: str | None = None,
 def correlate(indicators: Sequence[str] | str | None = None, task: TaskLike = None,
               benchmark: str | None = None, sample: int | None = 1000, seed: int = 0,
               workers: int = 1, cache_path: str | None = None, settings: Any = None,
-              progress: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Rank correlation of indicators with NB201 ground truth (``sample=None``: all 15,625)."""
+              progress: Callable[[int], None] | None = None,
+              executor: str | None = None) -> dict[str, Any]:
+    """Rank correlation of indicators with NB201 ground truth (``sample=None``: all 15,625).
+    ``executor``: ``process:N``, ``local:N`` or ``dask://HOST:PORT`` (default
+    ``process:workers``; see :mod:`micronas.execution`)."""
     from micronas.bench.correlate import correlate as _correlate
     from micronas.bench.correlate import sample_archs
     from micronas.bench.table import check_task, load_table
@@ -180,8 +183,12 @@ def correlate(indicators: Sequence[str] | str | None = None, task: TaskLike = No
     check_task(t)
     archs = sample_archs(sample, seed)  # validates --sample before the table is read
     table = load_table(benchmark)
+    if executor is not None:
+        from micronas.execution import parse_executor
+
+        parse_executor(executor)  # a bad spec fails before any scoring
     return _correlate(table, names, t, sample, seed, workers, cache_path, progress, archs,
-                      settings)
+                      settings, executor=executor)
 
 
 def load_calibration(path: str, net: Network):

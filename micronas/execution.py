@@ -1,14 +1,25 @@
 """Executors: where batches of independent computations run.
 
-:func:`make_executor` turns ``"serial"``, ``"process:N"`` or an existing
-:class:`concurrent.futures.Executor` into an executor. Workers compute and return; the
-caller (the driver) alone writes caches. Process workers are spawned (no fork of a torch
-process) and share the cores: each runs ``cores // N`` torch threads.
+:func:`make_executor` turns a spec or an existing :class:`concurrent.futures.Executor` into
+an executor:
+
+- ``"serial"``: in this process;
+- ``"process:N"``: N spawned worker processes on this machine (no fork of a torch
+  process), sharing the cores: each runs ``cores // N`` torch threads;
+- ``"local:N"``: a ``dask.distributed`` ``LocalCluster`` of N single-threaded worker
+  processes (a worker that dies has its tasks retried on another);
+- ``"dask://HOST:PORT"``: the workers of a running ``dask.distributed`` scheduler (any
+  number of machines; see the README's "Several machines").
+
+Workers compute and return; the caller (the driver) alone writes caches. Process workers
+exit when their parent dies (kill -9 included): each watches its parent's pid.
 """
 
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from multiprocessing import get_context
@@ -29,7 +40,7 @@ class SerialExecutor(Executor):
         return f
 
 
-def _init_worker(threads: int) -> None:
+def _set_threads(threads: int) -> None:
     try:
         import torch
 
@@ -38,22 +49,124 @@ def _init_worker(threads: int) -> None:
         pass
 
 
+def watch_parent(parent: int, interval: float = 0.5) -> None:
+    """Exit this process (at once, without cleanup) when ``parent`` is no longer its parent:
+    a worker whose driver was killed stops computing instead of living on forever."""
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval)
+            if os.getppid() != parent:
+                os._exit(3)
+
+    threading.Thread(target=watch, name="micronas-parent-watch", daemon=True).start()
+
+
+def _init_worker(threads: int, parent: int | None = None) -> None:
+    _set_threads(threads)
+    if parent is not None:
+        watch_parent(parent)
+
+
 def process_pool(workers: int) -> ProcessPoolExecutor:
     """``workers`` spawned processes sharing the cores (torch threads = cores // workers)."""
     threads = max(1, (os.cpu_count() or 1) // workers)
     return ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
-                               initializer=_init_worker, initargs=(threads,))
+                               initializer=_init_worker, initargs=(threads, os.getpid()))
 
 
-def parse_executor(spec: str) -> tuple[str, int]:
-    """``"serial"`` -> ("serial", 1); ``"process:N"`` -> ("process", N)."""
-    s = str(spec).strip().lower()
-    if s == "serial":
+_HOW = "use serial, process:N, local:N (N >= 1) or dask://HOST:PORT"
+MAX_WORKERS = 1024
+
+
+def parse_executor(spec: str) -> tuple[str, int | str]:
+    """``"serial"`` -> ("serial", 1); ``"process:N"`` -> ("process", N); ``"local:N"`` ->
+    ("local", N); ``"dask://HOST:PORT"`` -> ("dask", "tcp://HOST:PORT")."""
+    s = str(spec).strip()
+    if s.lower() == "serial":
         return "serial", 1
-    kind, _, n = s.partition(":")
-    if kind == "process" and n.isascii() and n.isdigit() and int(n) >= 1:
-        return "process", int(n)
-    raise MicronasError(f"unknown executor {spec!r}; use serial or process:N (N >= 1)")
+    if s.lower().startswith("dask://"):
+        addr = s[len("dask://"):]
+        host, _, port = addr.rpartition(":")
+        if not host or not (port.isascii() and port.isdigit() and 0 < int(port) < 65536) \
+                or any(c in host for c in "/ @"):
+            raise MicronasError(f"executor {spec!r}: give the scheduler as dask://HOST:PORT, "
+                                "e.g. dask://10.0.0.5:8786")
+        return "dask", f"tcp://{addr}"
+    kind, _, n = s.lower().partition(":")
+    if kind in ("process", "local") and n.isascii() and n.isdigit() and 1 <= int(n) <= MAX_WORKERS:
+        return kind, int(n)
+    raise MicronasError(f"unknown executor {spec!r}; {_HOW}")
+
+
+class DaskExecutor(Executor):
+    """A ``dask.distributed`` client as a :class:`concurrent.futures.Executor`; closing it
+    closes the client (and the ``LocalCluster`` it started, if any). Each task runs with
+    ``threads`` torch threads in its worker."""
+
+    def __init__(self, client: Any, cluster: Any = None, threads: int = 1):
+        self._client, self._cluster, self._threads = client, cluster, threads
+        self._ex = client.get_executor(pure=False)
+
+    @property
+    def client(self) -> Any:
+        return self._client
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+        return self._ex.submit(_in_worker, self._threads, fn, *args, **kwargs)
+
+    def map(self, fn: Callable[..., Any], *iterables: Any, timeout: float | None = None,
+            chunksize: int = 1) -> Any:
+        lists = [list(it) for it in iterables]
+        return self._ex.map(_in_worker, [self._threads] * len(lists[0]) if lists else [],
+                            [fn] * len(lists[0]) if lists else [], *lists, timeout=timeout)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        try:
+            self._ex.shutdown(wait=wait)
+        finally:
+            self._client.close()
+            if self._cluster is not None:
+                self._cluster.close()
+
+
+_THREADS_SET: list[int] = []
+
+
+def _in_worker(threads: int, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run ``fn`` in a Dask worker with ``threads`` torch threads (set once per process)."""
+    if _THREADS_SET != [threads]:
+        _set_threads(threads)
+        _THREADS_SET[:] = [threads]
+    return fn(*args, **kwargs)
+
+
+def dask_executor(kind: str, arg: int | str) -> DaskExecutor:
+    """A :class:`DaskExecutor` on a new ``LocalCluster`` of ``arg`` workers (``kind`` local)
+    or on the scheduler at address ``arg`` (``kind`` dask)."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise MicronasError("the dask executors need dask.distributed: pip install "
+                            "'distributed>=2024.1'") from None
+    import logging
+
+    logging.getLogger("distributed").setLevel(logging.ERROR)
+    if kind == "local":
+        n = int(arg)
+        threads = max(1, (os.cpu_count() or 1) // n)
+        # death_timeout: a worker that loses its scheduler (the driver died) exits
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                               dashboard_address=None, silence_logs=logging.ERROR,
+                               death_timeout=5)
+        return DaskExecutor(Client(cluster), cluster, threads)
+    try:
+        client = Client(str(arg), timeout=10)
+    except (OSError, TimeoutError) as e:
+        raise MicronasError(f"cannot reach the dask scheduler at {arg} ({type(e).__name__}); "
+                            "start one with 'dask scheduler' and workers with 'dask worker "
+                            f"{arg}'") from None
+    return DaskExecutor(client, None, 1)
 
 
 def make_executor(spec: str | Executor = "serial") -> Executor:
@@ -61,9 +174,12 @@ def make_executor(spec: str | Executor = "serial") -> Executor:
     if isinstance(spec, Executor):
         return spec
     kind, n = parse_executor(spec)
+    if kind in ("local", "dask"):
+        return dask_executor(kind, n)
     if kind == "serial" or n == 1:
         return SerialExecutor()
-    return process_pool(n)
+    return process_pool(int(n))
 
 
-__all__ = ["SerialExecutor", "make_executor", "parse_executor", "process_pool"]
+__all__ = ["DaskExecutor", "SerialExecutor", "dask_executor", "make_executor", "parse_executor",
+           "process_pool", "watch_parent"]

@@ -81,10 +81,12 @@ def correlate(table: NB201Table, indicators: Sequence[str], task: Task,
               progress: Callable[[int], None] | None = None,
               archs: Sequence[NB201Arch] | None = None,
               settings: ProxySettings | None = None,
-              keep_values: bool = False) -> dict[str, Any]:
+              keep_values: bool = False, executor: str | None = None) -> dict[str, Any]:
     """Spearman rho, Kendall tau and nDCG@{10, 100} of each indicator with test accuracy on
     ``task`` (population indicators over the whole sample). ``keep_values``: also return
-    ``rows`` (index, accuracy and every indicator's value and flags per architecture)."""
+    ``rows`` (index, accuracy and every indicator's value and flags per architecture).
+    ``executor``: where scoring runs (:func:`micronas.execution.make_executor`; default
+    ``process:workers``)."""
     check_task(task)
     if workers < 1:
         raise MicronasError(f"--workers must be >= 1, got {workers}")
@@ -103,7 +105,7 @@ def correlate(table: NB201Table, indicators: Sequence[str], task: Task,
                 done[0] += 1
     rep_scores = score_many(get_space("nb201"), reps, task, indicators, seed, settings,
                             None if cache_path is None else str(cache_path),
-                            f"process:{workers}", step)
+                            executor or f"process:{workers}", step)
     scores = [rep_scores[m] for m in member]
     wall = time.perf_counter() - t0
     acc = np.array([table.acc(a, task) for a in archs])
@@ -111,7 +113,7 @@ def correlate(table: NB201Table, indicators: Sequence[str], task: Task,
                            "seed": seed, "indicators": {},
                            "wall_seconds": wall, "settings": settings.__dict__,
                            "settings_hash": settings.key(), "version": __version__,
-                           "workers": workers}
+                           "workers": workers, "executor": executor or f"process:{workers}"}
     for name in indicators:
         vals = np.array([s[name].value for s in scores])
         rho = spearmanr(vals, acc).statistic if len(archs) > 2 else float("nan")

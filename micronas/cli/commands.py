@@ -68,7 +68,7 @@ def cmd_cost(args: argparse.Namespace) -> int:
 
 def cmd_score(args: argparse.Namespace) -> int:
     res = api.score(args.arch, args.indicators, args.space, task_of(args), args.seed,
-                    proxy_settings(args), cache_path(args))
+                    proxy_settings(args), cache_path(args), args.executor or "serial")
     render.print_json(res.to_dict()) if args.json else render.score(res)
     return 0
 
@@ -81,7 +81,8 @@ def cmd_bench_correlate(args: argparse.Namespace) -> int:
     total = 15625 if n is None else n
     with render.progress(total, "scoring", args.quiet, unit="arch") as bar:
         res = api.correlate(args.indicators, task_of(args), args.benchmark, n, args.seed,
-                            args.workers, cache_path(args), proxy_settings(args), bar.update)
+                            args.workers, cache_path(args), proxy_settings(args), bar.update,
+                            executor=args.executor)
     render.print_json(res) if args.json else render.correlate(res)
     return 0
 
@@ -102,6 +103,7 @@ def search_config(args: argparse.Namespace):
         seed=args.seed,
         rank_mode=args.rank_mode, latency_mode=args.latency_mode,
         evaluations=args.evaluations, refine=args.refine, fill=args.fill, workers=args.workers,
+        executor=args.executor or "",
         **({"indicators": args.indicators} if args.indicators else {}),
         **proxy_overrides(args))
 

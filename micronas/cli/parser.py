@@ -10,6 +10,12 @@ from micronas import __version__
 from micronas.cli import commands as c
 
 
+def executor_opt(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--executor", help="where indicators are computed: serial | process:N | "
+                   "local:N (a dask LocalCluster) | dask://HOST:PORT (a running dask scheduler; "
+                   "README: Several machines); overrides --workers")
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # one line, exit 2
         sys.stderr.write(f"{self.prog}: error: {message} (see {self.prog} --help)\n")
@@ -133,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--indicators", help="comma-separated names (default "
                    "ntk_cond,linear_regions,tenas)")
     s.add_argument("--seed", type=_seed, default=0)
+    executor_opt(s)
     space_opt(s)
     task_opts(s)
     proxy_opts(s)
@@ -151,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     bc.add_argument("--seed", type=_seed, default=0)
     bc.add_argument("--indicators", help="comma-separated names (default: all)")
     bc.add_argument("--workers", type=_int, default=1, help="scoring processes")
+    executor_opt(bc)
     proxy_opts(bc)
     bc.add_argument("--json", action="store_true")
     quiet_opt(bc)
@@ -180,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "published, feasibility only)")
     se.add_argument("--workers", type=_int, default=0, help="prune: processes evaluating batches "
                     "(0: up to 2; results do not depend on it)")
+    executor_opt(se)
     se.add_argument("--evaluations", type=_int, default=54,
                     help="indicator evaluations for evolution and random")
     se.add_argument("--indicators", help="the indicator part of the objective, "

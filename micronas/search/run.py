@@ -74,6 +74,8 @@ class SearchConfig:
     workers: int = 1               # prune: processes evaluating batches (0: up to 2, the CLI's
     #                                default; spawned workers re-import __main__, so a script
     #                                using them needs an `if __name__` guard)
+    executor: str = ""             # where indicator batches run: "" (workers above), serial,
+    #                                process:N, local:N or dask://HOST:PORT (every strategy)
 
     def validate(self) -> None:
         get_space(self.space)
@@ -94,6 +96,10 @@ class SearchConfig:
             raise MicronasError(f"evaluations must be >= 1, got {self.evaluations}")
         if self.workers < 0:
             raise MicronasError(f"--workers must be >= 0, got {self.workers}")
+        if self.executor:
+            from micronas.execution import parse_executor
+
+            parse_executor(self.executor)
         if not 0 <= self.fill < 1:
             raise MicronasError(f"--fill must be in [0, 1), got {self.fill}")
         if self.refine < 0:
@@ -246,7 +252,7 @@ def run_search(cfg: SearchConfig, table: Any = None, cache_path: str | None = No
     # worker processes pay off for pruning's large batches of supernets (25, 19, 13); for
     # the other strategies their start-up (~5 s: each imports torch) costs more than it saves
     workers = cfg.workers or min(2, os.cpu_count() or 1)
-    executor = f"process:{workers}" if cfg.strategy == "prune" else "serial"
+    executor = cfg.executor or (f"process:{workers}" if cfg.strategy == "prune" else "serial")
     ev = Evaluator(costs, cfg.proxy_settings(), cfg.seed, store, w.names(), executor)
     try:
         limits = Budgets.with_device(device, None, None, None, *cfg.reserves(device))
