@@ -1,3 +1,4 @@
+import csv
 import os
 from pathlib import Path
 
@@ -29,3 +30,19 @@ def cli(capsys):
         return code, out.out, out.err
 
     return run
+
+
+@pytest.fixture()
+def fake_table(tmp_path):
+    """A table in the shared format whose 'accuracy' is a known function of the arch."""
+    from micronas.spaces.nb201 import NB201Space
+
+    p = tmp_path / "nb201.csv"
+    with open(p, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["index", "arch", "cifar10_test", "cifar10_valid", "cifar100_test",
+                    "imagenet16_120_test", "params_m"])
+        for i, a in enumerate(NB201Space().enumerate()):
+            acc = 10 * a.ops.count("nor_conv_3x3") + 3 * a.ops.count("nor_conv_1x1") + i * 1e-6
+            w.writerow([i, str(a), acc, acc, acc, acc, 0.1])
+    return p

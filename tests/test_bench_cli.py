@@ -1,25 +1,6 @@
-import csv
 import json
 
 import pytest
-
-from micronas.spaces.nb201 import NB201Space
-
-
-@pytest.fixture()
-def fake_table(tmp_path):
-    """A table in the shared format whose 'accuracy' is a known function of the arch."""
-    p = tmp_path / "nb201.csv"
-    with open(p, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["index", "arch", "cifar10_test", "cifar10_valid", "cifar100_test",
-                    "imagenet16_120_test", "params_m"])
-        for i, a in enumerate(NB201Space().enumerate()):
-            acc = 10 * a.ops.count("nor_conv_3x3") + 3 * a.ops.count("nor_conv_1x1") + i * 1e-6
-            w.writerow([i, str(a), acc, acc, acc, acc, 0.1])
-    return p
-
-
 
 
 def test_correlate_json(cli, fake_table, tmp_path):

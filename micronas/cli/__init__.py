@@ -6,22 +6,44 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from micronas.errors import MicronasError
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C: with-blocks unwind (temporary directories are removed,
+    worker pools shut down) and the command exits 143."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from micronas.cli.parser import build_parser
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
+    try:
+        return _run(build_parser().parse_args(argv))
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args) -> int:
     try:
         return int(args.func(args))
     except MicronasError as e:
         sys.stderr.write(f"micronas: error: {e}\n")
         return 2
+    except Terminated:
+        sys.stderr.write("micronas: terminated\n")
+        return 143
     except KeyboardInterrupt:
         sys.stderr.write("micronas: interrupted\n")
         return 130
