@@ -81,6 +81,8 @@ def _load(path: str, mtime: float) -> NB201Table:
                                 f"give {HOW}")
             for line, row in enumerate(reader, start=2):
                 try:
+                    if any(row.get(c) is None for c in REQUIRED):
+                        raise ValueError("the row has fewer columns than the header")
                     idx = int(row["index"])
                     if not 0 <= idx < NUM_ARCHS:
                         raise ValueError(f"index {idx} out of range")
