@@ -99,13 +99,19 @@ def score(res: Any) -> None:
 
 
 def correlate(res: dict[str, Any]) -> None:
-    print(f"{res['n']} architectures, {res['dataset']} test accuracy, seed {res['seed']}, "
-          f"{res['wall_seconds']:.1f} s wall with {res['workers']} worker(s)")
-    print(f"{'indicator':<15} {'spearman':>9} {'kendall':>8} {'s/arch':>8} {'flagged':>8}")
+    where = res.get("executor") or f"process:{res['workers']}"
+    classes = f" ({res['classes']:,} isomorphism classes)" if "classes" in res else ""
+    print(f"{res['n']:,} architectures{classes}, {res['dataset']} test accuracy, seed "
+          f"{res['seed']}, {res['wall_seconds']:.1f} s wall on {where}")
+    print(f"{'indicator':<15} {'spearman':>9} {'kendall':>8} {'ndcg@10':>8} {'ndcg@100':>9} "
+          f"{'s/arch':>8} {'flagged':>8}")
+
+    def f(v: Any) -> str:
+        return "n/a" if v is None or v != v else f"{v:.3f}"
+
     for name, r in res["indicators"].items():
-        rho = "n/a" if r["spearman"] is None else f"{r['spearman']:.3f}"
-        tau = "n/a" if r["kendall"] is None else f"{r['kendall']:.3f}"
-        print(f"{name:<15} {rho:>9} {tau:>8} {r['seconds_per_arch']:>8.3f} {r['flagged']:>8}")
+        print(f"{name:<15} {f(r['spearman']):>9} {f(r['kendall']):>8} {f(r.get('ndcg@10')):>8} "
+              f"{f(r.get('ndcg@100')):>9} {r['seconds_per_arch']:>8.3f} {r['flagged']:>8}")
 
 
 def search(res: Any, device: str, out: Any) -> None:
