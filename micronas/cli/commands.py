@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from typing import Any
 
 from micronas import api
@@ -108,12 +109,25 @@ def search_config(args: argparse.Namespace):
         **proxy_overrides(args))
 
 
+def _note_replaced(out: str) -> None:
+    """Say (on stderr) that a rerun into the same --out replaces what is there."""
+    from micronas.fileio import existing_outputs
+
+    names = existing_outputs(out)
+    if names:
+        shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+        sys.stderr.write(f"micronas: note: --out {out} already holds {shown}; files of the same "
+                         "name are replaced\n")
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     from micronas.fileio import check_out_dir
     from micronas.search.report import plot_points, write_outputs
 
     cfg = search_config(args)
     cfg.validate()
+    if args.out:
+        _note_replaced(args.out)
     out = check_out_dir(args.out) if args.out else None
     table = None
     if args.benchmark and cfg.space != "nb201":
@@ -261,6 +275,7 @@ def _stage_bar(quiet: bool):
 def cmd_deploy(args: argparse.Namespace) -> int:
     from micronas.fileio import check_out_dir
 
+    _note_replaced(args.out)
     check_out_dir(args.out)
     progress, close = _stage_bar(args.quiet or args.json)
     try:

@@ -255,3 +255,12 @@ def test_huge_benchmark_table_refused_before_reading(cli, tmp_path):
 def test_unicode_digits_and_seeds(cli, argv):
     code, _, err = cli(*argv)
     assert code == 2 and err.count("\n") == 1, err
+
+
+def test_rerun_into_the_same_out_says_it_replaces(cli, tmp_path):
+    argv = ["search", "--strategy", "random", "--evaluations", "2", "--indicators", "params",
+            "--out", str(tmp_path / "o"), "--cache", str(tmp_path / "c.sqlite"), "--quiet"]
+    code, _, err = cli(*argv)
+    assert code == 0 and "replaced" not in err
+    code, _, err = cli(*argv)
+    assert code == 0 and "result.json" in err and "replaced" in err
