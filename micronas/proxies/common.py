@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -83,3 +85,15 @@ def labels(classes: int, batch: int, gen: torch.Generator) -> torch.Tensor:
 
 def relu_modules(model: nn.Module) -> list[nn.Module]:
     return [m for m in model.modules() if isinstance(m, nn.ReLU | nn.ReLU6)]
+
+
+@contextmanager
+def forward_hooks(modules: Iterable[nn.Module], hook: Callable[..., None]) -> Iterator[None]:
+    """``hook(module, inputs, output)`` on every forward of ``modules`` inside the block;
+    removed on the way out, whatever happens."""
+    handles = [m.register_forward_hook(hook) for m in modules]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()

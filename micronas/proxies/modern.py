@@ -62,6 +62,7 @@ from torch import nn
 from torch.func import functional_call, jvp, vmap
 
 from micronas.proxies.common import (
+    forward_hooks,
     full_network,
     generator,
     images,
@@ -149,13 +150,9 @@ def _az_bundle(cand: Candidate, s: ProxySettings, seed: int) -> dict[str, Indica
         if inp[0].requires_grad:
             inp[0].retain_grad()
 
-    handles = [b.register_forward_hook(hook) for b in blocks]
     x = x.requires_grad_(True)
-    try:
+    with forward_hooks(blocks, hook):
         logits = model(x)
-    finally:
-        for h in handles:
-            h.remove()
     v = torch.randn(logits.shape, generator=generator(seed, "az", "signal"))
     logits.backward(v)
 
@@ -343,14 +340,9 @@ def meco(cand: Candidate, s: ProxySettings, seed: int) -> IndicatorValue:
     model = full_network(cand, s, generator(seed, "meco", "init")).train()
     x = _inputs(cand, s, 1, seed, "meco-input")
     feats: list[torch.Tensor] = []
-    hooks = [m.register_forward_hook(lambda _m, _i, o: feats.append(o.detach()))
-             for m in model.modules() if isinstance(m, nn.Conv2d)]
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for h in hooks:
-            h.remove()
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    with forward_hooks(convs, lambda _m, _i, o: feats.append(o.detach())), torch.no_grad():
+        model(x)
     total, const, used = 0.0, False, 0
     for o in feats:
         f = o[0].reshape(o.shape[1], -1)

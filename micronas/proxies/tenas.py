@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch.func import functional_call, jacrev
 
-from micronas.proxies.common import generator, images, ntk_network, ntk_variant, relu_modules
+from micronas.proxies.common import forward_hooks, generator, images, ntk_network, ntk_variant, relu_modules
 from micronas.proxies.registry import IndicatorValue, ProxySettings, register
 from micronas.spaces import Candidate
 from micronas.torchinit import init_kaiming
@@ -108,14 +108,9 @@ def ntk_cond(cand: Candidate, s: ProxySettings, seed: int) -> IndicatorValue:
 def count_regions(model: torch.nn.Module, x: torch.Tensor) -> int:
     """Number of distinct ReLU on/off patterns over the inputs ``x``."""
     acts: list[torch.Tensor] = []
-    hooks = [m.register_forward_hook(lambda _m, _i, o: acts.append((o > 0).reshape(o.shape[0], -1)))
-             for m in relu_modules(model)]
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for h in hooks:
-            h.remove()
+    with forward_hooks(relu_modules(model),
+                       lambda _m, _i, o: acts.append((o > 0).reshape(o.shape[0], -1))), torch.no_grad():
+        model(x)
     codes = torch.cat(acts, dim=1).numpy()
     packed = np.packbits(codes, axis=1)
     return int(np.unique(packed, axis=0).shape[0])

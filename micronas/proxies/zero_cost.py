@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from micronas.proxies.common import full_network, generator, images, labels, relu_modules
+from micronas.proxies.common import forward_hooks, full_network, generator, images, labels, relu_modules
 from micronas.proxies.registry import IndicatorValue, ProxySettings, register
 from micronas.spaces import Candidate
 
@@ -65,13 +65,9 @@ def _activation_bundle(cand: Candidate, s: ProxySettings, seed: int) -> dict[str
         c = (inp[0].detach().reshape(inp[0].shape[0], -1) > 0).to(torch.float64)
         k.add_(c @ c.T + (1 - c) @ (1 - c).T)
 
-    hooks = [m.register_forward_hook(hook) for m in relu_modules(model)]
     x = x.clone().requires_grad_(True)
-    try:
+    with forward_hooks(relu_modules(model), hook):
         out = model(x)
-    finally:
-        for h in hooks:
-            h.remove()
     out.backward(torch.ones_like(out))
     sign, logdet = torch.linalg.slogdet(k)
     if sign <= 0 or not math.isfinite(float(logdet)):
