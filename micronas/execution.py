@@ -108,18 +108,14 @@ class DaskExecutor(Executor):
         self._client, self._cluster, self._threads = client, cluster, threads
         self._ex = client.get_executor(pure=False)
 
-    @property
-    def client(self) -> Any:
-        return self._client
-
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
         return self._ex.submit(_in_worker, self._threads, fn, *args, **kwargs)
 
     def map(self, fn: Callable[..., Any], *iterables: Any, timeout: float | None = None,
             chunksize: int = 1) -> Any:
         lists = [list(it) for it in iterables]
-        return self._ex.map(_in_worker, [self._threads] * len(lists[0]) if lists else [],
-                            [fn] * len(lists[0]) if lists else [], *lists, timeout=timeout)
+        n = len(lists[0]) if lists else 0
+        return self._ex.map(_in_worker, [self._threads] * n, [fn] * n, *lists, timeout=timeout)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         try:
@@ -130,14 +126,9 @@ class DaskExecutor(Executor):
                 self._cluster.close()
 
 
-_THREADS_SET: list[int] = []
-
-
 def _in_worker(threads: int, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Run ``fn`` in a Dask worker with ``threads`` torch threads (set once per process)."""
-    if _THREADS_SET != [threads]:
-        _set_threads(threads)
-        _THREADS_SET[:] = [threads]
+    """Run ``fn`` in a Dask worker with ``threads`` torch threads."""
+    _set_threads(threads)
     return fn(*args, **kwargs)
 
 
