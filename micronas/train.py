@@ -298,6 +298,9 @@ def train(arch: Any, space: SearchSpace | str, ds: Dataset, out: str | Path,
         x_tr, y_tr = x_tr[keep], y_tr[keep]
     mode, augment = _augmenter(recipe, ds, shape)
     module = build_module(sp, a, task, seed)
+    # channels-last runs the depthwise convolutions ~1.6x faster on the CPU; it changes the
+    # memory layout only (the checkpoint and the returned module are layout-independent)
+    module = module.to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(_param_groups(module, recipe.weight_decay), lr=recipe.lr)
     n = len(y_tr)
     steps = math.ceil(n / recipe.batch_size)
@@ -353,6 +356,7 @@ def train(arch: Any, space: SearchSpace | str, ds: Dataset, out: str | Path,
                             "mean": list(ds.mean), "std": list(ds.std)},
                         "class_names": list(ds.class_names), "versions": versions(),
                         "complete": epoch + 1 == recipe.epochs})
+    module = module.to(memory_format=torch.contiguous_format)
     module.eval()
     acc = history[-1]["test_accuracy"] if history else evaluate(module, x_te, y_te)
     return TrainResult(str(ck_path), sp.name, arch_text, task, shape, recipe.epochs, seed, acc,
