@@ -28,7 +28,7 @@ import math
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,7 @@ AUGMENT = ("auto", "none", "crop", "crop-flip")
 class Recipe:
     """How a network is trained (the defaults are the documented recipe)."""
 
-    epochs: int = 15
+    epochs: int | None = None      # None: auto_epochs (about AUTO_STEPS optimiser steps)
     batch_size: int = 128
     lr: float = 3e-3
     weight_decay: float = 0.02
@@ -64,7 +64,8 @@ class Recipe:
     train_subset: int | None = None   # train on a seeded subset of this many samples
 
     def validate(self) -> None:
-        if not (isinstance(self.epochs, int) and 1 <= self.epochs <= 10_000):
+        if self.epochs is not None and not (isinstance(self.epochs, int)
+                                            and 1 <= self.epochs <= 10_000):
             raise MicronasError(f"--epochs must be an integer 1..10000, got {self.epochs}")
         if not (isinstance(self.batch_size, int) and 1 <= self.batch_size <= 65_536):
             raise MicronasError(f"--batch-size must be an integer 1..65536, got {self.batch_size}")
@@ -79,6 +80,24 @@ class Recipe:
         if self.train_subset is not None and not (isinstance(self.train_subset, int)
                                                   and self.train_subset >= 1):
             raise MicronasError(f"train subset must be a positive integer, got {self.train_subset}")
+
+
+    def resolved(self, n_train: int) -> Recipe:
+        """This recipe with ``epochs`` fixed for ``n_train`` training samples."""
+        if self.epochs is not None:
+            return self
+        return replace(self, epochs=auto_epochs(n_train, self.batch_size))
+
+
+#: The default training length: enough epochs for about this many optimiser steps, at least
+#: MIN_EPOCHS and at most MAX_AUTO_EPOCHS (fashion-mnist: 43 epochs; digits: 200).
+AUTO_STEPS = 20_000
+MIN_EPOCHS, MAX_AUTO_EPOCHS = 15, 200
+
+
+def auto_epochs(n_train: int, batch_size: int) -> int:
+    steps = max(1, math.ceil(n_train / batch_size))
+    return max(MIN_EPOCHS, min(MAX_AUTO_EPOCHS, math.ceil(AUTO_STEPS / steps)))
 
 
 @dataclass
@@ -97,13 +116,15 @@ class TrainResult:
     resumed_from: int             # epochs already done when this call started (0: fresh)
     history: list[dict[str, float]] = field(default_factory=list)
     module: nn.Module | None = None
+    recipe: dict[str, Any] = field(default_factory=dict)   # as trained (epochs resolved)
 
     def to_dict(self) -> dict[str, Any]:
         return {"checkpoint": self.checkpoint, "space": self.space, "arch": self.arch,
                 "task": self.task.name, "network_input": list(self.network_input),
                 "epochs": self.epochs, "seed": self.seed,
                 "float_test_accuracy": self.test_accuracy, "train_seconds": self.train_seconds,
-                "resumed_from_epoch": self.resumed_from, "history": self.history}
+                "resumed_from_epoch": self.resumed_from, "recipe": self.recipe,
+                "history": self.history}
 
 
 def versions() -> dict[str, str]:
@@ -288,7 +309,6 @@ def train(arch: Any, space: SearchSpace | str, ds: Dataset, out: str | Path,
     except OSError as e:
         raise MicronasError(f"--out {outdir} is not a writable directory ({e.strerror})") from None
     ck_path = outdir / CHECKPOINT
-    ident = _identity(sp, arch_text, task, ds, recipe, seed)
 
     x_tr, x_te = prepare_inputs(ds, shape)
     y_tr, y_te = torch.from_numpy(ds.y_train), torch.from_numpy(ds.y_test)
@@ -296,6 +316,8 @@ def train(arch: Any, space: SearchSpace | str, ds: Dataset, out: str | Path,
         keep = torch.randperm(len(y_tr), generator=_seeded(seed, 1))[:recipe.train_subset]
         keep = keep.sort().values
         x_tr, y_tr = x_tr[keep], y_tr[keep]
+    recipe = recipe.resolved(len(y_tr))
+    ident = _identity(sp, arch_text, task, ds, recipe, seed)
     mode, augment = _augmenter(recipe, ds, shape)
     module = build_module(sp, a, task, seed)
     # channels-last runs the depthwise convolutions ~1.6x faster on the CPU; it changes the
@@ -360,8 +382,8 @@ def train(arch: Any, space: SearchSpace | str, ds: Dataset, out: str | Path,
     module.eval()
     acc = history[-1]["test_accuracy"] if history else evaluate(module, x_te, y_te)
     return TrainResult(str(ck_path), sp.name, arch_text, task, shape, recipe.epochs, seed, acc,
-                       spent, resumed, history, module)
+                       spent, resumed, history, module, {**asdict(recipe), "augment": mode})
 
 
-__all__ = ["AUGMENT", "CHECKPOINT", "Recipe", "TrainResult", "evaluate", "load_checkpoint",
+__all__ = ["AUGMENT", "AUTO_STEPS", "CHECKPOINT", "auto_epochs", "Recipe", "TrainResult", "evaluate", "load_checkpoint",
            "module_from_checkpoint", "network_input", "prepare_inputs", "train", "versions"]
