@@ -3,7 +3,8 @@ writers, and kill -9 faults with a resume check.
 
     python benchmarks/reliability.py [--part rss|writers|faults|all] [--benchmark CSV]
 
-- ``rss``: peak resident memory of ``micronas search`` (default settings) and of
+- ``rss``: peak resident memory of ``micronas search`` (default settings: one process), of
+  ``micronas search --workers 2`` (two worker processes) and of
   ``micronas bench correlate --sample 200 --workers 2``, summed over the process tree
   (workers included; shared pages counted once per process, so it is an upper bound),
   sampled every 50 ms; and the same tree's peak PSS (shared pages split).
@@ -146,7 +147,8 @@ def main() -> None:
     if a.part in ("rss", "all"):
         with tempfile.TemporaryDirectory() as tmp:
             env = {**os.environ, "MICRONAS_CACHE": f"{tmp}/r.sqlite"}
-            out["rss"] = [peak_memory(["search", "--quiet"], env)]
+            out["rss"] = [peak_memory(["search", "--quiet"], env),
+                          peak_memory(["search", "--quiet", "--no-cache", "--workers", "2"], env)]
             if a.benchmark:
                 out["rss"].append(peak_memory(["bench", "correlate", "--benchmark", a.benchmark,
                                                "--sample", "200", "--workers", "2", "--indicators",

@@ -326,9 +326,11 @@ def fuse_relu(net: Network) -> Network:
     for i, layer in enumerate(net.layers):
         if i in drop:
             continue
-        layer = replace(layer, inputs=tuple(rename.get(t, t) for t in layer.inputs))
+        inputs = tuple(rename.get(t, t) for t in layer.inputs)
         if i in fused:
-            layer = replace(layer, activation=fused[i])
+            layer = replace(layer, inputs=inputs, activation=fused[i])
+        elif inputs != layer.inputs:
+            layer = replace(layer, inputs=inputs)
         layers.append(layer)
     tensors = {k: v for k, v in net.tensors.items() if k not in rename}
     outputs = tuple(rename.get(t, t) for t in net.outputs)

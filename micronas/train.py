@@ -385,5 +385,6 @@ def train(arch: Any, space: SearchSpace | str, ds: Dataset, out: str | Path,
                        spent, resumed, history, module, {**asdict(recipe), "augment": mode})
 
 
-__all__ = ["AUGMENT", "AUTO_STEPS", "CHECKPOINT", "auto_epochs", "Recipe", "TrainResult", "evaluate", "load_checkpoint",
-           "module_from_checkpoint", "network_input", "prepare_inputs", "train", "versions"]
+__all__ = ["AUGMENT", "AUTO_STEPS", "CHECKPOINT", "Recipe", "TrainResult", "auto_epochs", "evaluate",
+           "load_checkpoint", "module_from_checkpoint", "network_input", "prepare_inputs", "train",
+           "versions"]

@@ -27,6 +27,7 @@ channel) + the runtime's reserved RAM (stack, statics).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 
 from micronas.hardware.device import Device
 from micronas.hardware.planner import plan
@@ -79,6 +80,7 @@ def scratch_bytes(net: Network, layer: Layer, device: Device) -> int:
     return 0
 
 
+@lru_cache(maxsize=4096)
 def _valid_taps(size: int, out: int, kernel: int, stride: int, pad: int) -> int:
     """Kernel taps inside the input along one axis, summed over the output positions."""
     return sum(min(size, o * stride - pad + kernel) - max(0, o * stride - pad) for o in range(out))

@@ -3,6 +3,7 @@ worker killed mid-run loses and duplicates no row, outputs to odd places are ref
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -88,6 +89,76 @@ def test_sigterm_is_handled_like_ctrl_c(fake_table, tmp_path):
     assert proc.wait(timeout=60) == 143
     assert "terminated" in proc.stderr.read().decode()
     _no_survivors(kids)
+
+
+def _rows(cache: Path) -> int:
+    import sqlite3
+
+    if not cache.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{cache}?mode=ro", uri=True, timeout=1) as db:
+            return int(db.execute("SELECT COUNT(*) FROM results").fetchone()[0])
+    except sqlite3.Error:
+        return 0
+
+
+def test_sigint_of_the_parent_exits_130_and_resumes(fake_table, tmp_path):
+    """SIGINT (kill -INT, or Ctrl-C) of bench correlate --workers 2: exit 130, no process
+    left, the cache intact; the rerun completes with the numbers of an uninterrupted run."""
+    from micronas import api
+
+    cache = tmp_path / "cache" / "r.sqlite"
+    args = ["bench", "correlate", "--sample", "60", "--indicators", "naswot", "--quiet",
+            "--benchmark", str(fake_table), "--json"]
+    proc = _start([*args, "--workers", "2"], tmp_path)
+    kids = _wait_children(proc, 2)
+    t0 = time.monotonic()
+    while _rows(cache) < 3 and time.monotonic() - t0 < 120 and proc.poll() is None:
+        time.sleep(0.1)
+    kids = _tree(proc.pid) or kids
+    proc.send_signal(signal.SIGINT)
+    rc = proc.wait(timeout=60)
+    if rc == 0:
+        pytest.skip("the run finished before the signal arrived")
+    assert rc == 130, proc.stderr.read().decode()
+    assert "interrupted" in proc.stderr.read().decode()
+    _no_survivors(kids)
+    done = _rows(cache)
+    assert done >= 3
+    resumed = api.correlate(benchmark=str(fake_table), sample=60, indicators="naswot",
+                            cache_path=str(cache), workers=1)
+    fresh = api.correlate(benchmark=str(fake_table), sample=60, indicators="naswot",
+                          cache_path=None, workers=1)
+    a = {k: v for k, v in resumed["indicators"]["naswot"].items() if k != "seconds_per_arch"}
+    b = {k: v for k, v in fresh["indicators"]["naswot"].items() if k != "seconds_per_arch"}
+    assert a == b
+    assert done <= _rows(cache) <= 60
+
+
+def test_search_killed_then_rerun_gives_the_same_result(tmp_path):
+    """kill -9 of a search once some indicator results are cached; the rerun reuses them
+    and returns what an uninterrupted search returns."""
+    args = ["search", "--strategy", "random", "--evaluations", "12", "--indicators", "naswot",
+            "--json"]
+    env = {**os.environ, "MICRONAS_CACHE": str(tmp_path / "fresh.sqlite")}
+    ref = subprocess.run([sys.executable, "-m", "micronas", *args, "--no-cache"], env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert ref.returncode == 0, ref.stderr
+    cache = tmp_path / "cache" / "r.sqlite"
+    proc = _start(args, tmp_path)
+    t0 = time.monotonic()
+    while _rows(cache) < 2 and time.monotonic() - t0 < 300 and proc.poll() is None:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert _rows(cache) >= 2
+    env["MICRONAS_CACHE"] = str(cache)
+    again = subprocess.run([sys.executable, "-m", "micronas", *args], env=env,
+                           capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    a, b = json.loads(ref.stdout), json.loads(again.stdout)
+    assert (a["arch"], a["indicators"]) == (b["arch"], b["indicators"])
 
 
 def test_sigterm_during_emulation_removes_firmware_temp_dirs(tmp_path):
