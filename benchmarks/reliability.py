@@ -7,7 +7,8 @@ writers, and kill -9 faults with a resume check.
   ``micronas search --workers 2`` (two worker processes) and of
   ``micronas bench correlate --sample 200 --workers 2``, summed over the process tree
   (workers included; shared pages counted once per process, so it is an upper bound),
-  sampled every 50 ms; and the same tree's peak PSS (shared pages split).
+  sampled every 50 ms; and the same tree's peak PSS (shared pages split). ``--all-seconds T``
+  adds ``bench correlate --all --workers 2`` run for T seconds, then interrupted (Ctrl-C).
 - ``writers``: N processes writing one results cache at once; errors and rows counted.
 - ``faults``: ``bench correlate`` killed with SIGKILL at K random moments, then resumed:
   rows lost (cache rows of the resumed run that an uninterrupted run has but the resumed one
@@ -47,7 +48,9 @@ def _tree_memory(proc: psutil.Process) -> tuple[int, int]:
     return rss, pss
 
 
-def peak_memory(argv: list[str], env: dict[str, str]) -> dict:
+def peak_memory(argv: list[str], env: dict[str, str], limit_s: float | None = None) -> dict:
+    """Peak RSS / PSS of the command's process tree; ``limit_s``: interrupt it (SIGINT, as
+    Ctrl-C) after that many seconds and report the peak up to then."""
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "micronas", *argv], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -59,6 +62,11 @@ def peak_memory(argv: list[str], env: dict[str, str]) -> dict:
         except psutil.NoSuchProcess:
             break
         peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
+        if limit_s is not None and time.perf_counter() - t0 > limit_s:
+            proc.send_signal(signal.SIGINT)
+            proc.wait()
+            return {"command": "micronas " + " ".join(argv), "peak_rss_mb": peak_rss / 2**20,
+                    "peak_pss_mb": peak_pss / 2**20, "interrupted_after_s": limit_s}
         time.sleep(0.05)
     err = proc.stderr.read().decode()
     if proc.returncode != 0:
@@ -142,6 +150,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--part", default="all", choices=["rss", "writers", "faults", "all"])
     p.add_argument("--benchmark", default=os.environ.get("MICRONAS_NB201"))
+    p.add_argument("--all-seconds", type=float, default=0.0,
+                   help="also run bench correlate --all this long (then Ctrl-C) for its peak")
     a = p.parse_args()
     out: dict = {"cpu_count": os.cpu_count()}
     if a.part in ("rss", "all"):
@@ -153,6 +163,11 @@ def main() -> None:
                 out["rss"].append(peak_memory(["bench", "correlate", "--benchmark", a.benchmark,
                                                "--sample", "200", "--workers", "2", "--indicators",
                                                "ntk_cond,linear_regions,naswot", "--quiet"], env))
+                if a.all_seconds:
+                    out["rss"].append(peak_memory(
+                        ["bench", "correlate", "--benchmark", a.benchmark, "--all", "--workers",
+                         "2", "--indicators", "ntk_cond,linear_regions,naswot", "--quiet"], env,
+                        limit_s=a.all_seconds))
     if a.part in ("writers", "all"):
         out["writers"] = writers()
     if a.part in ("faults", "all") and a.benchmark:
