@@ -26,6 +26,13 @@ def close(a: float, b: float, rel: float = 1e-6) -> bool:
     return abs(a - b) <= rel * max(abs(a), abs(b), 1e-300)
 
 
+#: Float32 gradient-based indicators differ across CPUs (other kernels, other summation
+#: orders): recorded on one machine, on an AMD EPYC snip and grad_norm of 6111 differ by
+#: 1.5e-4 and jacov by 5e-6 relative. They get this tolerance; the rest (float64 synflow,
+#: integer counts, params, FLOPs, ntk_cond at ~2e-7) keep 1e-6.
+FLOAT32_REL = {"snip": 2e-3, "grad_norm": 2e-3, "jacov": 1e-4}
+
+
 def _check_indicators(keys: list[str]) -> None:
     space = get_space("nb201")
     for key in keys:
@@ -34,7 +41,8 @@ def _check_indicators(keys: list[str]) -> None:
         got = score_many(space, [space.parse(index)], get_task(task), list(want), 0,
                          RECORD_SETTINGS)[0]
         for name, v in want.items():
-            assert close(got[name].value, v), (key, name, got[name].value, v)
+            assert close(got[name].value, v, FLOAT32_REL.get(name, 1e-6)), \
+                (key, name, got[name].value, v)
 
 
 def test_indicator_values_unchanged():

@@ -179,3 +179,13 @@ def test_short_digits_build_export_and_bundle(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "trained" in r.stdout.lower() and tfl.read_bytes() == (
         out / "bundle" / "model.tflite").read_bytes()
+
+
+def test_default_length_is_about_20000_steps():
+    from micronas.train import Recipe, auto_epochs
+
+    assert auto_epochs(60_000, 128) == 43      # fashion-mnist
+    assert auto_epochs(1_437, 128) == 200      # digits: capped
+    assert auto_epochs(1_000_000, 128) == 15   # at least 15
+    assert Recipe().resolved(60_000).epochs == 43
+    assert Recipe(epochs=3).resolved(60_000).epochs == 3

@@ -109,15 +109,11 @@ def naswot(cand: Candidate, s: ProxySettings, seed: int) -> IndicatorValue:
           description="synaptic flow: sum |theta * dR/dtheta| with |weights| and ones input")
 def synflow(cand: Candidate, s: ProxySettings, seed: int) -> IndicatorValue:
     model, x, _ = _setup(cand, s, seed, "synflow")
-    # channels-last after the initialisation (which fills tensors in memory order): the same
-    # weights, the same float64 value, and a faster double-precision convolution on the CPU
-    model = model.double().eval().to(memory_format=torch.channels_last)
+    model = model.double().eval()
     with torch.no_grad():
         for p in model.parameters():
             p.abs_()
     ones = torch.ones((1, *x.shape[1:]), dtype=torch.float64)
-    if ones.dim() == 4:
-        ones = ones.contiguous(memory_format=torch.channels_last)
     model.zero_grad()
     model(ones).sum().backward()
     total = 0.0
