@@ -53,7 +53,9 @@ def peak_memory(argv: list[str], env: dict[str, str], limit_s: float | None = No
     Ctrl-C) after that many seconds and report the peak up to then."""
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "micronas", *argv], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            # a shell's background job ignores SIGINT; the command must not
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     ps = psutil.Process(proc.pid)
     peak_rss = peak_pss = 0
     while proc.poll() is None:

@@ -136,6 +136,25 @@ def test_sigint_of_the_parent_exits_130_and_resumes(fake_table, tmp_path):
     assert done <= _rows(cache) <= 30
 
 
+def test_sigint_does_not_wait_for_the_queued_work(fake_table, tmp_path):
+    """Ctrl-C with most of a long run still queued: the pool drops the queue (only the
+    chunks being computed finish) instead of computing everything before exiting."""
+    cache = tmp_path / "cache" / "r.sqlite"
+    proc = _start(["bench", "correlate", "--sample", "400", "--indicators", "naswot",
+                   "--quiet", "--benchmark", str(fake_table), "--workers", "2"], tmp_path)
+    kids = _wait_children(proc, 2)
+    t0 = time.monotonic()
+    while _rows(cache) < 3 and time.monotonic() - t0 < 120 and proc.poll() is None:
+        time.sleep(0.1)
+    kids = _tree(proc.pid) or kids
+    proc.send_signal(signal.SIGINT)
+    t0 = time.monotonic()
+    assert proc.wait(timeout=120) == 130
+    assert time.monotonic() - t0 < 20, "the interrupted run finished its queue first"
+    _no_survivors(kids)
+    assert _rows(cache) < 300
+
+
 def test_search_killed_then_rerun_gives_the_same_result(tmp_path):
     """kill -9 of a search once some indicator results are cached; the rerun reuses them
     and returns what an uninterrupted search returns."""
