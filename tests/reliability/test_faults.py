@@ -103,21 +103,30 @@ def _rows(cache: Path) -> int:
         return 0
 
 
+def _interrupt_once_cached(args: list[str], tmp_path: Path, rows: int = 3
+                           ) -> tuple[subprocess.Popen, list[psutil.Process], float]:
+    """Start ``args`` with 2 workers, SIGINT it once ``rows`` results are cached; the
+    process, its workers and when the signal was sent."""
+    cache = tmp_path / "cache" / "r.sqlite"
+    proc = _start([*args, "--workers", "2"], tmp_path)
+    kids = _wait_children(proc, 2)
+    t0 = time.monotonic()
+    while _rows(cache) < rows and time.monotonic() - t0 < 120 and proc.poll() is None:
+        time.sleep(0.1)
+    kids = _tree(proc.pid) or kids
+    proc.send_signal(signal.SIGINT)
+    return proc, kids, time.monotonic()
+
+
 def test_sigint_of_the_parent_exits_130_and_resumes(fake_table, tmp_path):
     """SIGINT (kill -INT, or Ctrl-C) of bench correlate --workers 2: exit 130, no process
     left, the cache intact; the rerun completes with the numbers of an uninterrupted run."""
     from micronas import api
 
     cache = tmp_path / "cache" / "r.sqlite"
-    args = ["bench", "correlate", "--sample", "30", "--indicators", "naswot", "--quiet",
-            "--benchmark", str(fake_table), "--json"]
-    proc = _start([*args, "--workers", "2"], tmp_path)
-    kids = _wait_children(proc, 2)
-    t0 = time.monotonic()
-    while _rows(cache) < 3 and time.monotonic() - t0 < 120 and proc.poll() is None:
-        time.sleep(0.1)
-    kids = _tree(proc.pid) or kids
-    proc.send_signal(signal.SIGINT)
+    proc, kids, _ = _interrupt_once_cached(
+        ["bench", "correlate", "--sample", "30", "--indicators", "naswot", "--quiet",
+         "--benchmark", str(fake_table)], tmp_path)
     rc = proc.wait(timeout=60)
     if rc == 0:
         pytest.skip("the run finished before the signal arrived")
@@ -139,20 +148,13 @@ def test_sigint_of_the_parent_exits_130_and_resumes(fake_table, tmp_path):
 def test_sigint_does_not_wait_for_the_queued_work(fake_table, tmp_path):
     """Ctrl-C with most of a long run still queued: the pool drops the queue (only the
     chunks being computed finish) instead of computing everything before exiting."""
-    cache = tmp_path / "cache" / "r.sqlite"
-    proc = _start(["bench", "correlate", "--sample", "400", "--indicators", "naswot",
-                   "--quiet", "--benchmark", str(fake_table), "--workers", "2"], tmp_path)
-    kids = _wait_children(proc, 2)
-    t0 = time.monotonic()
-    while _rows(cache) < 3 and time.monotonic() - t0 < 120 and proc.poll() is None:
-        time.sleep(0.1)
-    kids = _tree(proc.pid) or kids
-    proc.send_signal(signal.SIGINT)
-    t0 = time.monotonic()
+    proc, kids, t0 = _interrupt_once_cached(
+        ["bench", "correlate", "--sample", "400", "--indicators", "naswot", "--quiet",
+         "--benchmark", str(fake_table)], tmp_path)
     assert proc.wait(timeout=120) == 130
     assert time.monotonic() - t0 < 20, "the interrupted run finished its queue first"
     _no_survivors(kids)
-    assert _rows(cache) < 300
+    assert _rows(tmp_path / "cache" / "r.sqlite") < 300
 
 
 def test_search_killed_then_rerun_gives_the_same_result(tmp_path):
