@@ -81,7 +81,6 @@ class Recipe:
                                                   and self.train_subset >= 1):
             raise MicronasError(f"train subset must be a positive integer, got {self.train_subset}")
 
-
     def resolved(self, n_train: int) -> Recipe:
         """This recipe with ``epochs`` fixed for ``n_train`` training samples."""
         if self.epochs is not None:
