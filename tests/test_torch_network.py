@@ -6,7 +6,7 @@ from torch import nn
 from micronas.errors import MicronasError
 from micronas.ir_torch import trace
 from micronas.spaces.nb201 import NB201Space, nb201_counts, nb201_network
-from micronas.spaces.nb201.modules import build_network
+from micronas.spaces.nb201.modules import Cell, ReLUConvBN, build_network
 from micronas.tasks import get_task
 
 
@@ -56,3 +56,62 @@ def test_trace_user_model_and_unsupported_layer():
     assert net.macs == 16 * 16 * (8 * 27 + 8 * 9) + 16
     with pytest.raises(MicronasError, match="GELU"):
         trace(nn.Sequential(nn.Conv2d(3, 4, 1), nn.GELU()), (3, 8, 8))
+
+
+def _supernet_values(cands):
+    from micronas.proxies.registry import ProxySettings
+    from micronas.proxies.scoring import compute
+
+    s = ProxySettings()
+    return [[compute(n, c, s, 0).value for n in ("synflow", "ntk_cond", "linear_regions",
+                                                 "zico")] for c in cands]
+
+
+def test_supernet_op_pool_gives_the_values_of_fresh_builds(monkeypatch):
+    """Supernets reuse the convolution ops of dead networks (OpPool): after synflow (float64,
+    abs weights, eval), the NTK (BatchNorm without running statistics) and zico (gradients),
+    the next supernets' values equal those of networks built from scratch."""
+    import micronas.spaces.nb201.space as sp_mod
+    from micronas.search.strategies import Prune
+    from micronas.spaces import Candidate
+
+    space = NB201Space()
+    full = space.supernet().full()
+    states = [full, *(Prune._remove(full, e, op) for e, op in ((0, "nor_conv_3x3"),
+                                                             (5, "skip_connect"),
+                                                             (2, "nor_conv_1x1")))]
+    task = get_task("cifar10")
+    pooled = _supernet_values([Candidate(space, s, task, True) for s in states])
+    fresh_module = sp_mod._module
+    monkeypatch.setattr(sp_mod, "_module",
+                        lambda cell, task, variant, pooled=False: fresh_module(cell, task, variant))
+    # new Candidate objects: the bundles' lru_caches must not answer
+    fresh = _supernet_values([Candidate(space, s, task, True) for s in states])
+    assert pooled == fresh
+
+
+def test_live_supernets_never_share_an_op():
+    space = NB201Space()
+    task = get_task("cifar10")
+    state = space.supernet().full()
+    a = space.supernet().to_module(state, task)
+    # the cells' convolution ops (15 cells x 6 edges x 2), kept alive: their ids stay unique
+    ops_a = [m for cell in a.cells if isinstance(cell, Cell) for edge in cell.edges for m in edge
+             if isinstance(m, ReLUConvBN)]
+    assert len(ops_a) == 180
+    ids_a = {id(m) for m in ops_a}
+    b = space.supernet().to_module(state, task)
+    assert ids_a.isdisjoint(id(m) for m in b.modules())
+    a.double()
+    del a  # a's ops go back to the pool; the next build takes them, not b's
+    c = space.supernet().to_module(state, task)
+    ids_c = {id(m) for m in c.modules()}
+    assert ids_c.isdisjoint(id(m) for m in b.modules())
+    assert len(ids_c & ids_a) == len(ops_a)
+    # a reused op is as a new one is: float32, training mode, fresh BatchNorm statistics
+    for m in c.modules():
+        assert m.training
+        if isinstance(m, nn.BatchNorm2d):
+            assert m.track_running_stats and float(m.running_var.sum()) == m.num_features
+        for p in m.parameters(recurse=False):
+            assert p.dtype == torch.float32 and p.requires_grad and p.grad is None

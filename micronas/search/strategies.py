@@ -141,9 +141,13 @@ class Prune(Strategy):
         costs = self.filter.costs
         if costs.feasible_completion(self.state, self.filter.budgets) is None:
             raise BudgetError(self._infeasible())
-        cap = costs.capacity(self.state, self.filter.budgets)
-        bind = cap < costs.capacity(self.state, self.filter.device_limits)
-        self.need = fill * cap if bind else 0.0
+        self.need = 0.0
+        if fill > 0 and self.filter.budgets != self.filter.device_limits:
+            # the budgets bind when they allow less than the device's memory does (the scan
+            # of completions is skipped when they are the device's memory: nothing to fill)
+            cap = costs.capacity(self.state, self.filter.budgets)
+            if cap < costs.capacity(self.state, self.filter.device_limits):
+                self.need = fill * cap
         self.round = 0
         self.history: list[dict[str, Any]] = []
         self._cands: list[tuple[int, str]] = []

@@ -52,12 +52,22 @@ def check_task(task: Task) -> Task:
     return task
 
 
-def _module(cell: NB201Arch | EdgeOps, task: Task, variant: str) -> nn.Module:
+def _module(cell: NB201Arch | EdgeOps, task: Task, variant: str, pooled: bool = False
+            ) -> nn.Module:
     from micronas.spaces.nb201.modules import build_network
 
     check_task(task)
     C, N, stem = _variant(variant)
-    return build_network(cell, task, C, N, seed=None, stem=stem)
+    return build_network(cell, task, C, N, seed=None, stem=stem,
+                         pool=_op_pool() if pooled else None)
+
+
+@cache
+def _op_pool() -> Any:
+    """This process's pool of reusable supernet ops (see OpPool)."""
+    from micronas.spaces.nb201.modules import OpPool
+
+    return OpPool()
 
 
 class NB201Space:
@@ -200,4 +210,6 @@ class NB201Supernet:
         return nb201_network(as_edge_ops(state), check_task(task))
 
     def to_module(self, state: State, task: Task, variant: str = "full") -> nn.Module:
-        return _module(as_edge_ops(state), task, variant)
+        """The supernet's module; its weights are for the caller to initialise (its
+        convolution ops may come from networks built before: OpPool)."""
+        return _module(as_edge_ops(state), task, variant, pooled=True)
