@@ -167,10 +167,12 @@ def correlate(indicators: Sequence[str] | str | None = None, task: TaskLike = No
               benchmark: str | None = None, sample: int | None = 1000, seed: int = 0,
               workers: int = 1, cache_path: str | None = None, settings: Any = None,
               progress: Callable[[int], None] | None = None,
-              executor: str | None = None) -> dict[str, Any]:
+              executor: str | None = None, table: str | None = None) -> dict[str, Any]:
     """Rank correlation of indicators with NB201 ground truth (``sample=None``: all 15,625).
     ``executor``: ``process:N``, ``local:N`` or ``dask://HOST:PORT`` (default
-    ``process:workers``; see :mod:`micronas.execution`)."""
+    ``process:workers``; see :mod:`micronas.execution`). ``table``: also write the result
+    with every architecture's row (accuracy, values, flags) to this JSON file (gzip when it
+    ends in ``.gz``), atomically; the returned dict has no rows."""
     from micronas.bench.correlate import correlate as _correlate
     from micronas.bench.correlate import sample_archs
     from micronas.bench.table import check_task, load_table
@@ -182,13 +184,20 @@ def correlate(indicators: Sequence[str] | str | None = None, task: TaskLike = No
     t = resolve_task(task)
     check_task(t)
     archs = sample_archs(sample, seed)  # validates --sample before the table is read
-    table = load_table(benchmark)
+    load_table(benchmark)  # a missing or bad table fails before any scoring (cached)
     if executor is not None:
         from micronas.execution import parse_executor
 
         parse_executor(executor)  # a bad spec fails before any scoring
-    return _correlate(table, names, t, sample, seed, workers, cache_path, progress, archs,
-                      settings, executor=executor)
+    res = _correlate(load_table(benchmark), names, t, sample, seed, workers, cache_path,
+                     progress, archs, settings, keep_values=table is not None,
+                     executor=executor)
+    if table is not None:
+        from micronas.bench.correlate import write_table
+
+        write_table(res, table)
+        res.pop("rows")
+    return res
 
 
 def load_calibration(path: str, net: Network):

@@ -9,6 +9,8 @@ results arrive, so an interrupted run resumes where it stopped.
 
 from __future__ import annotations
 
+import gzip
+import json
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,6 +22,7 @@ from scipy.stats import kendalltau, spearmanr
 from micronas import __version__
 from micronas.bench.table import NB201Table, check_task
 from micronas.errors import MicronasError
+from micronas.fileio import atomic_write
 from micronas.proxies import ProxySettings, score_many
 from micronas.spaces import canonical, get_space
 from micronas.spaces.nb201 import NUM_ARCHS, NB201Arch
@@ -133,3 +136,13 @@ def correlate(table: NB201Table, indicators: Sequence[str], task: Task,
                         "flags": {n: list(sc.flags) for n, sc in s.items() if sc.flags}}
                        for a, y, s in zip(archs, acc, scores, strict=True)]
     return out
+
+
+def write_table(res: dict[str, Any], path: str | Path) -> None:
+    """``res`` (with its ``rows``) as JSON at ``path``, gzip-compressed when the name ends in
+    ``.gz`` (deterministic bytes: no timestamp in the header); written atomically."""
+    blob = json.dumps(res, indent=None, separators=(",", ":")).encode()
+    if str(path).endswith(".gz"):
+        blob = gzip.compress(blob, mtime=0)
+    atomic_write(Path(path), lambda f: f.write(blob), binary=True)
+

@@ -162,6 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     executor_opt(bc)
     proxy_opts(bc)
     bc.add_argument("--json", action="store_true")
+    bc.add_argument("--table", metavar="PATH", help="also write every architecture's accuracy "
+                    "and indicator values (JSON; gzip-compressed when PATH ends in .gz)")
+    bc.add_argument("--force", action="store_true", help="overwrite an existing --table file")
     quiet_opt(bc)
     cache_opts(bc)
     bc.set_defaults(func=c.cmd_bench_correlate)
