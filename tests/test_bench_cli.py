@@ -14,6 +14,28 @@ def test_correlate_json(cli, fake_table, tmp_path):
     assert set(d["indicators"]["params"]) >= {"spearman", "kendall", "seconds_per_arch"}
 
 
+def test_correlate_table_file(cli, fake_table, tmp_path):
+    """--table writes every architecture's row (gzip for .gz); an existing file is refused
+    before any scoring unless --force."""
+    import gzip
+
+    path = tmp_path / "t.json.gz"
+    argv = ["bench", "correlate", "--benchmark", str(fake_table), "--sample", "25",
+            "--indicators", "params,flops", "--no-cache", "--quiet", "--table", str(path)]
+    code, out, err = cli(*argv)
+    assert code == 0, err
+    d = json.loads(gzip.decompress(path.read_bytes()))
+    assert len(d["rows"]) == 25 and {"index", "acc", "params", "flops"} <= set(d["rows"][0])
+    assert d["indicators"]["params"]["spearman"] == pytest.approx(
+        __import__("scipy").stats.spearmanr([r["params"] for r in d["rows"]],
+                                            [r["acc"] for r in d["rows"]]).statistic)
+    before = path.read_bytes()
+    code, out, err = cli(*argv)
+    assert code == 2 and "--force" in err and path.read_bytes() == before
+    code, out, err = cli(*argv, "--force")
+    assert code == 0 and json.loads(gzip.decompress(path.read_bytes()))["rows"] == d["rows"]
+
+
 @pytest.mark.parametrize("argv, fragment", [
     (["bench", "correlate", "--sample", "0", "--indicators", "params"], "positive"),
     (["bench", "correlate", "--indicators", "nope"], "unknown indicator 'nope'"),

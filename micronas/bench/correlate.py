@@ -140,7 +140,7 @@ def correlate(table: NB201Table, indicators: Sequence[str], task: Task,
 
 def write_table(res: dict[str, Any], path: str | Path) -> None:
     """``res`` (with its ``rows``) as JSON at ``path``, gzip-compressed when the name ends in
-    ``.gz`` (deterministic bytes: no timestamp in the header); written atomically."""
+    ``.gz`` (no timestamp in the gzip header); written atomically."""
     blob = json.dumps(res, indent=None, separators=(",", ":")).encode()
     if str(path).endswith(".gz"):
         blob = gzip.compress(blob, mtime=0)
