@@ -29,7 +29,7 @@ FAST = ProxySettings(zc_batch=8, ntk_batch=8)
 
 
 def _clear() -> None:
-    for f in (modern._az_bundle, modern._vk_bundle):
+    for f in (modern._az_forward, modern._az_trainability, modern._vk_bundle):
         f.cache_clear()
 
 

@@ -8,7 +8,9 @@ image-like inputs (``zc_input``), all drawn from generators seeded by ``seed`` a
 (common random numbers: every architecture sees the same inputs). BatchNorm in training
 mode (batch statistics), the network as it would start training.
 
-- **AZ-NAS** (Lee & Ham, CVPR 2024), from one forward and one backward pass. The network's
+- **AZ-NAS** (Lee & Ham, CVPR 2024), from one initialisation and one batch: expressivity and
+  progressivity from a forward pass, trainability from a forward and a backward pass (the
+  same values as one shared pass; the split spares the mix its backward). The network's
   *primary blocks* are the children of its body (:func:`body_blocks`: on NB201 the 15 cells
   and 2 reduction blocks, on ``mcu`` the inverted-residual blocks).
 
@@ -133,10 +135,11 @@ def _inputs(cand: Candidate, s: ProxySettings, batch: int, *labels_: object,
 
 # --- AZ-NAS --------------------------------------------------------------------------------
 
-@lru_cache(maxsize=8)
-def _az_bundle(cand: Candidate, s: ProxySettings, seed: int) -> dict[str, IndicatorValue]:
-    """AZ-NAS's expressivity, progressivity and trainability from one forward and one
-    backward pass of one initialisation."""
+def _az_pass(cand: Candidate, s: ProxySettings, seed: int, backward: bool
+             ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """One initialisation's forward pass (and, with ``backward``, one backward pass from a
+    seeded N(0, 1) signal at the logits): the primary blocks' inputs and outputs, with
+    their gradients when ``backward``. The forward values do not depend on ``backward``."""
     model = full_network(cand, s, generator(seed, "az", "init")).train()
     x = _inputs(cand, s, s.zc_batch, seed, "zc-batch")
     blocks = body_blocks(model)
@@ -146,16 +149,29 @@ def _az_bundle(cand: Candidate, s: ProxySettings, seed: int) -> dict[str, Indica
     def hook(_m: nn.Module, inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
         ins.append(inp[0])
         outs.append(out)
-        out.retain_grad()
-        if inp[0].requires_grad:
-            inp[0].retain_grad()
+        if backward:
+            out.retain_grad()
+            if inp[0].requires_grad:
+                inp[0].retain_grad()
 
+    if not backward:
+        with forward_hooks(blocks, hook), torch.no_grad():
+            model(x)
+        return ins, outs
+    for p in model.parameters():  # only the blocks' input and output gradients are read
+        p.requires_grad_(False)
     x = x.requires_grad_(True)
     with forward_hooks(blocks, hook):
         logits = model(x)
     v = torch.randn(logits.shape, generator=generator(seed, "az", "signal"))
     logits.backward(v)
+    return ins, outs
 
+
+@lru_cache(maxsize=8)
+def _az_forward(cand: Candidate, s: ProxySettings, seed: int) -> dict[str, IndicatorValue]:
+    """AZ-NAS's expressivity and progressivity: the forward pass alone."""
+    _, outs = _az_pass(cand, s, seed, backward=False)
     ent, zero = [], False
     for o in outs:
         e, degenerate = feature_entropy(o)
@@ -167,7 +183,14 @@ def _az_bundle(cand: Candidate, s: ProxySettings, seed: int) -> dict[str, Indica
         progressivity = IndicatorValue(0.0, ("single_block",) + eflags)
     else:
         progressivity = IndicatorValue(float(min(np.diff(ent))), eflags)
+    return {"az_expressivity": expressivity, "az_progressivity": progressivity}
 
+
+@lru_cache(maxsize=8)
+def _az_trainability(cand: Candidate, s: ProxySettings, seed: int) -> IndicatorValue:
+    """AZ-NAS's trainability from the forward and backward pass (the same initialisation
+    and batch as expressivity's)."""
+    ins, outs = _az_pass(cand, s, seed, backward=True)
     penalties, no_grad = [], False
     for i, o in zip(ins, outs, strict=True):
         g_out = o.grad
@@ -180,33 +203,29 @@ def _az_bundle(cand: Candidate, s: ProxySettings, seed: int) -> dict[str, Indica
             sigma, no_grad = SIGMA_FLOOR, True
         penalties.append(sigma + 1.0 / sigma - 2.0)
     if penalties:
-        trainability = IndicatorValue(-float(np.mean(penalties)),
-                                      ("no_gradient",) if no_grad else ())
-    else:
-        trainability = IndicatorValue(-1.0 / SIGMA_FLOOR, ("no_gradient",))
-    return {"az_expressivity": expressivity, "az_progressivity": progressivity,
-            "az_trainability": trainability}
+        return IndicatorValue(-float(np.mean(penalties)), ("no_gradient",) if no_grad else ())
+    return IndicatorValue(-1.0 / SIGMA_FLOOR, ("no_gradient",))
 
 
 @register("az_expressivity", higher_is_better=True, deterministic=False, needs_data=False,
           paper=PAPER_AZ, description="sum over blocks of the entropy of the feature "
                                       "covariance spectrum (isotropic features)")
 def az_expressivity(cand: Candidate, s: ProxySettings, seed: int) -> IndicatorValue:
-    return _az_bundle(cand, s, seed)["az_expressivity"]
+    return _az_forward(cand, s, seed)["az_expressivity"]
 
 
 @register("az_progressivity", higher_is_better=True, deterministic=False, needs_data=False,
           paper=PAPER_AZ, description="smallest increase of block expressivity from one "
                                       "block to the next")
 def az_progressivity(cand: Candidate, s: ProxySettings, seed: int) -> IndicatorValue:
-    return _az_bundle(cand, s, seed)["az_progressivity"]
+    return _az_forward(cand, s, seed)["az_progressivity"]
 
 
 @register("az_trainability", higher_is_better=True, deterministic=False, needs_data=False,
           paper=PAPER_AZ, description="-mean(sigma + 1/sigma - 2) of the blocks' backward "
                                       "gain sigma (1 = stable gradient propagation)")
 def az_trainability(cand: Candidate, s: ProxySettings, seed: int) -> IndicatorValue:
-    return _az_bundle(cand, s, seed)["az_trainability"]
+    return _az_trainability(cand, s, seed)
 
 
 @register("az_complexity", higher_is_better=True, deterministic=True, needs_data=False,
@@ -219,6 +238,16 @@ register_population(
     "az_nas", paper=PAPER_AZ, parts=AZ_PARTS, combine="log_rank",
     description="sum of log(rank / N) of az_expressivity, az_progressivity, az_trainability "
                 "and az_complexity over the scored set (higher is better)")
+
+#: The mix chosen on NB201 (docs/indicators.md: the best of 4,095 log-rank subsets on 100
+#: networks, then measured on 300 fresh ones and on the whole space).
+MIX_PARTS = ("az_expressivity", "az_progressivity", "az_complexity", "synflow", "jacov",
+             "linear_regions")
+register_population(
+    "micronas_mix", paper="ours (chosen on NB201, docs/indicators.md); parts from AZ-NAS, "
+                          "synflow, jacov and TE-NAS", parts=MIX_PARTS, combine="log_rank",
+    description="sum of log(rank / N) of az_expressivity, az_progressivity, az_complexity, "
+                "synflow, jacov and linear_regions over the scored set (higher is better)")
 
 
 # --- VKDNW-style Fisher spectrum ------------------------------------------------------------

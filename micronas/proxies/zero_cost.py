@@ -54,6 +54,21 @@ def _setup(cand: Candidate, s: ProxySettings, seed: int, name: str):
     return model, x, y
 
 
+def code_kernel(codes: torch.Tensor) -> torch.Tensor:
+    """naswot's K = c c^T + (1 - c)(1 - c)^T of binary codes (B x n), in float64.
+
+    Computed as 2 c c^T - r_i - r_j + n (r: the rows' counts of ones) with float32 sums of
+    0/1 products: integers below 2^24 are exact in float32, so this equals the float64
+    product bit for bit, at a quarter of the work (one matmul, single precision)."""
+    n = codes.shape[1]
+    if 2 * n >= 2**24:  # beyond float32's exact integers
+        c = codes.to(torch.float64)
+        return c @ c.T + (1 - c) @ (1 - c).T
+    c = codes.to(torch.float32)
+    r = c.sum(dim=1)
+    return (2 * (c @ c.T) - r[:, None] - r[None, :] + n).to(torch.float64)
+
+
 @lru_cache(maxsize=8)
 def _activation_bundle(cand: Candidate, s: ProxySettings, seed: int) -> dict[str, IndicatorValue]:
     """naswot and jacov from one forward/backward pass of one initialisation (they read the
@@ -62,9 +77,10 @@ def _activation_bundle(cand: Candidate, s: ProxySettings, seed: int) -> dict[str
     k = torch.zeros(x.shape[0], x.shape[0], dtype=torch.float64)
 
     def hook(_m: nn.Module, inp: tuple[torch.Tensor, ...], _o: torch.Tensor) -> None:
-        c = (inp[0].detach().reshape(inp[0].shape[0], -1) > 0).to(torch.float64)
-        k.add_(c @ c.T + (1 - c) @ (1 - c).T)
+        k.add_(code_kernel(inp[0].detach().reshape(inp[0].shape[0], -1) > 0))
 
+    for p in model.parameters():  # only the input's gradient is read
+        p.requires_grad_(False)
     x = x.clone().requires_grad_(True)
     with forward_hooks(relu_modules(model), hook):
         out = model(x)
