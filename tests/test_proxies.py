@@ -162,3 +162,42 @@ def test_zero_cost_proxies_rank_sizes_sensibly():
         f = get_indicator(name).fn
         assert f(big, FAST, 0).value > f(small, FAST, 0).value, name
     assert np.isfinite(get_indicator("naswot").fn(big, FAST, 0).value)
+
+
+@pytest.mark.parametrize("arch, supernet", [
+    ("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_1x1~1|none~2|",
+     False),
+    ("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|", False),  # no live path: sum 0
+    (None, True),
+])
+def test_synflow_forward_pass_equals_the_backward_sum(arch, supernet):
+    """On NB201's networks (relu_linear) synflow runs one forward pass carrying each
+    activation's derivative along the weights; it equals the backward pass's sum."""
+    from micronas.proxies import zero_cost as z
+    from micronas.proxies.common import full_network, generator
+    from micronas.proxies.registry import ProxySettings
+
+    sp = get_space("nb201")
+    state = sp.supernet().full() if supernet else sp.parse(arch)
+    cand = Candidate(sp, state, get_task("cifar10"), supernet)
+    model = full_network(cand, ProxySettings(), generator(0, "synflow", "init")).double().eval()
+    assert model.relu_linear
+    with torch.no_grad():
+        for p in model.parameters():
+            p.abs_()
+            p.add_(0.01)  # BatchNorm betas and biases non-zero too: the shifts must cancel
+    ones = torch.ones((1, 3, 32, 32), dtype=torch.float64)
+    back = z._synflow_backward(model, ones)
+    fwd = z._synflow_forward(model, ones)
+    assert fwd == pytest.approx(back, rel=1e-12, abs=0.0)
+
+
+def test_synflow_of_a_network_that_is_not_relu_linear_uses_the_backward_pass(monkeypatch):
+    from micronas.proxies import zero_cost as z
+
+    called = []
+    monkeypatch.setattr(z, "_synflow_forward", lambda *a: called.append(1) or 1.0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU6(), nn.Flatten(),
+                        nn.Linear(4 * 8 * 8, 2))
+    v = z._synflow(net, (3, 8, 8))
+    assert not called and math.isfinite(v.value)

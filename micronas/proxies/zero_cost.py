@@ -120,16 +120,8 @@ def naswot(cand: Candidate, s: ProxySettings, seed: int) -> IndicatorValue:
     return _activation_bundle(cand, s, seed)["naswot"]
 
 
-@register("synflow", higher_is_better=True, deterministic=True, needs_data=False,
-          paper="Tanaka et al., NeurIPS 2020; " + PAPER_ZC,
-          description="synaptic flow: sum |theta * dR/dtheta| with |weights| and ones input")
-def synflow(cand: Candidate, s: ProxySettings, seed: int) -> IndicatorValue:
-    model, x, _ = _setup(cand, s, seed, "synflow")
-    model = model.double().eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.abs_()
-    ones = torch.ones((1, *x.shape[1:]), dtype=torch.float64)
+def _synflow_backward(model: nn.Module, ones: torch.Tensor) -> float:
+    """sum over Conv2d / Linear weights of |theta * dR/dtheta|, by a backward pass."""
     model.zero_grad()
     model(ones).sum().backward()
     total = 0.0
@@ -137,9 +129,69 @@ def synflow(cand: Candidate, s: ProxySettings, seed: int) -> IndicatorValue:
         for m in _weighted_layers(model):
             if m.weight.grad is not None:
                 total += float((m.weight * m.weight.grad).abs().sum())
+    return total
+
+
+_LINEAR = (nn.Conv2d, nn.Linear)
+
+
+def _synflow_forward(model: nn.Module, ones: torch.Tensor) -> float:
+    """The same sum by one forward pass, for a network that is linear on non-negative
+    inputs (``relu_linear``; here every weight is >= 0, so every activation is).
+
+    sum_l <dR/dW_l, W_l> is the derivative of R when every Conv2d / Linear weight is scaled
+    by (1 + t), at t = 0: the network then carries beside each activation x its derivative
+    d, which a layer y = W x + b maps to W d + W x, an affine module a x + c (BatchNorm in
+    eval mode) to a d, and every linear map (pools, sums, means, ReLU on values >= 0) as it
+    maps x. Run as a batch [x, d] = [ones, 0]: the layers' outputs on the d half are
+    corrected in forward hooks; R's derivative is the sum of the d half's outputs. All terms
+    are non-negative, so the sum equals the sum of absolute values."""
+
+    def weighted(m: nn.Module, _inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> torch.Tensor:
+        b = getattr(m, "bias", None)
+        shift = 0.0 if b is None else b.view(1, -1, *([1] * (out.dim() - 2)))
+        x, d = out[0:1] - shift, out[1:2] - shift
+        return torch.cat([out[0:1], d + x])
+
+    def affine(m: nn.Module, _inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> torch.Tensor:
+        scale = 1.0 / torch.sqrt(m.running_var + m.eps)
+        if m.weight is not None:
+            scale = scale * m.weight
+        c = -m.running_mean * scale + (m.bias if m.bias is not None else 0.0)
+        c = c.view(1, -1, 1, 1)
+        return torch.cat([out[0:1], out[1:2] - c])
+
+    layers = [m for m in model.modules() if isinstance(m, _LINEAR)]
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    x = torch.cat([ones, torch.zeros_like(ones)])
+    with forward_hooks(layers, weighted), forward_hooks(bns, affine), torch.no_grad():
+        out = model(x)
+    return float(out[1].sum())
+
+
+def _synflow(model: nn.Module, shape: tuple[int, int, int]) -> IndicatorValue:
+    model = model.double().eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.abs_()
+    ones = torch.ones((1, *shape), dtype=torch.float64)
+    bn_tracks = all(m.track_running_stats for m in model.modules()
+                    if isinstance(m, nn.BatchNorm2d))
+    if getattr(model, "relu_linear", False) and bn_tracks:
+        total = _synflow_forward(model, ones)
+    else:
+        total = _synflow_backward(model, ones)
     if not math.isfinite(total) or total <= 0:
         return IndicatorValue(-1e10 if total <= 0 else 1e300, ("nonfinite",))
     return IndicatorValue(math.log(total), extra={"raw": total})
+
+
+@register("synflow", higher_is_better=True, deterministic=True, needs_data=False,
+          paper="Tanaka et al., NeurIPS 2020; " + PAPER_ZC,
+          description="synaptic flow: sum |theta * dR/dtheta| with |weights| and ones input")
+def synflow(cand: Candidate, s: ProxySettings, seed: int) -> IndicatorValue:
+    model = full_network(cand, s, generator(seed, "synflow", "init"))
+    return _synflow(model, cand.variant_input("full"))
 
 
 @register("snip", higher_is_better=True, deterministic=False, needs_data=True,

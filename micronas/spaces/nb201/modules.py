@@ -185,6 +185,11 @@ class ResNetBlock(nn.Module):
 class CellNetwork(nn.Module):
     """NB201's network for a cell (or supernet): C, N, classes and stem are parameters."""
 
+    #: Every forward is a composition of its modules' maps, joined by sums and means: with
+    #: non-negative weights and inputs it is linear (its ReLUs pass everything). Synflow
+    #: then needs one forward pass instead of a backward pass (micronas.proxies.zero_cost).
+    relu_linear = True
+
     def __init__(self, cell: NB201Arch | Sequence[Sequence[str]], C: int = 16, N: int = 5,
                  num_classes: int = 10, in_channels: int = 3, stem: bool = True,
                  pool: OpPool | None = None):
