@@ -65,3 +65,16 @@ def test_console_script_subprocess():
     out = subprocess.run([sys.executable, "-m", "micronas", "cost", "1", "--json"],
                          capture_output=True, text=True)
     assert out.returncode == 0 and json.loads(out.stdout)["index"] == 1
+
+
+def test_search_of_a_custom_task_with_micronas_nb201_set(cli, fake_table, monkeypatch):
+    """$MICRONAS_NB201 gives accuracies where NB201 has them; a task it has none for
+    searches without them (only an explicit --benchmark makes that an error)."""
+    monkeypatch.setenv("MICRONAS_NB201", str(fake_table))
+    argv = ["search", "--strategy", "random", "--evaluations", "2", "--indicators", "params",
+            "--input", "16x16x3", "--classes", "10", "--no-cache", "--quiet"]
+    code, out, err = cli(*argv)
+    assert code == 0, err
+    assert "accuracy" not in out
+    code, out, err = cli(*argv, "--benchmark", str(fake_table))
+    assert code == 2 and "no ground truth" in err
