@@ -184,12 +184,12 @@ def correlate(indicators: Sequence[str] | str | None = None, task: TaskLike = No
     t = resolve_task(task)
     check_task(t)
     archs = sample_archs(sample, seed)  # validates --sample before the table is read
-    load_table(benchmark)  # a missing or bad table fails before any scoring (cached)
+    truth = load_table(benchmark)  # a missing or bad table fails before any scoring
     if executor is not None:
         from micronas.execution import parse_executor
 
         parse_executor(executor)  # a bad spec fails before any scoring
-    res = _correlate(load_table(benchmark), names, t, sample, seed, workers, cache_path,
+    res = _correlate(truth, names, t, sample, seed, workers, cache_path,
                      progress, archs, settings, keep_values=table is not None,
                      executor=executor)
     if table is not None:

@@ -250,7 +250,7 @@ def run_search(cfg: SearchConfig, table: Any = None, cache_path: str | None = No
     w = cfg.weights(0.0 if target is not None else None)
     # by default the indicators run here, with torch's threads on every core: as fast as two
     # worker processes on 2 cores (19.7 s against 18.8 s for the default search, 2026-12-04)
-    # at half the memory (578 MB peak RSS against ~1.4 GB: each process imports torch)
+    # at half the memory (486-562 MB peak RSS against ~1.4 GB: each process imports torch)
     executor = cfg.executor or (f"process:{cfg.workers}" if cfg.workers > 1 else "serial")
     ev = Evaluator(costs, cfg.proxy_settings(), cfg.seed, store, w.names(), executor)
     try:

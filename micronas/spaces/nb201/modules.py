@@ -104,7 +104,7 @@ class OpPool:
     builds whose caller initialises every weight use a pool (``build_network(seed=None)``
     through the supernet, whose indicators always do). The network, and the values
     computed on it, are the same as a fresh build's: the same modules in the same order
-    (tests/test_spaces.py)."""
+    (tests/test_torch_network.py)."""
 
     def __init__(self, limit: int = 4096):
         self._free: dict[tuple[int, int], list[nn.Module]] = {}  # by (kernel, width)

@@ -19,6 +19,8 @@ from micronas.tasks import Task
 if TYPE_CHECKING:
     from torch import nn
 
+    from micronas.spaces.nb201.modules import OpPool
+
 #: The ops the pruning supernet starts with (``none`` pre-pruned, method.md section 4).
 PRUNE_OPS = ("skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 
@@ -63,7 +65,7 @@ def _module(cell: NB201Arch | EdgeOps, task: Task, variant: str, pooled: bool = 
 
 
 @cache
-def _op_pool() -> Any:
+def _op_pool() -> OpPool:
     """This process's pool of reusable supernet ops (see OpPool)."""
     from micronas.spaces.nb201.modules import OpPool
 
