@@ -1,0 +1,140 @@
+"""Can any search reach issue 14's goals? The ceilings, from the NB201 table and our cost model.
+
+For the default search setting (stm32f746, latency weight 0, the device's memory less the
+default application reserve; and, for comparison, with no reserve as in sessions 1-5) this
+prints, per dataset, how many of the 15,625 networks are feasible, the best true test
+accuracy among them (the oracle) and how many reach the issue's goal (CIFAR-10 94.0 %,
+CIFAR-100 72.0 %, ImageNet16-120 45.5 %).
+
+For the trade-off goal (a network >= 3.23x faster on stm32f746 than the latency-weight-0
+result of the same seed at <= 1 point lower CIFAR-10 accuracy) it takes each seed's weight-0
+result (``--results``, default: the default mix's CIFAR-10 runs in
+``benchmarks/results/search_mix.json``, or ``--archs`` given by hand) and prints the best
+accuracy of any feasible network within 1/3.23 of its latency: the goal is reachable for a
+seed only if that oracle is >= its accuracy - 1. It also prints the largest speed-up any
+network offers at <= 1 point lower accuracy.
+
+    python benchmarks/search_goals.py [--data ../shared/data] [--results FILE | --archs I,J,...]
+        [--json benchmarks/results/search_goals.json]
+
+No indicator is computed: this bounds every strategy and every indicator mix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from micronas.bench.table import load_table
+from micronas.hardware import load_device
+from micronas.search.costs import Budgets, CostModel
+from micronas.search.run import SearchConfig
+from micronas.spaces import bind, get_space, index_of
+from micronas.tasks import get_task
+
+GOALS = {"cifar10": 94.0, "cifar100": 72.0, "imagenet16-120": 45.5}
+SPEEDUP, DROP = 3.23, 1.0
+HERE = Path(__file__).resolve().parent
+
+
+def feasible(device_name: str, task_name: str, reserve: bool) -> tuple[dict, CostModel]:
+    """{arch: Costs} of every architecture meeting the device's memory (less the reserve)."""
+    task = get_task(task_name)
+    space = bind(get_space("nb201"), task)
+    device = load_device(device_name)
+    cfg = SearchConfig(device=device_name, task=task_name,
+                       reserve_sram_kb=None if reserve else 0.0,
+                       reserve_flash_kb=None if reserve else 0.0)
+    limits = Budgets.with_device(device, None, None, None, *cfg.reserves(device))
+    costs = CostModel(space, task, device, disk_cache=False)
+    allc = costs.all_archs()
+    return {a: c for a, c in allc.items() if limits.ok(c)}, costs
+
+
+def ceilings(table, device: str) -> list[dict]:
+    rows = []
+    for reserve in (True, False):
+        for name, goal in GOALS.items():
+            feas, _ = feasible(device, name, reserve)
+            task = get_task(name)
+            acc = np.array([table.acc(a, task) for a in feas])
+            rows.append({"task": name, "reserve": reserve, "feasible": len(feas),
+                         "oracle": float(acc.max()), "goal": goal,
+                         "reaching_goal": int((acc >= goal).sum())})
+    return rows
+
+
+def tradeoff(table, device: str, archs: list[tuple[int, str]]) -> list[dict]:
+    feas, _ = feasible(device, "cifar10", True)
+    task = get_task("cifar10")
+    space = get_space("nb201")
+    lat = {a: c.latency_ms for a, c in feas.items()}
+    acc = {a: table.acc(a, task) for a in feas}
+    out = []
+    for seed, text in archs:
+        a0 = space.parse(text)
+        l0, acc0 = feas[a0].latency_ms if a0 in feas else CostModel(
+            space, task, load_device(device), disk_cache=False).arch(a0).latency_ms, table.acc(a0, task)
+        fast = [a for a in feas if lat[a] <= l0 / SPEEDUP]
+        best = max(fast, key=lambda a: acc[a]) if fast else None
+        close = [a for a in feas if acc[a] >= acc0 - DROP]
+        quickest = min(close, key=lambda a: lat[a])
+        out.append({"seed": seed, "index": index_of(space, a0), "accuracy": acc0, "latency_ms": l0,
+                    "budget_ms": l0 / SPEEDUP,
+                    "oracle_within_budget": acc[best] if best is not None else None,
+                    "oracle_index": index_of(space, best) if best is not None else None,
+                    "needed": acc0 - DROP,
+                    "reachable": best is not None and acc[best] >= acc0 - DROP,
+                    "max_speedup_within_1_point": l0 / lat[quickest],
+                    "max_speedup_index": index_of(space, quickest)})
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", default=str(HERE.parents[1] / "shared" / "data"))
+    p.add_argument("--device", default="stm32f746")
+    p.add_argument("--results", default=str(HERE / "results" / "search_mix.json"),
+                   help="search_mix.json whose default-mix CIFAR-10 runs give the weight-0 "
+                        "results per seed")
+    p.add_argument("--archs", default=None,
+                   help="comma-separated NB201 indices of the weight-0 results (seed 0, 1, ...)")
+    p.add_argument("--json", default=None, help="write the numbers here")
+    a = p.parse_args()
+    csv = Path(a.data) / "nb201" / "nb201_accuracy.csv"
+    if not csv.is_file():
+        sys.exit(f"{csv} not found: pass --data (the NB201 table is needed)")
+    table = load_table(csv)
+    if a.archs:
+        archs = [(s, i.strip()) for s, i in enumerate(a.archs.split(","))]
+    else:
+        runs = json.loads(Path(a.results).read_text())["runs"]
+        archs = [(r["seed"], r["arch"]) for r in runs
+                 if r["task"] == "cifar10" and r["mix"] == "ntk_cond,linear_regions,synflow:2"]
+    ceil = ceilings(table, a.device)
+    print(f"issue-14 ceilings on {a.device}, latency weight 0 (the device's memory less the "
+          "application reserve, or none):")
+    print(f"{'task':16} {'reserve':8} {'feasible':>8} {'oracle':>7} {'goal':>6} {'networks >= goal':>17}")
+    for r in ceil:
+        print(f"{r['task']:16} {'10 %' if r['reserve'] else 'none':8} {r['feasible']:8d} "
+              f"{r['oracle']:7.2f} {r['goal']:6.1f} {r['reaching_goal']:17d}")
+    trade = tradeoff(table, a.device, archs)
+    print(f"\ntrade-off: >= {SPEEDUP}x faster than the seed's weight-0 result at <= {DROP} point "
+          "lower CIFAR-10 accuracy (reserve 10 %):")
+    for r in trade:
+        ob = "none" if r["oracle_within_budget"] is None else f"{r['oracle_within_budget']:.2f} %"
+        print(f"seed {r['seed']}: index {r['index']} {r['accuracy']:.2f} % at {r['latency_ms']:.1f} ms; "
+              f"best within {r['budget_ms']:.1f} ms: {ob} (needs {r['needed']:.2f}): "
+              f"{'reachable' if r['reachable'] else 'NOT reachable'}; largest speed-up at "
+              f"<= {DROP} point: {r['max_speedup_within_1_point']:.2f}x (index {r['max_speedup_index']})")
+    if a.json:
+        Path(a.json).write_text(json.dumps({"device": a.device, "ceilings": ceil,
+                                            "tradeoff": trade}, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
