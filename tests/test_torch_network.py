@@ -84,7 +84,8 @@ def test_supernet_op_pool_gives_the_values_of_fresh_builds(monkeypatch):
     pooled = _supernet_values([Candidate(space, s, task, True) for s in states])
     fresh_module = sp_mod._module
     monkeypatch.setattr(sp_mod, "_module",
-                        lambda cell, task, variant, pooled=False: fresh_module(cell, task, variant))
+                        lambda cell, task, variant, pooled=False, fused=None:
+                        fresh_module(cell, task, variant, fused=pooled))
     # new Candidate objects: the bundles' lru_caches must not answer
     fresh = _supernet_values([Candidate(space, s, task, True) for s in states])
     assert pooled == fresh
@@ -115,3 +116,107 @@ def test_live_supernets_never_share_an_op():
             assert m.track_running_stats and float(m.running_var.sum()) == m.num_features
         for p in m.parameters(recurse=False):
             assert p.dtype == torch.float32 and p.requires_grad and p.grad is None
+
+
+def _fused_pair(state, C=4, N=1, seed=0, task="cifar10"):
+    """The same supernet built unfused and fused, with equal weights and buffers."""
+    a = build_network(state, get_task(task), C, N, seed=seed)
+    b = build_network(state, get_task(task), C, N, seed=None, fused=True)
+    b.load_state_dict(a.state_dict())
+    return a, b
+
+
+def _states():
+    from micronas.search.strategies import Prune
+
+    full = NB201Space().supernet().full()
+    rng = np.random.default_rng(3)
+    out = [full, Prune._remove(full, 0, "nor_conv_3x3"), Prune._remove(full, 5, "skip_connect")]
+    for _ in range(6):
+        out.append(tuple(tuple(sorted(rng.choice(sorted(e), rng.integers(1, len(e) + 1),
+                                                 replace=False).tolist())) for e in full))
+    return out
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_fused_cells_compute_the_unfused_function_and_gradients(train):
+    """Supernet cells that run each node's ops together (Cell(fused=True)) give the unfused
+    outputs, parameter gradients and BatchNorm running statistics, to float tolerance."""
+    x = torch.randn(6, 3, 12, 12, generator=torch.Generator().manual_seed(0))
+    for state in _states():
+        a, b = _fused_pair(state)
+        a.train(train), b.train(train)
+        ya, yb = a(x), b(x)
+        torch.testing.assert_close(yb, ya, rtol=1e-5, atol=1e-6)
+        ya.square().sum().backward()
+        yb.square().sum().backward()
+        for (n, pa), (_, pb) in zip(a.named_parameters(), b.named_parameters(), strict=True):
+            torch.testing.assert_close(pb.grad, pa.grad, rtol=1e-4, atol=1e-6, msg=n)
+        for (n, ba), (_, bb) in zip(a.named_buffers(), b.named_buffers(), strict=True):
+            torch.testing.assert_close(bb, ba, rtol=1e-5, atol=1e-6, msg=n)
+
+
+def test_fused_cells_fire_every_module_hook_with_its_own_output():
+    """Forward hooks on a fused cell's ReLU, conv, BatchNorm and pooling modules fire once
+    per module with what that module alone outputs; a hook's returned (or in-place) change
+    is used downstream; a pre-hook makes the cell run unfused."""
+    x = torch.randn(4, 3, 12, 12, generator=torch.Generator().manual_seed(1))
+    full = NB201Space().supernet().full()
+    a, b = _fused_pair(full)
+    seen: dict[str, list] = {"a": [], "b": []}
+
+    def recorder(key):
+        def hook(m, _inp, out):
+            seen[key].append((type(m).__name__, out.detach().clone()))
+            if isinstance(m, nn.Conv2d):
+                return out * 1.5  # a replacing hook
+            if isinstance(m, nn.BatchNorm2d):
+                out.add_(0.25)  # an in-place one
+        return hook
+
+    for key, net in (("a", a), ("b", b)):
+        mods = [m for m in net.cells.modules()
+                if isinstance(m, nn.ReLU | nn.Conv2d | nn.BatchNorm2d | nn.AvgPool2d | nn.Identity)]
+        for m in mods:
+            m.register_forward_hook(recorder(key))
+    ya, yb = a(x), b(x)
+    torch.testing.assert_close(yb, ya, rtol=1e-5, atol=1e-5)
+    assert sorted(n for n, _ in seen["a"]) == sorted(n for n, _ in seen["b"])
+    by_type = {}
+    for key in ("a", "b"):
+        for n, t in seen[key]:
+            by_type.setdefault((key, n), []).append(t)
+    for (key, n), ts in by_type.items():
+        if key == "a":  # same multiset of outputs per module type (order within a node may differ)
+            sa = sorted(float(t.sum()) for t in ts)
+            sb = sorted(float(t.sum()) for t in by_type["b", n])
+            np.testing.assert_allclose(sb, sa, rtol=1e-4, atol=1e-4)
+    # a pre-hook that changes the input is honoured (the cell then runs unfused)
+    c, d = _fused_pair(full)
+    for net in (c, d):
+        net.cells[0].edges[0][1].register_forward_pre_hook(lambda _m, inp: (inp[0] * 0.0,))
+    torch.testing.assert_close(d(x), c(x), rtol=1e-5, atol=1e-6)
+
+
+def test_fused_supernet_indicators_equal_unfused(monkeypatch):
+    """The search's indicators on fused supernets: synflow (float64) and linear regions equal
+    the unfused values; the NTK condition number within 1e-6 relative."""
+    import micronas.spaces.nb201.space as sp_mod
+    from micronas.proxies.registry import ProxySettings
+    from micronas.proxies.scoring import compute
+    from micronas.spaces import Candidate
+
+    space, task, s = NB201Space(), get_task("cifar10"), ProxySettings()
+    states = _states()[:4]
+    names = ("synflow", "ntk_cond", "linear_regions")
+    fused = [[compute(n, Candidate(space, st, task, True), s, 0).value for n in names]
+             for st in states]
+    orig = sp_mod._module
+    monkeypatch.setattr(sp_mod, "_module", lambda cell, task, variant, pooled=False, fused=None:
+                        orig(cell, task, variant, pooled, fused=False))
+    plain = [[compute(n, Candidate(space, st, task, True), s, 0).value for n in names]
+             for st in states]
+    for f, p in zip(fused, plain, strict=True):
+        assert f[0] == pytest.approx(p[0], rel=1e-12)
+        assert f[1] == pytest.approx(p[1], rel=1e-6)
+        assert f[2] == p[2]

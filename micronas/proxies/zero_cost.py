@@ -135,7 +135,8 @@ def _synflow_backward(model: nn.Module, ones: torch.Tensor) -> float:
 _LINEAR = (nn.Conv2d, nn.Linear)
 
 
-def _synflow_forward(model: nn.Module, ones: torch.Tensor) -> float:
+def _synflow_forward(model: nn.Module, ones: torch.Tensor,
+                     mods: list[nn.Module] | None = None) -> float:
     """The same sum by one forward pass, for a network that is linear on non-negative
     inputs (``relu_linear``; here every weight is >= 0, so every activation is).
 
@@ -144,41 +145,56 @@ def _synflow_forward(model: nn.Module, ones: torch.Tensor) -> float:
     d, which a layer y = W x + b maps to W d + W x, an affine module a x + c (BatchNorm in
     eval mode) to a d, and every linear map (pools, sums, means, ReLU on values >= 0) as it
     maps x. Run as a batch [x, d] = [ones, 0]: the layers' outputs on the d half are
-    corrected in forward hooks; R's derivative is the sum of the d half's outputs. All terms
-    are non-negative, so the sum equals the sum of absolute values."""
+    corrected in forward hooks (in place); R's derivative is the sum of the d half's
+    outputs. A BatchNorm whose shift c is zero (fresh running mean, zero beta: every one
+    at initialisation) maps d as it maps x and needs no hook. All terms are non-negative, so
+    the sum equals the sum of absolute values."""
 
-    def weighted(m: nn.Module, _inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> torch.Tensor:
+    def weighted(m: nn.Module, _inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
         b = getattr(m, "bias", None)
-        shift = 0.0 if b is None else b.view(1, -1, *([1] * (out.dim() - 2)))
-        x, d = out[0:1] - shift, out[1:2] - shift
-        return torch.cat([out[0:1], d + x])
+        if b is None:  # d + x = out[1] + out[0]
+            out[1:2].add_(out[0:1])
+        else:  # (out[1] - b) + (out[0] - b)
+            shift = b.view(1, -1, *([1] * (out.dim() - 2)))
+            out[1:2].copy_((out[1:2] - shift) + (out[0:1] - shift))
 
-    def affine(m: nn.Module, _inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> torch.Tensor:
-        scale = 1.0 / torch.sqrt(m.running_var + m.eps)
-        if m.weight is not None:
-            scale = scale * m.weight
-        c = -m.running_mean * scale + (m.bias if m.bias is not None else 0.0)
-        c = c.view(1, -1, 1, 1)
-        return torch.cat([out[0:1], out[1:2] - c])
+    def affine(m: nn.Module, _inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
+        out[1:2].sub_(_bn_shift(m))
 
-    layers = [m for m in model.modules() if isinstance(m, _LINEAR)]
-    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    mods = list(model.modules()) if mods is None else mods
+    layers = [m for m in mods if isinstance(m, _LINEAR)]
+    bns = [m for m in mods if isinstance(m, nn.BatchNorm2d)]
+    shifted = [m for m in bns if bool(_bn_shift(m).ne(0).any())]
     x = torch.cat([ones, torch.zeros_like(ones)])
-    with forward_hooks(layers, weighted), forward_hooks(bns, affine), torch.no_grad():
+    with forward_hooks(layers, weighted), forward_hooks(shifted, affine), torch.no_grad():
         out = model(x)
     return float(out[1].sum())
 
 
+def _bn_shift(m: nn.BatchNorm2d) -> torch.Tensor:
+    """c of an eval-mode BatchNorm y = a x + c, shaped (1, C, 1, 1)."""
+    scale = 1.0 / torch.sqrt(m.running_var + m.eps)
+    if m.weight is not None:
+        scale = scale * m.weight
+    c = -m.running_mean * scale + (m.bias if m.bias is not None else 0.0)
+    return c.view(1, -1, 1, 1)
+
+
 def _synflow(model: nn.Module, shape: tuple[int, int, int]) -> IndicatorValue:
-    model = model.double().eval()
+    mods = list(model.modules())
     with torch.no_grad():
+        for m in mods:
+            m.training = False
         for p in model.parameters():
-            p.abs_()
+            p.data = p.data.double().abs_()
+        for m in mods:
+            for k, b in m._buffers.items():
+                if b is not None and b.is_floating_point():
+                    m._buffers[k] = b.double()
     ones = torch.ones((1, *shape), dtype=torch.float64)
-    bn_tracks = all(m.track_running_stats for m in model.modules()
-                    if isinstance(m, nn.BatchNorm2d))
+    bn_tracks = all(m.track_running_stats for m in mods if isinstance(m, nn.BatchNorm2d))
     if getattr(model, "relu_linear", False) and bn_tracks:
-        total = _synflow_forward(model, ones)
+        total = _synflow_forward(model, ones, mods)
     else:
         total = _synflow_backward(model, ones)
     if not math.isfinite(total) or total <= 0:

@@ -18,6 +18,7 @@ import weakref
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from micronas.spaces.nb201.arch import EDGES, OPS, NB201Arch
@@ -139,17 +140,31 @@ class OpPool:
 
 
 class Cell(nn.Module):
-    """An NB201 cell whose edges hold op sets (edge output = mean of its ops)."""
+    """An NB201 cell whose edges hold op sets (edge output = mean of its ops).
 
-    def __init__(self, edge_ops: EdgeOps, c: int, pool: OpPool | None = None):
+    ``fused=True`` (supernets, ours for speed): the ops of the edges leaving the same node
+    run together: one ReLU of the node, one convolution per kernel size over the
+    concatenated weights of those edges' ops, one BatchNorm over the concatenated channels,
+    one pooling. Each op's modules still hold its parameters (read at every forward, so
+    ``torch.func.functional_call`` and gradients see them) and their forward hooks still
+    fire, each with the output that module alone would give (the same values up to float
+    summation order, ~1e-7 relative); sums and means keep the unfused order. Pre-hooks,
+    hooks on an op's container and global hooks make the cell run unfused."""
+
+    def __init__(self, edge_ops: EdgeOps, c: int, pool: OpPool | None = None,
+                 fused: bool = False):
         super().__init__()
         self.edge_ops = edge_ops
         take = pool.take if pool is not None else make_op
         self.edges = nn.ModuleList(
             nn.ModuleList(take(op, c) for op in sorted(ops, key=OPS.index)) for ops in edge_ops
         )
+        self.fused = fused
+        self._plan = _fusion_plan(self.edges) if fused else ()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fused and _fusable(self._plan):
+            return self._forward_fused(x)
         nodes = [x]
         for t in (1, 2, 3):
             acc = None
@@ -165,6 +180,159 @@ class Cell(nn.Module):
                 acc = y if acc is None else acc + y
             nodes.append(acc if acc is not None else torch.zeros_like(x))
         return nodes[3]
+
+    def _forward_fused(self, x: torch.Tensor) -> torch.Tensor:
+        nodes = [x]
+        out: dict[tuple[int, int], torch.Tensor] = {}  # (edge, op position) -> op output
+        for src, (convs, others) in enumerate(self._plan):
+            xs = nodes[src]
+            for group in convs:
+                out.update(_run_conv_group(group, xs))
+            pooled = None
+            for k, j, op in others:
+                if isinstance(op, nn.AvgPool2d):
+                    if pooled is None:
+                        pooled = F.avg_pool2d(xs, op.kernel_size, op.stride, op.padding,
+                                              op.ceil_mode, op.count_include_pad,
+                                              op.divisor_override)
+                    out[k, j] = _fire(op, (xs,), pooled)
+                else:
+                    out[k, j] = op(xs)
+            t = src + 1
+            acc = None
+            for k, (_s, tt) in enumerate(EDGES):
+                if tt != t or len(self.edges[k]) == 0:
+                    continue
+                n = len(self.edges[k])
+                y = out[k, 0]
+                for j in range(1, n):
+                    y = y + out[k, j]
+                if n > 1:
+                    y = y / n
+                acc = y if acc is None else acc + y
+            nodes.append(acc if acc is not None else torch.zeros_like(x))
+        return nodes[3]
+
+
+_Group = tuple[tuple[int, int, "ReLUConvBN"], ...]
+_HOOK_KINDS = ("_forward_pre_hooks", "_forward_hooks_with_kwargs", "_forward_hooks_always_called",
+               "_backward_hooks", "_backward_pre_hooks")
+
+
+def _fusion_plan(edges: nn.ModuleList) -> tuple:
+    """Per source node: its ReLUConvBN ops grouped by (kernel, stride), and its other ops."""
+    plan = []
+    for src in (0, 1, 2):
+        groups: dict[tuple[int, int], list[tuple[int, int, nn.Module]]] = {}
+        others = []
+        for k, (s, _t) in enumerate(EDGES):
+            if s != src:
+                continue
+            for j, op in enumerate(edges[k]):
+                if isinstance(op, ReLUConvBN):
+                    conv = op.op[1]
+                    groups.setdefault((conv.kernel_size[0], conv.stride[0]), []).append((k, j, op))
+                else:
+                    others.append((k, j, op))
+        plan.append((tuple(tuple(g) for g in groups.values()), tuple(others)))
+    return tuple(plan)
+
+
+def _fusable(plan: tuple) -> bool:
+    """No hook the fused forward cannot reproduce: pre-hooks, kwargs hooks, backward hooks,
+    hooks on an op's containers, global module hooks."""
+    from torch.nn.modules import module as _m
+
+    if _m._global_forward_hooks or _m._global_forward_pre_hooks or \
+            _m._global_backward_hooks or _m._global_backward_pre_hooks:
+        return False
+    for convs, others in plan:
+        for group in convs:
+            for _k, _j, op in group:
+                if op._forward_hooks or op.op._forward_hooks:
+                    return False
+                for m in (op, op.op, *op.op):
+                    if any(getattr(m, h) for h in _HOOK_KINDS):
+                        return False
+        for _k, _j, op in others:
+            if any(getattr(op, h) for h in _HOOK_KINDS):
+                return False
+    return True
+
+
+def _fire(m: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> torch.Tensor:
+    """``m``'s forward hooks on ``output``, as ``m(*inputs)`` would run them."""
+    for hook in tuple(m._forward_hooks.values()):
+        r = hook(m, inputs, output)
+        if r is not None:
+            output = r
+    return output
+
+
+def _cat(ts: list[torch.Tensor | None]) -> torch.Tensor | None:
+    if ts[0] is None:
+        return None
+    return ts[0] if len(ts) == 1 else torch.cat(ts)
+
+
+def _slices(y: torch.Tensor, sizes: list[int]) -> list[torch.Tensor]:
+    """Channel slices of ``y`` as separate views (each may be changed in place by a hook)."""
+    if len(sizes) == 1:
+        return [y]
+    out, start = [], 0
+    for n in sizes:
+        out.append(y.narrow(1, start, n))
+        start += n
+    return out
+
+
+def _run_conv_group(group: _Group, xs: torch.Tensor) -> dict[tuple[int, int], torch.Tensor]:
+    """The outputs of ReLUConvBN ops (same kernel and stride) on one input, fused."""
+    r = torch.relu(xs)
+    # a hooked ReLU gets its own copy (its hook may change it in place, as unfused)
+    ins = [_fire(op.op[0], (xs,), r.clone() if op.op[0]._forward_hooks and len(group) > 1 else r)
+           for _k, _j, op in group]
+    convs = [op.op[1] for _k, _j, op in group]
+    bns = [op.op[2] for _k, _j, op in group]
+    c0, b0 = convs[0], bns[0]
+    sizes = [c.out_channels for c in convs]
+    if all(i is r for i in ins):
+        y = F.conv2d(r, _cat([c.weight for c in convs]), None, c0.stride, c0.padding)
+        parts = _slices(y, sizes)
+    else:  # a ReLU hook replaced an output: convolve each op's own input
+        parts = [F.conv2d(i, c.weight, None, c.stride, c.padding) for i, c in zip(ins, convs, strict=True)]
+        y = None
+    hooked = [_fire(c, (i,), p) for c, i, p in zip(convs, ins, parts, strict=True)]
+    if y is None or any(h is not p for h, p in zip(hooked, parts, strict=True)):
+        y = hooked[0] if len(hooked) == 1 else torch.cat(hooked, 1)
+    if any(b.training != b0.training or b.track_running_stats != b0.track_running_stats
+           or b.momentum != b0.momentum or b.eps != b0.eps for b in bns):
+        z = _slices(y, sizes)
+        outs = [b(zz) for b, zz in zip(bns, z, strict=True)]
+    else:
+        track = b0.track_running_stats and b0.running_mean is not None
+        batch = b0.training or not track
+        update = b0.training and track
+        mean = _cat([b.running_mean for b in bns]) if track else None
+        var = _cat([b.running_var for b in bns]) if track else None
+        momentum = 0.0 if b0.momentum is None else b0.momentum
+        if update:
+            for b in bns:
+                b.num_batches_tracked.add_(1)
+            if b0.momentum is None:
+                momentum = 1.0 / float(b0.num_batches_tracked)
+        z = F.batch_norm(y, mean if (update or not batch) else None,
+                         var if (update or not batch) else None,
+                         _cat([b.weight for b in bns]), _cat([b.bias for b in bns]),
+                         batch, momentum, b0.eps)
+        if update and len(bns) > 1:
+            with torch.no_grad():
+                for b, m, v in zip(bns, torch.split(mean, sizes), torch.split(var, sizes), strict=True):
+                    b.running_mean.copy_(m)
+                    b.running_var.copy_(v)
+        z = _slices(z, sizes)
+        outs = [_fire(b, (h,), zz) for b, h, zz in zip(bns, hooked, z, strict=True)]
+    return {(k, j): o for (k, j, _op), o in zip(group, outs, strict=True)}
 
 
 class ResNetBlock(nn.Module):
@@ -192,7 +360,7 @@ class CellNetwork(nn.Module):
 
     def __init__(self, cell: NB201Arch | Sequence[Sequence[str]], C: int = 16, N: int = 5,
                  num_classes: int = 10, in_channels: int = 3, stem: bool = True,
-                 pool: OpPool | None = None):
+                 pool: OpPool | None = None, fused: bool = False):
         super().__init__()
         edge_ops = as_edge_ops(cell)
         self.stem = (
@@ -204,7 +372,7 @@ class CellNetwork(nn.Module):
         for stage, width in enumerate((C, 2 * C, 4 * C)):
             if stage > 0:
                 layers.append(ResNetBlock(c_prev, width))
-            layers.extend(Cell(edge_ops, width, pool) for _ in range(N))
+            layers.extend(Cell(edge_ops, width, pool, fused) for _ in range(N))
             c_prev = width
         self.cells = nn.Sequential(*layers)
         self.lastact = nn.Sequential(nn.BatchNorm2d(c_prev), nn.ReLU(inplace=False))
@@ -220,12 +388,13 @@ class CellNetwork(nn.Module):
 
 def build_network(cell: NB201Arch | Sequence[Sequence[str]], task: Task | None = None,
                   C: int = 16, N: int = 5, *, seed: int | None = 0,
-                  stem: bool = True, pool: OpPool | None = None) -> CellNetwork:
+                  stem: bool = True, pool: OpPool | None = None,
+                  fused: bool = False) -> CellNetwork:
     """NB201's network for ``cell`` on ``task`` (CIFAR-10 by default), initialised from ``seed``
     (:func:`micronas.torchinit.init_kaiming`); ``seed=None`` leaves torch's construction-time
     weights for the caller to overwrite from its own generator."""
     task = task or BUILTIN["cifar10"]
-    net = CellNetwork(cell, C, N, task.classes, task.channels if stem else C, stem, pool)
+    net = CellNetwork(cell, C, N, task.classes, task.channels if stem else C, stem, pool, fused)
     if seed is not None:
         init_kaiming(net, torch.Generator().manual_seed(int(seed)))
     return net

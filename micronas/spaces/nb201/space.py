@@ -54,14 +54,17 @@ def check_task(task: Task) -> Task:
     return task
 
 
-def _module(cell: NB201Arch | EdgeOps, task: Task, variant: str, pooled: bool = False
-            ) -> nn.Module:
+def _module(cell: NB201Arch | EdgeOps, task: Task, variant: str, pooled: bool = False,
+            fused: bool | None = None) -> nn.Module:
+    """``pooled``: ops from this process's OpPool; ``fused`` (default: as ``pooled``, i.e. for
+    supernets): the cells run each node's ops together (modules.Cell)."""
     from micronas.spaces.nb201.modules import build_network
 
     check_task(task)
     C, N, stem = _variant(variant)
     return build_network(cell, task, C, N, seed=None, stem=stem,
-                         pool=_op_pool() if pooled else None)
+                         pool=_op_pool() if pooled else None,
+                         fused=pooled if fused is None else fused)
 
 
 @cache
