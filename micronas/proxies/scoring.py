@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.stats import rankdata
+from micronas.stats import rankdata
 
 from micronas.cache import ResultStore
 from micronas.errors import MicronasError

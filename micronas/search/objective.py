@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import rankdata
+from micronas.stats import rankdata
 
 from micronas.errors import BudgetError, MicronasError
 

@@ -78,9 +78,10 @@ def _as_fresh(op: ReLUConvBN) -> ReLUConvBN:
     seq = op.op
     relu, conv, bn = seq[0], seq[1], seq[2]
     for m in (op, seq, relu, conv, bn):
-        m.training = True
+        d = m.__dict__  # plain attributes: Module.__setattr__'s checks cost more than the op
+        d["training"] = True
         for name in _HOOKS:
-            hooks = getattr(m, name, None)
+            hooks = d.get(name)
             if hooks:
                 hooks.clear()
     for p in (conv.weight, bn.weight, bn.bias):
@@ -88,11 +89,19 @@ def _as_fresh(op: ReLUConvBN) -> ReLUConvBN:
             p.data = torch.empty(p.shape)  # values are the caller's to set
         p.grad = None
         p.requires_grad_(True)
-    c = bn.num_features
-    bn.track_running_stats = True
-    bn._buffers["running_mean"] = torch.zeros(c)
-    bn._buffers["running_var"] = torch.ones(c)
-    bn._buffers["num_batches_tracked"] = torch.tensor(0, dtype=torch.long)
+    bn.__dict__["track_running_stats"] = True
+    buffers = bn._buffers
+    mean, var, count = (buffers.get(k) for k in ("running_mean", "running_var", "num_batches_tracked"))
+    if mean is not None and mean.dtype == torch.float32 and var is not None \
+            and var.dtype == torch.float32 and count is not None:
+        mean.zero_()
+        var.fill_(1.0)
+        count.zero_()
+    else:
+        c = bn.num_features
+        buffers["running_mean"] = torch.zeros(c)
+        buffers["running_var"] = torch.ones(c)
+        buffers["num_batches_tracked"] = torch.tensor(0, dtype=torch.long)
     return op
 
 
