@@ -1,4 +1,4 @@
-from micronas.cli import main
+from micronas.cli import run
 
 if __name__ == "__main__":  # guarded: worker processes (spawn) re-import this module
-    raise SystemExit(main())
+    run()

@@ -156,11 +156,13 @@ def score(arch: Any, indicators: Sequence[str] | str | None = None, space: Space
 
 
 def search(cfg: Any, table: Any = None, cache_path: str | None = None,
-           progress: Callable[[int], None] | None = None) -> Any:
-    """Run a search (``cfg``: a :class:`micronas.search.SearchConfig`); a SearchResult."""
+           progress: Callable[[int], None] | None = None, executor: Any = None) -> Any:
+    """Run a search (``cfg``: a :class:`micronas.search.SearchConfig`); a SearchResult.
+    ``executor``: an Executor of the caller's for the indicators (it stays open), instead of
+    the one ``cfg.workers`` / ``cfg.executor`` name."""
     from micronas.search.run import run_search
 
-    return run_search(cfg, table, cache_path, progress)
+    return run_search(cfg, table, cache_path, progress, executor)
 
 
 def correlate(indicators: Sequence[str] | str | None = None, task: TaskLike = None,

@@ -75,6 +75,92 @@ def process_pool(workers: int) -> ProcessPoolExecutor:
                                initializer=_init_worker, initargs=(threads, os.getpid()))
 
 
+def _warm() -> None:
+    """A worker's first job: import what indicator jobs need, so the first real one does
+    not pay for it."""
+    import micronas.proxies  # noqa: F401  (imports torch)
+
+
+class HybridExecutor(Executor):
+    """``map`` runs its calls on ``workers`` spawned processes *and* in this process: the
+    workers take calls from the front, this process from the back, until they meet (each
+    process with ``cores // (workers + 1)`` torch threads). The workers start at
+    construction, so their start-up (importing torch) overlaps the caller's own. Results come
+    in order, each as soon as it and all before it are done. ``submit`` goes to the workers.
+
+    What the search's ``--workers N`` uses (N - 1 workers beside the caller): on 2 cores it
+    is about 1.5x faster than this process alone, at the memory of a second torch process."""
+
+    def __init__(self, workers: int):
+        self.workers = max(1, int(workers))
+        self._threads = max(1, (os.cpu_count() or 1) // (self.workers + 1))
+        self._pool = ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"),
+                                         initializer=_init_worker,
+                                         initargs=(self._threads, os.getpid()))
+        self._warm = [self._pool.submit(_warm) for _ in range(self.workers)]
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+        return self._pool.submit(fn, *args, **kwargs)
+
+    def map(self, fn: Callable[..., Any], *iterables: Any, timeout: float | None = None,
+            chunksize: int = 1) -> Any:
+        calls = list(zip(*iterables, strict=False))
+        return self._results(fn, calls)
+
+    def _results(self, fn: Callable[..., Any], calls: list[tuple[Any, ...]]) -> Any:
+        from concurrent.futures import FIRST_COMPLETED, wait
+
+        n = len(calls)
+        results: list[Any] = [None] * n
+        ready = [False] * n
+        pending: dict[Future, int] = {}
+        front, back, nxt = 0, n - 1, 0
+        try:
+            while nxt < n:
+                for f in [f for f in pending if f.done()]:
+                    i = pending.pop(f)
+                    results[i], ready[i] = f.result(), True
+                while len(pending) < 2 * self.workers and front <= back:  # keep workers busy
+                    pending[self._pool.submit(fn, *calls[front])] = front
+                    front += 1
+                if ready[nxt]:
+                    yield results[nxt]
+                    results[nxt] = None
+                    nxt += 1
+                elif front <= back:  # compute one here, from the back
+                    results[back], ready[back] = self._here(fn, calls[back]), True
+                    back -= 1
+                else:
+                    wait(list(pending), return_when=FIRST_COMPLETED)
+        finally:
+            for f in pending:
+                f.cancel()
+
+    def _here(self, fn: Callable[..., Any], call: tuple[Any, ...]) -> Any:
+        try:
+            import torch
+        except ImportError:  # pragma: no cover - torch is a dependency
+            return fn(*call)
+        before = torch.get_num_threads()
+        torch.set_num_threads(self._threads)
+        try:
+            return fn(*call)
+        finally:
+            torch.set_num_threads(before)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Stop the workers. They hold no state (the caller writes every result), so they are
+        terminated rather than left to tear down torch (about 0.5 s)."""
+        procs = list((getattr(self._pool, "_processes", None) or {}).values())
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        for p in procs:
+            p.terminate()
+        if wait:
+            for p in procs:
+                p.join(5)
+            self._pool.shutdown(wait=True)
+
+
 _HOW = "use serial, process:N, local:N (N >= 1) or dask://HOST:PORT"
 MAX_WORKERS = 1024
 
@@ -172,5 +258,5 @@ def make_executor(spec: str | Executor = "serial") -> Executor:
     return process_pool(int(n))
 
 
-__all__ = ["DaskExecutor", "SerialExecutor", "dask_executor", "make_executor", "parse_executor",
-           "process_pool", "watch_parent"]
+__all__ = ["DaskExecutor", "HybridExecutor", "SerialExecutor", "dask_executor", "make_executor",
+           "parse_executor", "process_pool", "watch_parent"]

@@ -291,6 +291,43 @@ def test_supernet_values_do_not_depend_on_workers():
         assert a.values == pytest.approx(b.values, rel=1e-5)
 
 
+def test_hybrid_executor_shares_the_work_and_keeps_the_order(monkeypatch):
+    """--workers N: N - 1 spawned workers beside the caller; map's results come in order,
+    both sides compute, an exception reaches the caller, and the values of a batch of
+    supernets equal this process's own."""
+    from micronas.execution import HybridExecutor
+    from micronas.proxies.registry import ProxySettings
+    from micronas.search.evaluate import Evaluator
+
+    here = []
+    original = HybridExecutor._here
+
+    def counting(self, fn, call):
+        here.append(call)
+        return original(self, fn, call)
+
+    monkeypatch.setattr(HybridExecutor, "_here", counting)
+    ex = HybridExecutor(1)
+    try:
+        calls = list(range(40))
+        assert list(ex.map(divmod, calls, [7] * 40)) == [divmod(c, 7) for c in calls]
+        assert 1 <= len(here) < 40  # the worker took some
+        with pytest.raises(ZeroDivisionError):
+            list(ex.map(divmod, [1, 2, 3, 4], [1, 0, 1, 1]))
+        model = cost_model("stm32f746")
+        settings = ProxySettings(ntk_batch=4, lr_samples=32)
+        names = ("ntk_cond", "linear_regions", "synflow")
+        cands = _supernet_cands()
+        one = Evaluator(model, settings, 3, indicators=names).evaluate(cands)
+        two = Evaluator(model, settings, 3, indicators=names, executor=ex).evaluate(cands)
+        procs = list(ex._pool._processes.values())
+    finally:
+        ex.shutdown()
+    for a, b in zip(one, two, strict=True):
+        assert a.values == pytest.approx(b.values, rel=1e-5)
+    assert procs and not any(p.is_alive() for p in procs)  # shutdown stops the workers
+
+
 def test_supernets_fall_back_to_serial_without_processes():
     from concurrent.futures import Executor
     from concurrent.futures.process import BrokenProcessPool

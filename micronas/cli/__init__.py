@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import atexit
+import os
 import signal
 import sys
 import threading
@@ -51,4 +53,18 @@ def _run(args) -> int:
         return 0
 
 
-__all__ = ["main"]
+def run() -> None:
+    """The ``micronas`` console script: :func:`main`, then the exit handlers (``atexit``:
+    worker pools, temporary directories) and an exit without the interpreter's teardown,
+    which with torch loaded costs about 0.5 s on every command (measured on 2 cores)."""
+    code = main()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (BrokenPipeError, ValueError):  # a closed pipe or stream: nothing to flush to
+            pass
+    atexit._run_exitfuncs()  # CPython's own exit handlers, as a normal exit runs them
+    os._exit(code)
+
+
+__all__ = ["main", "run"]

@@ -124,11 +124,25 @@ def _note_replaced(out: str) -> None:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    early = None
+    workers = args.workers if isinstance(args.workers, int) else 1
+    if 1 < workers <= 1024 and not args.executor:  # start them before torch's import here
+        from micronas.execution import HybridExecutor
+
+        early = HybridExecutor(workers - 1)
+    try:
+        cfg = search_config(args)
+        cfg.validate()
+        return _search(args, cfg, early)
+    finally:
+        if early is not None:
+            early.shutdown(wait=True, cancel_futures=True)
+
+
+def _search(args: argparse.Namespace, cfg: Any, executor: Any) -> int:
     from micronas.fileio import check_out_dir
     from micronas.search.report import plot_points, write_outputs
 
-    cfg = search_config(args)
-    cfg.validate()
     if args.out:
         _note_replaced(args.out)
     out = check_out_dir(args.out) if args.out else None
@@ -152,7 +166,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     strategy = cfg.resolved_strategy()
     expected = (total.get(strategy) or 0) + 24 * cfg.refine or None
     with render.progress(expected, f"search ({strategy})", args.quiet) as bar:
-        res = api.search(cfg, table, cache_path(args), bar.update)
+        res = api.search(cfg, table, cache_path(args), bar.update, executor)
     if out is not None:
         allc = None
         if table is not None:

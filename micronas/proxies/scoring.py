@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from micronas.stats import rankdata
 
 from micronas.cache import ResultStore
 from micronas.errors import MicronasError
 from micronas.execution import SerialExecutor, make_executor
 from micronas.proxies.registry import IndicatorValue, ProxySettings, get_indicator
 from micronas.spaces import Candidate, SearchSpace, canonical
+from micronas.stats import rankdata
 from micronas.tasks import Task
 
 TENAS_PARTS = ("ntk_cond", "linear_regions")  # the default parts of register_population

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import platform
 import time
+from concurrent.futures import Executor
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -12,6 +13,7 @@ import numpy as np
 from micronas import __version__
 from micronas.cache import ResultStore, cache_dir
 from micronas.errors import BudgetError, MicronasError
+from micronas.execution import HybridExecutor
 from micronas.hardware import Device, load_device
 from micronas.proxies.registry import ProxySettings
 from micronas.search.costs import BudgetFilter, Budgets, CostModel, lower_bound
@@ -228,9 +230,10 @@ def versions() -> dict[str, str]:
 
 
 def run_search(cfg: SearchConfig, table: Any = None, cache_path: str | None = None,
-               progress: Progress = None) -> SearchResult:
+               progress: Progress = None, executor: Executor | None = None) -> SearchResult:
     """Run one search. ``table``: a ground-truth table of the space (``acc(arch, task)``)
-    for true and oracle accuracy (optional)."""
+    for true and oracle accuracy (optional). ``executor``: the caller's, for the indicators
+    (left open), instead of the one ``cfg`` names."""
     cfg.validate()
     cfg = replace(cfg, strategy=cfg.resolved_strategy())
     task = cfg.resolve_task()
@@ -251,13 +254,23 @@ def run_search(cfg: SearchConfig, table: Any = None, cache_path: str | None = No
     # by default the indicators run here, with torch's threads on every core: as fast as two
     # worker processes on 2 cores (19.7 s against 18.8 s for the default search, 2026-12-04)
     # at half the memory (486-562 MB peak RSS against ~1.4 GB: each process imports torch)
-    executor = cfg.executor or (f"process:{cfg.workers}" if cfg.workers > 1 else "serial")
-    ev = Evaluator(costs, cfg.proxy_settings(), cfg.seed, store, w.names(), executor)
+    # --workers N (N >= 2): N - 1 worker processes beside this one, started now so their
+    # start-up overlaps ours (HybridExecutor)
+    ours = None
+    if executor is None and not cfg.executor and cfg.workers > 1:
+        executor = ours = HybridExecutor(cfg.workers - 1)
+    how: str | Executor = executor if executor is not None else (cfg.executor or "serial")
     try:
-        limits = Budgets.with_device(device, None, None, None, *cfg.reserves(device))
-        return _run(cfg, ev, w, BudgetFilter(costs, budgets, limits), device, table, progress, t0)
+        ev = Evaluator(costs, cfg.proxy_settings(), cfg.seed, store, w.names(), how)
+        try:
+            limits = Budgets.with_device(device, None, None, None, *cfg.reserves(device))
+            return _run(cfg, ev, w, BudgetFilter(costs, budgets, limits), device, table, progress,
+                        t0)
+        finally:
+            ev.close()
     finally:
-        ev.close()
+        if ours is not None:  # Evaluator closes only what it made from a spec
+            ours.shutdown(wait=True, cancel_futures=True)
         if store:
             store.close()
 
