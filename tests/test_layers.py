@@ -14,7 +14,7 @@ LAYERS = [
     ["micronas"],
     ["micronas.fileio"],
     ["micronas.ir", "micronas.cache", "micronas.execution", "micronas.tasks",
-     "micronas.torchinit"],
+     "micronas.torchinit", "micronas.stats"],
     ["micronas.hardware", "micronas.ir_torch", "micronas.spaces", "micronas.reference"],
     ["micronas.proxies", "micronas.deploy", "micronas.train"],
     ["micronas.ship"],

@@ -129,7 +129,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     if 1 < workers <= 1024 and not args.executor:  # start them before torch's import here
         from micronas.execution import HybridExecutor
 
-        early = HybridExecutor(workers - 1)
+        early = HybridExecutor(workers - 1, ("micronas.proxies",))
     try:
         cfg = search_config(args)
         cfg.validate()

@@ -30,6 +30,9 @@ _PROXY = ProxySettings()
 #: (``reserve_sram_kb`` / ``reserve_flash_kb`` override it; docs/search.md).
 DEFAULT_RESERVE = 0.10
 
+#: What a search's worker processes import before their first job.
+SEARCH_PRELOAD = ("micronas.proxies",)
+
 
 def default_strategy(space: SearchSpace) -> str:
     """MicroNAS pruning where the space has a supernet, evolution otherwise."""
@@ -258,7 +261,7 @@ def run_search(cfg: SearchConfig, table: Any = None, cache_path: str | None = No
     # start-up overlaps ours (HybridExecutor)
     ours = None
     if executor is None and not cfg.executor and cfg.workers > 1:
-        executor = ours = HybridExecutor(cfg.workers - 1)
+        executor = ours = HybridExecutor(cfg.workers - 1, SEARCH_PRELOAD)
     how: str | Executor = executor if executor is not None else (cfg.executor or "serial")
     try:
         ev = Evaluator(costs, cfg.proxy_settings(), cfg.seed, store, w.names(), how)
