@@ -18,11 +18,20 @@ network offers at <= 1 point lower accuracy.
         [--json benchmarks/results/search_goals.json]
 
 No indicator is computed: this bounds every strategy and every indicator mix.
+
+``--simulate FILE`` (a whole-space table written by ``micronas bench correlate --all
+--table``, default ``benchmarks/results/nb201_all_cifar10.json.gz``) also runs the real
+``Evolution`` and ``Exhaustive`` strategies (latency weight 0, the default budgets) with an
+evaluator that reads each architecture's values from that table instead of computing them:
+what a search with the whole-space mix's six parts as its objective
+(``--indicators az_expressivity,...,linear_regions``) would return if it could afford them.
+The table holds seed-0 values, so only the strategy's seed varies.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import sys
 from pathlib import Path
@@ -36,6 +45,8 @@ from micronas.search.run import SearchConfig
 from micronas.spaces import bind, get_space, index_of
 from micronas.tasks import get_task
 
+MIX = ("az_expressivity", "az_progressivity", "az_complexity", "synflow", "jacov",
+       "linear_regions")
 GOALS = {"cifar10": 94.0, "cifar100": 72.0, "imagenet16-120": 45.5}
 SPEEDUP, DROP = 3.23, 1.0
 HERE = Path(__file__).resolve().parent
@@ -94,6 +105,53 @@ def tradeoff(table, device: str, archs: list[tuple[int, str]]) -> list[dict]:
     return out
 
 
+class TableEvaluator:
+    """The search's evaluator, with indicator values read from a whole-space table."""
+
+    def __init__(self, costs: CostModel, rows: dict[int, dict], space) -> None:
+        self.costs, self.rows, self.space = costs, rows, space
+        self.evaluations = 0
+
+    def evaluate(self, cands, progress=None):
+        from micronas.search.evaluate import Evaluation
+
+        self.evaluations += len(cands)
+        out = []
+        for c in cands:
+            row = self.rows[index_of(self.space, c.arch)]
+            out.append(Evaluation(c, {n: row[n] for n in MIX}, self.costs.arch(c.arch)))
+        return out
+
+
+def simulate(table, device: str, path: str, evaluations=(54, 200), seeds=range(5)) -> list[dict]:
+    from micronas.search.costs import BudgetFilter
+    from micronas.search.strategies import drive, make_strategy
+
+    doc = json.loads(gzip.open(path, "rt").read())
+    rows = {r["index"]: r for r in doc["rows"]}
+    task = get_task(doc["dataset"])
+    space = bind(get_space("nb201"), task)
+    dev = load_device(device)
+    cfg = SearchConfig(device=device, task=doc["dataset"], indicators=",".join(MIX))
+    limits = Budgets.with_device(dev, None, None, None, *cfg.reserves(dev))
+    costs = CostModel(space, task, dev, disk_cache=False)
+    filt = BudgetFilter(costs, limits, limits)
+    out = []
+    for strategy, ns in (("evolution", evaluations), ("exhaustive", (None,))):
+        for n in ns:
+            accs = []
+            for seed in (seeds if strategy == "evolution" else (0,)):
+                opts = {"n": n} if n else {}
+                st = make_strategy(strategy, space, task, filt, cfg.weights(),
+                                   np.random.default_rng(seed), **opts)
+                res = drive(st, TableEvaluator(costs, rows, space))
+                accs.append(table.acc(res.arch, task))
+            out.append({"strategy": strategy, "evaluations": n, "dataset": doc["dataset"],
+                        "indicator_seed": doc["seed"], "accuracies": accs,
+                        "mean": float(np.mean(accs)), "std": float(np.std(accs))})
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=str(HERE.parents[1] / "shared" / "data"))
@@ -104,6 +162,9 @@ def main() -> None:
     p.add_argument("--archs", default=None,
                    help="comma-separated NB201 indices of the weight-0 results (seed 0, 1, ...)")
     p.add_argument("--json", default=None, help="write the numbers here")
+    p.add_argument("--simulate", nargs="?", const=str(HERE / "results" / "nb201_all_cifar10.json.gz"),
+                   default=None, help="also run evolution / exhaustive on a whole-space table's "
+                   "values of the mix's parts")
     a = p.parse_args()
     csv = Path(a.data) / "nb201" / "nb201_accuracy.csv"
     if not csv.is_file():
@@ -131,9 +192,19 @@ def main() -> None:
               f"best within {r['budget_ms']:.1f} ms: {ob} (needs {r['needed']:.2f}): "
               f"{'reachable' if r['reachable'] else 'NOT reachable'}; largest speed-up at "
               f"<= {DROP} point: {r['max_speedup_within_1_point']:.2f}x (index {r['max_speedup_index']})")
+    sims = simulate(table, a.device, a.simulate) if a.simulate else []
+    if sims:
+        print(f"\nsearches on the whole-space table's values of {','.join(MIX)} "
+              f"({sims[0]['dataset']}, indicator seed {sims[0]['indicator_seed']}, reserve 10 %, "
+              "latency weight 0):")
+    for r in sims:
+        n = f"{r['evaluations']} evaluations, 5 seeds" if r["evaluations"] else "every feasible network"
+        print(f"{r['strategy']:10} {n:28} {r['mean']:.2f} +- {r['std']:.2f} %  "
+              f"{[round(x, 2) for x in r['accuracies']]}")
     if a.json:
         Path(a.json).write_text(json.dumps({"device": a.device, "ceilings": ceil,
-                                            "tradeoff": trade}, indent=1) + "\n")
+                                            "tradeoff": trade, "simulated": sims},
+                                           indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -75,9 +75,10 @@ class SearchConfig:
     refine: int = 0                # hill-climbing steps after the strategy (0: none)
     indicators: str = DEFAULT_MIX  # the indicator part of the objective: "name[:share],..."
     fill: float = 0.9              # prune: share of a binding budget's capacity to keep (ours)
-    workers: int = 1               # processes evaluating batches (0 or 1: this process, the
-    #                                default; spawned workers re-import __main__, so a script
-    #                                using 2 or more needs an `if __name__` guard)
+    workers: int = 1               # processes computing indicators (0 or 1: this process,
+    #                                the default; N >= 2: N - 1 spawned workers beside it, which
+    #                                re-import __main__, so a script using 2 or more needs an
+    #                                `if __name__` guard)
     executor: str = ""             # where indicator batches run: "" (workers above), serial,
     #                                process:N, local:N or dask://HOST:PORT (every strategy)
 
@@ -254,9 +255,8 @@ def run_search(cfg: SearchConfig, table: Any = None, cache_path: str | None = No
         budgets = Budgets(ceiling, budgets.max_sram_bytes, budgets.max_flash_bytes)
     store = ResultStore(cache_path) if cache_path else None
     w = cfg.weights(0.0 if target is not None else None)
-    # by default the indicators run here, with torch's threads on every core: as fast as two
-    # worker processes on 2 cores (19.7 s against 18.8 s for the default search, 2026-12-04)
-    # at half the memory (486-562 MB peak RSS against ~1.4 GB: each process imports torch)
+    # by default the indicators run here, with torch's threads on every core (peak RSS
+    # ~400 MB; each worker process imports torch, ~400 MB more)
     # --workers N (N >= 2): N - 1 worker processes beside this one, started now so their
     # start-up overlaps ours (HybridExecutor)
     ours = None
