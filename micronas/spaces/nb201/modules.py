@@ -224,6 +224,8 @@ class Cell(nn.Module):
 
 
 _Group = tuple[tuple[int, int, "ReLUConvBN"], ...]
+_GLOBAL_HOOKS = ("_global_forward_hooks", "_global_forward_pre_hooks", "_global_backward_hooks",
+                 "_global_backward_pre_hooks", "_global_forward_hooks_with_kwargs")
 _HOOK_KINDS = ("_forward_pre_hooks", "_forward_hooks_with_kwargs", "_forward_hooks_always_called",
                "_backward_hooks", "_backward_pre_hooks")
 
@@ -252,8 +254,7 @@ def _fusable(plan: tuple) -> bool:
     hooks on an op's containers, global module hooks."""
     from torch.nn.modules import module as _m
 
-    if _m._global_forward_hooks or _m._global_forward_pre_hooks or \
-            _m._global_backward_hooks or _m._global_backward_pre_hooks:
+    if any(getattr(_m, name, None) for name in _GLOBAL_HOOKS):
         return False
     for convs, others in plan:
         for group in convs:
