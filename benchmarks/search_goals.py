@@ -34,6 +34,7 @@ import argparse
 import gzip
 import json
 import sys
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -52,25 +53,32 @@ SPEEDUP, DROP = 3.23, 1.0
 HERE = Path(__file__).resolve().parent
 
 
-def feasible(device_name: str, task_name: str, reserve: bool) -> tuple[dict, CostModel]:
-    """{arch: Costs} of every architecture meeting the device's memory (less the reserve)."""
+@cache
+def cost_model(device_name: str, task_name: str) -> CostModel:
+    """One cost model per (device, task), its every architecture costed once."""
     task = get_task(task_name)
-    space = bind(get_space("nb201"), task)
+    costs = CostModel(bind(get_space("nb201"), task), task, load_device(device_name),
+                      disk_cache=False)
+    costs.all_archs()
+    return costs
+
+
+def feasible(device_name: str, task_name: str, reserve: bool) -> dict:
+    """{arch: Costs} of every architecture meeting the device's memory (less the reserve)."""
     device = load_device(device_name)
     cfg = SearchConfig(device=device_name, task=task_name,
                        reserve_sram_kb=None if reserve else 0.0,
                        reserve_flash_kb=None if reserve else 0.0)
     limits = Budgets.with_device(device, None, None, None, *cfg.reserves(device))
-    costs = CostModel(space, task, device, disk_cache=False)
-    allc = costs.all_archs()
-    return {a: c for a, c in allc.items() if limits.ok(c)}, costs
+    allc = cost_model(device_name, task_name).all_archs()
+    return {a: c for a, c in allc.items() if limits.ok(c)}
 
 
 def ceilings(table, device: str) -> list[dict]:
     rows = []
     for reserve in (True, False):
         for name, goal in GOALS.items():
-            feas, _ = feasible(device, name, reserve)
+            feas = feasible(device, name, reserve)
             task = get_task(name)
             acc = np.array([table.acc(a, task) for a in feas])
             rows.append({"task": name, "reserve": reserve, "feasible": len(feas),
@@ -80,7 +88,7 @@ def ceilings(table, device: str) -> list[dict]:
 
 
 def tradeoff(table, device: str, archs: list[tuple[int, str]]) -> list[dict]:
-    feas, _ = feasible(device, "cifar10", True)
+    feas = feasible(device, "cifar10", True)
     task = get_task("cifar10")
     space = get_space("nb201")
     lat = {a: c.latency_ms for a, c in feas.items()}
@@ -88,8 +96,8 @@ def tradeoff(table, device: str, archs: list[tuple[int, str]]) -> list[dict]:
     out = []
     for seed, text in archs:
         a0 = space.parse(text)
-        l0, acc0 = feas[a0].latency_ms if a0 in feas else CostModel(
-            space, task, load_device(device), disk_cache=False).arch(a0).latency_ms, table.acc(a0, task)
+        l0 = cost_model(device, "cifar10").arch(a0).latency_ms
+        acc0 = table.acc(a0, task)
         fast = [a for a in feas if lat[a] <= l0 / SPEEDUP]
         best = max(fast, key=lambda a: acc[a]) if fast else None
         close = [a for a in feas if acc[a] >= acc0 - DROP]
@@ -134,7 +142,7 @@ def simulate(table, device: str, path: str, evaluations=(54, 200), seeds=range(5
     dev = load_device(device)
     cfg = SearchConfig(device=device, task=doc["dataset"], indicators=",".join(MIX))
     limits = Budgets.with_device(dev, None, None, None, *cfg.reserves(dev))
-    costs = CostModel(space, task, dev, disk_cache=False)
+    costs = cost_model(device, doc["dataset"])
     filt = BudgetFilter(costs, limits, limits)
     out = []
     for strategy, ns in (("evolution", evaluations), ("exhaustive", (None,))):

@@ -100,7 +100,8 @@ class HybridExecutor(Executor):
         self._pool = ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"),
                                          initializer=_init_worker,
                                          initargs=(self._threads, os.getpid()))
-        self._warm = [self._pool.submit(_warm, tuple(preload)) for _ in range(self.workers)]
+        for _ in range(self.workers):
+            self._pool.submit(_warm, tuple(preload))
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
         return self._pool.submit(fn, *args, **kwargs)
@@ -162,6 +163,15 @@ class HybridExecutor(Executor):
 
 _HOW = "use serial, process:N, local:N (N >= 1) or dask://HOST:PORT"
 MAX_WORKERS = 1024
+
+
+def workers_beside(workers: int, spec: str = "") -> HybridExecutor | None:
+    """What a search's ``--workers N`` asks for when no ``--executor`` spec is given: N - 1
+    workers beside the caller (None for N <= 1 or a spec). Its workers preload the
+    indicators (named, not imported: this layer does not depend on them)."""
+    if spec or not isinstance(workers, int) or not 1 < workers <= MAX_WORKERS:
+        return None
+    return HybridExecutor(workers - 1, ("micronas.proxies",))
 
 
 def parse_executor(spec: str) -> tuple[str, int | str]:
@@ -258,4 +268,4 @@ def make_executor(spec: str | Executor = "serial") -> Executor:
 
 
 __all__ = ["DaskExecutor", "HybridExecutor", "SerialExecutor", "dask_executor", "make_executor",
-           "parse_executor", "process_pool", "watch_parent"]
+           "parse_executor", "process_pool", "watch_parent", "workers_beside"]

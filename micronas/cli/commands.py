@@ -124,12 +124,9 @@ def _note_replaced(out: str) -> None:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    early = None
-    workers = args.workers if isinstance(args.workers, int) else 1
-    if 1 < workers <= 1024 and not args.executor:  # start them before torch's import here
-        from micronas.execution import HybridExecutor
+    from micronas.execution import workers_beside
 
-        early = HybridExecutor(workers - 1, ("micronas.proxies",))
+    early = workers_beside(args.workers, args.executor or "")  # before torch's import here
     try:
         cfg = search_config(args)
         cfg.validate()

@@ -13,7 +13,7 @@ import numpy as np
 from micronas import __version__
 from micronas.cache import ResultStore, cache_dir
 from micronas.errors import BudgetError, MicronasError
-from micronas.execution import HybridExecutor
+from micronas.execution import workers_beside
 from micronas.hardware import Device, load_device
 from micronas.proxies.registry import ProxySettings
 from micronas.search.costs import BudgetFilter, Budgets, CostModel, lower_bound
@@ -29,9 +29,6 @@ _PROXY = ProxySettings()
 #: Share of the device's SRAM and of its flash left to the application by default
 #: (``reserve_sram_kb`` / ``reserve_flash_kb`` override it; docs/search.md).
 DEFAULT_RESERVE = 0.10
-
-#: What a search's worker processes import before their first job.
-SEARCH_PRELOAD = ("micronas.proxies",)
 
 
 def default_strategy(space: SearchSpace) -> str:
@@ -259,10 +256,9 @@ def run_search(cfg: SearchConfig, table: Any = None, cache_path: str | None = No
     # ~400 MB; each worker process imports torch, ~400 MB more)
     # --workers N (N >= 2): N - 1 worker processes beside this one, started now so their
     # start-up overlaps ours (HybridExecutor)
-    ours = None
-    if executor is None and not cfg.executor and cfg.workers > 1:
-        executor = ours = HybridExecutor(cfg.workers - 1, SEARCH_PRELOAD)
-    how: str | Executor = executor if executor is not None else (cfg.executor or "serial")
+    ours = None if executor is not None else workers_beside(cfg.workers, cfg.executor)
+    how: str | Executor = next((e for e in (executor, ours) if e is not None),
+                               cfg.executor or "serial")
     try:
         ev = Evaluator(costs, cfg.proxy_settings(), cfg.seed, store, w.names(), how)
         try:

@@ -176,19 +176,24 @@ class Cell(nn.Module):
             return self._forward_fused(x)
         nodes = [x]
         for t in (1, 2, 3):
-            acc = None
-            for k, (s, tt) in enumerate(EDGES):
-                if tt != t or len(self.edges[k]) == 0:
-                    continue
-                ops = self.edges[k]
-                y = ops[0](nodes[s])
-                for op in ops[1:]:
-                    y = y + op(nodes[s])
-                if len(ops) > 1:
-                    y = y / len(ops)
-                acc = y if acc is None else acc + y
-            nodes.append(acc if acc is not None else torch.zeros_like(x))
+            nodes.append(self._node(t, x, lambda k, s: [op(nodes[s]) for op in self.edges[k]]))
         return nodes[3]
+
+    def _node(self, t: int, x: torch.Tensor, outputs) -> torch.Tensor:
+        """Node ``t``: the sum over its in-edges k (from node s) of the mean of
+        ``outputs(k, s)``, the edge's op outputs in op order (zeros without in-edges)."""
+        acc = None
+        for k, (s, tt) in enumerate(EDGES):
+            if tt != t or len(self.edges[k]) == 0:
+                continue
+            ys = outputs(k, s)
+            y = ys[0]
+            for z in ys[1:]:
+                y = y + z
+            if len(ys) > 1:
+                y = y / len(ys)
+            acc = y if acc is None else acc + y
+        return acc if acc is not None else torch.zeros_like(x)
 
     def _forward_fused(self, x: torch.Tensor) -> torch.Tensor:
         nodes = [x]
@@ -204,24 +209,13 @@ class Cell(nn.Module):
                         pooled = F.avg_pool2d(xs, op.kernel_size, op.stride, op.padding,
                                               op.ceil_mode, op.count_include_pad,
                                               op.divisor_override)
-                    out[k, j] = _fire(op, (xs,), pooled)
+                    # a hooked pool gets its own copy (its hook may change it in place)
+                    out[k, j] = _fire(op, (xs,), pooled.clone() if op._forward_hooks else pooled)
                 else:
                     out[k, j] = op(xs)
-            t = src + 1
-            acc = None
-            for k, (_s, tt) in enumerate(EDGES):
-                if tt != t or len(self.edges[k]) == 0:
-                    continue
-                n = len(self.edges[k])
-                y = out[k, 0]
-                for j in range(1, n):
-                    y = y + out[k, j]
-                if n > 1:
-                    y = y / n
-                acc = y if acc is None else acc + y
-            nodes.append(acc if acc is not None else torch.zeros_like(x))
+            nodes.append(self._node(src + 1, x, lambda k, _s: [
+                out[k, j] for j in range(len(self.edges[k]))]))
         return nodes[3]
-
 
 _Group = tuple[tuple[int, int, "ReLUConvBN"], ...]
 _GLOBAL_HOOKS = ("_global_forward_hooks", "_global_forward_pre_hooks", "_global_backward_hooks",
