@@ -48,6 +48,8 @@ def test_vectorised_ntk_equals_per_sample_loop(index):
     b = jacobian_loop(model, x)
     assert a.shape == b.shape
     assert torch.allclose(a, b, rtol=1e-6, atol=1e-10 * b.abs().max().item())
+    chunked = jacobian_vectorised(model, x, chunk_size=4)  # rows 0-3, then 4-5
+    assert torch.allclose(chunked, b, rtol=1e-6, atol=1e-10 * b.abs().max().item())
     # the batch statistics couple samples: a per-sample (batch of one) gradient differs
     single = jacobian_loop(model, x[:1].repeat(2, 1, 1, 1))[0]
     assert not torch.allclose(single, b[0])
@@ -190,6 +192,53 @@ def test_synflow_forward_pass_equals_the_backward_sum(arch, supernet):
     back = z._synflow_backward(model, ones)
     fwd = z._synflow_forward(model, ones)
     assert fwd == pytest.approx(back, rel=1e-12, abs=0.0)
+
+
+@pytest.mark.parametrize("scale_log2", [None, -60, 200])  # ours; overflow; underflow
+@pytest.mark.parametrize("supernet", [False, True])
+def test_synflow_in_scaled_float32_agrees_with_float64(monkeypatch, scale_log2, supernet):
+    """NB201's synflow runs in float32 with the input, biases and BatchNorm shifts scaled by
+    a power of two (exact for an affine ReLU network); a sum out of float32's range gives
+    None and leaves the network's values as they were, for the float64 pass."""
+    import copy
+
+    from micronas.proxies import zero_cost as z
+    from micronas.proxies.common import full_network, generator
+
+    if scale_log2 is not None:
+        monkeypatch.setattr(z, "SCALE_LOG2", scale_log2)
+    sp = get_space("nb201")
+    state = sp.supernet().full() if supernet else sp.parse(
+        "|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|none~2|")
+    cand = Candidate(sp, state, CIFAR10, supernet)
+    model = full_network(cand, ProxySettings(), generator(0, "synflow", "init")).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.abs_()
+            p.add_(0.01)  # BatchNorm betas and biases non-zero: they must scale too
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.fill_(0.02)
+    before = copy.deepcopy(model)
+    ref = z._synflow_forward(copy.deepcopy(model).double(),
+                             torch.ones((1, 3, 32, 32), dtype=torch.float64))
+    fast = z._synflow_float32(model, list(model.modules()), (3, 32, 32))
+    if scale_log2 is None:
+        assert fast == pytest.approx(ref, rel=1e-5)
+    else:
+        assert fast is None
+        for (n, a), b in zip(model.state_dict().items(), before.state_dict().values(), strict=True):
+            assert torch.equal(a, b), n
+
+
+def test_synflow_indicator_falls_back_to_float64_out_of_float32_range(monkeypatch):
+    from micronas.proxies import zero_cost as z
+
+    cand = Candidate(NB201, NB201Arch(("nor_conv_3x3",) * 6), CIFAR10)
+    v32 = get_indicator("synflow").fn(cand, FAST, 0)
+    monkeypatch.setattr(z, "SCALE_LOG2", -60)  # the scaled sums overflow float32
+    v64 = get_indicator("synflow").fn(cand, FAST, 0)
+    assert v64.value == pytest.approx(v32.value, abs=1e-5) and v64.flags == ()
 
 
 def test_synflow_of_a_network_that_is_not_relu_linear_uses_the_backward_pass(monkeypatch):

@@ -8,7 +8,7 @@ BatchNorm in training mode (batch statistics). Input: a batch of ``ntk_batch`` (
 ``ntk_resolution`` (16). Jacobian row i: the
 gradient of the sum of sample i's logits w.r.t. every parameter whose name contains
 ``weight`` (conv, BN gamma, classifier weight), as TE-NAS takes them — computed for all i at
-once with ``torch.func.jacrev`` (a vmapped vector-Jacobian product). Because the batch is
+once by vectorised backward passes of the identity's rows. Because the batch is
 forwarded once, each row carries the batch-statistics coupling exactly as TE-NAS's loop of
 per-sample backward passes does (test: tests/test_proxies.py). NTK = J J^T in float64;
 kappa = lambda_max / lambda_min from float64 eigenvalues; averaged over ``repeats`` (3)
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch.func import functional_call, jacrev
 
 from micronas.proxies.common import forward_hooks, generator, images, ntk_network, ntk_variant, relu_modules
 from micronas.proxies.registry import IndicatorValue, ProxySettings, register
@@ -43,20 +42,41 @@ def ntk_weights(model: torch.nn.Module) -> list[str]:
     return [n for n, p in model.named_parameters() if "weight" in n and p.requires_grad]
 
 
+#: The vectorised backward pass computes every Jacobian row at once when the batch's pixels
+#: times the network's summed convolution widths stay under this (TE-NAS's small network on
+#: 16x16 inputs: ~1e6), else ``ROW_CHUNK`` rows at a time, which bounds the memory.
+ALL_ROWS_BELOW = 2**24
+ROW_CHUNK = 8
+
+
+def row_chunk(model: torch.nn.Module, x: torch.Tensor) -> int:
+    """How many Jacobian rows one vectorised backward pass computes."""
+    width = sum(m.out_channels for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    small = x[0, 0].numel() * x.shape[0] * width <= ALL_ROWS_BELOW
+    return x.shape[0] if small else min(ROW_CHUNK, x.shape[0])
+
+
 def jacobian_vectorised(model: torch.nn.Module, x: torch.Tensor,
-                        chunk_size: int | None = 8) -> torch.Tensor:
-    """J[i] = d(sum of logits of sample i)/d(weights), all rows from one forward (B x P)."""
-    names = ntk_weights(model)
-    params = dict(model.named_parameters())
-    fixed = {n: p.detach() for n, p in params.items() if n not in names}
-    fixed.update(dict(model.named_buffers()))
-    train = {n: params[n].detach() for n in names}
-
-    def f(w: dict[str, torch.Tensor]) -> torch.Tensor:
-        return functional_call(model, {**fixed, **w}, (x,)).sum(dim=1)
-
-    jac = jacrev(f, chunk_size=chunk_size)(train)
-    return torch.cat([jac[n].reshape(x.shape[0], -1) for n in names], dim=1)
+                        chunk_size: int | None = None) -> torch.Tensor:
+    """J[i] = d(sum of logits of sample i)/d(weights), all rows from one forward (B x P):
+    backward passes of the rows of the identity, vectorised (``is_grads_batched``),
+    ``chunk_size`` rows at a time (None: :func:`row_chunk`). (``torch.func.jacrev`` computes
+    the same but imports torch._dynamo on first use, ~1.2 s.)"""
+    names = set(ntk_weights(model))
+    weights = [p for n, p in model.named_parameters() if n in names]
+    b = x.shape[0]
+    out = model(x).sum(dim=1)
+    eye = torch.eye(b, dtype=out.dtype)
+    step = chunk_size or row_chunk(model, x)
+    parts = []
+    for lo in range(0, b, step):
+        rows = eye[lo:lo + step]
+        g = torch.autograd.grad(out, weights, rows, retain_graph=lo + step < b,
+                                allow_unused=True, is_grads_batched=True)
+        parts.append(torch.cat([(gi if gi is not None else w.new_zeros(len(rows), *w.shape))
+                                .reshape(len(rows), -1) for gi, w in zip(g, weights, strict=True)],
+                               dim=1))
+    return torch.cat(parts) if len(parts) > 1 else parts[0]
 
 
 def jacobian_loop(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:

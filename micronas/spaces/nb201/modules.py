@@ -71,7 +71,7 @@ _HOOKS = ("_forward_hooks", "_forward_hooks_with_kwargs", "_forward_hooks_always
 
 def _as_fresh(op: ReLUConvBN) -> ReLUConvBN:
     """``op`` put back in the state a newly built one has, but for its weights: float32 on
-    the CPU, training mode, no hooks, no gradients, every parameter requiring grad,
+    the CPU in the default layout, training mode, no hooks, no gradients, every parameter requiring grad,
     BatchNorm tracking fresh running statistics (zero mean, unit variance). Written for
     ReLUConvBN's fixed structure: the generic ``Module.to`` / ``train`` cost as much as a
     new op."""
@@ -85,7 +85,7 @@ def _as_fresh(op: ReLUConvBN) -> ReLUConvBN:
             if hooks:
                 hooks.clear()
     for p in (conv.weight, bn.weight, bn.bias):
-        if p.dtype != torch.float32 or p.device.type != "cpu":
+        if p.dtype != torch.float32 or p.device.type != "cpu" or not p.is_contiguous():
             p.data = torch.empty(p.shape)  # values are the caller's to set
         p.grad = None
         p.requires_grad_(True)
