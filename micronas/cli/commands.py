@@ -159,7 +159,7 @@ def _search(args: argparse.Namespace, cfg: Any, executor: Any) -> int:
             ground_truth = False  # $MICRONAS_NB201 alone: such a task searches without it
         if ground_truth:
             table = load_table(args.benchmark)
-    total = {"prune": 58, "evolution": args.evaluations + 1, "random": args.evaluations + 1}
+    total = {"prune": 55, "evolution": args.evaluations + 1, "random": args.evaluations + 1}
     strategy = cfg.resolved_strategy()
     expected = (total.get(strategy) or 0) + 24 * cfg.refine or None
     with render.progress(expected, f"search ({strategy})", args.quiet) as bar:

@@ -60,7 +60,7 @@ class SearchConfig:
     seed: int = 0
     rank_mode: str = "percentile"
     latency_mode: str = "rank"     # "rank" (the published rank mix) or "target" (ours)
-    evaluations: int = 54          # for evolution and random (prune uses 57: 3 + 54)
+    evaluations: int = 54          # for evolution and random (prune uses 24 + 18 + 12)
     # indicator settings: ProxySettings' own defaults (one settings object for every command)
     ntk_batch: int = _PROXY.ntk_batch
     repeats: int = _PROXY.repeats

@@ -108,11 +108,12 @@ class Prune(Strategy):
     """MicroNAS/TE-NAS pruning from the supernet with every op on every edge (a space with
     the ``supernet`` capability).
 
-    Each round evaluates the supernet and, for every op still on an edge with more than one,
-    the supernet without it. The candidates are ranked by the hybrid objective applied to the
-    pruned supernets: for each indicator and cost, ranking the value after removal is ranking
-    the published relative change (x(N) - x(N \\ o)) / x(N), since x(N) is common to all
-    candidates (and positive for kappa, R, FLOPs and latency). On each edge the op whose
+    Each round evaluates, for every op still on an edge with more than one, the supernet
+    without it. The candidates are ranked by the hybrid objective applied to the pruned
+    supernets: for each indicator and cost, ranking the value after removal is ranking the
+    published relative change (x(N) - x(N \\ o)) / x(N), since x(N) is common to all
+    candidates (and positive for kappa, R, FLOPs and latency); so the round's supernet N
+    itself is not evaluated (its costs are recorded in the history). On each edge the op whose
     removal leaves the best supernet is removed, provided the pruned supernet still has at
     least one completion within the budgets (edges are processed in order, each check against
     the supernet as already pruned this round).
@@ -179,12 +180,12 @@ class Prune(Strategy):
         if all(len(s) == 1 for s in self.state):
             return None
         self._cands = [(e, op) for e, s in enumerate(self.state) if len(s) > 1 for op in sorted(s)]
-        states = [self.state, *(self._remove(self.state, e, op) for e, op in self._cands)]
-        return [self._cand(s, supernet=True) for s in states]
+        return [self._cand(self._remove(self.state, e, op), supernet=True)
+                for e, op in self._cands]
 
     def tell(self, evals: list[Evaluation]) -> None:
-        base, *evals = evals
-        cands = self._cands
+        cands, before = self._cands, self.state
+        base = self.filter.costs.supernet(before)  # the round's supernet: costs only
         score = _scores(evals, self.weights, self.rank_mode)
         removed = []
         for e in range(len(self.state)):
@@ -198,7 +199,9 @@ class Prune(Strategy):
                     break
         self.round += 1
         self.history.append({
-            "round": self.round, **base.record(), "removed": removed, "fill_params": self.need,
+            "round": self.round, "supernet": self.supernet.format(before),
+            "latency_ms": base.latency_ms, "macs": base.macs, "removed": removed,
+            "fill_params": self.need,
             "candidates": [{"edge": e, "op": op, **x.record(), "score": float(s)}
                            for (e, op), x, s in zip(cands, evals, score, strict=True)],
         })
