@@ -4,6 +4,8 @@
 an executor:
 
 - ``"serial"``: in this process;
+- ``"thread:N"``: N threads of this process (:class:`ThreadExecutor`; what a search uses by
+  default on 2 or more cores);
 - ``"process:N"``: N spawned worker processes on this machine (no fork of a torch
   process), sharing the cores: each runs ``cores // N`` torch threads;
 - ``"local:N"``: a ``dask.distributed`` ``LocalCluster`` of N single-threaded worker
@@ -18,10 +20,11 @@ exit when their parent dies (kill -9 included): each watches its parent's pid.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from multiprocessing import get_context
 from typing import Any
 
@@ -73,6 +76,52 @@ def process_pool(workers: int) -> ProcessPoolExecutor:
     threads = max(1, (os.cpu_count() or 1) // workers)
     return ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
                                initializer=_init_worker, initargs=(threads, os.getpid()))
+
+
+#: While a :class:`ThreadExecutor` maps, a thread that waits for the GIL gets it after at
+#: most this many seconds (Python's default is 5 ms): torch releases the GIL for every
+#: kernel, and a short interval lets the other thread's Python run in those gaps.
+SWITCH_INTERVAL = 0.0005
+
+
+class ThreadExecutor(ThreadPoolExecutor):
+    """``threads`` threads of this process, each running torch with ``cores // threads``
+    threads of its own. Python holds the GIL only between torch's kernels, so two threads
+    overlap one call's kernels with the other's Python: on 2 cores the default search is
+    about 1.25x faster than one thread with two torch threads, at the memory of the
+    networks in flight only (no second torch process). Calls must be thread-safe (the
+    indicators are: each builds its own networks from its own seeded generators)."""
+
+    def __init__(self, threads: int):
+        self.threads = max(1, int(threads))
+        super().__init__(self.threads, thread_name_prefix="micronas-indicators",
+                         initializer=_set_threads,
+                         initargs=(max(1, (os.cpu_count() or 1) // self.threads),))
+
+    def map(self, fn: Callable[..., Any], *iterables: Any, timeout: float | None = None,
+            chunksize: int = 1) -> Iterator[Any]:
+        return self._mapped(super().map(fn, *iterables, timeout=timeout))
+
+    @staticmethod
+    def _mapped(results: Iterator[Any]) -> Iterator[Any]:
+        before = sys.getswitchinterval()
+        sys.setswitchinterval(min(before, SWITCH_INTERVAL))
+        try:
+            yield from results
+        finally:  # an abandoned iteration cancels the calls not yet started (map's own rule)
+            sys.setswitchinterval(before)
+            close = getattr(results, "close", None)
+            if close is not None:
+                close()
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        super().shutdown(wait=wait, cancel_futures=True)
+
+
+def default_threads() -> int:
+    """The threads a search computes indicators on by default: 2 on 2 or more cores (the
+    GIL leaves little to gain from a third), else 1."""
+    return 2 if (os.cpu_count() or 1) >= 2 else 1
 
 
 def _warm(modules: tuple[str, ...]) -> None:
@@ -161,7 +210,7 @@ class HybridExecutor(Executor):
         self._pool.shutdown(wait=wait, cancel_futures=True)
 
 
-_HOW = "use serial, process:N, local:N (N >= 1) or dask://HOST:PORT"
+_HOW = "use serial, thread:N, process:N, local:N (N >= 1) or dask://HOST:PORT"
 MAX_WORKERS = 1024
 
 
@@ -175,7 +224,8 @@ def workers_beside(workers: int, spec: str = "") -> HybridExecutor | None:
 
 
 def parse_executor(spec: str) -> tuple[str, int | str]:
-    """``"serial"`` -> ("serial", 1); ``"process:N"`` -> ("process", N); ``"local:N"`` ->
+    """``"serial"`` -> ("serial", 1); ``"thread:N"`` -> ("thread", N); ``"process:N"`` ->
+    ("process", N); ``"local:N"`` ->
     ("local", N); ``"dask://HOST:PORT"`` -> ("dask", "tcp://HOST:PORT")."""
     s = str(spec).strip()
     if s.lower() == "serial":
@@ -189,7 +239,7 @@ def parse_executor(spec: str) -> tuple[str, int | str]:
                                 "e.g. dask://10.0.0.5:8786")
         return "dask", f"tcp://{addr}"
     kind, _, n = s.lower().partition(":")
-    if kind in ("process", "local") and n.isascii() and n.isdigit() and 1 <= int(n) <= MAX_WORKERS:
+    if kind in ("thread", "process", "local") and n.isascii() and n.isdigit() and 1 <= int(n) <= MAX_WORKERS:
         return kind, int(n)
     raise MicronasError(f"unknown executor {spec!r}; {_HOW}")
 
@@ -264,8 +314,11 @@ def make_executor(spec: str | Executor = "serial") -> Executor:
         return dask_executor(kind, n)
     if kind == "serial" or n == 1:
         return SerialExecutor()
+    if kind == "thread":
+        return ThreadExecutor(int(n))
     return process_pool(int(n))
 
 
-__all__ = ["DaskExecutor", "HybridExecutor", "SerialExecutor", "dask_executor", "make_executor",
-           "parse_executor", "process_pool", "watch_parent", "workers_beside"]
+__all__ = ["DaskExecutor", "HybridExecutor", "SerialExecutor", "ThreadExecutor", "dask_executor",
+           "default_threads", "make_executor", "parse_executor", "process_pool", "watch_parent",
+           "workers_beside"]

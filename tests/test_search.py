@@ -328,6 +328,51 @@ def test_hybrid_executor_shares_the_work_and_keeps_the_order(monkeypatch):
     assert procs and not any(p.is_alive() for p in procs)  # shutdown stops the workers
 
 
+def test_thread_executor_keeps_the_order_and_the_values():
+    """The default search's executor: two threads of this process, each with its own torch
+    thread count; results in order, exceptions reach the caller, the interpreter's switch
+    interval is restored, and the indicators of supernets computed concurrently equal the
+    serial ones (each candidate builds its own networks from its own generators)."""
+    import os
+    import sys
+    import threading
+
+    import torch
+
+    from micronas.execution import ThreadExecutor, make_executor, parse_executor
+    from micronas.proxies.registry import ProxySettings
+    from micronas.search.evaluate import Evaluator
+
+    assert parse_executor("thread:2") == ("thread", 2)
+    ex = make_executor("thread:2")
+    assert isinstance(ex, ThreadExecutor) and ex.threads == 2
+    before = sys.getswitchinterval()
+    try:
+        seen = []
+
+        def who(i):
+            seen.append((threading.current_thread().name, torch.get_num_threads()))
+            return i * i
+
+        assert list(ex.map(who, range(30))) == [i * i for i in range(30)]
+        assert all(name.startswith("micronas-indicators") for name, _ in seen)
+        assert {n for _, n in seen} == {max(1, (os.cpu_count() or 1) // 2)}
+        assert sys.getswitchinterval() == before
+        with pytest.raises(ZeroDivisionError):
+            list(ex.map(divmod, [1, 2, 3, 4], [1, 0, 1, 1]))
+        assert sys.getswitchinterval() == before
+        model = cost_model("stm32f746")
+        settings = ProxySettings(ntk_batch=4, lr_samples=32)
+        names = ("ntk_cond", "linear_regions", "synflow")
+        cands = _supernet_cands() * 2
+        one = Evaluator(model, settings, 3, indicators=names).evaluate(cands)
+        two = Evaluator(model, settings, 3, indicators=names, executor=ex).evaluate(cands)
+    finally:
+        ex.shutdown()
+    for a, b in zip(one, two, strict=True):
+        assert a.values == pytest.approx(b.values, rel=1e-5)
+
+
 def test_supernets_fall_back_to_serial_without_processes():
     from concurrent.futures import Executor
     from concurrent.futures.process import BrokenProcessPool

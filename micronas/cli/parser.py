@@ -11,7 +11,8 @@ from micronas.cli import commands as c
 
 
 def executor_opt(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--executor", help="where indicators are computed: serial | process:N | "
+    p.add_argument("--executor", help="where indicators are computed: serial | thread:N | "
+                   "process:N | "
                    "local:N (a dask LocalCluster) | dask://HOST:PORT (a running dask scheduler; "
                    "README: Several machines); overrides --workers")
 
@@ -191,7 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "never prune below this share of the largest network they allow (ours; 0: "
                     "published, feasibility only)")
     se.add_argument("--workers", type=_int, default=0, help="processes computing indicators "
-                    "(0 or 1: this process, using every core; N >= 2: N - 1 worker processes "
+                    "(0 or 1: this process, on two threads when there are 2+ cores; N >= 2: N - 1 "
+                    "worker processes "
                     "beside it, faster on 2+ cores at ~400 MB more per worker; results do not "
                     "depend on it)")
     executor_opt(se)

@@ -167,11 +167,17 @@ def _synflow_forward(model: nn.Module, ones: torch.Tensor,
     mods = list(model.modules()) if mods is None else mods
     layers = [m for m in mods if isinstance(m, _LINEAR)]
     bns = [m for m in mods if isinstance(m, nn.BatchNorm2d)]
-    shifted = [m for m in bns if bool(_bn_shift(m).ne(0).any())]
+    shifted = [] if _all_zero(_affine_shifts(bns)) else \
+        [m for m in bns if bool(_bn_shift(m).ne(0).any())]
     x = torch.cat([ones, torch.zeros_like(ones)])
     with forward_hooks(layers, weighted), forward_hooks(shifted, affine), torch.no_grad():
         out = model(x)
     return float(out[1].sum())
+
+
+def _all_zero(tensors: list[torch.Tensor]) -> bool:
+    """Whether every element of ``tensors`` is zero (one check, not one per tensor)."""
+    return not tensors or not bool(torch.cat([t.reshape(-1) for t in tensors]).any())
 
 
 def _bn_shift(m: nn.BatchNorm2d) -> torch.Tensor:
@@ -210,6 +216,8 @@ def _synflow_float32(model: nn.Module, mods: list[nn.Module], shape: tuple[int, 
     ~1e-6 relative of it (tests/test_proxies.py). None when the scaled sum leaves float32's
     range; the network is then as it was given (but for |weights|)."""
     shifts = _affine_shifts(mods)
+    if _all_zero(shifts):  # at initialisation: nothing to scale
+        shifts = []
     kept = [t.clone() for t in shifts]
     scale = 2.0 ** -SCALE_LOG2
     with torch.no_grad():
@@ -230,10 +238,9 @@ def _synflow_float32(model: nn.Module, mods: list[nn.Module], shape: tuple[int, 
 def _synflow(model: nn.Module, shape: tuple[int, int, int]) -> IndicatorValue:
     mods = list(model.modules())
     with torch.no_grad():
-        for m in mods:
-            m.training = False
-        for p in model.parameters():
-            p.abs_()
+        for m in mods:  # eval mode: what Module.eval() sets, without its walk and checks
+            m.__dict__["training"] = False
+        torch._foreach_abs_(list(model.parameters()))
     bn_tracks = all(m.track_running_stats for m in mods if isinstance(m, nn.BatchNorm2d))
     linear = getattr(model, "relu_linear", False) and bn_tracks
     total = _synflow_float32(model, mods, shape) if linear else None

@@ -13,7 +13,7 @@ import numpy as np
 from micronas import __version__
 from micronas.cache import ResultStore, cache_dir
 from micronas.errors import BudgetError, MicronasError
-from micronas.execution import workers_beside
+from micronas.execution import default_threads, workers_beside
 from micronas.hardware import Device, load_device
 from micronas.proxies.registry import ProxySettings
 from micronas.search.costs import BudgetFilter, Budgets, CostModel, lower_bound
@@ -72,12 +72,13 @@ class SearchConfig:
     refine: int = 0                # hill-climbing steps after the strategy (0: none)
     indicators: str = DEFAULT_MIX  # the indicator part of the objective: "name[:share],..."
     fill: float = 0.9              # prune: share of a binding budget's capacity to keep (ours)
-    workers: int = 1               # processes computing indicators (0 or 1: this process,
-    #                                the default; N >= 2: N - 1 spawned workers beside it, which
+    workers: int = 1               # processes computing indicators (0 or 1: this process, on
+    #                                two threads on 2+ cores, the default; N >= 2: N - 1 spawned
+    #                                workers beside it, which
     #                                re-import __main__, so a script using 2 or more needs an
     #                                `if __name__` guard)
     executor: str = ""             # where indicator batches run: "" (workers above), serial,
-    #                                process:N, local:N or dask://HOST:PORT (every strategy)
+    #                                thread:N, process:N, local:N or dask://HOST:PORT
 
     def validate(self) -> None:
         get_space(self.space)
@@ -252,13 +253,14 @@ def run_search(cfg: SearchConfig, table: Any = None, cache_path: str | None = No
         budgets = Budgets(ceiling, budgets.max_sram_bytes, budgets.max_flash_bytes)
     store = ResultStore(cache_path) if cache_path else None
     w = cfg.weights(0.0 if target is not None else None)
-    # by default the indicators run here, with torch's threads on every core (peak RSS
-    # ~400 MB; each worker process imports torch, ~400 MB more)
+    # by default the indicators run here, on two threads when there are two cores or more
+    # (ThreadExecutor; peak RSS ~400 MB; each worker process imports torch, ~400 MB more)
     # --workers N (N >= 2): N - 1 worker processes beside this one, started now so their
     # start-up overlaps ours (HybridExecutor)
     ours = None if executor is not None else workers_beside(cfg.workers, cfg.executor)
+    threads = default_threads()
     how: str | Executor = next((e for e in (executor, ours) if e is not None),
-                               cfg.executor or "serial")
+                               cfg.executor or (f"thread:{threads}" if threads > 1 else "serial"))
     try:
         ev = Evaluator(costs, cfg.proxy_settings(), cfg.seed, store, w.names(), how)
         try:
