@@ -19,35 +19,54 @@ import torch
 from torch import nn
 
 
+def _fan_in(w: torch.Tensor) -> int:
+    return w.numel() // w.shape[0]
+
+
+def _reset_batchnorms(bns: list[nn.Module]) -> None:
+    """gamma 1, beta 0 for every BatchNorm, in two vectorised calls (values, not draws: the
+    order against the generator's draws does not matter)."""
+    gammas = [m.weight for m in bns if m.weight is not None]
+    betas = [m.bias for m in bns if m.bias is not None]
+    if gammas:
+        torch._foreach_zero_(gammas)
+        torch._foreach_add_(gammas, 1.0)
+    if betas:
+        torch._foreach_zero_(betas)
+
+
 def init_kaiming(model: nn.Module, generator: torch.Generator) -> nn.Module:
+    bns = []
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, nn.Conv2d):
-                fan_in = m.weight[0].numel()
-                m.weight.normal_(0.0, (2.0 / fan_in) ** 0.5, generator=generator)
+                w = m.weight
+                w.normal_(0.0, (2.0 / _fan_in(w)) ** 0.5, generator=generator)
                 if m.bias is not None:
                     m.bias.zero_()
             elif isinstance(m, nn.BatchNorm2d):
-                m.weight.fill_(1.0)
-                m.bias.zero_()
+                bns.append(m)
             elif isinstance(m, nn.Linear):
                 m.weight.normal_(0.0, 0.01, generator=generator)
                 if m.bias is not None:
                     m.bias.zero_()
+        _reset_batchnorms(bns)
     return model
 
 
 def init_torch_default(model: nn.Module, generator: torch.Generator) -> nn.Module:
+    bns = []
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, nn.Conv2d | nn.Linear):
-                bound = 1.0 / m.weight[0].numel() ** 0.5
-                m.weight.uniform_(-bound, bound, generator=generator)
+                w = m.weight
+                bound = 1.0 / _fan_in(w) ** 0.5
+                w.uniform_(-bound, bound, generator=generator)
                 if m.bias is not None:
                     m.bias.uniform_(-bound, bound, generator=generator)
             elif isinstance(m, nn.BatchNorm2d):
-                m.weight.fill_(1.0)
-                m.bias.zero_()
+                bns.append(m)
+        _reset_batchnorms(bns)
     return model
 
 

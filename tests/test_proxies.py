@@ -55,6 +55,30 @@ def test_vectorised_ntk_equals_per_sample_loop(index):
     assert not torch.allclose(single, b[0])
 
 
+@pytest.mark.parametrize("internals", ["present", "other signature"])
+def test_batched_vjp_equals_the_public_batched_gradient(monkeypatch, internals):
+    import torch.autograd.graph
+
+    from micronas.proxies.tenas import batched_vjp
+
+    if internals == "other signature":
+        def changed(*args, **kwargs):
+            raise TypeError("unexpected keyword argument 'accumulate_grad'")
+
+        monkeypatch.setattr(torch.autograd.graph, "_engine_run_backward", changed)
+    gen = torch.Generator().manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.BatchNorm2d(3), nn.ReLU(),
+                        nn.Flatten(), nn.Linear(3 * 5 * 5, 4))
+    x = torch.randn(5, 2, 5, 5, generator=gen)
+    ws = [p for n, p in net.named_parameters() if "weight" in n]
+    rows = torch.eye(5)[:3]
+    out = net(x).sum(dim=1)
+    want = torch.autograd.grad(out, ws, rows, retain_graph=True, is_grads_batched=True)
+    got = batched_vjp(out, ws, rows, retain_graph=False)
+    for a, b in zip(got, want, strict=True):
+        assert torch.equal(a, b)
+
+
 def test_condition_number_degenerate_cases():
     assert condition_number(torch.eye(4)) == (1.0, ())
     k, flags = condition_number(torch.zeros(3, 3))

@@ -118,6 +118,28 @@ def test_live_supernets_never_share_an_op():
             assert p.dtype == torch.float32 and p.requires_grad and p.grad is None
 
 
+def test_a_reused_op_with_replaced_parameters_is_reset_too():
+    """An op whose parameter objects were replaced while it was lent (a user's
+    ``conv.weight = nn.Parameter(...)``) is reset through its new parameters."""
+    space = NB201Space()
+    task = get_task("cifar10")
+    state = space.supernet().full()
+    for _ in range(2):  # the second round reuses ops already reset once
+        net = space.supernet().to_module(state, task)
+        for m in net.modules():
+            if isinstance(m, ReLUConvBN):
+                conv = m.op[1]
+                conv.weight = nn.Parameter(conv.weight.detach().double().contiguous(
+                    memory_format=torch.channels_last), requires_grad=False)
+                conv.weight.grad = torch.ones_like(conv.weight)
+        del net
+    net = space.supernet().to_module(state, task)
+    for m in net.modules():
+        for p in m.parameters(recurse=False):
+            assert p.dtype == torch.float32 and p.is_contiguous()
+            assert p.requires_grad and p.grad is None
+
+
 def _fused_pair(state, C=4, N=1, seed=0, task="cifar10"):
     """The same supernet built unfused and fused, with equal weights and buffers."""
     a = build_network(state, get_task(task), C, N, seed=seed)

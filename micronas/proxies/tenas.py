@@ -56,6 +56,31 @@ def row_chunk(model: torch.nn.Module, x: torch.Tensor) -> int:
     return x.shape[0] if small else min(ROW_CHUNK, x.shape[0])
 
 
+def batched_vjp(out: torch.Tensor, inputs: list[torch.Tensor], rows: torch.Tensor,
+                retain_graph: bool) -> tuple[torch.Tensor | None, ...]:
+    """``torch.autograd.grad(out, inputs, rows, is_grads_batched=True, allow_unused=True)``:
+    the vector-Jacobian products of every row of ``rows``, vectorised. Called as that
+    function calls its engine, without its argument check, whose first use imports sympy
+    (~0.45 s with the GIL held, stalling every thread of a search); the public call where
+    this torch's internals differ (tests/test_proxies.py checks both agree)."""
+    try:
+        from torch._vmap_internals import _vmap
+        from torch.autograd.graph import _engine_run_backward
+    except ImportError:
+        _vmap = None
+    if _vmap is not None and rows.shape[1:] == out.shape and rows.dtype == out.dtype:
+        def vjp(g: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+            return _engine_run_backward((out,), (g,), retain_graph, False, tuple(inputs), True,
+                                        accumulate_grad=False)
+
+        try:
+            return _vmap(vjp, 0, 0, allow_none_pass_through=True)(rows)
+        except TypeError:  # another signature: the public call below
+            pass
+    return torch.autograd.grad(out, inputs, rows, retain_graph=retain_graph, allow_unused=True,
+                               is_grads_batched=True)
+
+
 def jacobian_vectorised(model: torch.nn.Module, x: torch.Tensor,
                         chunk_size: int | None = None) -> torch.Tensor:
     """J[i] = d(sum of logits of sample i)/d(weights), all rows from one forward (B x P):
@@ -71,8 +96,7 @@ def jacobian_vectorised(model: torch.nn.Module, x: torch.Tensor,
     parts = []
     for lo in range(0, b, step):
         rows = eye[lo:lo + step]
-        g = torch.autograd.grad(out, weights, rows, retain_graph=lo + step < b,
-                                allow_unused=True, is_grads_batched=True)
+        g = batched_vjp(out, weights, rows, retain_graph=lo + step < b)
         parts.append(torch.cat([(gi if gi is not None else w.new_zeros(len(rows), *w.shape))
                                 .reshape(len(rows), -1) for gi, w in zip(g, weights, strict=True)],
                                dim=1))

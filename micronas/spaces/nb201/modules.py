@@ -69,26 +69,42 @@ _HOOKS = ("_forward_hooks", "_forward_hooks_with_kwargs", "_forward_hooks_always
           "_backward_pre_hooks")
 
 
+def _same_parts(parts: tuple) -> bool:
+    """Whether ``parts`` (of :func:`_as_fresh`) are still the op's own modules and parameters."""
+    (op, seq, relu, conv, bn), (w, g, b), _ = parts
+    sub = seq._modules
+    return (op._modules.get("op") is seq and sub.get("0") is relu and sub.get("1") is conv
+            and sub.get("2") is bn and conv._parameters.get("weight") is w
+            and bn._parameters.get("weight") is g and bn._parameters.get("bias") is b)
+
+
 def _as_fresh(op: ReLUConvBN) -> ReLUConvBN:
     """``op`` put back in the state a newly built one has, but for its weights: float32 on
     the CPU in the default layout, training mode, no hooks, no gradients, every parameter requiring grad,
     BatchNorm tracking fresh running statistics (zero mean, unit variance). Written for
     ReLUConvBN's fixed structure: the generic ``Module.to`` / ``train`` cost as much as a
     new op."""
-    seq = op.op
-    relu, conv, bn = seq[0], seq[1], seq[2]
-    for m in (op, seq, relu, conv, bn):
+    parts = op.__dict__.get("_parts")  # its modules and parameters, found once
+    if parts is None or not _same_parts(parts):
+        seq = op.op
+        relu, conv, bn = seq[0], seq[1], seq[2]
+        parts = ((op, seq, relu, conv, bn), (conv.weight, bn.weight, bn.bias), bn)
+        op.__dict__["_parts"] = parts  # a plain attribute, not a registered submodule
+    mods, params, bn = parts
+    for m in mods:
         d = m.__dict__  # plain attributes: Module.__setattr__'s checks cost more than the op
         d["training"] = True
         for name in _HOOKS:
             hooks = d.get(name)
             if hooks:
                 hooks.clear()
-    for p in (conv.weight, bn.weight, bn.bias):
+    for p in params:
         if p.dtype != torch.float32 or p.device.type != "cpu" or not p.is_contiguous():
             p.data = torch.empty(p.shape)  # values are the caller's to set
-        p.grad = None
-        p.requires_grad_(True)
+        if p.grad is not None:
+            p.grad = None
+        if not p.requires_grad:
+            p.requires_grad_(True)
     bn.__dict__["track_running_stats"] = True
     buffers = bn._buffers
     mean, var, count = (buffers.get(k) for k in ("running_mean", "running_var", "num_batches_tracked"))
@@ -170,9 +186,10 @@ class Cell(nn.Module):
         )
         self.fused = fused
         self._plan = _fusion_plan(self.edges) if fused else ()
+        self._watch = _watched(self._plan)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.fused and _fusable(self._plan):
+        if self.fused and _fusable(self._watch):
             return self._forward_fused(x)
         nodes = [x]
         for t in (1, 2, 3):
@@ -217,11 +234,10 @@ class Cell(nn.Module):
                 out[k, j] for j in range(len(self.edges[k]))]))
         return nodes[3]
 
+
 _Group = tuple[tuple[int, int, "ReLUConvBN"], ...]
 _GLOBAL_HOOKS = ("_global_forward_hooks", "_global_forward_pre_hooks", "_global_backward_hooks",
                  "_global_backward_pre_hooks", "_global_forward_hooks_with_kwargs")
-_HOOK_KINDS = ("_forward_pre_hooks", "_forward_hooks_with_kwargs", "_forward_hooks_always_called",
-               "_backward_hooks", "_backward_pre_hooks")
 
 
 def _fusion_plan(edges: nn.ModuleList) -> tuple:
@@ -243,24 +259,36 @@ def _fusion_plan(edges: nn.ModuleList) -> tuple:
     return tuple(plan)
 
 
-def _fusable(plan: tuple) -> bool:
+def _watched(plan: tuple) -> tuple[tuple[nn.Module, ...], tuple[nn.Module, ...]]:
+    """(the modules whose every hook kind but forward hooks stops fusion, the containers
+    whose forward hooks do too) of a fusion plan: every module of its ops."""
+    every: list[nn.Module] = []
+    containers: list[nn.Module] = []
+    for convs, others in plan:
+        for group in convs:
+            for _k, _j, op in group:
+                containers += (op, op.op)
+                every += (op, op.op, *op.op)
+        every += (op for _k, _j, op in others)
+    return tuple(every), tuple(containers)
+
+
+def _fusable(watched: tuple[tuple[nn.Module, ...], tuple[nn.Module, ...]]) -> bool:
     """No hook the fused forward cannot reproduce: pre-hooks, kwargs hooks, backward hooks,
-    hooks on an op's containers, global module hooks."""
+    forward hooks on an op's containers, global module hooks."""
     from torch.nn.modules import module as _m
 
     if any(getattr(_m, name, None) for name in _GLOBAL_HOOKS):
         return False
-    for convs, others in plan:
-        for group in convs:
-            for _k, _j, op in group:
-                if op._forward_hooks or op.op._forward_hooks:
-                    return False
-                for m in (op, op.op, *op.op):
-                    if any(getattr(m, h) for h in _HOOK_KINDS):
-                        return False
-        for _k, _j, op in others:
-            if any(getattr(op, h) for h in _HOOK_KINDS):
-                return False
+    every, containers = watched
+    for m in containers:
+        if m._forward_hooks:
+            return False
+    for m in every:
+        if (m._forward_pre_hooks or m._forward_hooks_with_kwargs
+                or m._forward_hooks_always_called or m._backward_hooks
+                or m._backward_pre_hooks):
+            return False
     return True
 
 
