@@ -101,6 +101,17 @@ def test_count_regions_hand_case():
     assert count_regions(net, x) == 1
 
 
+def test_count_regions_equals_distinct_rows_of_the_relu_codes():
+    gen = torch.Generator().manual_seed(2)
+    net = nn.Sequential(nn.Linear(3, 5), nn.ReLU(), nn.Linear(5, 4), nn.ReLU())
+    x = torch.randn(300, 3, generator=gen)
+    x[150:] = x[:150]  # repeated inputs share a pattern
+    with torch.no_grad():
+        h = net[1](net[0](x))
+        codes = torch.cat([h > 0, net[3](net[2](h)) > 0], dim=1).numpy()
+    assert count_regions(net, x) == np.unique(codes, axis=0).shape[0] <= 150
+
+
 def test_indicators_on_degenerate_arch_are_defined():
     all_none = NB201Arch(("none",) * 6)
     for name in ("ntk_cond", "linear_regions", "naswot", "synflow", "snip", "grad_norm", "jacov"):

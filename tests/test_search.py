@@ -373,6 +373,32 @@ def test_thread_executor_keeps_the_order_and_the_values():
         assert a.values == pytest.approx(b.values, rel=1e-5)
 
 
+def test_score_batch_runs_the_callers_work_meanwhile_once():
+    """The evaluator costs a batch while the executor computes its indicators; a lone
+    candidate on threads has its indicators computed side by side. Values as serial."""
+    from micronas.execution import ThreadExecutor
+    from micronas.proxies.registry import ProxySettings
+    from micronas.proxies.scoring import score_batch
+
+    s = ProxySettings(ntk_batch=4, lr_samples=32)
+    names = ("ntk_cond", "linear_regions", "synflow")
+    ex = ThreadExecutor(2)
+    try:
+        for cands in (_supernet_cands(), _supernet_cands()[:1]):
+            runs = []
+            for executor in (ex, None):
+                calls = []
+                got = score_batch(cands, names, 1, s, None, executor,
+                                  meanwhile=lambda calls=calls: calls.append(1))
+                assert calls == [1]
+                assert [list(g) for g in got] == [list(names)] * len(cands)
+                runs.append([{n: g[n].value for n in names} for g in got])
+            for a, b in zip(*runs, strict=True):
+                assert a == pytest.approx(b, rel=1e-5)
+    finally:
+        ex.shutdown()
+
+
 def test_supernets_fall_back_to_serial_without_processes():
     from concurrent.futures import Executor
     from concurrent.futures.process import BrokenProcessPool

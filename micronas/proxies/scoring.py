@@ -20,7 +20,7 @@ import numpy as np
 
 from micronas.cache import ResultStore
 from micronas.errors import MicronasError
-from micronas.execution import SerialExecutor, make_executor
+from micronas.execution import SerialExecutor, ThreadExecutor, make_executor
 from micronas.proxies.registry import IndicatorValue, ProxySettings, get_indicator
 from micronas.spaces import Candidate, SearchSpace, canonical
 from micronas.stats import rankdata
@@ -88,12 +88,16 @@ def score_batch(cands: Sequence[Candidate], indicators: Sequence[str], seed: int
                 settings: ProxySettings, store: ResultStore | None = None,
                 executor: Executor | None = None,
                 progress: Callable[[int], None] | None = None,
-                chunksize: int = 1) -> list[dict[str, Score]]:
+                chunksize: int = 1,
+                meanwhile: Callable[[], None] | None = None) -> list[dict[str, Score]]:
     """Per-candidate indicators of ``cands`` (in order; population indicators are skipped).
 
     Cached values are read here; the rest are computed on ``executor`` (serial when None or
-    when only one candidate needs computing; a broken process pool falls back to serial for
-    what is left) and written to ``store`` here, as they arrive."""
+    when only one candidate needs computing, but for a thread executor, which then computes
+    its indicators side by side; a broken process pool falls back to serial for what is
+    left) and written to ``store`` here, as they arrive. ``meanwhile``: the caller's own
+    work, run here once the computations are handed to the executor, before their results
+    are collected (it overlaps them on an executor of threads or processes)."""
     settings.validate()
     names = tuple(expand(indicators))
     key = settings.key()
@@ -126,20 +130,40 @@ def score_batch(cands: Sequence[Candidate], indicators: Sequence[str], seed: int
 
     done = 0
     ex = executor or SerialExecutor()
+    if len(jobs) == 1 and len(jobs[0][3]) > 1 and isinstance(ex, ThreadExecutor):
+        # one candidate on threads: its indicators side by side (no round trip to make)
+        i, rep, iso, missing = jobs[0]
+        parts = ex.map(_compute_all, [rep] * len(missing), [(n,) for n in missing],
+                       [settings] * len(missing), [seed] * len(missing))
+        if meanwhile:
+            meanwhile()
+        merged: dict[str, tuple[IndicatorValue, float]] = {}
+        for part in parts:
+            merged.update(part)
+        take(jobs[0], merged)
+        return _ordered(out, names)
     if len(jobs) > 1 and not isinstance(ex, SerialExecutor):  # one job: here, no round trip
         try:
             results = ex.map(_compute_all, [j[1] for j in jobs], [j[3] for j in jobs],
                              [settings] * len(jobs), [seed] * len(jobs), chunksize=chunksize)
+            if meanwhile:
+                meanwhile()
+                meanwhile = None
             for job, res in zip(jobs, results, strict=False):
                 take(job, res)
                 done += 1
         except (OSError, BrokenProcessPool):  # no usable worker processes: go serial
             pass
+    if meanwhile:
+        meanwhile()
     for job in jobs[done:]:
         take(job, _compute_all(job[1], job[3], settings, seed))
-    for i in range(len(cands)):  # keep the requested order of names
-        out[i] = {n: out[i][n] for n in names}
-    return out
+    return _ordered(out, names)
+
+
+def _ordered(out: list[dict[str, Score]], names: tuple[str, ...]) -> list[dict[str, Score]]:
+    """Each candidate's scores in the requested order of names."""
+    return [{n: o[n] for n in names} for o in out]
 
 
 def combine_columns(columns: Sequence[np.ndarray], how: str) -> np.ndarray:

@@ -65,12 +65,17 @@ class Evaluator:
     def evaluate(self, cands: Sequence[Candidate],
                  progress: Callable[[int], None] | None = None) -> list[Evaluation]:
         """Evaluations of ``cands``, in order."""
+        costs: list[Costs] = []
+
+        def cost_all() -> None:  # the driver's part, while the executor computes indicators
+            costs.extend(self.costs.supernet(c.arch) if c.supernet else self.costs.arch(c.arch)
+                         for c in cands)
+
         scores = score_batch(cands, self.indicators, self.seed, self.settings, self.store,
-                             self._executor, progress)
+                             self._executor, progress, meanwhile=cost_all)
         self.evaluations += len(cands)
         out = []
-        for c, s in zip(cands, scores, strict=True):
-            cost = self.costs.supernet(c.arch) if c.supernet else self.costs.arch(c.arch)
+        for c, s, cost in zip(cands, scores, costs, strict=True):
             out.append(Evaluation(c, {n: s[n].value for n in self.indicators}, cost,
                                   tuple(f"{n}:{f}" for n in self.indicators for f in s[n].flags)))
         return out
