@@ -202,10 +202,13 @@ def _affine_shifts(mods: list[nn.Module]) -> list[torch.Tensor]:
     running means (scaling them with the input scales every activation)."""
     out = []
     for m in mods:
-        if isinstance(m, (*_LINEAR, nn.BatchNorm2d)) and getattr(m, "bias", None) is not None:
-            out.append(m.bias)
-        if isinstance(m, nn.BatchNorm2d) and m.running_mean is not None:
-            out.append(m.running_mean)
+        if isinstance(m, (*_LINEAR, nn.BatchNorm2d)):
+            b = m._parameters.get("bias")
+            if b is not None:
+                out.append(b)
+            mean = m._buffers.get("running_mean")
+            if mean is not None:
+                out.append(mean)
     return out
 
 
@@ -216,37 +219,36 @@ def _synflow_float32(model: nn.Module, mods: list[nn.Module], shape: tuple[int, 
     ~1e-6 relative of it (tests/test_proxies.py). None when the scaled sum leaves float32's
     range; the network is then as it was given (but for |weights|)."""
     shifts = _affine_shifts(mods)
-    if _all_zero(shifts):  # at initialisation: nothing to scale
-        shifts = []
-    kept = [t.clone() for t in shifts]
     scale = 2.0 ** -SCALE_LOG2
     with torch.no_grad():
+        kept = torch._foreach_mul(shifts, 1.0) if shifts else []  # copies, in one call
         for m in mods:
             if isinstance(m, nn.Conv2d):
                 m.weight.data = m.weight.data.contiguous(memory_format=torch.channels_last)
-        for t in shifts:
-            t.mul_(scale)
+        if shifts:
+            torch._foreach_mul_(shifts, scale)
         ones = torch.full((1, *shape), scale).contiguous(memory_format=torch.channels_last)
         total = _synflow_forward(model, ones, mods)
         if math.isfinite(total) and total >= SMALLEST:
             return total * 2.0 ** SCALE_LOG2
-        for t, k in zip(shifts, kept, strict=True):
-            t.copy_(k)
+        if shifts:
+            torch._foreach_copy_(shifts, kept)
     return None
 
 
 def _synflow(model: nn.Module, shape: tuple[int, int, int]) -> IndicatorValue:
     mods = list(model.modules())
+    params = list(dict.fromkeys(p for m in mods for p in m._parameters.values() if p is not None))
     with torch.no_grad():
         for m in mods:  # eval mode: what Module.eval() sets, without its walk and checks
             m.__dict__["training"] = False
-        torch._foreach_abs_(list(model.parameters()))
+        torch._foreach_abs_(params)
     bn_tracks = all(m.track_running_stats for m in mods if isinstance(m, nn.BatchNorm2d))
     linear = getattr(model, "relu_linear", False) and bn_tracks
     total = _synflow_float32(model, mods, shape) if linear else None
     if total is None:
         with torch.no_grad():
-            for p in model.parameters():
+            for p in params:
                 p.data = p.data.double()
             for m in mods:
                 for k, b in m._buffers.items():
