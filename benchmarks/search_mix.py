@@ -40,7 +40,8 @@ def _init(csv: str) -> None:
 
 
 def _run(mix: str, task: str, seed: int, cache: str | None) -> dict:
-    r = run_search(SearchConfig(task=task, seed=seed, indicators=mix, workers=1), _TABLE, cache)
+    r = run_search(SearchConfig(task=task, seed=seed, indicators=mix, executor="serial"), _TABLE,
+                   cache)
     return {"mix": mix, "task": task, "seed": seed, "arch": r.arch, "index": r.index,
             "accuracy": r.accuracy, "oracle": r.oracle_accuracy, "seconds": r.search_seconds}
 
