@@ -399,6 +399,15 @@ def test_score_batch_runs_the_callers_work_meanwhile_once():
         ex.shutdown()
 
 
+def test_thread_calls_keep_indicators_of_one_computation_together():
+    from micronas.proxies.scoring import _groups
+
+    assert _groups(("naswot", "ntk_cond", "jacov", "synflow")) == [
+        ("naswot", "jacov"), ("ntk_cond",), ("synflow",)]
+    assert _groups(("az_expressivity", "snip", "az_progressivity", "grad_norm")) == [
+        ("az_expressivity", "az_progressivity"), ("snip", "grad_norm")]
+
+
 def test_supernets_fall_back_to_serial_without_processes():
     from concurrent.futures import Executor
     from concurrent.futures.process import BrokenProcessPool

@@ -93,21 +93,24 @@ class Indicator:
     population: bool = False  # defined only over a set of architectures (a rank combination)
     parts: tuple[str, ...] = ()  # population: the per-network indicators it combines
     combine: str = ""            # population: how (a name in COMBINATIONS)
+    shares: str = ""  # indicators with the same name here come from one computation
 
 
 _REGISTRY: dict[str, Indicator] = {}
 
 
 def register(name: str, *, higher_is_better: bool, deterministic: bool, needs_data: bool,
-             paper: str, description: str,
-             population: bool = False) -> Callable[[IndicatorFn], IndicatorFn]:
+             paper: str, description: str, population: bool = False,
+             shares: str = "") -> Callable[[IndicatorFn], IndicatorFn]:
     """Decorator: register ``fn(candidate, settings, seed) -> IndicatorValue`` under ``name``
     (``candidate``: a :class:`~micronas.spaces.Candidate`, which builds the modules and the
-    network the indicator reads)."""
+    network the indicator reads). ``shares``: a name common to indicators read from one
+    computation (naswot and jacov from one pass): they are computed together, never split
+    between threads."""
 
     def deco(fn: IndicatorFn) -> IndicatorFn:
         _REGISTRY[name] = Indicator(name, fn, higher_is_better, deterministic, needs_data,
-                                    paper, description, population)
+                                    paper, description, population, shares=shares)
         return fn
 
     return deco
