@@ -89,8 +89,9 @@ class ThreadExecutor(ThreadPoolExecutor):
     threads of its own. Python holds the GIL only between torch's kernels, so two threads
     overlap one call's kernels with the other's Python: on 2 cores the default search is
     about 1.5x faster than one thread with two torch threads (9.4 s against 14.0 s,
-    docs/search.md), at the memory of the networks in flight only (no second torch process). Calls must be thread-safe (the
-    indicators are: each builds its own networks from its own seeded generators)."""
+    docs/search.md), at the memory of the networks in flight only (no second torch
+    process). Calls must be thread-safe (the indicators are: each builds its own networks
+    from its own seeded generators)."""
 
     def __init__(self, threads: int):
         self.threads = max(1, int(threads))
