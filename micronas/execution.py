@@ -65,6 +65,11 @@ def watch_parent(parent: int, interval: float = 0.5) -> None:
     threading.Thread(target=watch, name="micronas-parent-watch", daemon=True).start()
 
 
+def torch_threads(sharers: int) -> int:
+    """Torch threads for each of ``sharers`` processes or threads sharing this machine's cores."""
+    return max(1, (os.cpu_count() or 1) // sharers)
+
+
 def _init_worker(threads: int, parent: int | None = None) -> None:
     _set_threads(threads)
     if parent is not None:
@@ -73,9 +78,9 @@ def _init_worker(threads: int, parent: int | None = None) -> None:
 
 def process_pool(workers: int) -> ProcessPoolExecutor:
     """``workers`` spawned processes sharing the cores (torch threads = cores // workers)."""
-    threads = max(1, (os.cpu_count() or 1) // workers)
     return ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
-                               initializer=_init_worker, initargs=(threads, os.getpid()))
+                               initializer=_init_worker,
+                               initargs=(torch_threads(workers), os.getpid()))
 
 
 #: While a :class:`ThreadExecutor` maps, a thread that waits for the GIL gets it after at
@@ -96,8 +101,7 @@ class ThreadExecutor(ThreadPoolExecutor):
     def __init__(self, threads: int):
         self.threads = max(1, int(threads))
         super().__init__(self.threads, thread_name_prefix="micronas-indicators",
-                         initializer=_set_threads,
-                         initargs=(max(1, (os.cpu_count() or 1) // self.threads),))
+                         initializer=_set_threads, initargs=(torch_threads(self.threads),))
 
     def map(self, fn: Callable[..., Any], *iterables: Any, timeout: float | None = None,
             chunksize: int = 1) -> Iterator[Any]:
@@ -138,15 +142,16 @@ class HybridExecutor(Executor):
     workers take calls from the front, this process from the back, until they meet (each
     process with ``cores // (workers + 1)`` torch threads). The workers start at
     construction and import ``preload`` at once, so their start-up (importing torch) overlaps
-    the caller's own. Results come
-    in order, each as soon as it and all before it are done. ``submit`` goes to the workers.
+    the caller's own. Results come in order, each as soon as it and all before it are done.
+    ``submit`` goes to the workers.
 
     What the search's ``--workers N`` uses (N - 1 workers beside the caller): on 2 cores it
-    is about 1.5x faster than this process alone, at the memory of a second torch process."""
+    is about as fast as the default two threads (:class:`ThreadExecutor`), at the memory of
+    a second torch process."""
 
     def __init__(self, workers: int, preload: tuple[str, ...] = ("torch",)):
         self.workers = max(1, int(workers))
-        self._threads = max(1, (os.cpu_count() or 1) // (self.workers + 1))
+        self._threads = torch_threads(self.workers + 1)
         self._pool = ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"),
                                          initializer=_init_worker,
                                          initargs=(self._threads, os.getpid()))
@@ -226,8 +231,8 @@ def workers_beside(workers: int, spec: str = "") -> HybridExecutor | None:
 
 def parse_executor(spec: str) -> tuple[str, int | str]:
     """``"serial"`` -> ("serial", 1); ``"thread:N"`` -> ("thread", N); ``"process:N"`` ->
-    ("process", N); ``"local:N"`` ->
-    ("local", N); ``"dask://HOST:PORT"`` -> ("dask", "tcp://HOST:PORT")."""
+    ("process", N); ``"local:N"`` -> ("local", N); ``"dask://HOST:PORT"`` -> ("dask",
+    "tcp://HOST:PORT")."""
     s = str(spec).strip()
     if s.lower() == "serial":
         return "serial", 1
@@ -291,7 +296,7 @@ def dask_executor(kind: str, arg: int | str) -> DaskExecutor:
     logging.getLogger("distributed").setLevel(logging.ERROR)
     if kind == "local":
         n = int(arg)
-        threads = max(1, (os.cpu_count() or 1) // n)
+        threads = torch_threads(n)
         # death_timeout: a worker that loses its scheduler (the driver died) exits
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                dashboard_address=None, silence_logs=logging.ERROR,
@@ -321,5 +326,5 @@ def make_executor(spec: str | Executor = "serial") -> Executor:
 
 
 __all__ = ["DaskExecutor", "HybridExecutor", "SerialExecutor", "ThreadExecutor", "dask_executor",
-           "default_threads", "make_executor", "parse_executor", "process_pool", "watch_parent",
-           "workers_beside"]
+           "default_threads", "make_executor", "parse_executor", "process_pool", "torch_threads",
+           "watch_parent", "workers_beside"]

@@ -12,8 +12,7 @@ from micronas.cli import commands as c
 
 def executor_opt(p: argparse.ArgumentParser) -> None:
     p.add_argument("--executor", help="where indicators are computed: serial | thread:N | "
-                   "process:N | "
-                   "local:N (a dask LocalCluster) | dask://HOST:PORT (a running dask scheduler; "
+                   "process:N | local:N (a dask LocalCluster) | dask://HOST:PORT (a running dask scheduler; "
                    "README: Several machines); overrides --workers")
 
 
@@ -193,8 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "published, feasibility only)")
     se.add_argument("--workers", type=_int, default=0, help="processes computing indicators "
                     "(0 or 1: this process, on two threads when there are 2+ cores; N >= 2: N - 1 "
-                    "worker processes "
-                    "beside it, faster on 2+ cores at ~400 MB more per worker; results do not "
+                    "worker processes beside it, at ~400 MB more per worker; results do not "
                     "depend on it)")
     executor_opt(se)
     se.add_argument("--evaluations", type=_int, default=54,

@@ -209,14 +209,16 @@ def _az_trainability(cand: Candidate, s: ProxySettings, seed: int) -> IndicatorV
 
 @register("az_expressivity", higher_is_better=True, deterministic=False, needs_data=False,
           paper=PAPER_AZ, description="sum over blocks of the entropy of the feature "
-                                      "covariance spectrum (isotropic features)", shares="az_forward")
+                                      "covariance spectrum (isotropic features)",
+          shares="az_forward")
 def az_expressivity(cand: Candidate, s: ProxySettings, seed: int) -> IndicatorValue:
     return _az_forward(cand, s, seed)["az_expressivity"]
 
 
 @register("az_progressivity", higher_is_better=True, deterministic=False, needs_data=False,
           paper=PAPER_AZ, description="smallest increase of block expressivity from one "
-                                      "block to the next", shares="az_forward")
+                                      "block to the next",
+          shares="az_forward")
 def az_progressivity(cand: Candidate, s: ProxySettings, seed: int) -> IndicatorValue:
     return _az_forward(cand, s, seed)["az_progressivity"]
 
@@ -333,13 +335,15 @@ def _vk_bundle(cand: Candidate, s: ProxySettings, seed: int) -> dict[str, Indica
 
 @register("vkdnw", higher_is_better=True, deterministic=False, needs_data=False,
           paper=PAPER_VK, description="entropy of the deciles of the Fisher information "
-                                      "spectrum at initialisation (one weight per layer)", shares="vkdnw")
+                                      "spectrum at initialisation (one weight per layer)",
+          shares="vkdnw")
 def vkdnw(cand: Candidate, s: ProxySettings, seed: int) -> IndicatorValue:
     return _vk_bundle(cand, s, seed)["vkdnw"]
 
 
 @register("vkdnw_single", higher_is_better=True, deterministic=False, needs_data=False,
-          paper=PAPER_VK, description="vkdnw plus the number of layers that move the output", shares="vkdnw")
+          paper=PAPER_VK, description="vkdnw plus the number of layers that move the output",
+          shares="vkdnw")
 def vkdnw_single(cand: Candidate, s: ProxySettings, seed: int) -> IndicatorValue:
     return _vk_bundle(cand, s, seed)["vkdnw_single"]
 

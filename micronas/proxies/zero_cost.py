@@ -118,7 +118,8 @@ def _loss_bundle(cand: Candidate, s: ProxySettings, seed: int) -> dict[str, Indi
 
 @register("naswot", higher_is_better=True, deterministic=False, needs_data=False,
           paper="Mellor et al., Neural Architecture Search without Training, ICML 2021",
-          description="log-determinant of the Hamming-similarity kernel of ReLU codes", shares="activations")
+          description="log-determinant of the Hamming-similarity kernel of ReLU codes",
+          shares="activations")
 def naswot(cand: Candidate, s: ProxySettings, seed: int) -> IndicatorValue:
     return _activation_bundle(cand, s, seed)["naswot"]
 
@@ -271,19 +272,22 @@ def synflow(cand: Candidate, s: ProxySettings, seed: int) -> IndicatorValue:
 
 @register("snip", higher_is_better=True, deterministic=False, needs_data=True,
           paper="Lee et al., SNIP, ICLR 2019; " + PAPER_ZC,
-          description="connection sensitivity: sum |theta * dL/dtheta|", shares="loss")
+          description="connection sensitivity: sum |theta * dL/dtheta|",
+          shares="loss")
 def snip(cand: Candidate, s: ProxySettings, seed: int) -> IndicatorValue:
     return _loss_bundle(cand, s, seed)["snip"]
 
 
 @register("grad_norm", higher_is_better=True, deterministic=False, needs_data=True,
-          paper=PAPER_ZC, description="sum over layers of the gradient's L2 norm", shares="loss")
+          paper=PAPER_ZC, description="sum over layers of the gradient's L2 norm",
+          shares="loss")
 def grad_norm(cand: Candidate, s: ProxySettings, seed: int) -> IndicatorValue:
     return _loss_bundle(cand, s, seed)["grad_norm"]
 
 
 @register("jacov", higher_is_better=True, deterministic=False, needs_data=False,
           paper="Mellor et al., NAS without training (arXiv v1, 2020)",
-          description="correlation of input Jacobians across a batch", shares="activations")
+          description="correlation of input Jacobians across a batch",
+          shares="activations")
 def jacov(cand: Candidate, s: ProxySettings, seed: int) -> IndicatorValue:
     return _activation_bundle(cand, s, seed)["jacov"]

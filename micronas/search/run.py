@@ -74,9 +74,8 @@ class SearchConfig:
     fill: float = 0.9              # prune: share of a binding budget's capacity to keep (ours)
     workers: int = 1               # processes computing indicators (0 or 1: this process, on
     #                                two threads on 2+ cores, the default; N >= 2: N - 1 spawned
-    #                                workers beside it, which
-    #                                re-import __main__, so a script using 2 or more needs an
-    #                                `if __name__` guard)
+    #                                workers beside it, which re-import __main__, so a script
+    #                                using 2 or more needs an `if __name__` guard)
     executor: str = ""             # where indicator batches run: "" (workers above), serial,
     #                                thread:N, process:N, local:N or dask://HOST:PORT
 
@@ -254,7 +253,7 @@ def run_search(cfg: SearchConfig, table: Any = None, cache_path: str | None = No
     store = ResultStore(cache_path) if cache_path else None
     w = cfg.weights(0.0 if target is not None else None)
     # by default the indicators run here, on two threads when there are two cores or more
-    # (ThreadExecutor; peak RSS ~400 MB; each worker process imports torch, ~400 MB more)
+    # (ThreadExecutor; peak RSS ~330 MB; each worker process imports torch, ~400 MB more)
     # --workers N (N >= 2): N - 1 worker processes beside this one, started now so their
     # start-up overlaps ours (HybridExecutor)
     ours = None if executor is not None else workers_beside(cfg.workers, cfg.executor)
