@@ -164,6 +164,7 @@ def _search(args: argparse.Namespace, cfg: Any, executor: Any) -> int:
     expected = (total.get(strategy) or 0) + 24 * cfg.refine or None
     with render.progress(expected, f"search ({strategy})", args.quiet) as bar:
         res = api.search(cfg, table, cache_path(args), bar.update, executor)
+        bar.total = bar.n  # the total was an upper bound where refining stops early
     if out is not None:
         allc = None
         if table is not None:

@@ -294,7 +294,8 @@ def _run(cfg: SearchConfig, ev: Evaluator, w: Weights, filt: BudgetFilter, devic
         res.evaluations += ref.evaluations
         res.history = [*res.history, *ref.history]
     n_evals = res.evaluations
-    final = ev.arch(arch)  # the chosen architecture's own indicators (cached when seen)
+    # the chosen architecture's own indicators (cached when seen); the bar's last step
+    final = ev.evaluate([ev.candidate(arch)], progress)[0]
     elapsed = time.perf_counter() - t0
     c = costs.arch(arch)
     costs.save()
