@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from collections import defaultdict
@@ -16,17 +17,37 @@ def kb(n: float) -> str:
     return f"{n / 1024:,.1f} KB"
 
 
+# Off a terminal (piped, logged) the bar first shows after PIPED_DELAY_S and then prints a line
+# at most every PIPED_INTERVAL_S.
+PIPED_DELAY_S = 2.0
+PIPED_INTERVAL_S = 5.0
+
+
 def progress(total: int | None, desc: str, quiet: bool = False, unit: str = "eval"):
     """A progress bar on stderr, none with ``quiet``. On a terminal it is live and cleared
     at the end; otherwise (piped, logged) it prints a line every 5 s and a last one, so a
     long run shows it is alive. It appears only after 1 s (2 s off a terminal): quick
     commands and errors stay one clean line."""
-    from tqdm import tqdm
-
     tty = sys.stderr.isatty()
-    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=quiet,
-                leave=not tty, mininterval=0.1 if tty else 5.0, ascii=not tty,
-                dynamic_ncols=tty, delay=1.0 if tty else 2.0)
+    return _bar_class()(total=total, desc=desc, unit=unit, file=sys.stderr, disable=quiet,
+                        leave=not tty, mininterval=0.1 if tty else PIPED_INTERVAL_S,
+                        ascii=not tty, dynamic_ncols=tty, delay=1.0 if tty else PIPED_DELAY_S)
+
+
+@functools.cache
+def _bar_class() -> type:
+    from tqdm import tqdm  # imported on first use: it is not needed by quick commands
+
+    class Bar(tqdm):
+        def close(self) -> None:
+            # tqdm prints a kept bar's last line only if it printed one before, so a run
+            # that outlived the delay but ended before the first interval printed nothing.
+            if (not self.disable and self.leave and hasattr(self, "last_print_t")
+                    and self.last_print_t < self.start_t + self.delay <= self._time()):
+                self.last_print_t = self._time()
+            super().close()
+
+    return Bar
 
 
 def arch(info: dict[str, Any]) -> None:
