@@ -80,8 +80,8 @@ class Evaluator:
                                   tuple(f"{n}:{f}" for n in self.indicators for f in s[n].flags)))
         return out
 
-    def arch(self, arch: Any) -> Evaluation:
-        return self.evaluate([self.candidate(arch)])[0]
+    def arch(self, arch: Any, progress: Callable[[int], None] | None = None) -> Evaluation:
+        return self.evaluate([self.candidate(arch)], progress)[0]
 
     def close(self) -> None:
         """Stop the executor's workers (when this evaluator made them)."""

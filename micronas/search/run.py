@@ -257,9 +257,8 @@ def run_search(cfg: SearchConfig, table: Any = None, cache_path: str | None = No
     # --workers N (N >= 2): N - 1 worker processes beside this one, started now so their
     # start-up overlaps ours (HybridExecutor)
     ours = None if executor is not None else workers_beside(cfg.workers, cfg.executor)
-    threads = default_threads()
     how: str | Executor = next((e for e in (executor, ours) if e is not None),
-                               cfg.executor or (f"thread:{threads}" if threads > 1 else "serial"))
+                               cfg.executor or f"thread:{default_threads()}")  # thread:1: serial
     try:
         ev = Evaluator(costs, cfg.proxy_settings(), cfg.seed, store, w.names(), how)
         try:
@@ -294,10 +293,9 @@ def _run(cfg: SearchConfig, ev: Evaluator, w: Weights, filt: BudgetFilter, devic
         res.evaluations += ref.evaluations
         res.history = [*res.history, *ref.history]
     n_evals = res.evaluations
-    # the chosen architecture's own indicators (cached when seen); the bar's last step
-    final = ev.evaluate([ev.candidate(arch)], progress)[0]
+    final = ev.arch(arch, progress)  # its own indicators (cached when seen): the bar's last step
     elapsed = time.perf_counter() - t0
-    c = costs.arch(arch)
+    c = final.costs
     costs.save()
     out = SearchResult(
         arch=space.format(arch), index=index_of(space, arch), indicators=final.values,
