@@ -93,3 +93,77 @@ def test_search_unchanged_seed0(key):
 @pytest.mark.parametrize("key", [k for k in SEARCH if not k.endswith("/0")])
 def test_search_unchanged_all_seeds(key):
     _check_search(key)
+
+
+MCU = json.loads((HERE / "mcu.json").read_text())
+
+
+def _same(got, want, where: str) -> None:
+    """Recursive equality, floats within 1e-6 relative."""
+    if isinstance(want, dict):
+        assert isinstance(got, dict) and set(got) == set(want), (where, got, want)
+        for k in want:
+            _same(got[k], want[k], f"{where}.{k}")
+    elif isinstance(want, list):
+        assert isinstance(got, list | tuple) and len(got) == len(want), (where, got, want)
+        for i, (g, w) in enumerate(zip(got, want, strict=True)):
+            _same(g, w, f"{where}[{i}]")
+    elif isinstance(want, float) and not isinstance(want, bool):
+        assert close(float(got), want), (where, got, want)
+    else:
+        assert got == want, (where, got, want)
+
+
+def test_mcu_costs_unchanged():
+    from micronas.api import cost
+    from micronas.tasks import resolve_task
+
+    for key, want in MCU["costs"].items():
+        arch, t, dev = key.rsplit("/", 2)
+        shape, classes = t.split(":")
+        got = json.loads(json.dumps(cost(arch, dev, "mcu", resolve_task(None, shape, int(classes)))
+                                    .to_dict()))
+        _same(got, want, key)
+
+
+def _check_mcu_search(name: str) -> None:
+    want = MCU["searches"][name]
+    r = run_search(SearchConfig(space="mcu", seed=0, workers=0, **want["config"]))
+    assert (r.arch, r.evaluations) == (want["arch"], want["evaluations"])
+    _same(r.indicators, want["indicators"], name)
+    for k in ("latency_ms", "peak_sram_bytes", "flash_bytes"):
+        assert close(getattr(r, k), want[k]), (name, k)
+
+
+def test_mcu_search_unchanged():
+    _check_mcu_search("49x10x1-stm32l4r5-50")
+
+
+@pytest.mark.slow
+def test_mcu_search_unchanged_all():
+    for name in MCU["searches"]:
+        _check_mcu_search(name)
+
+
+def test_bundle_bytes_unchanged(tmp_path):
+    """The bundle written from a recorded checkpoint (digits, seed 0) is byte for byte the
+    recorded one, and its measured figures are unchanged."""
+    import shutil
+
+    from micronas.api import deploy
+
+    if shutil.which("arm-none-eabi-gcc") is None:
+        pytest.skip("needs arm-none-eabi-gcc: apt-get install --no-install-recommends "
+                    "gcc-arm-none-eabi libnewlib-arm-none-eabi")
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("fixtures_record", HERE / "record.py")
+    record = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(record)
+    BUNDLE_FILES, bundle_digest = record.BUNDLE_FILES, record.bundle_digest
+    want = json.loads((HERE / "bundle" / "bundle.json").read_text())
+    res = deploy(str(HERE / "bundle" / "checkpoint.pt"), want["device"], str(tmp_path / "b"))
+    assert sorted(BUNDLE_FILES) == sorted(want["files"])
+    assert bundle_digest(tmp_path / "b") == want["files"]
+    _same({k: res.info[k] for k in want["info"]}, want["info"], "bundle.json")
+    assert res.info["emulator"]["standalone_equals_tflm"] is want["standalone_equals_tflm"]
