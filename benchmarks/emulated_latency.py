@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import spearmanr
 
-from micronas.calibration import calibrate_emulated, write_profile
-from micronas.deploy.measure import LayerCache, measure_network
+from micronas.measure.calibration import calibrate_emulated, write_profile
+from micronas.measure.layers import LayerCache, measure_network
 from micronas.deploy.quantize import check_exportable
 from micronas.errors import MicronasError
 from micronas.hardware import estimate, load_device

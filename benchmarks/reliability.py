@@ -81,7 +81,7 @@ def peak_memory(argv: list[str], env: dict[str, str], limit_s: float | None = No
 
 
 def _writer(path: str, k: int, n: int, q) -> None:
-    from micronas.cache import ResultStore
+    from micronas.infra.cache import ResultStore
     from micronas.errors import MicronasError
 
     errors = 0

@@ -58,7 +58,7 @@ def _is_reference(arch: object) -> bool:
 def build_ir(arch: Any, space: SpaceLike = "nb201", task: TaskLike = None) -> Network:
     """The deployed network IR of an architecture for ``task`` (or of ``mlperf:NAME``)."""
     if _is_reference(arch):
-        from micronas.reference import reference_network
+        from micronas.hardware.reference import reference_network
 
         return reference_network(arch.strip()[7:])
     sp, t = _resolve(space, task)
@@ -172,7 +172,7 @@ def correlate(indicators: Sequence[str] | str | None = None, task: TaskLike = No
               executor: str | None = None, table: str | None = None) -> dict[str, Any]:
     """Rank correlation of indicators with NB201 ground truth (``sample=None``: all 15,625).
     ``executor``: ``process:N``, ``local:N`` or ``dask://HOST:PORT`` (default
-    ``process:workers``; see :mod:`micronas.execution`). ``table``: also write the result
+    ``process:workers``; see :mod:`micronas.infra.execution`). ``table``: also write the result
     with every architecture's row (accuracy, values, flags) to this JSON file (gzip when it
     ends in ``.gz``), atomically; the returned dict has no rows."""
     from micronas.bench.correlate import correlate as _correlate
@@ -188,7 +188,7 @@ def correlate(indicators: Sequence[str] | str | None = None, task: TaskLike = No
     archs = sample_archs(sample, seed)  # validates --sample before the table is read
     truth = load_table(benchmark)  # a missing or bad table fails before any scoring
     if executor is not None:
-        from micronas.execution import parse_executor
+        from micronas.infra.execution import parse_executor
 
         parse_executor(executor)  # a bad spec fails before any scoring
     res = _correlate(truth, names, t, sample, seed, workers, cache_path,
@@ -234,11 +234,11 @@ def export(arch: Any, fmt: str, out: str, space: SpaceLike = "nb201", task: Task
     seeded stand-ins (see :mod:`micronas.deploy.quantize`) and the result says so. An
     existing ``out`` is replaced only with ``force``."""
     from micronas.deploy.export import export as _export
-    from micronas.fileio import output_file
+    from micronas.infra.fileio import output_file
 
     output_file(out, force)
     if weights is not None:
-        from micronas.ship import export_checkpoint
+        from micronas.ship.int8 import export_checkpoint
 
         return export_checkpoint(weights, fmt, out, arch, check=check)
     net = build_ir(arch, space, task)
@@ -258,11 +258,11 @@ def train(arch: Any, data: str | Any, out: str, space: SpaceLike = "mcu", epochs
           seed: int = 0, recipe: Any = None, progress: Callable[..., None] | None = None):
     """Train ``arch`` on ``data`` (a name/path or a :class:`micronas.tasks.data.Dataset`),
     checkpointing to ``out`` every epoch and resuming from it; a
-    :class:`micronas.train.TrainResult`."""
+    :class:`micronas.ship.train.TrainResult`."""
     from dataclasses import replace
 
-    from micronas.train import Recipe
-    from micronas.train import train as _train
+    from micronas.ship.train import Recipe
+    from micronas.ship.train import train as _train
 
     r = recipe or Recipe()
     if epochs is not None:
@@ -274,8 +274,8 @@ def train(arch: Any, data: str | Any, out: str, space: SpaceLike = "mcu", epochs
 
 def deploy(checkpoint: str, device: str | Device, out: str, tflm_samples: int | None = None,
            verify_samples: int = 2, compile_c: bool = True, progress=None):
-    """Bundle a trained checkpoint for ``device`` (:func:`micronas.ship.deploy`)."""
-    from micronas.ship import deploy as _deploy
+    """Bundle a trained checkpoint for ``device`` (:func:`micronas.ship.bundle.deploy`)."""
+    from micronas.ship.bundle import deploy as _deploy
 
     return _deploy(checkpoint, _device(device), out, tflm_samples, verify_samples, compile_c,
                    progress=progress)
@@ -284,12 +284,12 @@ def deploy(checkpoint: str, device: str | Device, out: str, tflm_samples: int | 
 def build(data: str | Any, out: str, search_cfg: Any = None, epochs: int | None = None,
           recipe: Any = None, tflm_samples: int | None = None, verify_samples: int = 2,
           compile_c: bool = True, cache_path: str | None = None, progress=None):
-    """Search, train, int8, TFLM, deploy in one call (:func:`micronas.build.build`)."""
+    """Search, train, int8, TFLM, deploy in one call (:func:`micronas.ship.build.build`)."""
     from dataclasses import replace
 
-    from micronas.build import build as _build
     from micronas.search.run import SearchConfig
-    from micronas.train import Recipe
+    from micronas.ship.build import build as _build
+    from micronas.ship.train import Recipe
 
     r = recipe or Recipe()
     if epochs is not None:
@@ -308,7 +308,7 @@ class MeasureResult:
     core: str
     clock_mhz: float
     method: str
-    measurement: Any          # micronas.deploy.emulate.Measurement
+    measurement: Any          # micronas.measure.emulate.Measurement
     predicted_ms: float       # the cost model's latency for the same network and device
 
     @property
@@ -331,7 +331,7 @@ def measure(arch: Any, device: str | Device = "stm32f746", space: SpaceLike = "n
             task: TaskLike = None, method: str = "layers", seed: int = 0) -> MeasureResult:
     """Emulated latency of ``arch`` on ``device``'s core: our int8 kernels, cross-compiled and
     run in the unicorn emulator, instructions counted per class and converted to cycles."""
-    from micronas.deploy.measure import measure_network
+    from micronas.measure.layers import measure_network
 
     dev = _device(device)
     net = build_ir(arch, space, task)
@@ -346,8 +346,8 @@ def calibrate(device: str | Device = "stm32f746", measurements: str | None = Non
               space: SpaceLike = "nb201", task: TaskLike = None, seed: int = 0, progress=None):
     """Fit the device's latency constants to emulated layers (default) or to a CSV of board
     measurements (``arch`` rows read in ``space`` for ``task``); returns a
-    :class:`micronas.calibration.Calibration`."""
-    from micronas.calibration import calibrate_emulated, calibrate_measured
+    :class:`micronas.measure.calibration.Calibration`."""
+    from micronas.measure.calibration import calibrate_emulated, calibrate_measured
 
     dev = _device(device)
     if measurements:

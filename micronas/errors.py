@@ -1,8 +1,13 @@
-"""User-facing errors.
+"""Errors: the user's mistakes and ours.
 
 Every mistake a user can make (bad architecture string, unknown device, impossible budget,
 missing data file, ...) raises :class:`MicronasError`. The CLI prints its message as one line
 on stderr and exits with code 2; the API lets it propagate.
+
+A broken invariant of micronas itself (generated C that does not compile, an emulator that
+disagrees with TFLM, a state the code should never reach) raises :class:`MicronasBug`. It is
+not the user's fault: the CLI saves the traceback to a file, prints where it is and asks
+for a report, and exits with code 1.
 """
 
 from __future__ import annotations
@@ -26,3 +31,7 @@ class DataError(MicronasError):
 
 class BudgetError(MicronasError):
     """Budgets that no architecture can meet, or invalid search settings."""
+
+
+class MicronasBug(RuntimeError):
+    """An internal invariant failed: a bug in micronas, not a mistake of the user's."""

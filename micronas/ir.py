@@ -3,7 +3,7 @@
 A :class:`Network` is an ordered list of :class:`Layer` (execution order) over named
 :class:`Tensor` values (activations, channels-first, batch 1). Every cost the project reports
 (MACs, params, flash, peak SRAM, latency, code generation) is computed from this IR and only
-from it. Building an IR never imports torch; :func:`micronas.ir_torch.trace` builds one from
+from it. Building an IR never imports torch; :func:`micronas.deploy.trace.trace` builds one from
 a torch module.
 
 Conventions

@@ -5,7 +5,7 @@ import shutil
 import numpy as np
 import pytest
 
-from micronas.deploy.emulate import APT_HINT, classify
+from micronas.measure.emulate import APT_HINT, classify
 from micronas.errors import DataError, MicronasError
 from micronas.hardware import estimate, load_device
 from micronas.spaces.nb201 import NB201Arch, nb201_network
@@ -32,7 +32,7 @@ def test_classify_thumb_instructions():
 @needs_toolchain
 @pytest.mark.parametrize("core", ["cortex-m4", "cortex-m0plus", "cortex-m33", "cortex-m7"])
 def test_whole_network_bit_exact_on_every_core(core):
-    from micronas.deploy.measure import measure_network
+    from micronas.measure.layers import measure_network
 
     m = measure_network(tiny(), core, "whole")
     assert m.bit_exact
@@ -42,14 +42,14 @@ def test_whole_network_bit_exact_on_every_core(core):
 @needs_toolchain
 def test_mlperf_kws_depthwise_bit_exact():
     from micronas.api import build_ir
-    from micronas.deploy.measure import measure_network
+    from micronas.measure.layers import measure_network
 
     assert measure_network(build_ir("mlperf:kws"), "cortex-m4", "whole").bit_exact
 
 
 @needs_toolchain
 def test_per_layer_sum_matches_whole_run():
-    from micronas.deploy.measure import LayerCache, measure_network
+    from micronas.measure.layers import LayerCache, measure_network
 
     net = tiny(100)
     whole = measure_network(net, "cortex-m4", "whole")
@@ -73,7 +73,7 @@ def test_codegen_names_unsupported_layer():
 
 
 def test_calibrate_from_board_csv(tmp_path):
-    from micronas.calibration import calibrate_measured, write_profile
+    from micronas.measure.calibration import calibrate_measured, write_profile
 
     dev = load_device("stm32l4r5")
     rows = ["arch,latency_ms"]
@@ -94,7 +94,7 @@ def test_calibrate_from_board_csv(tmp_path):
 
 def test_emulated_calibration_names_its_runtime(tmp_path):
     """Emulation fits micronas's own C kernels: the profile says so (issue 13, item 5)."""
-    from micronas.calibration import Calibration, write_profile
+    from micronas.measure.calibration import Calibration, write_profile
 
     dev = load_device("stm32f746")
     cal = Calibration(dev, "emulation (cortex-m7, seed 0)", dict(dev.latency), 0.0, 10, 0.1,
@@ -114,7 +114,7 @@ def test_emulated_calibration_names_its_runtime(tmp_path):
 ])
 def test_measurement_csv_errors(tmp_path, text, match):
     from micronas.api import build_ir
-    from micronas.calibration import calibrate_measured
+    from micronas.measure.calibration import calibrate_measured
 
     (tmp_path / "m.csv").write_text(text)
     with pytest.raises(DataError, match=match):
@@ -147,18 +147,18 @@ def test_cli_measure_json(cli, tmp_path, monkeypatch):
 
 
 def test_missing_toolchain_gives_install_command(monkeypatch, cli):
-    from micronas.deploy import emulate
+    from micronas.measure import toolchain
 
-    monkeypatch.setattr(emulate.shutil, "which", lambda _name: None)
+    monkeypatch.setattr(toolchain.shutil, "which", lambda _name: None)
     with pytest.raises(MicronasError, match="apt-get install --no-install-recommends gcc-arm-none-eabi"):
-        emulate.toolchain()
+        toolchain.toolchain()
     code, _, err = cli("measure", "mlperf:ad", "--device", "stm32l4r5", "--method", "whole")
     assert code == 2 and "gcc-arm-none-eabi" in err and err.count("\n") == 1
 
 
 def test_fit_recovers_known_coefficients():
     """The calibration fit on the designed layers, with cycles from known coefficients."""
-    from micronas.calibration import designed_layers, fit
+    from micronas.measure.calibration import designed_layers, fit
     from micronas.hardware.cost import layer_features, op_class
 
     truth = {"cycles_per_mac": 1.7, "cycles_per_output": 30.0, "cycles_per_layer": 200.0}

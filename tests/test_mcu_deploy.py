@@ -14,7 +14,7 @@ from torch import nn
 from micronas.cli import main
 from micronas.errors import MicronasError
 from micronas.ir import GraphBuilder
-from micronas.ir_torch import trace
+from micronas.deploy.trace import trace
 from micronas.spaces.mcu import McuSpace
 from micronas.tasks import Task
 
@@ -86,7 +86,7 @@ def test_relu6_clamp_is_tflms():
                     "--no-install-recommends gcc-arm-none-eabi libnewlib-arm-none-eabi")
 def test_generated_c_bit_exact_on_mcu_layers():
     pytest.importorskip("unicorn", reason="pip install unicorn capstone")
-    from micronas.deploy.measure import measure_network
+    from micronas.measure.layers import measure_network
 
     assert measure_network(_standalone_relu6(), "cortex-m4", "whole").bit_exact
     net = McuSpace().to_network(McuSpace().parse(SMALL), Task.custom((1, 12, 9), 2))
@@ -158,7 +158,7 @@ def test_concat_traced_exported_and_emulated():
     if shutil.which("arm-none-eabi-gcc") is None:
         pytest.skip("no arm-none-eabi-gcc for the emulated half")
     pytest.importorskip("unicorn", reason="pip install unicorn capstone")
-    from micronas.deploy.measure import LayerCache, measure_network
+    from micronas.measure.layers import LayerCache, measure_network
 
     assert measure_network(net, "cortex-m4", "whole").bit_exact
     layers = measure_network(net, "cortex-m4", "layers", cache=LayerCache("cortex-m4", disk=False))

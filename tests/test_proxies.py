@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from micronas.cache import ResultStore
+from micronas.infra.cache import ResultStore
 from micronas.errors import DataError, MicronasError
 from micronas.proxies import (
     ProxySettings,

@@ -152,7 +152,7 @@ def test_calibrate_says_when_it_fits_one_scale(tmp_path):
 
 def test_outputs_respect_the_umask(tmp_path):
     """Defect: output files were created mode 0600."""
-    from micronas.fileio import atomic_write
+    from micronas.infra.fileio import atomic_write
 
     old = os.umask(0o022)
     try:

@@ -295,7 +295,7 @@ def test_hybrid_executor_shares_the_work_and_keeps_the_order(monkeypatch):
     """--workers N: N - 1 spawned workers beside the caller; map's results come in order,
     both sides compute, an exception reaches the caller, and the values of a batch of
     supernets equal this process's own."""
-    from micronas.execution import HybridExecutor
+    from micronas.infra.execution import HybridExecutor
     from micronas.proxies.registry import ProxySettings
     from micronas.search.evaluate import Evaluator
 
@@ -339,7 +339,7 @@ def test_thread_executor_keeps_the_order_and_the_values():
 
     import torch
 
-    from micronas.execution import ThreadExecutor, make_executor, parse_executor
+    from micronas.infra.execution import ThreadExecutor, make_executor, parse_executor
     from micronas.proxies.registry import ProxySettings
     from micronas.search.evaluate import Evaluator
 
@@ -376,7 +376,7 @@ def test_thread_executor_keeps_the_order_and_the_values():
 def test_score_batch_runs_the_callers_work_meanwhile_once():
     """The evaluator costs a batch while the executor computes its indicators; a lone
     candidate on threads has its indicators computed side by side. Values as serial."""
-    from micronas.execution import ThreadExecutor
+    from micronas.infra.execution import ThreadExecutor
     from micronas.proxies.registry import ProxySettings
     from micronas.proxies.scoring import score_batch
 

@@ -4,7 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import rankdata as scipy_rankdata
 
-from micronas.stats import rankdata
+from micronas.infra.stats import rankdata
 
 
 @settings(max_examples=300, derandomize=True, deadline=None)

@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from micronas.errors import MicronasError
-from micronas.ir_torch import trace
+from micronas.deploy.trace import trace
 from micronas.spaces.nb201 import NB201Space, nb201_counts, nb201_network
 from micronas.spaces.nb201.modules import Cell, ReLUConvBN, build_network
 from micronas.tasks import get_task

@@ -182,7 +182,7 @@ def test_short_digits_build_export_and_bundle(tmp_path):
 
 
 def test_default_length_is_about_20000_steps():
-    from micronas.train import Recipe, auto_epochs
+    from micronas.ship.train import Recipe, auto_epochs
 
     assert auto_epochs(60_000, 128) == 43      # fashion-mnist
     assert auto_epochs(1_437, 128) == 200      # digits: capped

@@ -22,7 +22,7 @@ from scipy.stats import kendalltau, spearmanr
 from micronas import __version__
 from micronas.bench.table import NB201Table, check_task
 from micronas.errors import MicronasError
-from micronas.fileio import atomic_write
+from micronas.infra.fileio import atomic_write
 from micronas.proxies import ProxySettings, score_many
 from micronas.spaces import canonical, get_space
 from micronas.spaces.nb201 import NUM_ARCHS, NB201Arch
@@ -88,7 +88,7 @@ def correlate(table: NB201Table, indicators: Sequence[str], task: Task,
     """Spearman rho, Kendall tau and nDCG@{10, 100} of each indicator with test accuracy on
     ``task`` (population indicators over the whole sample). ``keep_values``: also return
     ``rows`` (index, accuracy and every indicator's value and flags per architecture).
-    ``executor``: where scoring runs (:func:`micronas.execution.make_executor`; default
+    ``executor``: where scoring runs (:func:`micronas.infra.execution.make_executor`; default
     ``process:workers``)."""
     check_task(task)
     if workers < 1:

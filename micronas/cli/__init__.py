@@ -1,7 +1,9 @@
 """The ``micronas`` command line: a thin layer over :mod:`micronas.api`.
 
 ``parser`` builds the argument parser, ``commands`` maps each command to one API call, and
-``render`` prints results. User errors print one line on stderr and exit with code 2.
+``render`` prints results. User errors print one line on stderr and exit with code 2; a bug
+of micronas (:class:`~micronas.errors.MicronasBug`, or any other unexpected exception) saves
+its traceback to a file in the cache directory, says so in one line and exits with code 1.
 """
 
 from __future__ import annotations
@@ -11,9 +13,12 @@ import os
 import signal
 import sys
 import threading
+import time
+import traceback
+from argparse import Namespace
 from collections.abc import Sequence
 
-from micronas.errors import MicronasError
+from micronas.errors import MicronasBug, MicronasError
 
 
 class Terminated(KeyboardInterrupt):
@@ -37,7 +42,29 @@ def main(argv: Sequence[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, previous)
 
 
-def _run(args) -> int:
+def report_bug(e: BaseException) -> str:
+    """Save the traceback of ``e`` (a bug of ours) to a file in the cache directory; the
+    one line to print. Where no file can be written, the traceback goes to stderr."""
+    text = "".join(traceback.format_exception(e))
+    where = "below"
+    try:
+        from micronas.infra.cache import cache_dir
+
+        d = cache_dir() / "bugs"
+        d.mkdir(parents=True, exist_ok=True)
+        path = d / f"bug-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.txt"
+        path.write_text(f"micronas {' '.join(sys.argv[1:])}\n\n{text}")
+        where = str(path)
+    except OSError:
+        sys.stderr.write(text)
+    kind = "" if isinstance(e, MicronasBug) else f"{type(e).__name__}: "
+    msg = " ".join(str(e).split()) or type(e).__name__
+    return (f"micronas: internal error (a bug in micronas, not in your input): {kind}{msg}; "
+            f"the traceback is {'in ' + where if where != 'below' else 'above'}: please report "
+            "it with that file\n")
+
+
+def _run(args: Namespace) -> int:
     try:
         return int(args.func(args))
     except MicronasError as e:
@@ -51,6 +78,9 @@ def _run(args) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as e:  # noqa: BLE001 - a bug of ours (MicronasBug or unexpected)
+        sys.stderr.write(report_bug(e))
+        return 1
 
 
 def run() -> None:
@@ -70,4 +100,4 @@ def run() -> None:
     os._exit(code)
 
 
-__all__ = ["main", "run"]
+__all__ = ["main", "report_bug", "run"]

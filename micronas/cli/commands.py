@@ -20,7 +20,7 @@ def task_of(args: argparse.Namespace) -> Task:
 
 
 def cache_path(args: argparse.Namespace) -> str | None:
-    from micronas.cache import default_cache_path
+    from micronas.infra.cache import default_cache_path
 
     if getattr(args, "no_cache", False):
         return None
@@ -75,7 +75,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_correlate(args: argparse.Namespace) -> int:
-    from micronas.fileio import output_file
+    from micronas.infra.fileio import output_file
     from micronas.proxies import parse_indicators
 
     parse_indicators(args.indicators, ["ntk_cond"])  # bad names fail before any work
@@ -114,7 +114,7 @@ def search_config(args: argparse.Namespace):
 
 def _note_replaced(out: str) -> None:
     """Say (on stderr) that a rerun into the same --out replaces what is there."""
-    from micronas.fileio import existing_outputs
+    from micronas.infra.fileio import existing_outputs
 
     names = existing_outputs(out)
     if names:
@@ -124,7 +124,7 @@ def _note_replaced(out: str) -> None:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from micronas.execution import workers_beside
+    from micronas.infra.execution import workers_beside
 
     early = workers_beside(args.workers, args.executor or "")  # before torch's import here
     try:
@@ -137,7 +137,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def _search(args: argparse.Namespace, cfg: Any, executor: Any) -> int:
-    from micronas.fileio import check_out_dir
+    from micronas.infra.fileio import check_out_dir
     from micronas.search.report import plot_points, write_outputs
 
     if args.out:
@@ -206,8 +206,8 @@ def cmd_measure(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from micronas.calibration import write_profile
-    from micronas.fileio import output_file
+    from micronas.infra.fileio import output_file
+    from micronas.measure.calibration import write_profile
 
     out = args.out or f"{args.device.removesuffix('.toml').split('/')[-1]}-calibrated.toml"
     output_file(out, args.force)  # before minutes of emulation
@@ -249,7 +249,7 @@ def data_of(args: argparse.Namespace) -> str:
 
 
 def recipe_of(args: argparse.Namespace):
-    from micronas.train import Recipe
+    from micronas.ship.train import Recipe
 
     r = Recipe(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, augment=args.augment,
                train_subset=args.train_subset)
@@ -296,7 +296,7 @@ def _stage_bar(quiet: bool):
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
-    from micronas.fileio import check_out_dir
+    from micronas.infra.fileio import check_out_dir
 
     _note_replaced(args.out)
     check_out_dir(args.out)

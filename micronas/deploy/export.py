@@ -21,7 +21,7 @@ from micronas.deploy.quantize import (
     random_weights,
 )
 from micronas.errors import MicronasError
-from micronas.fileio import atomic_write
+from micronas.infra.fileio import atomic_write
 from micronas.ir import Network, lower_for_tflm
 
 FORMATS = ("tflite", "onnx")

@@ -1,6 +1,6 @@
 """A trained torch model's weights in the IR: :func:`weights_from_torch`.
 
-The model is traced (:func:`micronas.ir_torch.trace`), so the network deployed is exactly the
+The model is traced (:func:`micronas.deploy.trace.trace`), so the network deployed is exactly the
 one trained. Each BatchNorm that follows a convolution is folded into it, in float64::
 
     s = gamma / sqrt(running_var + eps)
@@ -44,7 +44,7 @@ def weights_from_torch(model: nn.Module, input_shape: Sequence[int], name: str |
     """The IR of ``model`` (traced for one input of ``input_shape``, channels first, no batch)
     and its float weights with every BatchNorm folded; ready for
     :func:`micronas.deploy.export.quantize_network`."""
-    from micronas.ir_torch import trace
+    from micronas.deploy.trace import trace
 
     net = trace(model, input_shape, name)
     sources = net.meta.get("sources", {})

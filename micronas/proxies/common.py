@@ -9,9 +9,9 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from micronas.infra.torchinit import INITS, init_kaiming
 from micronas.proxies.registry import ProxySettings
 from micronas.spaces import Candidate
-from micronas.torchinit import INITS, init_kaiming
 
 
 def generator(seed: int, *parts: object) -> torch.Generator:

@@ -18,12 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from micronas.cache import ResultStore
-from micronas.errors import MicronasError
-from micronas.execution import SerialExecutor, ThreadExecutor, make_executor
+from micronas.errors import MicronasBug, MicronasError
+from micronas.infra.cache import ResultStore
+from micronas.infra.execution import SerialExecutor, ThreadExecutor, make_executor
+from micronas.infra.stats import rankdata
 from micronas.proxies.registry import IndicatorValue, ProxySettings, get_indicator
 from micronas.spaces import Candidate, SearchSpace, canonical
-from micronas.stats import rankdata
 from micronas.tasks import Task
 
 TENAS_PARTS = ("ntk_cond", "linear_regions")  # the default parts of register_population
@@ -59,7 +59,7 @@ def compute(name: str, cand: Candidate, s: ProxySettings, seed: int) -> Indicato
         raise MicronasError(f"indicator {name!r} is defined over a set, not one network")
     v = ind.fn(cand, s, seed)
     if not np.isfinite(v.value):
-        raise MicronasError(f"indicator {name} returned {v.value} for {cand}: a bug, report it")
+        raise MicronasBug(f"indicator {name} returned {v.value} for {cand}")
     return IndicatorValue(float(v.value), v.flags, v.extra)
 
 

@@ -30,10 +30,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from micronas.infra.torchinit import init_kaiming
 from micronas.proxies.common import forward_hooks, generator, images, ntk_network, ntk_variant, relu_modules
 from micronas.proxies.registry import IndicatorValue, ProxySettings, register
 from micronas.spaces import Candidate
-from micronas.torchinit import init_kaiming
 
 KAPPA_CAP = 1e12
 

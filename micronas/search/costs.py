@@ -3,7 +3,7 @@ budgets a search must meet.
 
 Architectures with the same ``cost_key`` (NB201: the same live ops) deploy to the same
 network, so costs are memoised by it. The memo is cached in the cache directory
-(:mod:`micronas.cache`), in a file named by a hash of the space, the task, the device
+(:mod:`micronas.infra.cache`), in a file named by a hash of the space, the task, the device
 profile, the cost model's revision and the micronas version.
 """
 
@@ -16,11 +16,11 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from micronas import __version__
-from micronas.cache import Memo
 from micronas.errors import BudgetError
 from micronas.hardware import Device, estimate
 from micronas.hardware.cost import COST_MODEL_REVISION, latency_ms
 from micronas.hardware.planner import live_bytes
+from micronas.infra.cache import Memo
 from micronas.ir import Network
 from micronas.spaces import SearchSpace, cost_key, has
 from micronas.spaces.base import State, enumerate_space

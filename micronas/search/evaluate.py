@@ -8,8 +8,8 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
-from micronas.cache import ResultStore
-from micronas.execution import make_executor
+from micronas.infra.cache import ResultStore
+from micronas.infra.execution import make_executor
 from micronas.proxies.registry import ProxySettings
 from micronas.proxies.scoring import score_batch
 from micronas.search.costs import CostModel, Costs

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from micronas.errors import BudgetError, MicronasError
-from micronas.stats import rankdata
+from micronas.infra.stats import rankdata
 
 #: TE-NAS's indicators, equal shares: the published method's objective.
 TENAS_MIX = "ntk_cond,linear_regions"

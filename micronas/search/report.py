@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from micronas.fileio import atomic_write
+from micronas.infra.fileio import atomic_write
 from micronas.search.pareto import evaluated_archs, indicator_part, pareto_front
 from micronas.search.run import SearchConfig, SearchResult
 

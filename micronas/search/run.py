@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 
 from micronas import __version__
-from micronas.cache import ResultStore, cache_dir
-from micronas.errors import BudgetError, MicronasError
-from micronas.execution import default_threads, workers_beside
+from micronas.errors import BudgetError, MicronasBug, MicronasError
 from micronas.hardware import Device, load_device
+from micronas.infra.cache import ResultStore, cache_dir
+from micronas.infra.execution import default_threads, workers_beside
 from micronas.proxies.registry import ProxySettings
 from micronas.search.costs import BudgetFilter, Budgets, CostModel, lower_bound
 from micronas.search.evaluate import Evaluator
@@ -99,7 +99,7 @@ class SearchConfig:
         if self.workers < 0:
             raise MicronasError(f"--workers must be >= 0, got {self.workers}")
         if self.executor:
-            from micronas.execution import parse_executor
+            from micronas.infra.execution import parse_executor
 
             parse_executor(self.executor)
         if not 0 <= self.fill < 1:
@@ -309,7 +309,8 @@ def _run(cfg: SearchConfig, ev: Evaluator, w: Weights, filt: BudgetFilter, devic
     out.network_input = Candidate(space, arch, task).variant_input("full")
     out.pareto = front(out.history, out.arch, out.indicators, out.latency_ms, w.indicators)
     if not filt.ok(arch):  # an invariant of every strategy; never hand back a violation
-        raise MicronasError(f"internal error: {out.arch} violates {filt.violations(arch)}")
+        raise MicronasBug(f"the search returned {out.arch}, which violates "
+                          f"{filt.violations(arch)}")
     if table is not None:
         out.accuracy = table.acc(arch, task)
         best, best_arch = oracle(table, costs, filt.budgets, task)

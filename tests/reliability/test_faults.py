@@ -183,7 +183,7 @@ def test_search_killed_then_rerun_gives_the_same_result(tmp_path):
 
 
 def test_sigterm_during_emulation_removes_firmware_temp_dirs(tmp_path):
-    from micronas.deploy.emulate import toolchain
+    from micronas.measure.emulate import toolchain
 
     try:
         toolchain()

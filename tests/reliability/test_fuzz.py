@@ -186,7 +186,7 @@ _cell = st.one_of(st.text(max_size=12), st.sampled_from(["1", "6111", "nan", "in
 @given(st.one_of(_bytes, st.lists(st.lists(_cell, min_size=1, max_size=4), max_size=6).map(
     lambda rows: ("arch,latency_ms\n" + "\n".join(",".join(r) for r in rows)).encode())))
 def test_measurement_csvs(blob):
-    from micronas.calibration import read_measurements
+    from micronas.measure.calibration import read_measurements
 
     with tempfile.TemporaryDirectory() as tmp:
         try:
@@ -210,7 +210,7 @@ def test_benchmark_tables(blob):
 @fuzz(500)
 @given(_bytes)
 def test_result_caches(blob):
-    from micronas.cache import ResultStore
+    from micronas.infra.cache import ResultStore
 
     with tempfile.TemporaryDirectory() as tmp:
         try:

@@ -80,7 +80,7 @@ def test_read_only_folder(cli, tmp_path):
 
 def test_atomic_write_refuses_non_regular_files(tmp_path):
     from micronas.errors import MicronasError
-    from micronas.fileio import atomic_write
+    from micronas.infra.fileio import atomic_write
 
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)

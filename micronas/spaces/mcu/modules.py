@@ -1,6 +1,6 @@
 """The torch module of an ``mcu`` architecture, built from the same plan as its IR.
 
-Weights are initialised by the caller from its own generator (:mod:`micronas.torchinit`).
+Weights are initialised by the caller from its own generator (:mod:`micronas.infra.torchinit`).
 """
 
 from __future__ import annotations

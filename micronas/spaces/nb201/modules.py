@@ -5,7 +5,7 @@ ops whose outputs are averaged (one op for an architecture; several for the Micr
 supernet). ``stem=False`` drops the stem (input channels must equal ``C``), as TE-NAS's
 linear-region network does. Every edge is computed, dead or not, as NB201 trains it.
 
-Weights are initialised by the caller from its own generator (:mod:`micronas.torchinit`).
+Weights are initialised by the caller from its own generator (:mod:`micronas.infra.torchinit`).
 Supernets take their convolution ops from an :class:`OpPool` (building the ~1,000 modules
 of a full supernet costs more than its indicators, and the pruning search builds one per
 candidate).
@@ -21,10 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from micronas.infra.torchinit import init_kaiming
 from micronas.spaces.nb201.arch import EDGES, OPS, NB201Arch
 from micronas.spaces.nb201.network import EdgeOps, as_edge_ops
 from micronas.tasks import BUILTIN, Task
-from micronas.torchinit import init_kaiming
 
 
 class ReLUConvBN(nn.Module):
@@ -423,7 +423,7 @@ def build_network(cell: NB201Arch | Sequence[Sequence[str]], task: Task | None =
                   stem: bool = True, pool: OpPool | None = None,
                   fused: bool = False) -> CellNetwork:
     """NB201's network for ``cell`` on ``task`` (CIFAR-10 by default), initialised from ``seed``
-    (:func:`micronas.torchinit.init_kaiming`); ``seed=None`` leaves torch's construction-time
+    (:func:`micronas.infra.torchinit.init_kaiming`); ``seed=None`` leaves torch's construction-time
     weights for the caller to overwrite from its own generator."""
     task = task or BUILTIN["cifar10"]
     net = CellNetwork(cell, C, N, task.classes, task.channels if stem else C, stem, pool, fused)

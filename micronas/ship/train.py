@@ -15,15 +15,15 @@ each epoch's order and augmentation from ``(seed, epoch)``, so a run resumed fro
 checkpoint draws exactly what the uninterrupted run draws. On the CPU the result is
 bit-identical (same torch build and thread count).
 
-A checkpoint (``OUT/checkpoint.pt``) is written atomically after every epoch: the model,
-the optimiser state, the epoch, the history, and everything needed to rebuild the network
-(space, architecture, task, data description and normalisation, recipe, seed, versions).
-Rerunning the same command resumes from it; a checkpoint of a different run is refused.
+A :class:`~micronas.ship.checkpoint.Checkpoint` (``OUT/checkpoint.pt``) is written
+atomically after every epoch: the model, the optimiser state, the epoch, the history, and
+everything needed to rebuild the network (space, architecture, task, data description and
+normalisation, recipe, seed, versions). Rerunning the same command resumes from it; a
+checkpoint of a different run is refused.
 """
 
 from __future__ import annotations
 
-import io
 import math
 import platform
 import time
@@ -38,15 +38,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from micronas.errors import DataError, MicronasError
-from micronas.fileio import atomic_write
+from micronas.infra.torchinit import init_kaiming
+from micronas.ship.checkpoint import CHECKPOINT, Checkpoint, DataInfo, Identity
 from micronas.spaces import SearchSpace, get_space
-from micronas.spaces.base import has
+from micronas.spaces.base import bind, has
 from micronas.tasks import Task
 from micronas.tasks.data import Dataset
-from micronas.torchinit import init_kaiming
 
-CHECKPOINT = "checkpoint.pt"
-FORMAT = "micronas-checkpoint-1"
 AUGMENT = ("auto", "none", "crop", "crop-flip")
 
 
@@ -116,6 +114,7 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
     module: nn.Module | None = None
     recipe: dict[str, Any] = field(default_factory=dict)   # as trained (epochs resolved)
+    final_checkpoint: Checkpoint | None = None   # what ``checkpoint`` holds, in memory
 
     def to_dict(self) -> dict[str, Any]:
         return {"checkpoint": self.checkpoint, "space": self.space, "arch": self.arch,
@@ -136,10 +135,7 @@ def versions() -> dict[str, str]:
 def network_input(space: SearchSpace, arch: Any, task: Task) -> tuple[int, int, int]:
     """The input the deployed network takes (an ``mcu`` architecture may fix a resolution)."""
     if has(space, "variant_input"):
-        try:
-            return tuple(space.variant_input("full", task, arch))  # type: ignore[attr-defined]
-        except TypeError:
-            return tuple(space.variant_input("full", task))  # type: ignore[attr-defined]
+        return tuple(space.variant_input("full", task, arch))  # type: ignore[attr-defined]
     return task.input_shape
 
 
@@ -223,43 +219,17 @@ def _lr(recipe: Recipe, step: int, steps_per_epoch: int) -> float:
 
 
 def _identity(space: SearchSpace, arch_text: str, task: Task, ds: Dataset, recipe: Recipe,
-              seed: int) -> dict[str, Any]:
-    return {"space": space.name, "arch": arch_text,
-            "task": {"name": task.name, "input_shape": list(task.input_shape),
-                     "classes": task.classes},
-            "data": {"source": ds.source, "ref": ds.meta.get("ref", ds.source),
-                     "split_seed": int(ds.meta.get("split_seed", 0)),
-                     "train": int(len(ds.y_train)), "test": int(len(ds.y_test))},
-            "recipe": asdict(recipe), "seed": int(seed)}
+              seed: int) -> Identity:
+    return Identity(space.name, arch_text, Task(task.name, task.input_shape, task.classes),
+                    DataInfo(ds.source, str(ds.meta.get("ref", ds.source)),
+                             int(ds.meta.get("split_seed", 0)),  # type: ignore[call-overload]
+                             int(len(ds.y_train)), int(len(ds.y_test))),
+                    asdict(recipe), int(seed))
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """A checkpoint written by :func:`train` (tensors and plain values only: no code runs)."""
-    p = Path(path)
-    if p.is_dir():
-        p = p / CHECKPOINT
-    if not p.is_file():
-        raise DataError(f"checkpoint {p} not found; give the file (or the --out folder) "
-                        "'micronas train' wrote")
-    try:
-        ck = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - torch raises many kinds; one line
-        raise DataError(f"cannot read checkpoint {p} ({type(e).__name__}); it is not a "
-                        "micronas checkpoint or it is damaged") from None
-    if not isinstance(ck, dict) or ck.get("format") != FORMAT:
-        raise DataError(f"{p} is not a micronas checkpoint (format {FORMAT})")
-    ck["path"] = str(p)
-    return ck
-
-
-def _save(path: Path, state: dict[str, Any]) -> None:
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    data = buf.getvalue()
-    try:
-        atomic_write(path, lambda f: f.write(data), binary=True)
-    except OSError as e:
-        raise MicronasError(f"cannot write {path} ({e.strerror}); choose another --out") from None
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """A checkpoint written by :func:`train` (:meth:`Checkpoint.load`)."""
+    return Checkpoint.load(path)
 
 
 def build_module(space: SearchSpace, arch: Any, task: Task, seed: int) -> nn.Module:
@@ -268,21 +238,18 @@ def build_module(space: SearchSpace, arch: Any, task: Task, seed: int) -> nn.Mod
     return module
 
 
-def module_from_checkpoint(ck: dict[str, Any]) -> tuple[SearchSpace, Any, Task, nn.Module]:
+def module_from_checkpoint(ck: Checkpoint) -> tuple[SearchSpace, Any, Task, nn.Module]:
     """The trained module (eval mode) of a checkpoint, with its space, architecture, task."""
-    ident = ck["identity"]
-    sp = get_space(ident["space"])
-    t = ident["task"]
-    task = Task(t["name"], tuple(t["input_shape"]), int(t["classes"]))
-    if has(sp, "for_task"):
-        sp = sp.for_task(task)  # type: ignore[attr-defined]
-    arch = sp.parse(ident["arch"])
+    ident = ck.identity
+    task = ident.task
+    sp = bind(get_space(ident.space), task)
+    arch = sp.parse(ident.arch)
     module = sp.to_module(arch, task)
     try:
-        module.load_state_dict(ck["model"])
+        module.load_state_dict(ck.model)
     except RuntimeError:
-        raise DataError(f"checkpoint {ck.get('path')}: its weights do not fit architecture "
-                        f"{ident['arch']}; the file is damaged") from None
+        raise DataError(f"checkpoint {ck.path}: its weights do not fit architecture "
+                        f"{ident.arch}; the file is damaged") from None
     return sp, arch, task, module.eval()
 
 
@@ -296,9 +263,7 @@ def train(arch: Any, space: SearchSpace | str, ds: Dataset, out: str | Path,
     if not isinstance(seed, int) or not 0 <= seed < 2**32:
         raise MicronasError(f"--seed must be an integer 0..{2**32 - 1}, got {seed}")
     task = ds.task()
-    sp = get_space(space)
-    if has(sp, "for_task"):
-        sp = sp.for_task(task)  # type: ignore[attr-defined]
+    sp = bind(get_space(space), task)
     a = sp.parse(arch) if isinstance(arch, str | int) else arch
     arch_text = sp.format(a)
     shape = network_input(sp, a, task)
@@ -326,15 +291,15 @@ def train(arch: Any, space: SearchSpace | str, ds: Dataset, out: str | Path,
     n = len(y_tr)
     steps = math.ceil(n / recipe.batch_size)
     start, history, spent = 0, [], 0.0
+    last: Checkpoint | None = None
     if ck_path.exists():
-        ck = load_checkpoint(ck_path)
-        if ck.get("identity") != ident:
+        ck = last = Checkpoint.load(ck_path)
+        if ck.identity.to_dict() != ident.to_dict():
             raise MicronasError(f"{ck_path} holds a checkpoint of another run (arch "
-                                f"{ck.get('identity', {}).get('arch')}); choose another --out "
-                                "or delete it")
-        module.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        start, history, spent = int(ck["epoch"]), list(ck["history"]), float(ck["train_seconds"])
+                                f"{ck.identity.arch}); choose another --out or delete it")
+        module.load_state_dict(ck.model)
+        opt.load_state_dict(ck.optimizer)
+        start, history, spent = ck.epoch, list(ck.history), ck.train_seconds
     resumed = start
     loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
     module.train()
@@ -369,19 +334,14 @@ def train(arch: Any, space: SearchSpace | str, ds: Dataset, out: str | Path,
         spent += time.perf_counter() - t0
         history.append({"epoch": epoch + 1, "train_loss": tot_loss / n, "train_accuracy": tot_ok / n,
                         "test_accuracy": test_acc, "seconds": spent})
-        _save(ck_path, {"format": FORMAT, "identity": ident, "epoch": epoch + 1,
-                        "epochs": recipe.epochs, "model": module.state_dict(),
-                        "optimizer": opt.state_dict(), "history": history,
-                        "train_seconds": spent, "augment": mode,
-                        "network_input": list(shape), "normalisation": {
-                            "mean": list(ds.mean), "std": list(ds.std)},
-                        "class_names": list(ds.class_names), "versions": versions(),
-                        "complete": epoch + 1 == recipe.epochs})
+        last = Checkpoint(ident, epoch + 1, recipe.epochs, module.state_dict(), opt.state_dict(),
+                   list(history), spent, mode, shape, tuple(ds.mean), tuple(ds.std),
+                   tuple(ds.class_names), versions()).save(ck_path)
     module = module.to(memory_format=torch.contiguous_format)
     module.eval()
     acc = history[-1]["test_accuracy"] if history else evaluate(module, x_te, y_te)
     return TrainResult(str(ck_path), sp.name, arch_text, task, shape, recipe.epochs, seed, acc,
-                       spent, resumed, history, module, {**asdict(recipe), "augment": mode})
+                       spent, resumed, history, module, {**asdict(recipe), "augment": mode}, last)
 
 
 __all__ = ["AUGMENT", "AUTO_STEPS", "CHECKPOINT", "Recipe", "TrainResult", "auto_epochs", "evaluate",

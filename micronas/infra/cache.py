@@ -25,7 +25,7 @@ from typing import Any
 
 from micronas import __version__
 from micronas.errors import DataError, MicronasError
-from micronas.fileio import atomic_write
+from micronas.infra.fileio import atomic_write
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (

@@ -14,8 +14,6 @@ the counts; ms = cycles / clock.
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 import tempfile
 import tomllib
 from collections import Counter
@@ -29,17 +27,14 @@ from micronas.deploy import require
 from micronas.deploy.codegen import GeneratedModel, generate, kernel_sources
 from micronas.deploy.layout import from_hwc, to_hwc
 from micronas.deploy.quantize import QNetwork
-from micronas.errors import MicronasError
+from micronas.errors import MicronasBug, MicronasError
+from micronas.measure.toolchain import APT_HINT, CPU_FLAGS, check_run, toolchain
 
-APT_HINT = ("apt-get install --no-install-recommends gcc-arm-none-eabi "
-            "libnewlib-arm-none-eabi")
 PIP_HINT = "pip install unicorn capstone"
 FLASH_BASE = 0x0800_0000
 RAM_BASE = 0x2000_0000
 STACK_BYTES = 64 * 1024
 
-CPU_FLAGS = {"cortex-m4": "-mcpu=cortex-m4", "cortex-m7": "-mcpu=cortex-m7",
-             "cortex-m33": "-mcpu=cortex-m33", "cortex-m0plus": "-mcpu=cortex-m0plus"}
 
 _LINKER = """
 MEMORY {{ FLASH (rx) : ORIGIN = {flash:#x}, LENGTH = 64M
@@ -54,22 +49,13 @@ SECTIONS {{
 """
 
 
-def toolchain() -> str:
-    """Path of arm-none-eabi-gcc, or a MicronasError with the install command."""
-    gcc = shutil.which("arm-none-eabi-gcc")
-    if gcc is None:
-        raise MicronasError(f"arm-none-eabi-gcc not found; install the toolchain with "
-                            f"'{APT_HINT}' (as root)")
-    return gcc
-
-
 def _unicorn():
     return require("the unicorn/capstone emulator", PIP_HINT, "unicorn", "unicorn.arm_const",
                    "capstone")
 
 
 def cycle_table(core: str) -> dict[str, float]:
-    raw = tomllib.loads((resources.files("micronas.deploy") / "cycles.toml").read_text())
+    raw = tomllib.loads((resources.files("micronas.measure") / "cycles.toml").read_text())
     if core not in raw:
         raise MicronasError(f"no instruction cycle table for core {core!r}; known: "
                             f"{', '.join(sorted(raw))}")
@@ -102,10 +88,10 @@ def build(qnet: QNetwork, core: str, workdir: str | Path | None = None) -> Firmw
         cmd = [gcc, CPU_FLAGS[core], "-mthumb", "-O2", "-ffreestanding", "-nostdlib",
                "-fno-common", "-T", str(d / "link.ld"), str(d / "mn_kernels.c"),
                str(d / "model.c"), "-lgcc", "-o", str(elf)]
-        _check_run(cmd, "compiling the generated model")
+        check_run(cmd, "compiling the generated model")
         objcopy = gcc.replace("gcc", "objcopy")
-        _check_run([objcopy, "-O", "binary", "-j", ".text", str(elf), str(binary)], "objcopy")
-        nm = _check_run([gcc.replace("gcc", "nm"), str(elf)], "nm")
+        check_run([objcopy, "-O", "binary", "-j", ".text", str(elf), str(binary)], "objcopy")
+        nm = check_run([gcc.replace("gcc", "nm"), str(elf)], "nm")
         symbols = {}
         for line in nm.splitlines():
             parts = line.split()
@@ -114,16 +100,8 @@ def build(qnet: QNetwork, core: str, workdir: str | Path | None = None) -> Firmw
         image = binary.read_bytes()
     for s in ("mn_run", "mn_mark", "mn_done", "mn_arena"):
         if s not in symbols:
-            raise MicronasError(f"firmware build: symbol {s} missing")
+            raise MicronasBug(f"firmware build: symbol {s} missing from the generated model")
     return Firmware(image, symbols, core, model)
-
-
-def _check_run(cmd: list[str], what: str) -> str:
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    if r.returncode != 0:
-        first = (r.stderr or r.stdout).strip().splitlines()
-        raise MicronasError(f"{what} failed: {first[0] if first else 'exit ' + str(r.returncode)}")
-    return r.stdout
 
 
 @dataclass
@@ -138,7 +116,7 @@ class LayerMeasurement:
 class Measurement:
     """Per-layer emulated counts of a network. ``method``: ``whole`` (one run; ``outputs``
     holds every tensor read back, ``bit_exact`` their comparison with the integer reference)
-    or ``layers`` (each distinct layer emulated alone, see :mod:`micronas.deploy.measure`)."""
+    or ``layers`` (each distinct layer emulated alone, see :mod:`micronas.measure.layers`)."""
 
     core: str
     layers: list[LayerMeasurement]

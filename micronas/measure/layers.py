@@ -18,13 +18,14 @@ from importlib import resources
 
 import numpy as np
 
-from micronas.cache import Memo
-from micronas.deploy import codegen, emulate
-from micronas.deploy.emulate import LayerMeasurement, Measurement
+from micronas.deploy import codegen
 from micronas.deploy.export import prepare
 from micronas.deploy.quantize import check_exportable, gaussian_batch
 from micronas.errors import MicronasError
+from micronas.infra.cache import Memo
 from micronas.ir import GraphBuilder, Layer, Network, Tensor, lower_for_tflm
+from micronas.measure import emulate
+from micronas.measure.emulate import LayerMeasurement, Measurement
 
 
 def signature(net: Network, layer: Layer) -> str:
@@ -56,8 +57,10 @@ def _code_hash(core: str) -> str:
     h = hashlib.sha256()
     for text in codegen.kernel_sources().values():
         h.update(text.encode())
-    for mod in ("codegen.py", "emulate.py", "cycles.toml", "int8.py", "layout.py", "measure.py"):
-        h.update((resources.files("micronas.deploy") / mod).read_bytes())
+    for pkg, mod in (("deploy", "codegen.py"), ("measure", "emulate.py"),
+                     ("measure", "cycles.toml"), ("deploy", "int8.py"), ("deploy", "layout.py"),
+                     ("measure", "layers.py")):
+        h.update((resources.files(f"micronas.{pkg}") / mod).read_bytes())
     h.update(core.encode())
     return h.hexdigest()[:16]
 

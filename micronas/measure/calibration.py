@@ -4,7 +4,7 @@ Two sources of measurements:
 
 - **Emulation** (:func:`calibrate_emulated`): a designed, seeded set of single layers spanning
   every op class (channels, resolution, kernel, stride) is compiled with our int8 kernels and
-  run on the emulated core (:mod:`micronas.deploy.measure`); per op class, the coefficients
+  run on the emulated core (:mod:`micronas.measure.layers`); per op class, the coefficients
   (per MAC, per output, per input, per window element, per layer) are a non-negative least
   squares fit of the measured cycles, with rows weighted by 1 / measured (relative error).
 - **Your board** (:func:`calibrate_measured`): a CSV of measured latencies, per model
@@ -33,9 +33,9 @@ from scipy.optimize import nnls
 
 from micronas import __version__
 from micronas.errors import DataError, MicronasError
-from micronas.fileio import atomic_write
 from micronas.hardware.cost import layer_cycles, layer_features, op_class
 from micronas.hardware.device import COEFFICIENTS, Device
+from micronas.infra.fileio import atomic_write
 from micronas.ir import GraphBuilder, Layer, Network, lower_for_tflm
 
 
@@ -98,7 +98,7 @@ class Calibration:
 def write_profile(cal: Calibration, path: str | Path, name: str | None = None,
                   force: bool = False) -> Path:
     """Write the calibrated profile to ``path`` (an existing file only with ``force``)."""
-    from micronas.fileio import output_file
+    from micronas.infra.fileio import output_file
 
     p = output_file(path, force)
     from micronas.hardware.device import NAME_RE
@@ -215,7 +215,7 @@ def fit(samples: list[tuple[Network, Layer, float]]) -> tuple[dict[str, dict[str
 
 def calibrate_emulated(device: Device, seed: int = 0, progress=None) -> Calibration:
     """Fit ``device``'s coefficients to emulated layer measurements on its core."""
-    from micronas.deploy.measure import LayerCache, measure_layer
+    from micronas.measure.layers import LayerCache, measure_layer
 
     design = designed_layers(seed)
     cache = LayerCache(device.core)

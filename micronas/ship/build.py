@@ -2,7 +2,7 @@
 
 ``OUT/search/`` holds the search's result.json and report.md, ``OUT/train/checkpoint.pt``
 the trained network (rerunning the same build resumes training from it), ``OUT/bundle/``
-the deployable bundle (:mod:`micronas.ship`), and ``OUT/report.md`` / ``OUT/build.json``
+the deployable bundle (:mod:`micronas.ship.bundle`), and ``OUT/report.md`` / ``OUT/build.json``
 the summary: architecture, float and int8 accuracy, latency, SRAM and flash against the
 device, and how long each stage took.
 """
@@ -16,18 +16,20 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from micronas.errors import MicronasError
-from micronas.fileio import atomic_write, check_out_dir
+from micronas.errors import MicronasBug, MicronasError
 from micronas.hardware import load_device
-from micronas.search.run import SearchConfig, run_search
+from micronas.infra.fileio import atomic_write, check_out_dir
+from micronas.search.run import SearchConfig, SearchResult, run_search
+from micronas.ship.bundle import deploy
+from micronas.ship.int8 import quantize_checkpoint, trained_network
+from micronas.ship.train import Recipe, TrainResult, train
 from micronas.tasks.data import Dataset, load_dataset
-from micronas.train import Recipe, TrainResult, train
 
 
 @dataclass
 class BuildResult:
     out: str
-    search: Any                      # SearchResult
+    search: SearchResult
     train: TrainResult
     bundle: dict[str, Any]           # bundle.json
     stages: dict[str, float] = field(default_factory=dict)
@@ -110,7 +112,6 @@ def build(data: str | Dataset, out: str | Path, search: SearchConfig | None = No
     """Search ``search.space`` for ``data``'s task on ``search.device`` within its budgets,
     train the chosen network, quantise it, measure it in TFLM and write the bundle."""
     from micronas.search.report import plot_points, write_outputs
-    from micronas.ship import deploy
 
     t_all = time.perf_counter()
     outdir = check_out_dir(out)
@@ -137,11 +138,16 @@ def build(data: str | Dataset, out: str | Path, search: SearchConfig | None = No
                (lambda i, n, info: progress("train", i, n)) if progress else None)
     stages["train"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    reserve = cfg.reserves(device)
-    dep = deploy(tr.checkpoint, device, outdir / "bundle", tflm_samples, verify_samples,
-                 compile_c, reserve, progress)
+    if tr.final_checkpoint is None or tr.module is None:
+        raise MicronasBug("training returned no checkpoint or module")
+    # the data, the trained module and the checkpoint go on in memory (nothing is reloaded)
+    m = quantize_checkpoint(trained_network(tr.final_checkpoint, ds, module=tr.module))
+    stages["quantise"] = time.perf_counter() - t0
+    reserve = (res.reserve_sram_bytes, res.reserve_flash_bytes)
+    dep = deploy(m, device, outdir / "bundle", tflm_samples, verify_samples, compile_c, reserve,
+                 progress)
     st = dep.info["stages"]
-    stages["quantise"] = st["quantise_seconds"]
+    assert isinstance(st, dict)
     stages["TFLM test set"] = st["tflm_seconds"]
     if "compile_and_verify_seconds" in st:
         stages["compile + emulate"] = st["compile_and_verify_seconds"]
