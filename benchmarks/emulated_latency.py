@@ -26,11 +26,11 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import spearmanr
 
-from micronas.measure.calibration import calibrate_emulated, write_profile
-from micronas.measure.layers import LayerCache, measure_network
 from micronas.deploy.quantize import check_exportable
 from micronas.errors import MicronasError
 from micronas.hardware import estimate, load_device
+from micronas.measure.calibration import calibrate_emulated, write_profile
+from micronas.measure.layers import LayerCache, measure_network
 from micronas.spaces import get_space
 from micronas.spaces.nb201 import NB201Space, nb201_network
 from micronas.tasks import Task, parse_input

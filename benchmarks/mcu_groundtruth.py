@@ -35,8 +35,8 @@ import numpy as np
 from scipy.stats import kendalltau, spearmanr
 
 from micronas.errors import MicronasError
-from micronas.infra.execution import make_executor
 from micronas.hardware import load_device
+from micronas.infra.execution import make_executor
 from micronas.proxies import score_many
 from micronas.proxies.registry import get_indicator, list_indicators
 from micronas.proxies.scoring import combine_columns
@@ -44,9 +44,9 @@ from micronas.search import SearchConfig
 from micronas.search.costs import BudgetFilter, Budgets, CostModel
 from micronas.search.objective import TENAS_MIX, hybrid_scores, parse_mix
 from micronas.search.run import budgets_for, run_search
+from micronas.ship.train import Recipe, train, versions
 from micronas.spaces import bind, get_space
 from micronas.tasks.data import load_dataset
-from micronas.ship.train import Recipe, train, versions
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

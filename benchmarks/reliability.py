@@ -81,8 +81,8 @@ def peak_memory(argv: list[str], env: dict[str, str], limit_s: float | None = No
 
 
 def _writer(path: str, k: int, n: int, q) -> None:
-    from micronas.infra.cache import ResultStore
     from micronas.errors import MicronasError
+    from micronas.infra.cache import ResultStore
 
     errors = 0
     try:

@@ -223,7 +223,7 @@ def main() -> None:
     print(f"best accuracy of any architecture >= 3x faster than the weight-0 mean "
           f"(<= {cap:.1f} ms): {top:.2f} % ({top_arch.index}); the weight-0 mean is "
           f"{base['acc_mean']:.2f} %")
-    print("\npublished (method.md section 5):")
+    print("\npublished (MicroNAS, DATE 2024; TE-NAS, ICLR 2021):")
     for k, v in PUBLISHED.items():
         print(f"  {k}: {v}")
     out = Path(a.out)

@@ -356,6 +356,62 @@ def calibrate(device: str | Device = "stm32f746", measurements: str | None = Non
     return calibrate_emulated(dev, seed, progress)
 
 
-__all__ = ["CostResult", "MeasureResult", "MicronasError", "ScoreResult", "arch_info", "build",
+#: What ``micronas list`` lists: one registry type behind each.
+LISTABLE = ("spaces", "indicators", "strategies", "devices", "runtimes", "tasks", "datasets",
+            "references", "executors")
+
+Row = dict[str, str | int | float]
+
+
+@dataclass(frozen=True)
+class Listing:
+    """The named things of one kind: one row each (``name``, ``summary``, ``source`` and the
+    kind's own columns; devices: core, clock, memories)."""
+
+    kind: str
+    rows: list[Row]
+
+
+def list_named(kind: str) -> Listing:
+    """Every registered thing of ``kind`` (one of :data:`LISTABLE`)."""
+    from micronas.hardware.device import DEVICES, RUNTIMES
+    from micronas.hardware.reference import REFERENCES
+    from micronas.infra.execution import EXECUTORS
+    from micronas.infra.registry import Entry, Registry
+    from micronas.proxies.registry import INDICATORS
+    from micronas.search.strategies import STRATEGIES
+    from micronas.spaces.base import SPACES
+    from micronas.tasks import TASKS
+    from micronas.tasks.data import DATASETS
+
+    k = str(kind).strip().lower()
+    if k not in LISTABLE:
+        raise MicronasError(f"cannot list {kind!r}; choose from {', '.join(LISTABLE)}")
+    regs: dict[str, Registry[Any]] = {
+        "spaces": SPACES, "indicators": INDICATORS, "strategies": STRATEGIES,
+        "devices": DEVICES, "runtimes": RUNTIMES, "tasks": TASKS, "datasets": DATASETS,
+        "references": REFERENCES, "executors": EXECUTORS}
+
+    def row(e: Entry[Any]) -> Row:
+        out: Row = {"name": e.name, "summary": e.summary, "source": e.source}
+        if k == "devices":
+            d = load_device(e.name)
+            out.update({"core": d.core, "clock_mhz": d.clock_mhz, "sram_bytes": d.sram_bytes,
+                        "flash_bytes": d.flash_bytes, "summary": d.description})
+        elif k == "tasks":
+            t = e.value
+            c, h, w = t.input_shape
+            out.update({"input": f"{h}x{w}x{c}", "classes": t.classes})
+        elif k == "references":
+            out["name"] = f"mlperf:{e.name}"
+        elif k == "indicators":
+            ind = e.value
+            out["higher_is_better"] = "yes" if ind.higher_is_better else "no"
+        return out
+
+    return Listing(k, [row(e) for e in regs[k].entries()])
+
+
+__all__ = ["CostResult", "LISTABLE", "Listing", "list_named", "MeasureResult", "MicronasError", "ScoreResult", "arch_info", "build",
            "build_ir", "calibrate", "correlate", "cost", "dataset", "deploy", "export",
            "load_calibration", "measure", "parse_arch", "score", "search", "train"]

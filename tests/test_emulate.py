@@ -5,9 +5,9 @@ import shutil
 import numpy as np
 import pytest
 
-from micronas.measure.emulate import APT_HINT, classify
 from micronas.errors import DataError, MicronasError
 from micronas.hardware import estimate, load_device
+from micronas.measure.emulate import APT_HINT, classify
 from micronas.spaces.nb201 import NB201Arch, nb201_network
 
 needs_toolchain = pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None,
@@ -158,8 +158,8 @@ def test_missing_toolchain_gives_install_command(monkeypatch, cli):
 
 def test_fit_recovers_known_coefficients():
     """The calibration fit on the designed layers, with cycles from known coefficients."""
-    from micronas.measure.calibration import designed_layers, fit
     from micronas.hardware.cost import layer_features, op_class
+    from micronas.measure.calibration import designed_layers, fit
 
     truth = {"cycles_per_mac": 1.7, "cycles_per_output": 30.0, "cycles_per_layer": 200.0}
     samples = []

@@ -12,9 +12,9 @@ import torch
 from torch import nn
 
 from micronas.cli import main
+from micronas.deploy.trace import trace
 from micronas.errors import MicronasError
 from micronas.ir import GraphBuilder
-from micronas.deploy.trace import trace
 from micronas.spaces.mcu import McuSpace
 from micronas.tasks import Task
 

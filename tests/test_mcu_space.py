@@ -108,8 +108,8 @@ def _mobilenet_v2(width: float, classes: int):
 
 
 def test_plain_torch_mobilenet_v2_matches_the_string_form() -> None:
-    from micronas.hardware import estimate, load_device
     from micronas.deploy.trace import trace
+    from micronas.hardware import estimate, load_device
 
     task = Task.custom((3, 96, 96), 2)
     traced = trace(_mobilenet_v2(0.35, 2), task.input_shape)

@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from micronas.infra.cache import ResultStore
 from micronas.errors import DataError, MicronasError
+from micronas.infra.cache import ResultStore
 from micronas.proxies import (
     ProxySettings,
     get_indicator,

@@ -3,8 +3,8 @@ import pytest
 import torch
 from torch import nn
 
-from micronas.errors import MicronasError
 from micronas.deploy.trace import trace
+from micronas.errors import MicronasError
 from micronas.spaces.nb201 import NB201Space, nb201_counts, nb201_network
 from micronas.spaces.nb201.modules import Cell, ReLUConvBN, build_network
 from micronas.tasks import get_task

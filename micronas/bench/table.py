@@ -37,9 +37,9 @@ COLUMNS = {"cifar10": "cifar10_test", "cifar100": "cifar100_test",
 
 def check_task(task: Task) -> None:
     """NB201's table has ground truth for its three datasets at their own input shape."""
-    from micronas.tasks import BUILTIN
+    from micronas.tasks import TASKS
 
-    if task.name not in COLUMNS or BUILTIN[task.name] != task:
+    if task.name not in COLUMNS or TASKS[task.name] != task:
         raise DataError(f"the NB201 table has no ground truth for task {task.describe()}; "
                         f"use one of {', '.join(COLUMNS)}")
 

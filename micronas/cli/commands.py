@@ -48,6 +48,12 @@ def cmd_arch(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_list(args: argparse.Namespace) -> int:
+    res = api.list_named(args.kind)
+    render.print_json(res.rows) if args.json else render.listing(res)
+    return 0
+
+
 def cmd_devices(args: argparse.Namespace) -> int:
     from micronas.hardware import builtin_devices, load_device
 

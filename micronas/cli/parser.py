@@ -122,6 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--json", action="store_true")
     a.set_defaults(func=c.cmd_arch)
 
+    li = sub.add_parser("list", help="list the named things of one kind: spaces, indicators, "
+                        "strategies, devices, runtimes, tasks, datasets, references, executors")
+    li.add_argument("kind", help="spaces|indicators|strategies|devices|runtimes|tasks|datasets|"
+                    "references|executors")
+    li.add_argument("--json", action="store_true", help="print the rows as JSON")
+    li.set_defaults(func=c.cmd_list)
+
     d = sub.add_parser("devices", help="list the built-in device profiles")
     d.add_argument("--json", action="store_true")
     d.set_defaults(func=c.cmd_devices)

@@ -75,6 +75,29 @@ def devices(devs: list[Any]) -> None:
               f"{kb(d.flash_bytes):>11}  {'yes' if d.dsp else 'no'}")
 
 
+def _table(header: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    for r in [header, *rows]:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+
+def listing(res: Any) -> None:
+    """``micronas list KIND``: one line per named thing."""
+    if res.kind == "devices":
+        _table(["name", "core", "clock", "SRAM", "flash", "source"],
+               [[str(r["name"]), str(r["core"]), f"{float(r['clock_mhz']):g} MHz",
+                 f"{int(r['sram_bytes']) // 1024:,} KB", f"{int(r['flash_bytes']) // 1024:,} KB",
+                 str(r["source"])] for r in res.rows])
+    elif res.kind == "tasks":
+        _table(["name", "input", "classes", "what"],
+               [[str(r["name"]), str(r["input"]), str(r["classes"]), str(r["summary"])]
+                for r in res.rows])
+    else:
+        _table(["name", "what", "source"],
+               [[str(r["name"]), " ".join(str(r["summary"]).split()), str(r["source"])]
+                for r in res.rows])
+
+
 def cost(res: Any, layers: bool) -> None:
     r = res.report
     print(f"arch       {res.arch}" + (f"  (index {res.index})" if res.index is not None else ""))

@@ -13,10 +13,12 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
 from micronas.errors import DeviceError
+from micronas.infra.registry import Registry
 
 OP_CLASSES = ("conv", "conv1x1", "depthwise", "fully_connected", "pool", "global_pool", "add",
               "concat", "relu", "affine", "zeros", "pad")
@@ -72,10 +74,21 @@ class Device:
         return self.latency.get(op_class, {})
 
 
+def _load_builtin(reg: Registry[Traversable]) -> None:
+    root = resources.files("micronas.hardware") / "devices"
+    for p in sorted(root.iterdir(), key=lambda q: q.name):
+        if p.name.endswith(".toml"):
+            reg.register(p.name[:-5], p, "", "built-in")
+
+
+#: The built-in device profiles (name -> its TOML file in the package).
+DEVICES: Registry[Traversable] = Registry(
+    "device", hint="or give the path of a .toml profile", error=DeviceError, loader=_load_builtin)
+
+
 def builtin_devices() -> list[str]:
     """Names of the built-in device profiles, sorted."""
-    root = resources.files("micronas.hardware") / "devices"
-    return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".toml"))
+    return sorted(DEVICES.names())
 
 
 #: A device or core name: a safe identifier (it names files and cache entries).
@@ -233,9 +246,22 @@ def load_device(name_or_path: str | Path) -> Device:
         if not p.is_file():
             raise DeviceError(f"device file {text} does not exist")
         return device_from_dict(_read_toml(p, "device file"), str(p))
-    key = text.strip().lower()
-    if key not in builtin_devices():
-        raise DeviceError(f"unknown device {text!r}; choose from {', '.join(builtin_devices())} "
-                          "or give the path of a .toml profile")
-    path = resources.files("micronas.hardware") / "devices" / f"{key}.toml"
-    return device_from_dict(_read_toml(path, "device file"), key)
+    key = DEVICES.key(text)
+    return device_from_dict(_read_toml(DEVICES[key], "device file"), key)
+
+
+def _load_runtimes(reg: Registry[RuntimeProfile]) -> None:
+    users: dict[str, list[str]] = {}
+    profiles: dict[str, RuntimeProfile] = {}
+    for name in builtin_devices():
+        rt = load_device(name).runtime
+        users.setdefault(rt.name, []).append(name)
+        profiles.setdefault(rt.name, rt)
+    for name, rt in profiles.items():
+        reg.register(name, rt, f"runtime code {rt.code_flash_bytes / 1024:g} KB flash, "
+                     f"{rt.ram_reserved_bytes / 1024:g} KB RAM outside the arena",
+                     "device profiles: " + ", ".join(users[name]))
+
+
+#: The runtimes the built-in device profiles hold memory overheads for.
+RUNTIMES: Registry[RuntimeProfile] = Registry("runtime", loader=_load_runtimes)

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from micronas.errors import ArchError
+from micronas.infra.registry import Registry
 from micronas.ir import GraphBuilder, Network
 
 
@@ -64,13 +65,15 @@ def ic() -> Network:
     return g.build([g.fc(x, 10, name="fc")], meta={"reference": "mlperf:ic"})
 
 
-REFERENCES: dict[str, Callable[[], Network]] = {"kws": kws, "vww": vww, "ad": ad, "ic": ic}
+#: The MLPerf Tiny reference networks (``mlperf:NAME`` on the command line).
+REFERENCES: Registry[Callable[[], Network]] = Registry("reference network", error=ArchError)
+for _fn, _summary in [(kws, "DS-CNN keyword spotting, 49x10x1 MFCCs, 12 classes"),
+                      (vww, "MobileNetV1 0.25x visual wake words, 96x96x3, 2 classes"),
+                      (ad, "FC autoencoder anomaly detection, 640 inputs"),
+                      (ic, "ResNet-8 image classification, 32x32x3, 10 classes")]:
+    REFERENCES.register(_fn.__name__, _fn, _summary, "MLPerf Tiny v1.0")
 
 
 def reference_network(name: str) -> Network:
     """A reference network by name (``kws``, ``vww``, ``ad``, ``ic``)."""
-    key = name.strip().lower()
-    if key not in REFERENCES:
-        raise ArchError(f"unknown reference network mlperf:{name}; choose from "
-                        f"{', '.join('mlperf:' + k for k in REFERENCES)}")
-    return REFERENCES[key]()
+    return REFERENCES[name]()

@@ -29,6 +29,7 @@ from multiprocessing import get_context
 from typing import Any
 
 from micronas.errors import MicronasError
+from micronas.infra.registry import Registry
 
 
 class SerialExecutor(Executor):
@@ -216,7 +217,16 @@ class HybridExecutor(Executor):
         self._pool.shutdown(wait=wait, cancel_futures=True)
 
 
-_HOW = "use serial, thread:N, process:N, local:N (N >= 1) or dask://HOST:PORT"
+#: Where indicator batches can run (the spec's scheme -> what it is).
+EXECUTORS: Registry[str] = Registry("executor")
+for _spec, _what in [
+        ("serial", "in this process, one after another"),
+        ("thread:N", "N threads of this process (torch's cores shared between them)"),
+        ("process:N", "N worker processes on this machine"),
+        ("local:N", "a dask.distributed LocalCluster of N workers on this machine"),
+        ("dask://HOST:PORT", "the workers of a running dask.distributed scheduler")]:
+    EXECUTORS.register(_spec, _spec, _what)
+_HOW = f"use {', '.join(EXECUTORS.names()[:-1])} (N >= 1) or {EXECUTORS.names()[-1]}"
 MAX_WORKERS = 1024
 
 

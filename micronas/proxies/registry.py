@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from micronas.errors import MicronasError
+from micronas.infra.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,8 @@ class Indicator:
     shares: str = ""  # indicators with the same name here come from one computation
 
 
-_REGISTRY: dict[str, Indicator] = {}
+#: Every registered indicator, per-network and population ones.
+INDICATORS: Registry[Indicator] = Registry("indicator")
 
 
 def register(name: str, *, higher_is_better: bool, deterministic: bool, needs_data: bool,
@@ -109,8 +111,9 @@ def register(name: str, *, higher_is_better: bool, deterministic: bool, needs_da
     between threads."""
 
     def deco(fn: IndicatorFn) -> IndicatorFn:
-        _REGISTRY[name] = Indicator(name, fn, higher_is_better, deterministic, needs_data,
-                                    paper, description, population, shares=shares)
+        INDICATORS.register(name, Indicator(name, fn, higher_is_better, deterministic,
+                                            needs_data, paper, description, population,
+                                            shares=shares), description, paper)
         return fn
 
     return deco
@@ -130,18 +133,16 @@ def register_population(name: str, *, paper: str, description: str,
     set (``combine``: a name in :data:`COMBINATIONS`); higher is better. Defaults: TE-NAS's."""
     if combine not in COMBINATIONS:
         raise MicronasError(f"unknown combination {combine!r}; use {', '.join(COMBINATIONS)}")
-    _REGISTRY[name] = Indicator(name, None, True, False, False, paper, description, True,
-                                tuple(parts), combine)
+    INDICATORS.register(name, Indicator(name, None, True, False, False, paper, description,
+                                        True, tuple(parts), combine), description, paper)
 
 
 def list_indicators() -> list[str]:
-    return sorted(_REGISTRY)
+    return sorted(INDICATORS.names())
 
 
 def get_indicator(name: str) -> Indicator:
-    if name not in _REGISTRY:
-        raise MicronasError(f"unknown indicator {name!r}; choose from {', '.join(list_indicators())}")
-    return _REGISTRY[name]
+    return INDICATORS[name]
 
 
 def parse_indicators(text: str | list[str] | None, default: list[str]) -> list[str]:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from micronas.errors import BudgetError, MicronasError
+from micronas.infra.registry import Registry, summary_of
 from micronas.search.costs import BudgetFilter, Budgets, Costs
 from micronas.search.evaluate import Evaluation, Evaluator
 from micronas.search.objective import Weights, hybrid_scores
@@ -356,16 +357,16 @@ class Refine(Strategy):
         return StrategyResult(self.cur, 0, [{"refine": self.trail}])
 
 
-STRATEGIES: dict[str, type[Strategy]] = {"prune": Prune, "evolution": Evolution,
-                                         "random": RandomSearch, "exhaustive": Exhaustive}
+#: Every search strategy (name -> class).
+STRATEGIES: Registry[type[Strategy]] = Registry("strategy")
+for _cls in (Prune, Evolution, RandomSearch, Exhaustive):
+    STRATEGIES.register(_cls.name, _cls, summary_of(_cls.__doc__))
 
 
 def make_strategy(name: str, space: SearchSpace, task: Task, filter: BudgetFilter,
                   weights: Weights, rng: np.random.Generator, rank_mode: str = "percentile",
                   **options: Any) -> Strategy:
     """A strategy by name; ``options`` are its own (``n``, ``fill``, ...)."""
-    if name not in STRATEGIES:
-        raise MicronasError(f"unknown strategy {name!r}; choose from {', '.join(STRATEGIES)}")
     return STRATEGIES[name](space, task, filter, weights, rng, rank_mode, **options)
 
 

@@ -50,10 +50,10 @@ class BuildResult:
 
 def search_config(ds: Dataset, base: SearchConfig) -> SearchConfig:
     """``base`` pointed at the dataset's task (a built-in name, or its input and classes)."""
-    from micronas.tasks import BUILTIN
+    from micronas.tasks import TASKS
 
     t = ds.task()
-    if t.name in BUILTIN and BUILTIN[t.name] == t:
+    if t.name in TASKS and TASKS[t.name] == t:
         return replace(base, task=t.name, input=None, classes=None)
     c, h, w = t.input_shape
     return replace(base, task=t.name, input=f"{h}x{w}x{c}", classes=t.classes)

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 import numpy as np
 
 from micronas.errors import MicronasError
+from micronas.infra.registry import Registry, summary_of
 from micronas.ir import Network
 from micronas.tasks import Task
 
@@ -180,30 +181,28 @@ class Candidate:
         return self.label()
 
 
-_REGISTRY: dict[str, Callable[[], SearchSpace]] = {}
+#: Every registered space (name -> factory); ``get_space`` keeps one instance per process.
+SPACES: Registry[Callable[[], SearchSpace]] = Registry("search space")
 _INSTANCES: dict[str, SearchSpace] = {}
 
 
-def register_space(name: str, factory: Callable[[], SearchSpace]) -> None:
+def register_space(name: str, factory: Callable[[], SearchSpace], summary: str = "") -> None:
     """Make ``get_space(name)`` return ``factory()`` (one instance per process)."""
-    _REGISTRY[name] = factory
-    _INSTANCES.pop(name, None)
+    SPACES.register(name, factory, summary or summary_of(factory.__doc__))
+    _INSTANCES.pop(name.strip().lower(), None)
 
 
 def list_spaces() -> list[str]:
-    return sorted(_REGISTRY)
+    return sorted(SPACES.names())
 
 
 def get_space(name: str | SearchSpace) -> SearchSpace:
     """A registered space by name (or the space itself); a one-line error otherwise."""
     if not isinstance(name, str):
         return name
-    key = name.strip().lower()
-    if key not in _REGISTRY:
-        raise MicronasError(f"unknown search space {name!r}; choose from "
-                            f"{', '.join(list_spaces())}")
+    key = SPACES.key(name)
     if key not in _INSTANCES:
-        _INSTANCES[key] = _REGISTRY[key]()
+        _INSTANCES[key] = SPACES[key]()
     return _INSTANCES[key]
 
 

@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 
 from micronas.errors import MicronasError
+from micronas.infra.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -68,31 +69,30 @@ class Task:
         return Task(name or f"custom-{h}x{w}x{c}", (c, h, w), classes, resolutions)
 
 
-#: NB201's datasets (method.md section 2): tasks without data.
-BUILTIN: dict[str, Task] = {
-    "cifar10": Task("cifar10", (3, 32, 32), 10),
-    "cifar100": Task("cifar100", (3, 32, 32), 100),
-    "imagenet16-120": Task("imagenet16-120", (3, 16, 16), 120),
-    # tasks with train / test data (micronas.tasks.data)
-    "digits": Task("digits", (1, 8, 8), 10),
-    "fashion-mnist": Task("fashion-mnist", (1, 28, 28), 10),
-}
-_ALIASES = {"imagenet16": "imagenet16-120", "imagenet16_120": "imagenet16-120",
-            "fashion_mnist": "fashion-mnist", "fashionmnist": "fashion-mnist"}
+#: Built-in tasks: NB201's datasets (tasks without data: the benchmark table is their ground
+#: truth) and the tasks with train / test data of :mod:`micronas.tasks.data`.
+TASKS: Registry[Task] = Registry("task", hint="or give --input HxWxC --classes K", aliases={
+    "imagenet16": "imagenet16-120", "imagenet16_120": "imagenet16-120",
+    "fashion_mnist": "fashion-mnist", "fashionmnist": "fashion-mnist"})
+for _task, _summary in [
+        (Task("cifar10", (3, 32, 32), 10), "NAS-Bench-201's CIFAR-10 (benchmark table, no data)"),
+        (Task("cifar100", (3, 32, 32), 100), "NAS-Bench-201's CIFAR-100 (benchmark table, no data)"),
+        (Task("imagenet16-120", (3, 16, 16), 120),
+         "NAS-Bench-201's ImageNet16-120 (benchmark table, no data)"),
+        (Task("digits", (1, 8, 8), 10), "scikit-learn's 8x8 digits (data shipped with it)"),
+        (Task("fashion-mnist", (1, 28, 28), 10),
+         "Fashion-MNIST 28x28 (Debian package dataset-fashion-mnist)")]:
+    TASKS.register(_task.name, _task, _summary)
 
 
 def list_tasks() -> list[str]:
-    return list(BUILTIN)
+    return TASKS.names()
 
 
 def get_task(name: str) -> Task:
     """A built-in task by name; a one-line error naming the choices otherwise."""
-    key = str(name).strip().lower().replace("_", "-")
-    key = _ALIASES.get(key, key)
-    if key not in BUILTIN:
-        raise MicronasError(f"unknown task {name!r}; choose from {', '.join(BUILTIN)} or give "
-                            "--input HxWxC --classes K")
-    return BUILTIN[key]
+    dashed = str(name).replace("_", "-")
+    return TASKS[dashed] if dashed in TASKS else TASKS[str(name)]
 
 
 _INPUT_RE = re.compile(r"^(\d+)x(\d+)(?:x(\d+))?$")
@@ -150,5 +150,5 @@ def resolve_task(task: Task | str | None = None, input: str | tuple[int, int, in
     return get_task(task if task is not None else default)
 
 
-__all__ = ["BUILTIN", "Task", "get_task", "list_tasks", "parse_input", "parse_resolutions",
+__all__ = ["TASKS", "Task", "get_task", "list_tasks", "parse_input", "parse_resolutions",
            "resolve_task"]

@@ -30,16 +30,19 @@ from pathlib import Path
 import numpy as np
 
 from micronas.errors import DataError
+from micronas.infra.registry import Registry
 from micronas.tasks import Task
 
 FASHION_DIR = "/usr/share/datasets/fashion-mnist"
 FASHION_INSTALL = "apt-get install --no-install-recommends dataset-fashion-mnist"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 #: Built-in datasets: name -> (input shape, classes, horizontal flips are label-preserving).
-DATASETS: dict[str, tuple[tuple[int, int, int], int, bool]] = {
-    "digits": ((1, 8, 8), 10, False),
-    "fashion-mnist": ((1, 28, 28), 10, True),
-}
+DATASETS: Registry[tuple[tuple[int, int, int], int, bool]] = Registry("dataset")
+DATASETS.register("digits", ((1, 8, 8), 10, False),
+                  "scikit-learn's 8x8 handwritten digits, 1,797 images", "scikit-learn")
+DATASETS.register("fashion-mnist", ((1, 28, 28), 10, True),
+                  "Fashion-MNIST 28x28 grayscale, 70,000 images",
+                  f"{FASHION_DIR} ({FASHION_INSTALL})")
 FASHION_CLASSES = ("t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt",
                    "sneaker", "bag", "ankle-boot")
 

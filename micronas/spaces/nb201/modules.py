@@ -1,6 +1,6 @@
 """PyTorch modules built from an NB201 architecture or a pruning supernet.
 
-:class:`CellNetwork` is NB201's network (method.md section 2). Each cell edge holds a set of
+:class:`CellNetwork` is NB201's network. Each cell edge holds a set of
 ops whose outputs are averaged (one op for an architecture; several for the MicroNAS
 supernet). ``stem=False`` drops the stem (input channels must equal ``C``), as TE-NAS's
 linear-region network does. Every edge is computed, dead or not, as NB201 trains it.
@@ -24,7 +24,7 @@ from torch import nn
 from micronas.infra.torchinit import init_kaiming
 from micronas.spaces.nb201.arch import EDGES, OPS, NB201Arch
 from micronas.spaces.nb201.network import EdgeOps, as_edge_ops
-from micronas.tasks import BUILTIN, Task
+from micronas.tasks import TASKS, Task
 
 
 class ReLUConvBN(nn.Module):
@@ -425,7 +425,7 @@ def build_network(cell: NB201Arch | Sequence[Sequence[str]], task: Task | None =
     """NB201's network for ``cell`` on ``task`` (CIFAR-10 by default), initialised from ``seed``
     (:func:`micronas.infra.torchinit.init_kaiming`); ``seed=None`` leaves torch's construction-time
     weights for the caller to overwrite from its own generator."""
-    task = task or BUILTIN["cifar10"]
+    task = task or TASKS["cifar10"]
     net = CellNetwork(cell, C, N, task.classes, task.channels if stem else C, stem, pool, fused)
     if seed is not None:
         init_kaiming(net, torch.Generator().manual_seed(int(seed)))

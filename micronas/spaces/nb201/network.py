@@ -1,6 +1,6 @@
 """NB201 architecture (or supernet) -> network IR. No torch.
 
-The network is NB201's (method.md section 2): stem Conv3x3+BN; N cells at C; a residual
+The network is NB201's: stem Conv3x3+BN; N cells at C; a residual
 reduction block; N cells at 2C; reduction; N cells at 4C; BN-ReLU, global average pool,
 linear classifier.
 
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from micronas.errors import ArchError
 from micronas.ir import GraphBuilder, Network
 from micronas.spaces.nb201.arch import EDGES, OPS, NB201Arch
-from micronas.tasks import BUILTIN, Task
+from micronas.tasks import TASKS, Task
 
 EdgeOps = tuple[frozenset[str], ...]
 
@@ -102,7 +102,7 @@ def nb201_network(cell: NB201Arch | Sequence[Sequence[str]], task: Task | None =
 
     ``C`` is the stem width (stages use C, 2C, 4C) and ``N`` the cells per stage.
     """
-    task = task or BUILTIN["cifar10"]
+    task = task or TASKS["cifar10"]
     edge_ops = as_edge_ops(cell)
     name = str(cell) if isinstance(cell, NB201Arch) else "nb201-supernet"
     g = GraphBuilder(name, task.input_shape)

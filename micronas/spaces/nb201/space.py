@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from micronas.spaces.nb201.modules import OpPool
 
-#: The ops the pruning supernet starts with (``none`` pre-pruned, method.md section 4).
+#: The ops the pruning supernet starts with (``none`` pre-pruned, as in MicroNAS and TE-NAS).
 PRUNE_OPS = ("skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 
 #: Network sizes of the module variants: (stem width C, cells per stage N, stem).
@@ -76,7 +76,7 @@ def _op_pool() -> OpPool:
 
 
 class NB201Space:
-    """NAS-Bench-201's cell space (method.md section 2): 15,625 architectures with NB201's
+    """NAS-Bench-201's cell space: 15,625 architectures with NB201's
     official index. Module variants: ``full`` (C=16, N=5: NB201's network), ``small``
     (TE-NAS's NTK network: C=3, one cell per stage), ``thin`` (TE-NAS's linear-region
     network: one channel, one cell per stage, no stem; it reads one-channel input)."""
