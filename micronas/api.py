@@ -16,7 +16,7 @@ from typing import Any
 from micronas.errors import MicronasError
 from micronas.hardware import CostReport, Device, estimate, load_device
 from micronas.ir import Network
-from micronas.spaces import SearchSpace, get_space, has, index_of
+from micronas.spaces import HasInfo, SearchSpace, get_space, index_of
 from micronas.tasks import Task, resolve_task
 
 SpaceLike = str | SearchSpace
@@ -46,7 +46,7 @@ def arch_info(text: Any, space: SpaceLike = "nb201", task: TaskLike = None) -> d
     a = parse_arch(text, sp)
     info: dict[str, Any] = {"space": sp.name, "arch": sp.format(a), "index": index_of(sp, a),
                             "iso_key": sp.iso_key(a)}
-    if has(sp, "info"):
+    if isinstance(sp, HasInfo):
         info.update(sp.info(a, t))
     return info
 
@@ -113,7 +113,7 @@ def cost(arch: Any, device: str | Device = "stm32f746", space: SpaceLike = "nb20
                           estimate(net, dev))
     sp, t = _resolve(space, task)
     a = parse_arch(arch, sp)
-    extra = {k: v for k, v in (sp.info(a, t) if has(sp, "info") else {}).items()
+    extra = {k: v for k, v in (sp.info(a, t) if isinstance(sp, HasInfo) else {}).items()
              if k.startswith(sp.name + "_")}
     return CostResult(sp.format(a), index_of(sp, a), sp.name, t.describe(),
                       estimate(sp.to_network(a, t), dev), extra)

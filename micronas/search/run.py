@@ -21,7 +21,7 @@ from micronas.search.evaluate import Evaluator
 from micronas.search.objective import DEFAULT_MIX, Weights, parse_mix
 from micronas.search.pareto import front
 from micronas.search.strategies import STRATEGIES, Progress, Refine, drive, make_strategy
-from micronas.spaces import Candidate, SearchSpace, bind, get_space, has, index_of
+from micronas.spaces import Candidate, HasSupernet, SearchSpace, bind, get_space, index_of
 from micronas.tasks import Task, resolve_task
 
 _PROXY = ProxySettings()
@@ -33,7 +33,7 @@ DEFAULT_RESERVE = 0.10
 
 def default_strategy(space: SearchSpace) -> str:
     """MicroNAS pruning where the space has a supernet, evolution otherwise."""
-    return "prune" if has(space, "supernet") else "evolution"
+    return "prune" if isinstance(space, HasSupernet) else "evolution"
 
 
 @dataclass(frozen=True)
@@ -201,7 +201,7 @@ def latency_target(cfg: SearchConfig, costs: CostModel) -> float | None:
     L_hi^(1-w) * L_lo^w. w = 0 sets none (TE-NAS)."""
     if cfg.latency_mode != "target" or cfg.latency_weight <= 0:
         return None
-    if not has(costs.space, "supernet"):
+    if not isinstance(costs.space, HasSupernet):
         raise MicronasError(f"--latency-mode target needs a supernet, which space "
                             f"{costs.space.name!r} lacks; use --max-latency-ms")
     sn = costs.space.supernet()

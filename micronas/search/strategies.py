@@ -23,7 +23,7 @@ from micronas.infra.registry import Registry, summary_of
 from micronas.search.costs import BudgetFilter, Budgets, Costs
 from micronas.search.evaluate import Evaluation, Evaluator
 from micronas.search.objective import Weights, hybrid_scores
-from micronas.spaces import Candidate, SearchSpace, has
+from micronas.spaces import Candidate, Enumerable, HasSupernet, SearchSpace
 from micronas.spaces.base import State, enumerate_space
 from micronas.tasks import Task
 
@@ -135,7 +135,7 @@ class Prune(Strategy):
 
     def __init__(self, *args: Any, fill: float = 0.0, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        if not has(self.space, "supernet"):
+        if not isinstance(self.space, HasSupernet):
             raise MicronasError(f"--strategy prune needs a supernet, which space "
                                 f"{self.space.name!r} lacks; use --strategy evolution")
         self.supernet = self.space.supernet()
@@ -156,7 +156,7 @@ class Prune(Strategy):
 
     def _infeasible(self) -> str:
         space, device = self.space.name.upper(), self.filter.costs.device.name
-        full = (has(self.space, "enumerate")
+        full = (isinstance(self.space, Enumerable)
                 and any(self.filter.ok(a) for a in enumerate_space(self.space)))
         if full:
             return (f"the pruning supernet of the {space} space has no network within the "

@@ -40,8 +40,8 @@ from torch import nn
 from micronas.errors import DataError, MicronasError
 from micronas.infra.torchinit import init_kaiming
 from micronas.ship.checkpoint import CHECKPOINT, Checkpoint, DataInfo, Identity
-from micronas.spaces import SearchSpace, get_space
-from micronas.spaces.base import bind, has
+from micronas.spaces import SearchSpace, VariantInput, get_space
+from micronas.spaces.base import bind
 from micronas.tasks import Task
 from micronas.tasks.data import Dataset
 
@@ -134,7 +134,7 @@ def versions() -> dict[str, str]:
 
 def network_input(space: SearchSpace, arch: Any, task: Task) -> tuple[int, int, int]:
     """The input the deployed network takes (an ``mcu`` architecture may fix a resolution)."""
-    if has(space, "variant_input"):
+    if isinstance(space, VariantInput):
         return tuple(space.variant_input("full", task, arch))  # type: ignore[attr-defined]
     return task.input_shape
 

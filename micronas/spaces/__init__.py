@@ -1,14 +1,28 @@
-"""Search spaces behind one door (:class:`SearchSpace`), found by name with :func:`get_space`."""
+"""Search spaces behind one door (:class:`SearchSpace`), found by name with :func:`get_space`;
+optional capabilities are runtime-checkable protocols (:data:`CAPABILITIES`)."""
 
 from micronas.spaces.base import (
+    CAPABILITIES,
+    SPACES,
     Candidate,
+    CostKeyed,
+    Enumerable,
+    HasCanonical,
+    HasFloor,
+    HasInfo,
+    HasSupernet,
+    HasTrainedNetwork,
+    Indexed,
     SearchSpace,
+    Shrinkable,
     Supernet,
+    TaskBindable,
+    VariantInput,
     bind,
     canonical,
+    capabilities,
     cost_key,
     get_space,
-    has,
     index_of,
     list_spaces,
     register_space,
@@ -19,5 +33,7 @@ from micronas.spaces.nb201.space import NB201Space
 register_space("nb201", NB201Space)
 register_space("mcu", McuSpace)
 
-__all__ = ["Candidate", "SearchSpace", "Supernet", "bind", "canonical", "cost_key", "get_space", "has",
-           "index_of", "list_spaces", "register_space"]
+__all__ = ["CAPABILITIES", "SPACES", "Candidate", "CostKeyed", "Enumerable", "HasCanonical",
+           "HasFloor", "HasInfo", "HasSupernet", "HasTrainedNetwork", "Indexed", "SearchSpace",
+           "Shrinkable", "Supernet", "TaskBindable", "VariantInput", "bind", "canonical",
+           "capabilities", "cost_key", "get_space", "index_of", "list_spaces", "register_space"]

@@ -8,15 +8,19 @@ for; a space that has no reduced form returns the full one). Nothing outside a s
 folder names its architecture type: everything else holds an architecture as an opaque
 value, or a :class:`Candidate` (an architecture of a space, for a task).
 
-Optional capabilities (checked with :func:`has`): ``enumerate`` / ``size`` (finite spaces),
-``index`` (an integer id), ``canonical`` (the representative indicators are computed on, so
-isomorphic architectures share values), ``cost_key`` (architectures with equal keys deploy
-to the same network), ``floor`` (an architecture whose network holds only the layers every
-network of the space has: the cost lower bound), ``info`` (a dict for ``micronas arch``),
-``supernet`` (a :class:`Supernet` for pruning), ``variant_input`` (input shape a
-variant's module reads: ``(variant, task, arch)``), ``for_task`` (the space bound to a task,
-e.g. drawing the input resolutions the task allows: a search binds its space first with
-:func:`bind`).
+Optional capabilities are runtime-checkable protocols (``isinstance(space, Enumerable)``),
+each with its own checks in the conformance suite (:mod:`micronas.spaces.testing`):
+:class:`Enumerable` (finite spaces), :class:`Indexed` (an integer id), :class:`HasCanonical`
+(the representative indicators are computed on, so isomorphic architectures share values),
+:class:`CostKeyed` (architectures with equal keys deploy to the same network),
+:class:`HasFloor` (an architecture whose network holds only the layers every network of the
+space has: the cost lower bound), :class:`HasInfo` (a dict for ``micronas arch``),
+:class:`HasSupernet` (a :class:`Supernet` for pruning), :class:`VariantInput` (input shape a
+variant's module reads), :class:`TaskBindable` (the space bound to a task, e.g. drawing the
+input resolutions the task allows: a search binds its space first with :func:`bind`),
+:class:`Shrinkable` (a cheaper neighbour, for searches that start over budget) and
+:class:`HasTrainedNetwork` (the IR of the module as trained, where the deployed network
+drops dead computation).
 """
 
 from __future__ import annotations
@@ -116,27 +120,115 @@ class Supernet(Protocol):
         ...
 
 
-def has(space: object, capability: str) -> bool:
-    """Whether ``space`` offers an optional capability (see the module docstring)."""
-    return callable(getattr(space, capability, None))
+@runtime_checkable
+class Enumerable(Protocol):
+    """A finite space: every architecture once (one per isomorphism class is not required)."""
+
+    def enumerate(self) -> Iterator[Any]: ...
+
+    def size(self) -> int: ...
+
+
+@runtime_checkable
+class Indexed(Protocol):
+    """An integer id per architecture; ``parse`` accepts it."""
+
+    def index(self, arch: Any) -> int: ...
+
+
+@runtime_checkable
+class HasCanonical(Protocol):
+    """The representative of an architecture's isomorphism class."""
+
+    def canonical(self, arch: Any) -> Any: ...
+
+
+@runtime_checkable
+class CostKeyed(Protocol):
+    """A key shared by architectures that deploy to the same network."""
+
+    def cost_key(self, arch: Any) -> str: ...
+
+
+@runtime_checkable
+class HasFloor(Protocol):
+    """An architecture holding only the layers every network of the space has."""
+
+    def floor(self) -> Any: ...
+
+
+@runtime_checkable
+class HasInfo(Protocol):
+    """What ``micronas arch`` shows about an architecture."""
+
+    def info(self, arch: Any, task: Task) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class HasSupernet(Protocol):
+    """Pruning's capability: the space's :class:`Supernet`."""
+
+    def supernet(self) -> Supernet: ...
+
+
+@runtime_checkable
+class VariantInput(Protocol):
+    """The input shape (C, H, W) a variant's module reads (an architecture may fix its own
+    input resolution)."""
+
+    def variant_input(self, variant: str, task: Task, arch: Any = None) -> tuple[int, int, int]: ...
+
+
+@runtime_checkable
+class TaskBindable(Protocol):
+    """The space bound to a task (e.g. the input resolutions the task allows)."""
+
+    def for_task(self, task: Task) -> SearchSpace: ...
+
+
+@runtime_checkable
+class Shrinkable(Protocol):
+    """A cheaper neighbour of an architecture (None: none is cheaper)."""
+
+    def shrink(self, arch: Any, rng: np.random.Generator) -> Any | None: ...
+
+
+@runtime_checkable
+class HasTrainedNetwork(Protocol):
+    """The IR of the module as it computes (where ``to_network`` drops dead computation)."""
+
+    def trained_network(self, arch: Any, task: Task) -> Network: ...
+
+
+#: Every optional capability of a space, by the method name that defines it.
+CAPABILITIES: dict[str, type] = {
+    "enumerate": Enumerable, "index": Indexed, "canonical": HasCanonical,
+    "cost_key": CostKeyed, "floor": HasFloor, "info": HasInfo, "supernet": HasSupernet,
+    "variant_input": VariantInput, "for_task": TaskBindable, "shrink": Shrinkable,
+    "trained_network": HasTrainedNetwork}
+
+
+def capabilities(space: object) -> list[str]:
+    """The optional capabilities ``space`` offers (names of :data:`CAPABILITIES`)."""
+    return [name for name, proto in CAPABILITIES.items() if isinstance(space, proto)]
 
 
 def bind(space: SearchSpace, task: Task) -> SearchSpace:
     """``space`` bound to ``task`` where it has ``for_task`` (itself otherwise)."""
-    return space.for_task(task) if has(space, "for_task") else space
+    return space.for_task(task) if isinstance(space, TaskBindable) else space
 
 
 def canonical(space: SearchSpace, arch: Any) -> Any:
     """The representative of ``arch``'s isomorphism class (``arch`` itself by default)."""
-    return space.canonical(arch) if has(space, "canonical") else arch
+    return space.canonical(arch) if isinstance(space, HasCanonical) else arch
 
 
 def index_of(space: SearchSpace, arch: Any) -> int | None:
-    return space.index(arch) if has(space, "index") else None
+    return space.index(arch) if isinstance(space, Indexed) else None
 
 
 def cost_key(space: SearchSpace, arch: Any) -> str:
-    return space.cost_key(arch) if has(space, "cost_key") else space.format(arch)
+    return space.cost_key(arch) if isinstance(space, CostKeyed) else space.format(arch)
 
 
 @dataclass(frozen=True, eq=False)
@@ -151,7 +243,10 @@ class Candidate:
     supernet: bool = False
 
     def _builder(self) -> Any:
-        return self.space.supernet() if self.supernet else self.space
+        if self.supernet:
+            assert isinstance(self.space, HasSupernet)
+            return self.space.supernet()
+        return self.space
 
     def module(self, variant: str = "full") -> nn.Module:
         return self._builder().to_module(self.arch, self.task, variant)
@@ -161,7 +256,7 @@ class Candidate:
 
     def variant_input(self, variant: str) -> tuple[int, int, int]:
         """Input shape (C, H, W) the module of ``variant`` reads."""
-        if has(self.space, "variant_input"):
+        if isinstance(self.space, VariantInput):
             return self.space.variant_input(variant, self.task, self.arch)
         return self.task.input_shape
 
@@ -207,6 +302,6 @@ def get_space(name: str | SearchSpace) -> SearchSpace:
 
 
 def enumerate_space(space: SearchSpace) -> Iterator[Any]:
-    if not has(space, "enumerate"):
+    if not isinstance(space, Enumerable):
         raise MicronasError(f"space {space.name!r} cannot be enumerated")
     return space.enumerate()

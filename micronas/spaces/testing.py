@@ -10,8 +10,12 @@ Checks: the protocol; parse/format round trip; seeded determinism of ``sample`` 
 and distinct; ``iso_key`` stable (and shared by ``canonical``); enumeration (finite spaces);
 ``to_network`` and ``to_module`` agree on output shape, MACs and parameters for sampled
 architectures under several tasks (square, non-square, one channel, many classes); every
-module variant runs on its declared input; a supernet (where there is one) yields valid
-architectures.
+module variant runs on its declared input; and each optional capability the space offers
+(:data:`~micronas.spaces.base.CAPABILITIES`) keeps its contract: an index round-trips through
+``parse``, ``canonical`` keeps the iso key and is idempotent, equal ``cost_key`` means an
+equal network, ``floor`` costs no more than any sample, ``info`` is a dict, a supernet yields
+valid architectures, ``variant_input`` is the shape the module reads, ``for_task`` gives a
+space of the same name, ``shrink`` gives a valid neighbour that costs no more.
 """
 
 from __future__ import annotations
@@ -21,7 +25,25 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from micronas.spaces.base import VARIANTS, Candidate, SearchSpace, canonical, has
+from micronas.spaces.base import (
+    CAPABILITIES,
+    VARIANTS,
+    Candidate,
+    CostKeyed,
+    Enumerable,
+    HasCanonical,
+    HasFloor,
+    HasInfo,
+    HasSupernet,
+    HasTrainedNetwork,
+    Indexed,
+    SearchSpace,
+    Shrinkable,
+    TaskBindable,
+    VariantInput,
+    canonical,
+    capabilities,
+)
 from micronas.tasks import Task
 
 DEFAULT_TASKS = (
@@ -109,11 +131,11 @@ class SpaceConformance:
             assert self.space.iso_key(canonical(self.space, a)) == k
 
     def test_enumeration(self) -> None:
-        if not has(self.space, "enumerate"):
+        if not isinstance(self.space, Enumerable):
             return
         first = list(itertools.islice(self.space.enumerate(), 200))
         assert len(set(first)) == len(first)
-        n = self.space.size() if has(self.space, "size") else None
+        n = self.space.size() if isinstance(self.space, Enumerable) else None
         if n is not None and n <= 100_000:
             assert sum(1 for _ in self.space.enumerate()) == n
 
@@ -129,7 +151,7 @@ class SpaceConformance:
             for a in self._archs(7, self.module_samples):
                 net = self.space.to_network(a, task)
                 net.validate()
-                ref = (self.space.trained_network(a, task) if has(self.space, "trained_network")
+                ref = (self.space.trained_network(a, task) if isinstance(self.space, HasTrainedNetwork)
                        else net)
                 # the input the module reads: the task's, or the architecture's resolution
                 inp = Candidate(self.space, a, task).variant_input("full")
@@ -156,7 +178,7 @@ class SpaceConformance:
                 assert y.shape == (2, task.classes)
 
     def test_supernet(self) -> None:
-        if not has(self.space, "supernet"):
+        if not isinstance(self.space, HasSupernet):
             return
         sn = self.space.supernet()
         full = sn.full()
@@ -164,3 +186,83 @@ class SpaceConformance:
         assert self.space.parse(self.space.format(first)) == first
         assert sn.to_network(full, self.tasks[0]).macs >= self.space.to_network(
             first, self.tasks[0]).macs
+
+    # --- optional capabilities, one check each ---------------------------------------
+
+    def test_capabilities_are_known(self) -> None:
+        """Every capability the space offers is a protocol the suite checks."""
+        for name in capabilities(self.space):
+            assert name in CAPABILITIES
+
+    def test_index(self) -> None:
+        if not isinstance(self.space, Indexed):
+            return
+        for a in self._archs():
+            i = self.space.index(a)
+            assert isinstance(i, int) and self.space.parse(str(i)) == a
+
+    def test_canonical(self) -> None:
+        if not isinstance(self.space, HasCanonical):
+            return
+        for a in self._archs():
+            c = self.space.canonical(a)
+            assert self.space.iso_key(c) == self.space.iso_key(a)
+            assert self.space.canonical(c) == c
+
+    def test_cost_key(self) -> None:
+        if not isinstance(self.space, CostKeyed):
+            return
+        task = self.tasks[0]
+        for a in self._archs(n=5):
+            k = self.space.cost_key(a)
+            assert isinstance(k, str)
+            for b in [a, canonical(self.space, a)]:
+                if self.space.cost_key(b) == k:
+                    na, nb = self.space.to_network(a, task), self.space.to_network(b, task)
+                    assert (na.macs, na.params) == (nb.macs, nb.params)
+
+    def test_floor(self) -> None:
+        if not isinstance(self.space, HasFloor):
+            return
+        task = self.tasks[0]
+        f = self.space.floor()
+        floor_macs = self.space.to_network(f, task).macs
+        for a in self._archs(n=5):
+            assert floor_macs <= self.space.to_network(a, task).macs
+
+    def test_info(self) -> None:
+        if not isinstance(self.space, HasInfo):
+            return
+        for a in self._archs(n=3):
+            assert isinstance(self.space.info(a, self.tasks[0]), dict)
+
+    def test_variant_input(self) -> None:
+        if not isinstance(self.space, VariantInput):
+            return
+        for task in self.tasks:
+            for a in self._archs(n=3):
+                shape = self.space.variant_input("full", task, a)
+                assert len(shape) == 3 and shape[0] == task.channels
+                net = self.space.to_network(a, task)
+                assert net.tensors[net.inputs[0]].shape == tuple(shape)
+
+    def test_for_task(self) -> None:
+        if not isinstance(self.space, TaskBindable):
+            return
+        for task in self.tasks:
+            bound = self.space.for_task(task)
+            assert isinstance(bound, SearchSpace) and bound.name == self.space.name
+            a = bound.sample(np.random.default_rng(0))
+            assert bound.parse(bound.format(a)) == a
+
+    def test_shrink(self) -> None:
+        if not isinstance(self.space, Shrinkable):
+            return
+        task = self.tasks[0]
+        rng = np.random.default_rng(2)
+        for a in self._archs(n=5):
+            b = self.space.shrink(a, rng)
+            if b is None:
+                continue
+            assert self.space.parse(self.space.format(b)) == b
+            assert self.space.to_network(b, task).macs <= self.space.to_network(a, task).macs
