@@ -8,22 +8,41 @@ measured at its own input shape).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from micronas.errors import MicronasError
 from micronas.hardware import CostReport, Device, estimate, load_device
 from micronas.ir import Network
-from micronas.spaces import HasInfo, SearchSpace, get_space, index_of
+from micronas.spaces import AnySpace, HasInfo, get_space, index_of
 from micronas.tasks import Task, resolve_task
 
-SpaceLike = str | SearchSpace
+if TYPE_CHECKING:
+    import numpy as np
+
+    from micronas.deploy.export import ExportResult
+    from micronas.measure.calibration import Calibration
+    from micronas.measure.emulate import Measurement
+    from micronas.proxies import ProxySettings
+    from micronas.proxies.scoring import Score
+    from micronas.search.run import GroundTruth, SearchConfig, SearchResult
+    from micronas.ship.build import BuildResult
+    from micronas.ship.bundle import DeployResult, StageProgress
+    from micronas.ship.train import Recipe, TrainProgress, TrainResult
+    from micronas.tasks.data import Dataset
+
+SpaceLike = str | AnySpace
 TaskLike = Task | str | None
+#: An architecture: the space's string or index, or the space's own (hashable) value.
+ArchLike = Hashable
+#: A JSON-like value of a result dict.
+Info = dict[str, object]
 
 
-def _resolve(space: SpaceLike, task: TaskLike) -> tuple[SearchSpace, Task]:
+def _resolve(space: SpaceLike, task: TaskLike) -> tuple[AnySpace, Task]:
     return get_space(space), resolve_task(task)
 
 
@@ -31,20 +50,22 @@ def _device(device: str | Device) -> Device:
     return device if isinstance(device, Device) else load_device(device)
 
 
-def parse_arch(text: Any, space: SpaceLike = "nb201") -> Any:
+def parse_arch(text: ArchLike, space: SpaceLike = "nb201") -> Hashable:
     """An architecture of ``space`` from its string or index (or the value itself)."""
     sp = get_space(space)
     if isinstance(text, str | int) and not isinstance(text, bool):
-        return sp.parse(text)
-    return sp.parse(sp.format(text))  # validates a value of the space
+        arch: Hashable = sp.parse(str(text) if isinstance(text, int) else text)
+    else:
+        arch = sp.parse(sp.format(text))  # validates a value of the space
+    return arch
 
 
-def arch_info(text: Any, space: SpaceLike = "nb201", task: TaskLike = None) -> dict[str, Any]:
+def arch_info(text: ArchLike, space: SpaceLike = "nb201", task: TaskLike = None) -> Info:
     """The architecture's canonical string, index, isomorphism key and whatever the space
     reports about it (NB201: op counts, live edges, NB201's own FLOPs and params)."""
     sp, t = _resolve(space, task)
     a = parse_arch(text, sp)
-    info: dict[str, Any] = {"space": sp.name, "arch": sp.format(a), "index": index_of(sp, a),
+    info: Info = {"space": sp.name, "arch": sp.format(a), "index": index_of(sp, a),
                             "iso_key": sp.iso_key(a)}
     if isinstance(sp, HasInfo):
         info.update(sp.info(a, t))
@@ -55,9 +76,9 @@ def _is_reference(arch: object) -> bool:
     return isinstance(arch, str) and arch.strip().lower().startswith("mlperf:")
 
 
-def build_ir(arch: Any, space: SpaceLike = "nb201", task: TaskLike = None) -> Network:
+def build_ir(arch: ArchLike, space: SpaceLike = "nb201", task: TaskLike = None) -> Network:
     """The deployed network IR of an architecture for ``task`` (or of ``mlperf:NAME``)."""
-    if _is_reference(arch):
+    if isinstance(arch, str) and _is_reference(arch):
         from micronas.hardware.reference import reference_network
 
         return reference_network(arch.strip()[7:])
@@ -79,9 +100,9 @@ class CostResult:
     space: str | None
     task: str               # the task, or the reference network's own input
     report: CostReport
-    info: dict[str, Any] = field(default_factory=dict)
+    info: Info = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> Info:
         r = self.report
         return {
             "arch": self.arch, "index": self.index, "space": self.space, "task": self.task,
@@ -103,17 +124,17 @@ class CostResult:
         }
 
 
-def cost(arch: Any, device: str | Device = "stm32f746", space: SpaceLike = "nb201",
+def cost(arch: ArchLike, device: str | Device = "stm32f746", space: SpaceLike = "nb201",
          task: TaskLike = None) -> CostResult:
     """Cost of ``arch`` on ``device`` (name, path or Device) for ``task``."""
     dev = _device(device)
-    if _is_reference(arch):
+    if isinstance(arch, str) and _is_reference(arch):
         net = build_ir(arch)
         return CostResult(arch.strip(), None, None, f"its own input {_input_text(net)}",
                           estimate(net, dev))
     sp, t = _resolve(space, task)
     a = parse_arch(arch, sp)
-    extra = {k: v for k, v in (sp.info(a, t) if isinstance(sp, HasInfo) else {}).items()
+    extra: Info = {k: v for k, v in (sp.info(a, t) if isinstance(sp, HasInfo) else {}).items()
              if k.startswith(sp.name + "_")}
     return CostResult(sp.format(a), index_of(sp, a), sp.name, t.describe(),
                       estimate(sp.to_network(a, t), dev), extra)
@@ -128,10 +149,10 @@ class ScoreResult:
     space: str
     task: str
     seed: int
-    settings: dict[str, Any]
-    scores: dict[str, Any]   # name -> micronas.proxies.Score (population ones: None)
+    settings: Info
+    scores: dict[str, Score | None]   # population indicators of one network: None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> Info:
         return {"arch": self.arch, "index": self.index, "space": self.space, "task": self.task,
                 "seed": self.seed, "settings": self.settings, "indicators": {
                     n: (None if sc is None else {"value": sc.value, "flags": list(sc.flags),
@@ -139,24 +160,27 @@ class ScoreResult:
                     for n, sc in self.scores.items()}}
 
 
-def score(arch: Any, indicators: Sequence[str] | str | None = None, space: SpaceLike = "nb201",
-          task: TaskLike = None, seed: int = 0, settings: Any = None,
-          cache_path: str | None = None, executor: str = "serial") -> ScoreResult:
+def score(arch: ArchLike, indicators: Sequence[str] | str | None = None,
+          space: SpaceLike = "nb201", task: TaskLike = None, seed: int = 0,
+          settings: ProxySettings | None = None, cache_path: str | None = None,
+          executor: str = "serial") -> ScoreResult:
     """Training-free indicators of one architecture (``settings``: a ProxySettings; the
     default is the one ``micronas search`` uses, so both report the same values)."""
     from micronas.proxies import DEFAULT_INDICATORS, ProxySettings, parse_indicators, score_many
 
     sp, t = _resolve(space, task)
     a = parse_arch(arch, sp)
-    names = parse_indicators(indicators, DEFAULT_INDICATORS)
+    names = parse_indicators(indicators if isinstance(indicators, str | None) else
+                             list(indicators), DEFAULT_INDICATORS)
     s = settings or ProxySettings()
     res = score_many(sp, [a], t, names, seed, s, cache_path, executor)[0]
-    return ScoreResult(sp.format(a), index_of(sp, a), sp.name, t.name, seed, s.__dict__,
+    return ScoreResult(sp.format(a), index_of(sp, a), sp.name, t.name, seed, dict(s.__dict__),
                        {n: res.get(n) for n in names})
 
 
-def search(cfg: Any, table: Any = None, cache_path: str | None = None,
-           progress: Callable[[int], None] | None = None, executor: Any = None) -> Any:
+def search(cfg: SearchConfig, table: GroundTruth | None = None, cache_path: str | None = None,
+           progress: Callable[[int], None] | None = None,
+           executor: Executor | None = None) -> SearchResult:
     """Run a search (``cfg``: a :class:`micronas.search.SearchConfig`); a SearchResult.
     ``executor``: an Executor of the caller's for the indicators (it stays open), instead of
     the one ``cfg.workers`` / ``cfg.executor`` name."""
@@ -167,9 +191,10 @@ def search(cfg: Any, table: Any = None, cache_path: str | None = None,
 
 def correlate(indicators: Sequence[str] | str | None = None, task: TaskLike = None,
               benchmark: str | None = None, sample: int | None = 1000, seed: int = 0,
-              workers: int = 1, cache_path: str | None = None, settings: Any = None,
+              workers: int = 1, cache_path: str | None = None,
+              settings: ProxySettings | None = None,
               progress: Callable[[int], None] | None = None,
-              executor: str | None = None, table: str | None = None) -> dict[str, Any]:
+              executor: str | None = None, table: str | None = None) -> Info:
     """Rank correlation of indicators with NB201 ground truth (``sample=None``: all 15,625).
     ``executor``: ``process:N``, ``local:N`` or ``dask://HOST:PORT`` (default
     ``process:workers``; see :mod:`micronas.infra.execution`). ``table``: also write the result
@@ -180,7 +205,8 @@ def correlate(indicators: Sequence[str] | str | None = None, task: TaskLike = No
     from micronas.bench.table import check_task, load_table
     from micronas.proxies import parse_indicators
 
-    names = parse_indicators(indicators, ["ntk_cond", "linear_regions", "tenas", "naswot",
+    names = parse_indicators(indicators if isinstance(indicators, str | None) else
+                             list(indicators), ["ntk_cond", "linear_regions", "tenas", "naswot",
                                           "synflow", "snip", "grad_norm", "jacov", "params",
                                           "flops"])
     t = resolve_task(task)
@@ -202,7 +228,7 @@ def correlate(indicators: Sequence[str] | str | None = None, task: TaskLike = No
     return res
 
 
-def load_calibration(path: str, net: Network):
+def load_calibration(path: str, net: Network) -> np.ndarray:
     """A float calibration batch from a .npy file shaped ``(B, *input shape)``."""
     import numpy as np
 
@@ -222,12 +248,13 @@ def load_calibration(path: str, net: Network):
                         f"(batch, {', '.join(map(str, shape))})")
     if not np.issubdtype(arr.dtype, np.floating) or not np.isfinite(arr).all():
         raise DataError(f"calibration file {path} must hold finite float values")
-    return arr.astype(np.float64)
+    out: np.ndarray = arr.astype(np.float64)
+    return out
 
 
-def export(arch: Any, fmt: str, out: str, space: SpaceLike = "nb201", task: TaskLike = None,
-           seed: int = 0, calibration: str | None = None, check: bool = True,
-           weights: str | None = None, force: bool = False):
+def export(arch: ArchLike, fmt: str, out: str, space: SpaceLike = "nb201",
+           task: TaskLike = None, seed: int = 0, calibration: str | None = None,
+           check: bool = True, weights: str | None = None, force: bool = False) -> ExportResult:
     """Write ``arch`` as int8 .tflite (checked in TFLM) or float ONNX (checked with
     onnxruntime). ``weights``: a checkpoint of ``micronas train`` (its trained weights,
     BatchNorm folded, int8 calibrated on training samples); without it the weights are
@@ -240,13 +267,14 @@ def export(arch: Any, fmt: str, out: str, space: SpaceLike = "nb201", task: Task
     if weights is not None:
         from micronas.ship.int8 import export_checkpoint
 
-        return export_checkpoint(weights, fmt, out, arch, check=check)
+        return export_checkpoint(weights, fmt, out, None if arch is None else str(arch),
+                                 check=check)
     net = build_ir(arch, space, task)
     calib = load_calibration(calibration, net) if calibration else None
     return _export(net, fmt, out, seed=seed, calibration=calib, check=check)
 
 
-def dataset(data: str, seed: int = 0):
+def dataset(data: str, seed: int = 0) -> Dataset:
     """A task's train / test data: ``digits``, ``fashion-mnist``, an image folder or an .npz
     (:mod:`micronas.tasks.data`)."""
     from micronas.tasks.data import load_dataset
@@ -254,8 +282,9 @@ def dataset(data: str, seed: int = 0):
     return load_dataset(data, seed)
 
 
-def train(arch: Any, data: str | Any, out: str, space: SpaceLike = "mcu", epochs: int | None = None,
-          seed: int = 0, recipe: Any = None, progress: Callable[..., None] | None = None):
+def train(arch: ArchLike, data: str | Dataset, out: str, space: SpaceLike = "mcu",
+          epochs: int | None = None, seed: int = 0, recipe: Recipe | None = None,
+          progress: TrainProgress | None = None) -> TrainResult:
     """Train ``arch`` on ``data`` (a name/path or a :class:`micronas.tasks.data.Dataset`),
     checkpointing to ``out`` every epoch and resuming from it; a
     :class:`micronas.ship.train.TrainResult`."""
@@ -273,7 +302,8 @@ def train(arch: Any, data: str | Any, out: str, space: SpaceLike = "mcu", epochs
 
 
 def deploy(checkpoint: str, device: str | Device, out: str, tflm_samples: int | None = None,
-           verify_samples: int = 2, compile_c: bool = True, progress=None):
+           verify_samples: int = 2, compile_c: bool = True,
+           progress: StageProgress | None = None) -> DeployResult:
     """Bundle a trained checkpoint for ``device`` (:func:`micronas.ship.bundle.deploy`)."""
     from micronas.ship.bundle import deploy as _deploy
 
@@ -281,9 +311,10 @@ def deploy(checkpoint: str, device: str | Device, out: str, tflm_samples: int | 
                    progress=progress)
 
 
-def build(data: str | Any, out: str, search_cfg: Any = None, epochs: int | None = None,
-          recipe: Any = None, tflm_samples: int | None = None, verify_samples: int = 2,
-          compile_c: bool = True, cache_path: str | None = None, progress=None):
+def build(data: str | Dataset, out: str, search_cfg: SearchConfig | None = None,
+          epochs: int | None = None, recipe: Recipe | None = None,
+          tflm_samples: int | None = None, verify_samples: int = 2, compile_c: bool = True,
+          cache_path: str | None = None, progress: StageProgress | None = None) -> BuildResult:
     """Search, train, int8, TFLM, deploy in one call (:func:`micronas.ship.build.build`)."""
     from dataclasses import replace
 
@@ -308,14 +339,14 @@ class MeasureResult:
     core: str
     clock_mhz: float
     method: str
-    measurement: Any          # micronas.measure.emulate.Measurement
+    measurement: Measurement
     predicted_ms: float       # the cost model's latency for the same network and device
 
     @property
     def latency_ms(self) -> float:
-        return self.measurement.cycles / (self.clock_mhz * 1e3)
+        return float(self.measurement.cycles) / (self.clock_mhz * 1e3)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> Info:
         m = self.measurement
         khz = self.clock_mhz * 1e3
         return {"arch": self.arch, "device": self.device, "core": self.core,
@@ -327,7 +358,7 @@ class MeasureResult:
                             "classes": lay.classes} for lay in m.layers]}
 
 
-def measure(arch: Any, device: str | Device = "stm32f746", space: SpaceLike = "nb201",
+def measure(arch: ArchLike, device: str | Device = "stm32f746", space: SpaceLike = "nb201",
             task: TaskLike = None, method: str = "layers", seed: int = 0) -> MeasureResult:
     """Emulated latency of ``arch`` on ``device``'s core: our int8 kernels, cross-compiled and
     run in the unicorn emulator, instructions counted per class and converted to cycles."""
@@ -336,14 +367,15 @@ def measure(arch: Any, device: str | Device = "stm32f746", space: SpaceLike = "n
     dev = _device(device)
     net = build_ir(arch, space, task)
     m = measure_network(net, dev.core, method, seed)
-    name = arch.strip() if _is_reference(arch) else get_space(space).format(
-        parse_arch(arch, space))
+    name = (arch.strip() if isinstance(arch, str) and _is_reference(arch)
+            else get_space(space).format(parse_arch(arch, space)))
     return MeasureResult(name, dev.name, dev.core, dev.clock_mhz, method, m,
                          estimate(net, dev).latency_ms)
 
 
 def calibrate(device: str | Device = "stm32f746", measurements: str | None = None,
-              space: SpaceLike = "nb201", task: TaskLike = None, seed: int = 0, progress=None):
+              space: SpaceLike = "nb201", task: TaskLike = None, seed: int = 0,
+              progress: Callable[[int, int], None] | None = None) -> Calibration:
     """Fit the device's latency constants to emulated layers (default) or to a CSV of board
     measurements (``arch`` rows read in ``space`` for ``task``); returns a
     :class:`micronas.measure.calibration.Calibration`."""
@@ -377,7 +409,7 @@ def list_named(kind: str) -> Listing:
     from micronas.hardware.device import DEVICES, RUNTIMES
     from micronas.hardware.reference import REFERENCES
     from micronas.infra.execution import EXECUTORS
-    from micronas.infra.registry import Entry, Registry
+    from micronas.infra.registry import Entry
     from micronas.proxies.registry import INDICATORS
     from micronas.search.strategies import STRATEGIES
     from micronas.spaces.base import SPACES
@@ -387,31 +419,37 @@ def list_named(kind: str) -> Listing:
     k = str(kind).strip().lower()
     if k not in LISTABLE:
         raise MicronasError(f"cannot list {kind!r}; choose from {', '.join(LISTABLE)}")
-    regs: dict[str, Registry[Any]] = {
-        "spaces": SPACES, "indicators": INDICATORS, "strategies": STRATEGIES,
-        "devices": DEVICES, "runtimes": RUNTIMES, "tasks": TASKS, "datasets": DATASETS,
-        "references": REFERENCES, "executors": EXECUTORS}
 
-    def row(e: Entry[Any]) -> Row:
-        out: Row = {"name": e.name, "summary": e.summary, "source": e.source}
-        if k == "devices":
+    def base(e: Entry[object]) -> Row:
+        return {"name": e.name, "summary": e.summary, "source": e.source}
+
+    rows: list[Row] = []
+    if k == "devices":
+        for e in DEVICES.entries():
             d = load_device(e.name)
-            out.update({"core": d.core, "clock_mhz": d.clock_mhz, "sram_bytes": d.sram_bytes,
-                        "flash_bytes": d.flash_bytes, "summary": d.description})
-        elif k == "tasks":
-            t = e.value
-            c, h, w = t.input_shape
-            out.update({"input": f"{h}x{w}x{c}", "classes": t.classes})
-        elif k == "references":
-            out["name"] = f"mlperf:{e.name}"
-        elif k == "indicators":
-            ind = e.value
-            out["higher_is_better"] = "yes" if ind.higher_is_better else "no"
-        return out
+            rows.append({**base(e), "core": d.core, "clock_mhz": d.clock_mhz,
+                         "sram_bytes": d.sram_bytes, "flash_bytes": d.flash_bytes,
+                         "summary": d.description})
+    elif k == "tasks":
+        for t_entry in TASKS.entries():
+            c, h, w = t_entry.value.input_shape
+            rows.append({**base(t_entry), "input": f"{h}x{w}x{c}",
+                         "classes": t_entry.value.classes})
+    elif k == "indicators":
+        rows = [{**base(e), "higher_is_better": "yes" if e.value.higher_is_better else "no"}
+                for e in INDICATORS.entries()]
+    elif k == "references":
+        rows = [{**base(e), "name": f"mlperf:{e.name}"} for e in REFERENCES.entries()]
+    else:
+        simple: dict[str, list[Entry[object]]] = {
+            "spaces": list(SPACES.entries()), "strategies": list(STRATEGIES.entries()),
+            "runtimes": list(RUNTIMES.entries()), "datasets": list(DATASETS.entries()),
+            "executors": list(EXECUTORS.entries())}
+        rows = [base(e) for e in simple[k]]
+    return Listing(k, rows)
 
-    return Listing(k, [row(e) for e in regs[k].entries()])
 
-
-__all__ = ["CostResult", "LISTABLE", "Listing", "list_named", "MeasureResult", "MicronasError", "ScoreResult", "arch_info", "build",
-           "build_ir", "calibrate", "correlate", "cost", "dataset", "deploy", "export",
-           "load_calibration", "measure", "parse_arch", "score", "search", "train"]
+__all__ = ["LISTABLE", "ArchLike", "CostResult", "Listing", "MeasureResult", "MicronasError",
+           "ScoreResult", "SpaceLike", "TaskLike", "arch_info", "build", "build_ir", "calibrate",
+           "correlate", "cost", "dataset", "deploy", "export", "list_named", "load_calibration",
+           "measure", "parse_arch", "score", "search", "train"]

@@ -19,6 +19,7 @@ from typing import Generic, TypeVar
 from micronas.errors import MicronasError
 
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 
 
 def summary_of(doc: str | None) -> str:
@@ -30,11 +31,11 @@ def summary_of(doc: str | None) -> str:
 
 
 @dataclass(frozen=True)
-class Entry(Generic[T]):
+class Entry(Generic[T_co]):
     """One registered name."""
 
     name: str
-    value: T
+    value: T_co
     summary: str = ""
     source: str = "built-in"
 

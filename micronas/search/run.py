@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import platform
 import time
+from collections.abc import Hashable
 from concurrent.futures import Executor
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -29,6 +30,13 @@ _PROXY = ProxySettings()
 #: Share of the device's SRAM and of its flash left to the application by default
 #: (``reserve_sram_kb`` / ``reserve_flash_kb`` override it; docs/search.md).
 DEFAULT_RESERVE = 0.10
+
+
+@runtime_checkable
+class GroundTruth(Protocol):
+    """A ground-truth table of a space: the trained accuracy (%) of an architecture."""
+
+    def acc(self, arch: Hashable, task: Task) -> float: ...
 
 
 def default_strategy(space: SearchSpace) -> str:
@@ -230,7 +238,7 @@ def versions() -> dict[str, str]:
             "numpy": np.__version__, "scipy": scipy.__version__, "torch": torch.__version__}
 
 
-def run_search(cfg: SearchConfig, table: Any = None, cache_path: str | None = None,
+def run_search(cfg: SearchConfig, table: GroundTruth | None = None, cache_path: str | None = None,
                progress: Progress = None, executor: Executor | None = None) -> SearchResult:
     """Run one search. ``table``: a ground-truth table of the space (``acc(arch, task)``)
     for true and oracle accuracy (optional). ``executor``: the caller's, for the indicators
@@ -318,7 +326,7 @@ def _run(cfg: SearchConfig, ev: Evaluator, w: Weights, filt: BudgetFilter, devic
     return out
 
 
-def oracle(table: Any, costs: CostModel, budgets: Budgets, task: Task) -> tuple[float, Any]:
+def oracle(table: GroundTruth, costs: CostModel, budgets: Budgets, task: Task) -> tuple[float, Any]:
     """The best true accuracy of any architecture meeting ``budgets``."""
     allc = costs.all_archs()
     feas = [a for a, c in allc.items() if budgets.ok(c)]

@@ -37,15 +37,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from micronas.errors import DataError, MicronasError
+from micronas.errors import DataError, MicronasBug, MicronasError
 from micronas.infra.torchinit import init_kaiming
 from micronas.ship.checkpoint import CHECKPOINT, Checkpoint, DataInfo, Identity
-from micronas.spaces import SearchSpace, VariantInput, get_space
+from micronas.spaces import AnySpace, VariantInput, get_space
 from micronas.spaces.base import bind
 from micronas.tasks import Task
 from micronas.tasks.data import Dataset
 
 AUGMENT = ("auto", "none", "crop", "crop-flip")
+#: Training progress: (optimiser steps done, steps in all, {"epoch", "loss", "acc"}).
+TrainProgress = Callable[[int, int, dict[str, float]], None]
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,13 @@ class Recipe:
         if self.train_subset is not None and not (isinstance(self.train_subset, int)
                                                   and self.train_subset >= 1):
             raise MicronasError(f"train subset must be a positive integer, got {self.train_subset}")
+
+    @property
+    def n_epochs(self) -> int:
+        """The number of epochs of a :meth:`resolved` recipe."""
+        if self.epochs is None:
+            raise MicronasBug("the recipe's epochs were used before resolved() fixed them")
+        return self.epochs
 
     def resolved(self, n_train: int) -> Recipe:
         """This recipe with ``epochs`` fixed for ``n_train`` training samples."""
@@ -132,10 +141,11 @@ def versions() -> dict[str, str]:
             "numpy": str(np.__version__), "python": platform.python_version()}
 
 
-def network_input(space: SearchSpace, arch: Any, task: Task) -> tuple[int, int, int]:
+def network_input(space: AnySpace, arch: Any, task: Task) -> tuple[int, int, int]:
     """The input the deployed network takes (an ``mcu`` architecture may fix a resolution)."""
     if isinstance(space, VariantInput):
-        return tuple(space.variant_input("full", task, arch))  # type: ignore[attr-defined]
+        c, h, w = space.variant_input("full", task, arch)
+        return int(c), int(h), int(w)
     return task.input_shape
 
 
@@ -159,7 +169,11 @@ def prepare_inputs(ds: Dataset, shape: tuple[int, int, int]) -> tuple[torch.Tens
     return _resize(ds.x_train, shape), _resize(ds.x_test, shape)
 
 
-def _augmenter(recipe: Recipe, ds: Dataset, shape: tuple[int, int, int]):
+Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+
+def _augmenter(recipe: Recipe, ds: Dataset,
+               shape: tuple[int, int, int]) -> tuple[str, Augment | None]:
     mode = recipe.augment
     if mode == "auto":
         image = ds.meta.get("kind", "image") == "image" and not ds.source.endswith(".npz")
@@ -201,7 +215,8 @@ def evaluate(module: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 5
 
 
 def _param_groups(module: nn.Module, wd: float) -> list[dict[str, Any]]:
-    decay, no_decay = [], []
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
     for m in module.modules():
         for name, p in m.named_parameters(recurse=False):
             (decay if name == "weight" and isinstance(m, nn.Conv1d | nn.Conv2d | nn.Linear)
@@ -210,7 +225,7 @@ def _param_groups(module: nn.Module, wd: float) -> list[dict[str, Any]]:
 
 
 def _lr(recipe: Recipe, step: int, steps_per_epoch: int) -> float:
-    total = recipe.epochs * steps_per_epoch
+    total = recipe.n_epochs * steps_per_epoch
     warm = min(int(recipe.warmup_epochs * steps_per_epoch), total - 1)
     if step < warm:
         return recipe.lr * (step + 1) / warm
@@ -218,7 +233,7 @@ def _lr(recipe: Recipe, step: int, steps_per_epoch: int) -> float:
     return recipe.lr * 0.5 * (1.0 + math.cos(math.pi * t))
 
 
-def _identity(space: SearchSpace, arch_text: str, task: Task, ds: Dataset, recipe: Recipe,
+def _identity(space: AnySpace, arch_text: str, task: Task, ds: Dataset, recipe: Recipe,
               seed: int) -> Identity:
     return Identity(space.name, arch_text, Task(task.name, task.input_shape, task.classes),
                     DataInfo(ds.source, str(ds.meta.get("ref", ds.source)),
@@ -232,13 +247,13 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     return Checkpoint.load(path)
 
 
-def build_module(space: SearchSpace, arch: Any, task: Task, seed: int) -> nn.Module:
+def build_module(space: AnySpace, arch: Any, task: Task, seed: int) -> nn.Module:
     module = space.to_module(arch, task)
     init_kaiming(module, _seeded(seed, 0))
     return module
 
 
-def module_from_checkpoint(ck: Checkpoint) -> tuple[SearchSpace, Any, Task, nn.Module]:
+def module_from_checkpoint(ck: Checkpoint) -> tuple[AnySpace, Any, Task, nn.Module]:
     """The trained module (eval mode) of a checkpoint, with its space, architecture, task."""
     ident = ck.identity
     task = ident.task
@@ -253,9 +268,9 @@ def module_from_checkpoint(ck: Checkpoint) -> tuple[SearchSpace, Any, Task, nn.M
     return sp, arch, task, module.eval()
 
 
-def train(arch: Any, space: SearchSpace | str, ds: Dataset, out: str | Path,
+def train(arch: Any, space: AnySpace | str, ds: Dataset, out: str | Path,
           recipe: Recipe | None = None, seed: int = 0,
-          progress: Callable[[int, int, dict[str, float]], None] | None = None) -> TrainResult:
+          progress: TrainProgress | None = None) -> TrainResult:
     """Train ``arch`` on ``ds``; checkpoint to ``out/checkpoint.pt`` after every epoch and
     resume from it when it holds the same run. Returns the float test accuracy."""
     recipe = recipe or Recipe()
@@ -264,7 +279,7 @@ def train(arch: Any, space: SearchSpace | str, ds: Dataset, out: str | Path,
         raise MicronasError(f"--seed must be an integer 0..{2**32 - 1}, got {seed}")
     task = ds.task()
     sp = bind(get_space(space), task)
-    a = sp.parse(arch) if isinstance(arch, str | int) else arch
+    a = sp.parse(str(arch)) if isinstance(arch, str | int) else arch
     arch_text = sp.format(a)
     shape = network_input(sp, a, task)
     outdir = Path(out)
@@ -286,7 +301,7 @@ def train(arch: Any, space: SearchSpace | str, ds: Dataset, out: str | Path,
     module = build_module(sp, a, task, seed)
     # channels-last runs the depthwise convolutions ~1.6x faster on the CPU; it changes the
     # memory layout only (the checkpoint and the returned module are layout-independent)
-    module = module.to(memory_format=torch.channels_last)
+    module = module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     opt = torch.optim.AdamW(_param_groups(module, recipe.weight_decay), lr=recipe.lr)
     n = len(y_tr)
     steps = math.ceil(n / recipe.batch_size)
@@ -303,7 +318,7 @@ def train(arch: Any, space: SearchSpace | str, ds: Dataset, out: str | Path,
     resumed = start
     loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
     module.train()
-    for epoch in range(start, recipe.epochs):
+    for epoch in range(start, recipe.n_epochs):
         t0 = time.perf_counter()
         g = _seeded(seed, 2, epoch)
         perm = torch.randperm(n, generator=g)
@@ -326,7 +341,7 @@ def train(arch: Any, space: SearchSpace | str, ds: Dataset, out: str | Path,
             tot_loss += float(loss.detach()) * len(idx)
             tot_ok += int((logits.argmax(1) == yb).sum())
             if progress is not None:
-                progress(epoch * steps + i + 1, recipe.epochs * steps,
+                progress(epoch * steps + i + 1, recipe.n_epochs * steps,
                          {"epoch": epoch + 1, "loss": tot_loss / ((i * recipe.batch_size)
                                                                   + len(idx)),
                           "acc": tot_ok / ((i * recipe.batch_size) + len(idx))})
@@ -334,13 +349,13 @@ def train(arch: Any, space: SearchSpace | str, ds: Dataset, out: str | Path,
         spent += time.perf_counter() - t0
         history.append({"epoch": epoch + 1, "train_loss": tot_loss / n, "train_accuracy": tot_ok / n,
                         "test_accuracy": test_acc, "seconds": spent})
-        last = Checkpoint(ident, epoch + 1, recipe.epochs, module.state_dict(), opt.state_dict(),
+        last = Checkpoint(ident, epoch + 1, recipe.n_epochs, module.state_dict(), opt.state_dict(),
                    list(history), spent, mode, shape, tuple(ds.mean), tuple(ds.std),
                    tuple(ds.class_names), versions()).save(ck_path)
     module = module.to(memory_format=torch.contiguous_format)
     module.eval()
     acc = history[-1]["test_accuracy"] if history else evaluate(module, x_te, y_te)
-    return TrainResult(str(ck_path), sp.name, arch_text, task, shape, recipe.epochs, seed, acc,
+    return TrainResult(str(ck_path), sp.name, arch_text, task, shape, recipe.n_epochs, seed, acc,
                        spent, resumed, history, module, {**asdict(recipe), "augment": mode}, last)
 
 

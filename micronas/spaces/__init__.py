@@ -4,6 +4,7 @@ optional capabilities are runtime-checkable protocols (:data:`CAPABILITIES`)."""
 from micronas.spaces.base import (
     CAPABILITIES,
     SPACES,
+    AnySpace,
     Candidate,
     CostKeyed,
     Enumerable,
@@ -33,7 +34,7 @@ from micronas.spaces.nb201.space import NB201Space
 register_space("nb201", NB201Space)
 register_space("mcu", McuSpace)
 
-__all__ = ["CAPABILITIES", "SPACES", "Candidate", "CostKeyed", "Enumerable", "HasCanonical",
+__all__ = ["CAPABILITIES", "SPACES", "AnySpace", "Candidate", "CostKeyed", "Enumerable", "HasCanonical",
            "HasFloor", "HasInfo", "HasSupernet", "HasTrainedNetwork", "Indexed", "SearchSpace",
            "Shrinkable", "Supernet", "TaskBindable", "VariantInput", "bind", "canonical",
            "capabilities", "cost_key", "get_space", "index_of", "list_spaces", "register_space"]

@@ -89,6 +89,11 @@ class SearchSpace(Protocol[A]):
         ...
 
 
+#: A space whose architecture type the holder does not know: everything outside a space's
+#: own folder holds its architectures as opaque hashable values.
+AnySpace = SearchSpace[Any]
+
+
 @runtime_checkable
 class Supernet(Protocol):
     """Pruning's capability: a network holding several choices per decision."""
