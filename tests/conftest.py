@@ -8,6 +8,19 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("MICRONAS_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
+KINDS = ("unit", "integration", "system")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test is of exactly one kind (``pytestmark = pytest.mark.unit`` and so on), so
+    ``pytest -m unit`` and friends select the whole suite between them."""
+    bad = [f"{it.nodeid}: {kinds or 'no kind'}" for it in items
+           if len(kinds := [k for k in KINDS if it.get_closest_marker(k)]) != 1]
+    if bad:
+        raise pytest.UsageError("tests need exactly one of the markers "
+                                f"{', '.join(KINDS)}:\n" + "\n".join(bad))
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """../shared/data, or skip (the project must run without it)."""

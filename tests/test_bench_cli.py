@@ -2,6 +2,8 @@ import json
 
 import pytest
 
+pytestmark = pytest.mark.integration
+
 
 def test_correlate_json(cli, fake_table, tmp_path):
     code, out, err = cli("bench", "correlate", "--benchmark", str(fake_table),

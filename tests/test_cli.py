@@ -6,6 +6,8 @@ import pytest
 
 from micronas.cli import main
 
+pytestmark = pytest.mark.system
+
 KEYS = {"arch", "index", "device", "macs", "params", "flash_bytes", "peak_sram_bytes",
         "latency_ms", "fits", "layers", "nb201_flops", "nb201_params"}
 

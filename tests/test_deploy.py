@@ -20,6 +20,8 @@ from micronas.hardware.planner import plan
 from micronas.ir import lower_for_tflm, tflite_padding
 from micronas.spaces.nb201 import NB201Arch, nb201_network
 
+pytestmark = pytest.mark.integration
+
 tflm = pytest.importorskip("tflite_micro", reason="pip install tflite-micro")
 
 

@@ -10,6 +10,8 @@ from micronas.hardware import estimate, load_device
 from micronas.measure.emulate import APT_HINT, classify
 from micronas.spaces.nb201 import NB201Arch, nb201_network
 
+pytestmark = pytest.mark.integration
+
 needs_toolchain = pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None,
                                      reason=f"no arm-none-eabi-gcc; install with: {APT_HINT}")
 pytest.importorskip("unicorn", reason="pip install unicorn capstone")

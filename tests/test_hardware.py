@@ -6,6 +6,8 @@ from micronas.hardware.cost import op_class
 from micronas.ir import GraphBuilder
 from micronas.spaces.nb201 import NB201Arch, nb201_network
 
+pytestmark = pytest.mark.unit
+
 DATASHEET = {  # name: (core, MHz, SRAM KiB, flash KiB)
     "stm32f746": ("cortex-m7", 216, 320, 1024),
     "stm32h7a3": ("cortex-m7", 280, 1312, 2048),

@@ -10,6 +10,8 @@ from micronas.ir import GraphBuilder
 from micronas.spaces.nb201 import EDGES, NB201Arch, NB201Space, nb201_counts, nb201_network
 from micronas.tasks import get_task
 
+pytestmark = pytest.mark.unit
+
 DS = {"cifar10": "cifar10", "cifar100": "cifar100", "ImageNet16-120": "imagenet16-120"}
 
 
@@ -31,6 +33,7 @@ def test_hand_counted_index_0():
     assert round(params * 1e6) == 129306  # NB201 params_m = 0.129306
 
 
+@pytest.mark.slow
 @pytest.mark.data
 def test_nb201_params_match_published_for_all(shared_data):
     """Our count equals params_m exactly, except rows where params_m mixes records.

@@ -18,6 +18,8 @@ from micronas.ir import GraphBuilder
 from micronas.spaces.mcu import McuSpace
 from micronas.tasks import Task
 
+pytestmark = pytest.mark.integration
+
 SMALL = "w0.2_h128|k5e3|k7e4|k3e6|k5e3|k7e3|k3e4"
 KWS = Task.custom((1, 49, 10), 12)
 

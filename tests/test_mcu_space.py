@@ -12,6 +12,8 @@ from micronas.spaces.mcu import McuSpace
 from micronas.spaces.testing import SpaceConformance, module_counts
 from micronas.tasks import Task
 
+pytestmark = pytest.mark.unit
+
 TASKS = (
     Task.custom((3, 32, 32), 10),
     Task.custom((1, 96, 96), 2),
@@ -36,6 +38,7 @@ def test_registered() -> None:
     assert isinstance(get_space("mcu"), McuSpace)
 
 
+@pytest.mark.slow
 def test_ir_and_torch_agree_on_300_architectures() -> None:
     space = McuSpace()
     rng = np.random.default_rng(2026)

@@ -23,6 +23,8 @@ from micronas.spaces import Candidate, get_space
 from micronas.spaces.nb201 import NB201Arch
 from micronas.tasks import Task, get_task
 
+pytestmark = pytest.mark.unit
+
 NEW = ["az_expressivity", "az_progressivity", "az_trainability", "az_complexity", "vkdnw",
        "vkdnw_single", "meco", "zico"]
 FAST = ProxySettings(zc_batch=8, ntk_batch=8)
@@ -243,6 +245,7 @@ def test_zico_on_a_two_layer_net_against_hand_gradients():
 
 # --- every indicator: determinism, seeds, spaces, degenerate cases ------------------------
 
+@pytest.mark.slow
 def test_deterministic_given_the_seed_whatever_the_global_rng():
     # (building a torch module draws its throw-away default weights from the global RNG;
     # every value here comes from the seeded generators only)
@@ -301,6 +304,7 @@ def test_all_archs_fall_into_6466_classes():
     assert len(reps) == 6466 and len(member) == 15625 and max(member) == 6465
 
 
+@pytest.mark.slow
 @pytest.mark.data
 def test_rank_correlation_on_100_nb201_archs(shared_data):
     from scipy.stats import spearmanr

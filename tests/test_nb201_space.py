@@ -6,6 +6,8 @@ import pytest
 from micronas.errors import ArchError
 from micronas.spaces.nb201 import EDGES, OPS, NB201Arch, NB201Space
 
+pytestmark = pytest.mark.unit
+
 S6111 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"
 
 

@@ -1,8 +1,11 @@
 import numpy as np
+import pytest
 
 from micronas.hardware.planner import live_bytes, plan
 from micronas.ir import GraphBuilder
 from micronas.spaces.nb201 import NB201Space, nb201_network
+
+pytestmark = pytest.mark.unit
 
 
 def test_chain_reuses_memory():

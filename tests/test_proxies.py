@@ -28,6 +28,8 @@ from micronas.spaces.nb201 import NB201Arch
 from micronas.spaces.nb201.modules import build_network
 from micronas.tasks import get_task
 
+pytestmark = pytest.mark.unit
+
 FAST = ProxySettings(ntk_batch=6, lr_samples=64, lr_batches=1, repeats=1, zc_batch=4)
 NB201 = get_space("nb201")
 CIFAR10 = get_task("cifar10")

@@ -16,6 +16,8 @@ from micronas.spaces import get_space
 from micronas.spaces.nb201 import PRUNE_OPS, NB201Arch, NB201Space
 from micronas.tasks import get_task
 
+pytestmark = pytest.mark.integration
+
 TINY = dict(ntk_batch=4, lr_samples=32, lr_batches=1, repeats=1, workers=1)
 NB201 = get_space("nb201")
 CIFAR10 = get_task("cifar10")
@@ -113,6 +115,7 @@ def test_strategies_respect_budgets(strategy):
     assert res.seed == 1 and res.config["strategy"] == strategy
 
 
+@pytest.mark.slow
 def test_same_seed_same_arch_in_two_processes():
     code = ("import json; from micronas.search import SearchConfig, run_search; "
             "r = run_search(SearchConfig(seed=7, ntk_batch=4, lr_samples=32, lr_batches=1, "
@@ -272,6 +275,7 @@ def _supernet_cands():
     return [Candidate(NB201, c, CIFAR10, supernet=True) for c in cells]
 
 
+@pytest.mark.slow
 def test_supernet_values_do_not_depend_on_workers():
     from micronas.proxies.registry import ProxySettings
     from micronas.search.evaluate import Evaluator
@@ -291,6 +295,7 @@ def test_supernet_values_do_not_depend_on_workers():
         assert a.values == pytest.approx(b.values, rel=1e-5)
 
 
+@pytest.mark.slow
 def test_hybrid_executor_shares_the_work_and_keeps_the_order(monkeypatch):
     """--workers N: N - 1 spawned workers beside the caller; map's results come in order,
     both sides compute, an exception reaches the caller, and the values of a batch of

@@ -15,6 +15,8 @@ from micronas.spaces import get_space, register_space
 from micronas.spaces.testing import SpaceConformance
 from micronas.tasks import Task
 
+pytestmark = pytest.mark.unit
+
 KERNELS = (1, 3, 5)
 WIDTHS = (4, 8, 16)
 

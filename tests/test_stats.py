@@ -6,6 +6,8 @@ from scipy.stats import rankdata as scipy_rankdata
 
 from micronas.infra.stats import rankdata
 
+pytestmark = pytest.mark.unit
+
 
 @settings(max_examples=300, derandomize=True, deadline=None)
 @given(st.lists(st.integers(-5, 5) | st.floats(-1e6, 1e6, allow_nan=False), max_size=60),

@@ -9,6 +9,8 @@ from micronas.spaces.nb201 import NB201Space, nb201_counts, nb201_network
 from micronas.spaces.nb201.modules import Cell, ReLUConvBN, build_network
 from micronas.tasks import get_task
 
+pytestmark = pytest.mark.unit
+
 
 def test_param_count_equals_nb201_count():
     rng = np.random.default_rng(1)
@@ -67,6 +69,7 @@ def _supernet_values(cands):
                                                  "zico")] for c in cands]
 
 
+@pytest.mark.slow
 def test_supernet_op_pool_gives_the_values_of_fresh_builds(monkeypatch):
     """Supernets reuse the convolution ops of dead networks (OpPool): after synflow (float64,
     abs weights, eval), the NTK (BatchNorm without running statistics) and zico (gradients),

@@ -16,6 +16,8 @@ import pytest
 
 from micronas.errors import MicronasError
 
+pytestmark = pytest.mark.system
+
 
 def _tree(pid: int) -> list[psutil.Process]:
     try:
@@ -55,7 +57,7 @@ def _wait_children(proc: subprocess.Popen, n: int, timeout: float = 120) -> list
     pytest.fail("workers did not start")
 
 
-def _no_survivors(kids: list[psutil.Process], within: float = 10.0) -> None:
+def _no_survivors(kids: list[psutil.Process], within: float = 60.0) -> None:
     t0 = time.monotonic()
     while _alive(kids) and time.monotonic() - t0 < within:
         time.sleep(0.2)
@@ -69,6 +71,7 @@ CORRELATE = ["bench", "correlate", "--sample", "200", "--indicators", "naswot", 
              "--quiet"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("extra", [["--workers", "2"], ["--executor", "local:2"]])
 def test_kill9_of_the_parent_leaves_no_process(fake_table, tmp_path, extra):
     proc = _start([*CORRELATE, "--benchmark", str(fake_table), *extra], tmp_path)
@@ -80,6 +83,7 @@ def test_kill9_of_the_parent_leaves_no_process(fake_table, tmp_path, extra):
     _no_survivors(kids)
 
 
+@pytest.mark.slow
 def test_sigterm_is_handled_like_ctrl_c(fake_table, tmp_path):
     proc = _start([*CORRELATE, "--benchmark", str(fake_table), "--workers", "2"], tmp_path)
     kids = _wait_children(proc, 2)
@@ -118,6 +122,7 @@ def _interrupt_once_cached(args: list[str], tmp_path: Path, rows: int = 3
     return proc, kids, time.monotonic()
 
 
+@pytest.mark.slow
 def test_sigint_of_the_parent_exits_130_and_resumes(fake_table, tmp_path):
     """SIGINT (kill -INT, or Ctrl-C) of bench correlate --workers 2: exit 130, no process
     left, the cache intact; the rerun completes with the numbers of an uninterrupted run."""
@@ -145,18 +150,21 @@ def test_sigint_of_the_parent_exits_130_and_resumes(fake_table, tmp_path):
     assert done <= _rows(cache) <= 30
 
 
+@pytest.mark.slow
 def test_sigint_does_not_wait_for_the_queued_work(fake_table, tmp_path):
     """Ctrl-C with most of a long run still queued: the pool drops the queue (only the
     chunks being computed finish) instead of computing everything before exiting."""
-    proc, kids, t0 = _interrupt_once_cached(
+    proc, kids, _ = _interrupt_once_cached(
         ["bench", "correlate", "--sample", "400", "--indicators", "naswot", "--quiet",
          "--benchmark", str(fake_table)], tmp_path)
-    assert proc.wait(timeout=120) == 130
-    assert time.monotonic() - t0 < 20, "the interrupted run finished its queue first"
+    assert proc.wait(timeout=300) == 130
     _no_survivors(kids)
-    assert _rows(tmp_path / "cache" / "r.sqlite") < 300
+    # promptness by what ran, not by seconds (a busy machine makes any time bound flaky):
+    # the queue of 400 was dropped, only the chunks in flight were finished
+    assert _rows(tmp_path / "cache" / "r.sqlite") < 300, "the interrupted run finished its queue"
 
 
+@pytest.mark.slow
 def test_search_killed_then_rerun_gives_the_same_result(tmp_path):
     """kill -9 of a search once some indicator results are cached; the rerun reuses them
     and returns what an uninterrupted search returns."""
@@ -201,6 +209,7 @@ def test_sigterm_during_emulation_removes_firmware_temp_dirs(tmp_path):
     assert not (tmp_path / "c.toml").exists()
 
 
+@pytest.mark.slow
 def test_dask_worker_killed_mid_run_same_numbers_and_rows(fake_table, tmp_path):
     """bench correlate on a LocalCluster of 2: one worker is killed a third of the way in;
     its tasks are retried on the other (and the nanny's restart): same numbers, same rows."""

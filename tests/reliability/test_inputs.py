@@ -14,6 +14,8 @@ import pytest
 
 from micronas.hardware.device import builtin_devices
 
+pytestmark = pytest.mark.system
+
 F746 = (Path(__file__).resolve().parents[2] / "micronas" / "hardware" / "devices"
         / "stm32f746.toml").read_text()
 

@@ -18,6 +18,8 @@ import torch
 from micronas.errors import DataError
 from micronas.tasks.data import load_dataset
 
+pytestmark = pytest.mark.system
+
 TINY = "w0.2_h512|k3e3|k3e3|k3e3|k3e3|k3e3|k3e3"
 
 
@@ -120,6 +122,7 @@ def _weights(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)["model"]
 
 
+@pytest.mark.slow
 def test_kill_9_then_resume_gives_the_same_weights(tmp_path):
     args = ("train", TINY, "--task", "digits", "--epochs", "4", "--quiet")
     ref = tmp_path / "ref"

@@ -15,6 +15,8 @@ from micronas.search import CostModel, SearchConfig, run_search
 from micronas.spaces import get_space
 from micronas.tasks import get_task
 
+pytestmark = pytest.mark.integration
+
 HERE = Path(__file__).resolve().parent / "fixtures"
 SEARCH = json.loads((HERE / "search_nb201.json").read_text())
 RECORDED = json.loads((HERE / "indicators_nb201.json").read_text())
