@@ -97,7 +97,7 @@ def main() -> int:
     except MicronasError as e:
         print(f"skipped: {e}", file=sys.stderr)
         return 0
-    cfg = SearchConfig(space="mcu", device=args.device, task="fashion-mnist",
+    cfg = SearchConfig.of(space="mcu", device=args.device, task="fashion-mnist",
                        max_latency_ms=args.max_latency_ms, workers=0)
     task = cfg.resolve_task()
     space = bind(get_space("mcu"), task)
@@ -169,11 +169,11 @@ def main() -> int:
     table_corr["tenas"] = corr(np.array([float(s["tenas"].value) for s in scores]), acc)
     macs = [r["macs"] for r in rows]
     lat = [r["latency_ms"] for r in rows]
-    for label, mix in (("default mix (" + cfg.indicators + ")", cfg.indicators),
+    for label, mix in (("default mix (" + cfg.objective.indicators + ")", cfg.objective.indicators),
                        ("TE-NAS mix (" + TENAS_MIX + ")", TENAS_MIX)):
         w = cfg.weights()
         w = type(w)(w.latency, w.flops, parse_mix(mix))
-        table_corr[label] = corr(hybrid_scores(values, macs, lat, w, cfg.rank_mode), acc)
+        table_corr[label] = corr(hybrid_scores(values, macs, lat, w, cfg.objective.rank_mode), acc)
     if all(n in names for n in NB201_MIX):
         cols = [np.array([vv[n] for vv in values]) *
                 (1.0 if get_indicator(n).higher_is_better else -1.0) for n in NB201_MIX]
@@ -198,7 +198,7 @@ def main() -> int:
     for n, (rho, tau) in sorted(table_corr.items(), key=lambda kv: -np.nan_to_num(kv[1][0],
                                                                                  nan=-9)):
         lines.append(f"{n:<52} {rho:9.3f} {tau:8.3f}")
-    lines += ["", f"default search ({cfg.resolved_strategy()}, {cfg.evaluations} evaluations, seed "
+    lines += ["", f"default search ({cfg.resolved_strategy()}, {cfg.strategy.evaluations} evaluations, seed "
               f"{cfg.seed}, {search_s:.0f} s): {chosen['arch']}",
               f"  same recipe: {100 * chosen['test_accuracy']:.2f} % (mean of the {len(rows)}: "
               f"{100 * acc.mean():.2f} %, best {100 * acc.max():.2f} %; better than {pct:.0f} % "
@@ -208,8 +208,8 @@ def main() -> int:
     print(report)
     out = Path(args.out)
     payload = {"settings": {**vars(args), "recipe": recipe.__dict__,
-                            "proxy_settings": cfg.proxy_settings().__dict__,
-                            "search": {k: v for k, v in cfg.__dict__.items()}},
+                            "proxy_settings": cfg.proxy.__dict__,
+                            "search": cfg.to_dict()},
                "versions": versions(), "rows": [{**r, "indicators": v}
                                                 for r, v in zip(rows, values, strict=True)],
                "correlations": {k: {"spearman": v[0], "kendall": v[1]}

@@ -66,7 +66,7 @@ def cost_model(device_name: str, task_name: str) -> CostModel:
 def feasible(device_name: str, task_name: str, reserve: bool) -> dict:
     """{arch: Costs} of every architecture meeting the device's memory (less the reserve)."""
     device = load_device(device_name)
-    cfg = SearchConfig(device=device_name, task=task_name,
+    cfg = SearchConfig.of(device=device_name, task=task_name,
                        reserve_sram_kb=None if reserve else 0.0,
                        reserve_flash_kb=None if reserve else 0.0)
     limits = Budgets.with_device(device, None, None, None, *cfg.reserves(device))
@@ -140,7 +140,7 @@ def simulate(table, device: str, path: str, evaluations=(54, 200), seeds=range(5
     task = get_task(doc["dataset"])
     space = bind(get_space("nb201"), task)
     dev = load_device(device)
-    cfg = SearchConfig(device=device, task=doc["dataset"], indicators=",".join(MIX))
+    cfg = SearchConfig.of(device=device, task=doc["dataset"], indicators=",".join(MIX))
     limits = Budgets.with_device(dev, None, None, None, *cfg.reserves(dev))
     costs = cost_model(device, doc["dataset"])
     filt = BudgetFilter(costs, limits, limits)

@@ -40,7 +40,7 @@ def _init(csv: str) -> None:
 
 
 def _run(mix: str, task: str, seed: int, cache: str | None) -> dict:
-    r = run_search(SearchConfig(task=task, seed=seed, indicators=mix, executor="serial"), _TABLE,
+    r = run_search(SearchConfig.of(task=task, seed=seed, indicators=mix, executor="serial"), _TABLE,
                    cache)
     return {"mix": mix, "task": task, "seed": seed, "arch": r.arch, "index": r.index,
             "accuracy": r.accuracy, "oracle": r.oracle_accuracy, "seconds": r.search_seconds}
@@ -60,7 +60,7 @@ def main() -> None:
         sys.exit(f"{csv} not found: pass --data")
     mixes = [m.strip() for m in a.mixes.split(";") if m.strip()]
     for m in mixes:  # bad mixes fail here, in one line, before any work
-        SearchConfig(indicators=m).validate()
+        SearchConfig.of(indicators=m)
     jobs = [(m, t, s) for m in mixes for t in TASKS for s in range(a.seeds)]
     with ProcessPoolExecutor(a.workers, initializer=_init, initargs=(str(csv),)) as pool:
         futs = [pool.submit(_run, m, t, s, a.cache) for m, t, s in jobs]

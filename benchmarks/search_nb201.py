@@ -81,7 +81,7 @@ def run_settings(pool, settings: list[tuple[str, dict]], seeds: list[int]) -> li
     ``per_seed`` entry maps a seed to settings of that seed's run only."""
     def cfg(kw: dict, s: int) -> SearchConfig:
         own = kw.get("per_seed", {}).get(s, {})
-        return SearchConfig(seed=s, workers=1, **{k: v for k, v in kw.items() if k != "per_seed"},
+        return SearchConfig.of(seed=s, workers=1, **{k: v for k, v in kw.items() if k != "per_seed"},
                             **own)
 
     jobs = [(name, pool.submit(run, cfg(kw, s))) for name, kw in settings for s in seeds]
@@ -143,7 +143,7 @@ def main() -> None:
         return
 
     t0 = time.perf_counter()
-    default = run_search(SearchConfig(workers=0), None)  # as the CLI runs it, alone
+    default = run_search(SearchConfig.of(workers=0), None)  # as the CLI runs it, alone
     print(f"default `micronas search` (no table): {default.search_seconds:.1f} s, "
           f"arch index {default.index}", flush=True)
 

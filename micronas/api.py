@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from micronas.errors import MicronasError
 from micronas.hardware import CostReport, Device, estimate, load_device
+from micronas.infra import defaults
 from micronas.ir import Network
 from micronas.spaces import AnySpace, HasInfo, get_space, index_of
 from micronas.tasks import Task, resolve_task
@@ -28,7 +29,8 @@ if TYPE_CHECKING:
     from micronas.measure.emulate import Measurement
     from micronas.proxies import ProxySettings
     from micronas.proxies.scoring import Score
-    from micronas.search.run import GroundTruth, SearchConfig, SearchResult
+    from micronas.search.config import SearchConfig
+    from micronas.search.run import GroundTruth, SearchResult
     from micronas.ship.build import BuildResult
     from micronas.ship.bundle import DeployResult, StageProgress
     from micronas.ship.train import Recipe, TrainProgress, TrainResult
@@ -50,7 +52,7 @@ def _device(device: str | Device) -> Device:
     return device if isinstance(device, Device) else load_device(device)
 
 
-def parse_arch(text: ArchLike, space: SpaceLike = "nb201") -> Hashable:
+def parse_arch(text: ArchLike, space: SpaceLike = defaults.BENCHMARK_SPACE) -> Hashable:
     """An architecture of ``space`` from its string or index (or the value itself)."""
     sp = get_space(space)
     if isinstance(text, str | int) and not isinstance(text, bool):
@@ -60,7 +62,7 @@ def parse_arch(text: ArchLike, space: SpaceLike = "nb201") -> Hashable:
     return arch
 
 
-def arch_info(text: ArchLike, space: SpaceLike = "nb201", task: TaskLike = None) -> Info:
+def arch_info(text: ArchLike, space: SpaceLike = defaults.BENCHMARK_SPACE, task: TaskLike = None) -> Info:
     """The architecture's canonical string, index, isomorphism key and whatever the space
     reports about it (NB201: op counts, live edges, NB201's own FLOPs and params)."""
     sp, t = _resolve(space, task)
@@ -76,7 +78,7 @@ def _is_reference(arch: object) -> bool:
     return isinstance(arch, str) and arch.strip().lower().startswith("mlperf:")
 
 
-def build_ir(arch: ArchLike, space: SpaceLike = "nb201", task: TaskLike = None) -> Network:
+def build_ir(arch: ArchLike, space: SpaceLike = defaults.BENCHMARK_SPACE, task: TaskLike = None) -> Network:
     """The deployed network IR of an architecture for ``task`` (or of ``mlperf:NAME``)."""
     if isinstance(arch, str) and _is_reference(arch):
         from micronas.hardware.reference import reference_network
@@ -124,7 +126,7 @@ class CostResult:
         }
 
 
-def cost(arch: ArchLike, device: str | Device = "stm32f746", space: SpaceLike = "nb201",
+def cost(arch: ArchLike, device: str | Device = defaults.DEVICE, space: SpaceLike = defaults.BENCHMARK_SPACE,
          task: TaskLike = None) -> CostResult:
     """Cost of ``arch`` on ``device`` (name, path or Device) for ``task``."""
     dev = _device(device)
@@ -161,7 +163,7 @@ class ScoreResult:
 
 
 def score(arch: ArchLike, indicators: Sequence[str] | str | None = None,
-          space: SpaceLike = "nb201", task: TaskLike = None, seed: int = 0,
+          space: SpaceLike = defaults.BENCHMARK_SPACE, task: TaskLike = None, seed: int = 0,
           settings: ProxySettings | None = None, cache_path: str | None = None,
           executor: str = "serial") -> ScoreResult:
     """Training-free indicators of one architecture (``settings``: a ProxySettings; the
@@ -183,7 +185,7 @@ def search(cfg: SearchConfig, table: GroundTruth | None = None, cache_path: str 
            executor: Executor | None = None) -> SearchResult:
     """Run a search (``cfg``: a :class:`micronas.search.SearchConfig`); a SearchResult.
     ``executor``: an Executor of the caller's for the indicators (it stays open), instead of
-    the one ``cfg.workers`` / ``cfg.executor`` name."""
+    the one ``cfg.execution`` names."""
     from micronas.search.run import run_search
 
     return run_search(cfg, table, cache_path, progress, executor)
@@ -252,7 +254,7 @@ def load_calibration(path: str, net: Network) -> np.ndarray:
     return out
 
 
-def export(arch: ArchLike, fmt: str, out: str, space: SpaceLike = "nb201",
+def export(arch: ArchLike, fmt: str, out: str, space: SpaceLike = defaults.BENCHMARK_SPACE,
            task: TaskLike = None, seed: int = 0, calibration: str | None = None,
            check: bool = True, weights: str | None = None, force: bool = False) -> ExportResult:
     """Write ``arch`` as int8 .tflite (checked in TFLM) or float ONNX (checked with
@@ -282,7 +284,7 @@ def dataset(data: str, seed: int = 0) -> Dataset:
     return load_dataset(data, seed)
 
 
-def train(arch: ArchLike, data: str | Dataset, out: str, space: SpaceLike = "mcu",
+def train(arch: ArchLike, data: str | Dataset, out: str, space: SpaceLike = defaults.DATA_SPACE,
           epochs: int | None = None, seed: int = 0, recipe: Recipe | None = None,
           progress: TrainProgress | None = None) -> TrainResult:
     """Train ``arch`` on ``data`` (a name/path or a :class:`micronas.tasks.data.Dataset`),
@@ -296,7 +298,6 @@ def train(arch: ArchLike, data: str | Dataset, out: str, space: SpaceLike = "mcu
     r = recipe or Recipe()
     if epochs is not None:
         r = replace(r, epochs=epochs)
-    r.validate()
     ds = dataset(data, seed) if isinstance(data, str) else data
     return _train(arch, get_space(space), ds, out, r, seed, progress)
 
@@ -318,14 +319,14 @@ def build(data: str | Dataset, out: str, search_cfg: SearchConfig | None = None,
     """Search, train, int8, TFLM, deploy in one call (:func:`micronas.ship.build.build`)."""
     from dataclasses import replace
 
-    from micronas.search.run import SearchConfig
+    from micronas.search.config import SearchConfig
     from micronas.ship.build import build as _build
     from micronas.ship.train import Recipe
 
     r = recipe or Recipe()
     if epochs is not None:
         r = replace(r, epochs=epochs)
-    cfg = search_cfg or SearchConfig(space="mcu")
+    cfg = search_cfg or SearchConfig(space=defaults.DATA_SPACE)
     return _build(data, out, cfg, r, tflm_samples, verify_samples, compile_c, cache_path,
                   progress)
 
@@ -358,7 +359,7 @@ class MeasureResult:
                             "classes": lay.classes} for lay in m.layers]}
 
 
-def measure(arch: ArchLike, device: str | Device = "stm32f746", space: SpaceLike = "nb201",
+def measure(arch: ArchLike, device: str | Device = defaults.DEVICE, space: SpaceLike = defaults.BENCHMARK_SPACE,
             task: TaskLike = None, method: str = "layers", seed: int = 0) -> MeasureResult:
     """Emulated latency of ``arch`` on ``device``'s core: our int8 kernels, cross-compiled and
     run in the unicorn emulator, instructions counted per class and converted to cycles."""
@@ -373,8 +374,8 @@ def measure(arch: ArchLike, device: str | Device = "stm32f746", space: SpaceLike
                          estimate(net, dev).latency_ms)
 
 
-def calibrate(device: str | Device = "stm32f746", measurements: str | None = None,
-              space: SpaceLike = "nb201", task: TaskLike = None, seed: int = 0,
+def calibrate(device: str | Device = defaults.DEVICE, measurements: str | None = None,
+              space: SpaceLike = defaults.BENCHMARK_SPACE, task: TaskLike = None, seed: int = 0,
               progress: Callable[[int, int], None] | None = None) -> Calibration:
     """Fit the device's latency constants to emulated layers (default) or to a CSV of board
     measurements (``arch`` rows read in ``space`` for ``task``); returns a

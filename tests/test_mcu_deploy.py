@@ -173,7 +173,7 @@ def test_cli_search_mcu_json(capsys):
                          "6", "--json", "--no-cache", "--quiet")
     assert code == 0, err
     d = json.loads(out)
-    assert d["config"]["strategy"] == "evolution" and d["space"] == "mcu"
+    assert d["config"]["strategy"]["name"] == "evolution" and d["space"] == "mcu"
     assert d["latency_ms"] <= 60
     assert d["reserve_sram_bytes"] == round(0.1 * 256 * 1024)
     assert d["peak_sram_bytes"] <= 256 * 1024 - d["reserve_sram_bytes"]
@@ -190,11 +190,11 @@ def test_reserve_is_held_back_from_the_budgets():
     from micronas.search.run import SearchConfig, budgets_for
 
     dev = load_device("nrf52840")
-    b = budgets_for(SearchConfig(space="mcu"), dev)
+    b = budgets_for(SearchConfig.of(space="mcu"), dev)
     assert b.max_sram_bytes == dev.sram_bytes - round(0.1 * dev.sram_bytes)
-    b = budgets_for(SearchConfig(reserve_sram_kb=0, reserve_flash_kb=200), dev)
+    b = budgets_for(SearchConfig.of(reserve_sram_kb=0, reserve_flash_kb=200), dev)
     assert (b.max_sram_bytes, b.max_flash_bytes) == (dev.sram_bytes, dev.flash_bytes - 200 * 1024)
-    b = budgets_for(SearchConfig(max_flash_kb=100, reserve_flash_kb=200), dev)
+    b = budgets_for(SearchConfig.of(max_flash_kb=100, reserve_flash_kb=200), dev)
     assert b.max_flash_bytes == 100 * 1024
 
 

@@ -74,7 +74,7 @@ NO_RESERVE = {"reserve_sram_kb": 0, "reserve_flash_kb": 0}
 def _check_search(key: str) -> None:
     want = SEARCH[key]
     # recorded before the application reserve existed: the device's whole memory
-    r = run_search(SearchConfig(seed=want["seed"], workers=0, **NO_RESERVE, **want["config"]))
+    r = run_search(SearchConfig.of(seed=want["seed"], workers=0, **NO_RESERVE, **want["config"]))
     evaluations = want["evaluations"]
     if want["config"].get("strategy", "prune") == "prune":  # recorded when each of the three
         evaluations -= 3  # rounds also evaluated its own supernet (for the history only)
@@ -130,7 +130,7 @@ def test_mcu_costs_unchanged():
 
 def _check_mcu_search(name: str) -> None:
     want = MCU["searches"][name]
-    r = run_search(SearchConfig(space="mcu", seed=0, workers=0, **want["config"]))
+    r = run_search(SearchConfig.of(space="mcu", seed=0, workers=0, **want["config"]))
     assert (r.arch, r.evaluations) == (want["arch"], want["evaluations"])
     _same(r.indicators, want["indicators"], name)
     for k in ("latency_ms", "peak_sram_bytes", "flash_bytes"):

@@ -105,20 +105,20 @@ def test_unwritable_out(cli, tmp_path):
 @pytest.mark.parametrize("strategy", ["prune", "evolution", "random"])
 def test_strategies_respect_budgets(strategy):
     dev = load_device("stm32l4r5")
-    cfg = SearchConfig(device="stm32l4r5", strategy=strategy, max_latency_ms=400.0,
+    cfg = SearchConfig.of(device="stm32l4r5", strategy=strategy, max_latency_ms=400.0,
                        max_sram_kb=200, evaluations=8, seed=1, **TINY)
     res = run_search(cfg)
     b = Budgets.with_device(dev, 400.0, 200 * 1024)
     cm = cost_model("stm32l4r5", disk_cache=False)
     c = cm.arch(NB201Arch.from_string(res.arch))
     assert b.ok(c) and res.latency_ms <= 400.0 and res.fits
-    assert res.seed == 1 and res.config["strategy"] == strategy
+    assert res.seed == 1 and res.config["strategy"]["name"] == strategy
 
 
 @pytest.mark.slow
 def test_same_seed_same_arch_in_two_processes():
     code = ("import json; from micronas.search import SearchConfig, run_search; "
-            "r = run_search(SearchConfig(seed=7, ntk_batch=4, lr_samples=32, lr_batches=1, "
+            "r = run_search(SearchConfig.of(seed=7, ntk_batch=4, lr_samples=32, lr_batches=1, "
             "max_latency_ms=150, workers=0)); print(json.dumps([r.arch, r.indicators]))")
     outs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                            check=True).stdout for _ in range(2)]
@@ -137,7 +137,7 @@ def test_search_out_writes_artifacts(cli, tmp_path):
     for name in ("result.json", "report.md", "pareto.png", "config.json"):
         assert (out / name).is_file() and (out / name).stat().st_size > 0
     assert not list(out.glob(".*tmp"))
-    assert json.loads((out / "config.json").read_text())["strategy"] == "random"
+    assert json.loads((out / "config.json").read_text())["strategy"]["name"] == "random"
 
 
 def test_latency_target_mode_sets_a_ceiling():
@@ -145,12 +145,12 @@ def test_latency_target_mode_sets_a_ceiling():
 
     dev = load_device("stm32f746")
     cm = CostModel(NB201, CIFAR10, dev)
-    lo = latency_target(SearchConfig(latency_weight=0.9, latency_mode="target"), cm)
-    hi = latency_target(SearchConfig(latency_weight=0.1, latency_mode="target"), cm)
+    lo = latency_target(SearchConfig.of(latency_weight=0.9, latency_mode="target"), cm)
+    hi = latency_target(SearchConfig.of(latency_weight=0.1, latency_mode="target"), cm)
     assert lo < hi
-    assert latency_target(SearchConfig(latency_weight=0.0, latency_mode="target"), cm) is None
-    res = run_search(SearchConfig(latency_weight=0.5, latency_mode="target", seed=2, **TINY))
-    mid = latency_target(SearchConfig(latency_weight=0.5, latency_mode="target"), cm)
+    assert latency_target(SearchConfig.of(latency_weight=0.0, latency_mode="target"), cm) is None
+    res = run_search(SearchConfig.of(latency_weight=0.5, latency_mode="target", seed=2, **TINY))
+    mid = latency_target(SearchConfig.of(latency_weight=0.5, latency_mode="target"), cm)
     assert res.latency_ms <= mid
 
 

@@ -115,14 +115,14 @@ def test_chain3_searches_through_the_same_door():
     """The tiny space runs through the whole search (evolution, real indicators, costs)."""
     from micronas.search import SearchConfig, run_search
 
-    r = run_search(SearchConfig(space="chain3", strategy="evolution", evaluations=6,
+    r = run_search(SearchConfig.of(space="chain3", strategy="evolution", evaluations=6,
                                 input="20x12x1", classes=3, indicators="synflow,params",
                                 device="nrf52840", workers=1))
     assert r.space == "chain3" and r.index is None and r.input_shape == (1, 20, 12)
     assert get_space("chain3").parse(r.arch)
     with pytest.raises(Exception, match="prune needs a supernet"):
-        run_search(SearchConfig(space="chain3", strategy="prune", input="20x12x1", classes=3,
+        run_search(SearchConfig.of(space="chain3", strategy="prune", input="20x12x1", classes=3,
                                 workers=1))
     # without a supernet the default strategy is evolution
-    assert SearchConfig(space="chain3").resolved_strategy() == "evolution"
-    assert SearchConfig().resolved_strategy() == "prune"
+    assert SearchConfig.of(space="chain3").resolved_strategy() == "evolution"
+    assert SearchConfig.of().resolved_strategy() == "prune"

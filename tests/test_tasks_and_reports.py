@@ -56,10 +56,10 @@ def test_cost_of_a_reference_network_names_its_own_input(cli):
 def test_search_on_a_custom_task_builds_the_cells_for_it():
     from micronas.search import SearchConfig, run_search
 
-    r = run_search(SearchConfig(input="32x32x3", classes=10, strategy="evolution",
+    r = run_search(SearchConfig.of(input="32x32x3", classes=10, strategy="evolution",
                                 evaluations=4, ntk_batch=4, lr_samples=32, workers=1))
     assert r.task == "custom-32x32x3" and r.input_shape == (3, 32, 32) and r.classes == 10
-    r2 = run_search(SearchConfig(input="64x48x1", classes=2, strategy="evolution",
+    r2 = run_search(SearchConfig.of(input="64x48x1", classes=2, strategy="evolution",
                                  evaluations=4, indicators="params", workers=1))
     assert r2.input_shape == (1, 64, 48) and r2.fits
 
@@ -69,7 +69,7 @@ def test_score_and_search_read_one_settings_object():
     from micronas.proxies import ProxySettings
     from micronas.search import SearchConfig
 
-    assert SearchConfig().proxy_settings() == ProxySettings()
+    assert SearchConfig.of().proxy == ProxySettings()
     want = json.loads((FIXTURES / "search_nb201.json").read_text())["default/0"]
     assert want["index"] == 10400
     got = api.score(10400, ["ntk_cond", "linear_regions", "synflow"])
@@ -82,11 +82,11 @@ def test_refine_uses_the_search_settings():
     from micronas.proxies import ProxySettings
     from micronas.search import SearchConfig, run_search
 
-    cfg = SearchConfig(strategy="random", evaluations=3, refine=1, ntk_batch=4, lr_samples=32,
+    cfg = SearchConfig.of(strategy="random", evaluations=3, refine=1, ntk_batch=4, lr_samples=32,
                        workers=1, seed=3, indicators="ntk_cond,linear_regions")
     r = run_search(cfg)
     trail = r.history[-1]["refine"]
-    s = cfg.proxy_settings()
+    s = cfg.proxy
     assert s != ProxySettings()
     for step in trail:
         got = api.score(step["arch"], ["ntk_cond", "linear_regions"], seed=cfg.seed, settings=s)
@@ -110,7 +110,7 @@ def test_report_and_plot_of_a_prune_search(tmp_path):
     from micronas.search.report import _markdown, evaluated_archs, plot_points, write_outputs
     from micronas.search.run import SearchConfig, SearchResult
 
-    cfg = SearchConfig(max_latency_ms=300.0)
+    cfg = SearchConfig.of(max_latency_ms=300.0)
     hist = [{"round": 1, "ntk_cond": 1.0, "latency_ms": 900.0, "macs": 1,
              "candidates": [{"edge": 0, "op": "skip_connect", "ntk_cond": 2.0,
                              "latency_ms": 800.0, "macs": 1}]}]
@@ -118,7 +118,7 @@ def test_report_and_plot_of_a_prune_search(tmp_path):
                                                     "synflow": 5.0},
                      latency_ms=250.0, peak_sram_bytes=1, flash_bytes=1, macs=1, params=1,
                      fits=True, search_seconds=1.0, seed=0, evaluations=57,
-                     config=cfg.__dict__, history=hist)
+                     config=cfg.to_dict(), history=hist)
     md = _markdown(r)
     assert "SRAM none" in md and "None" not in md and "latency 300 ms" in md
     assert [x["arch"] for x in evaluated_archs(r.history, r.arch, r.indicators,

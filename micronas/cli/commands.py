@@ -5,12 +5,16 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any
+from concurrent.futures import Executor
+from typing import TYPE_CHECKING, Any
 
 from micronas import api
 from micronas.cli import render
 from micronas.errors import MicronasError
 from micronas.tasks import Task, resolve_task
+
+if TYPE_CHECKING:
+    from micronas.search.config import SearchConfig
 
 
 def task_of(args: argparse.Namespace) -> Task:
@@ -97,12 +101,13 @@ def cmd_bench_correlate(args: argparse.Namespace) -> int:
     return 0
 
 
-def search_config(args: argparse.Namespace):
-    from micronas.search.run import SearchConfig
+def search_config(args: argparse.Namespace) -> SearchConfig:
+    """The search's config from the command line (validated as it is made)."""
+    from micronas.search.config import SearchConfig
 
     task = task_of(args)  # validated here; the config keeps the strings
     custom = args.input is not None
-    return SearchConfig(
+    return SearchConfig.of(
         space=args.space, device=args.device, task=task.name,
         input=args.input if custom else None, classes=args.classes if custom else None,
         resolutions=args.resolutions if custom else None,
@@ -134,15 +139,13 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     early = workers_beside(args.workers, args.executor or "")  # before torch's import here
     try:
-        cfg = search_config(args)
-        cfg.validate()
-        return _search(args, cfg, early)
+        return _search(args, search_config(args), early)
     finally:
         if early is not None:
             early.shutdown(wait=True, cancel_futures=True)
 
 
-def _search(args: argparse.Namespace, cfg: Any, executor: Any) -> int:
+def _search(args: argparse.Namespace, cfg: SearchConfig, executor: Executor | None) -> int:
     from micronas.infra.fileio import check_out_dir
     from micronas.search.report import plot_points, write_outputs
 
@@ -165,9 +168,8 @@ def _search(args: argparse.Namespace, cfg: Any, executor: Any) -> int:
             ground_truth = False  # $MICRONAS_NB201 alone: such a task searches without it
         if ground_truth:
             table = load_table(args.benchmark)
-    total = {"prune": 55, "evolution": args.evaluations + 1, "random": args.evaluations + 1}
     strategy = cfg.resolved_strategy()
-    expected = (total.get(strategy) or 0) + 24 * cfg.refine or None
+    expected = cfg.strategy.expected_evaluations(cfg.space)
     with render.progress(expected, f"search ({strategy})", args.quiet) as bar:
         res = api.search(cfg, table, cache_path(args), bar.update, executor)
         bar.total = bar.n  # the total was an upper bound where refining stops early
@@ -259,7 +261,6 @@ def recipe_of(args: argparse.Namespace):
 
     r = Recipe(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, augment=args.augment,
                train_subset=args.train_subset)
-    r.validate()
     return r
 
 
@@ -317,15 +318,15 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from micronas.search.run import SearchConfig
+    from micronas.search.config import SearchConfig
 
     recipe = recipe_of(args)
-    cfg = SearchConfig(space=args.space, device=args.device, max_latency_ms=args.max_latency_ms,
-                       max_sram_kb=args.max_sram_kb, max_flash_kb=args.max_flash_kb,
-                       reserve_sram_kb=args.reserve_sram_kb,
-                       reserve_flash_kb=args.reserve_flash_kb,
-                       latency_weight=args.latency_weight, evaluations=args.evaluations,
-                       seed=args.seed, workers=0)
+    cfg = SearchConfig.of(space=args.space, device=args.device,
+                          max_latency_ms=args.max_latency_ms, max_sram_kb=args.max_sram_kb,
+                          max_flash_kb=args.max_flash_kb, reserve_sram_kb=args.reserve_sram_kb,
+                          reserve_flash_kb=args.reserve_flash_kb,
+                          latency_weight=args.latency_weight, evaluations=args.evaluations,
+                          seed=args.seed, workers=0)
     data = data_of(args)
     progress, close = _stage_bar(args.quiet or args.json)
     try:

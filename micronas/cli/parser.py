@@ -8,6 +8,7 @@ from typing import NoReturn
 
 from micronas import __version__
 from micronas.cli import commands as c
+from micronas.infra import defaults
 
 
 def executor_opt(p: argparse.ArgumentParser) -> None:
@@ -37,8 +38,14 @@ def _seed(text: str) -> int:
     return v
 
 
-def space_opt(p: argparse.ArgumentParser, default: str = "nb201") -> None:
+def space_opt(p: argparse.ArgumentParser, default: str = defaults.BENCHMARK_SPACE) -> None:
     p.add_argument("--space", default=default, help=f"search space (default {default})")
+
+
+def device_opt(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default=defaults.DEVICE,
+                   help=f"built-in name (micronas list devices) or .toml path "
+                        f"(default {defaults.DEVICE})")
 
 
 def budget_opts(p: argparse.ArgumentParser) -> None:
@@ -135,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     co = sub.add_parser("cost", help="MACs, flash, peak SRAM and latency on a device")
     co.add_argument("arch", help="the space's string or index, or mlperf:kws|vww|ad|ic")
-    co.add_argument("--device", default="stm32f746", help="built-in name or .toml path")
+    device_opt(co)
     space_opt(co)
     task_opts(co)
     co.add_argument("--layers", action="store_true", help="print the per-layer table")
@@ -146,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("arch", help="the space's string or index")
     s.add_argument("--indicators", help="comma-separated names (default "
                    "ntk_cond,linear_regions,tenas)")
-    s.add_argument("--seed", type=_seed, default=0)
+    s.add_argument("--seed", type=_seed, default=defaults.SEED)
     executor_opt(s)
     space_opt(s)
     task_opts(s)
@@ -163,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = bc.add_mutually_exclusive_group()
     g.add_argument("--sample", type=_int, default=1000, help="architectures to draw (1000)")
     g.add_argument("--all", action="store_true", help="all 15,625 architectures")
-    bc.add_argument("--seed", type=_seed, default=0)
+    bc.add_argument("--seed", type=_seed, default=defaults.SEED)
     bc.add_argument("--indicators", help="comma-separated names (default: all)")
     bc.add_argument("--workers", type=_int, default=1, help="scoring processes")
     executor_opt(bc)
@@ -178,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     se = sub.add_parser("search", help="find an architecture for a device (the main command)")
     space_opt(se)
-    se.add_argument("--device", default="stm32f746", help="built-in name or .toml path")
+    device_opt(se)
     task_opts(se)
     se.add_argument("--strategy", default="auto",
                     help="prune (MicroNAS) | evolution | random | exhaustive (default: prune "
@@ -186,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--latency-weight", type=float, default=0.0)
     se.add_argument("--flops-weight", type=float, default=0.0)
     budget_opts(se)
-    se.add_argument("--seed", type=_seed, default=0)
+    se.add_argument("--seed", type=_seed, default=defaults.SEED)
     se.add_argument("--rank-mode", default="percentile", help="percentile (ours) | dense "
                     "(MicroNAS)")
     se.add_argument("--latency-mode", default="rank", help="rank: the latency weight joins the "
@@ -194,15 +201,15 @@ def build_parser() -> argparse.ArgumentParser:
                     "and fastest network of the space (smooth)")
     se.add_argument("--refine", type=_int, default=0, help="after the strategy, hill-climb up "
                     "to K steps over one-choice neighbours (ours; ~10 s per step on 2 cores)")
-    se.add_argument("--fill", type=float, default=0.9, help="prune: when --max-* budgets bind, "
+    se.add_argument("--fill", type=float, default=defaults.FILL, help="prune: when --max-* budgets bind, "
                     "never prune below this share of the largest network they allow (ours; 0: "
                     "published, feasibility only)")
-    se.add_argument("--workers", type=_int, default=0, help="processes computing indicators "
+    se.add_argument("--workers", type=_int, default=defaults.WORKERS, help="processes computing indicators "
                     "(0 or 1: this process, on two threads when there are 2+ cores; N >= 2: N - 1 "
                     "worker processes beside it, at ~400 MB more per worker; results do not "
                     "depend on it)")
     executor_opt(se)
-    se.add_argument("--evaluations", type=_int, default=54,
+    se.add_argument("--evaluations", type=_int, default=defaults.EVALUATIONS,
                     help="indicator evaluations for evolution and random")
     se.add_argument("--indicators", help="the indicator part of the objective, "
                     "'name[:share],...' (default: see docs/search.md; ntk_cond,linear_regions "
@@ -226,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--format", default="tflite", help="tflite (int8) | onnx (float)")
     ex.add_argument("--out", required=True, help="output file")
     ex.add_argument("--force", action="store_true", help="overwrite --out if it exists")
-    ex.add_argument("--seed", type=_seed, default=0, help="seed of the stand-in weights")
+    ex.add_argument("--seed", type=_seed, default=defaults.SEED, help="seed of the stand-in weights")
     ex.add_argument("--calibration", help=".npy float batch (batch, *input shape); default "
                     "8 Gaussian samples")
     ex.add_argument("--no-check", action="store_true", help="skip the TFLM / onnxruntime check")
@@ -235,10 +242,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     tr = sub.add_parser("train", help="train an architecture on real data (CPU, resumable)")
     tr.add_argument("arch", help="the space's string or index")
-    space_opt(tr, default="mcu")
+    space_opt(tr, default=defaults.DATA_SPACE)
     data_opts(tr)
     recipe_opts(tr)
-    tr.add_argument("--seed", type=_seed, default=0, help="weights, order, augmentation and "
+    tr.add_argument("--seed", type=_seed, default=defaults.SEED, help="weights, order, augmentation and "
                     "the split of data without one")
     tr.add_argument("--out", required=True, help="folder for checkpoint.pt (rerun to resume)")
     tr.add_argument("--json", action="store_true")
@@ -248,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     dp = sub.add_parser("deploy", help="bundle a trained checkpoint for a device: .tflite, C "
                         "array, headers, TFLM main.cc, standalone C; int8 accuracy in TFLM")
     dp.add_argument("checkpoint", help="checkpoint.pt of 'micronas train' (or its --out folder)")
-    dp.add_argument("--device", default="stm32f746", help="built-in name or .toml path")
+    device_opt(dp)
     dp.add_argument("--out", required=True, help="folder for the bundle")
     bundle_opts(dp)
     dp.add_argument("--json", action="store_true")
@@ -257,15 +264,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     bu = sub.add_parser("build", help="one command from data to a bundle: search, train, int8, "
                         "TFLM check, deploy, report.md")
-    space_opt(bu, default="mcu")
-    bu.add_argument("--device", default="stm32f746", help="built-in name or .toml path")
+    space_opt(bu, default=defaults.DATA_SPACE)
+    device_opt(bu)
     data_opts(bu)
     budget_opts(bu)
     bu.add_argument("--latency-weight", type=float, default=0.0)
-    bu.add_argument("--evaluations", type=_int, default=54, help="search: indicator evaluations")
+    bu.add_argument("--evaluations", type=_int, default=defaults.EVALUATIONS,
+                    help="search: indicator evaluations")
     recipe_opts(bu)
     bundle_opts(bu)
-    bu.add_argument("--seed", type=_seed, default=0)
+    bu.add_argument("--seed", type=_seed, default=defaults.SEED)
     bu.add_argument("--out", required=True, help="folder for search/, train/, bundle/, report.md")
     bu.add_argument("--json", action="store_true")
     quiet_opt(bu)
@@ -275,27 +283,27 @@ def build_parser() -> argparse.ArgumentParser:
     me = sub.add_parser("measure", help="emulated latency: our int8 C kernels on the device's "
                         "core (unicorn), instructions per class -> cycles")
     me.add_argument("arch", help="the space's string or index, or mlperf:kws|vww|ad|ic")
-    me.add_argument("--device", default="stm32f746", help="built-in name or .toml path")
+    device_opt(me)
     space_opt(me)
     task_opts(me)
     me.add_argument("--method", default="layers", help="layers (each distinct layer emulated "
                     "once, cached; default) | whole (one run of the whole network, every tensor "
                     "checked bit-exact)")
-    me.add_argument("--seed", type=_seed, default=0)
+    me.add_argument("--seed", type=_seed, default=defaults.SEED)
     me.add_argument("--layers", action="store_true", help="print the per-layer table")
     me.add_argument("--json", action="store_true")
     me.set_defaults(func=c.cmd_measure)
 
     ca = sub.add_parser("calibrate", help="fit the device's latency constants (emulated "
                         "layers, or your measurements) and write a profile")
-    ca.add_argument("--device", default="stm32f746", help="built-in name or .toml path")
+    device_opt(ca)
     ca.add_argument("--measurements", help="CSV of board measurements: arch,latency_ms "
                     "(per model) or arch,layer,latency_ms (per layer)")
     ca.add_argument("--out", help="profile to write (default DEVICE-calibrated.toml)")
     ca.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     space_opt(ca)
     task_opts(ca)
-    ca.add_argument("--seed", type=_seed, default=0, help="seed of the designed layer set")
+    ca.add_argument("--seed", type=_seed, default=defaults.SEED, help="seed of the designed layer set")
     ca.add_argument("--json", action="store_true")
     quiet_opt(ca)
     ca.set_defaults(func=c.cmd_calibrate)

@@ -180,7 +180,7 @@ def search(res: Any, device: str, out: Any) -> None:
     if res.accuracy is not None:
         print(f"accuracy      {res.accuracy:.2f} % ({res.task} test, ground truth); best under "
               f"the same budgets {res.oracle_accuracy:.2f} %")
-    print(f"search        {res.config['strategy']}, {res.evaluations} indicator evaluations, "
+    print(f"search        {res.config['strategy']['name']}, {res.evaluations} indicator evaluations, "
           f"{res.search_seconds:.1f} s, seed {res.seed}")
     if len(res.pareto) > 1:
         print(f"pareto        {len(res.pareto)} evaluated architectures on the latency/indicator "

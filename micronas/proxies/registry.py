@@ -52,7 +52,11 @@ class ProxySettings:
         blob = json.dumps(d, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
+    def __post_init__(self) -> None:
+        self.validate()
+
     def validate(self) -> None:
+        """Raise a one-line error on a bad setting (run when the settings are made)."""
         if self.network not in ("tenas", "full"):
             raise MicronasError(f"unknown proxy network {self.network!r}; use tenas or full")
         for name in ("ntk_batch", "lr_samples", "lr_batches", "repeats", "zc_batch"):

@@ -98,7 +98,6 @@ def score_batch(cands: Sequence[Candidate], indicators: Sequence[str], seed: int
     what is left) and written to ``store`` here, as they arrive. ``meanwhile``: the caller's own
     work, run here once the computations are handed to the executor, before their results
     are collected (it overlaps them on an executor of threads or processes)."""
-    settings.validate()
     names = tuple(expand(indicators))
     key = settings.key()
     out: list[dict[str, Score]] = [{} for _ in cands]
@@ -219,7 +218,6 @@ def score_many(space: SearchSpace, archs: Sequence[Any], task: Task, indicators:
     """Score architectures ``archs`` of ``space`` for ``task`` (in order), population
     indicators last. ``executor``: ``"serial"``, ``"process:N"`` or an Executor."""
     s = settings or ProxySettings()
-    s.validate()
     store = ResultStore(cache_path) if cache_path else None
     ex = make_executor(executor)
     try:

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from micronas.infra.fileio import atomic_write
+from micronas.search.config import ObjectiveSpec
 from micronas.search.pareto import evaluated_archs, indicator_part, pareto_front
-from micronas.search.run import SearchConfig, SearchResult
+from micronas.search.run import SearchResult
 
 __all__ = ["evaluated_archs", "pareto_front", "plot_points", "write_outputs"]
 
@@ -32,20 +33,21 @@ def arch_label(r: SearchResult) -> str:
 
 def _markdown(r: SearchResult) -> str:
     c = r.config
+    st, ob, bu = c["strategy"], c["objective"], c["budgets"]
     h, w = r.input_shape[1:]
     lines = [
         "# micronas search result", "",
         f"- architecture: `{r.arch}`" + (f" ({r.space} index {r.index})" if r.index is not None
                                          else f" ({r.space} space)"),
         f"- device: {c['device']}, task: {r.task} ({h}x{w}x{r.input_shape[0]}, {r.classes} "
-        f"classes), strategy: {c['strategy']}, seed: {r.seed}",
-        f"- weights: latency {c['latency_weight']}, FLOPs {c['flops_weight']}, indicators "
-        f"`{c['indicators']}` (rank mode {c['rank_mode']})",
-        f"- budgets: latency {_budget(c['max_latency_ms'], 'ms')}, SRAM "
-        f"{_budget(c['max_sram_kb'], 'KB')}, flash {_budget(c['max_flash_kb'], 'KB')} (plus the "
+        f"classes), strategy: {st['name']}, seed: {r.seed}",
+        f"- weights: latency {ob['latency_weight']}, FLOPs {ob['flops_weight']}, indicators "
+        f"`{ob['indicators']}` (rank mode {ob['rank_mode']})",
+        f"- budgets: latency {_budget(bu['max_latency_ms'], 'ms')}, SRAM "
+        f"{_budget(bu['max_sram_kb'], 'KB')}, flash {_budget(bu['max_flash_kb'], 'KB')} (plus the "
         "device's own memory)"
-        + (f"; pruning keeps >= {c['fill']:g} of a binding budget's capacity"
-           if c["strategy"] == "prune" and c["fill"] else ""),
+        + (f"; pruning keeps >= {st['fill']:g} of a binding budget's capacity"
+           if st["name"] == "prune" and st["fill"] else ""),
         f"- reserved for the application: {r.reserve_sram_bytes / 1024:.1f} KB SRAM, "
         f"{r.reserve_flash_bytes / 1024:.1f} KB flash (outside every budget)", "",
         "| quantity | value |", "|---|---|",
@@ -87,8 +89,8 @@ def _plot(r: SearchResult, path: Path, points: list[tuple[float, float]],
         ax.step(fx, fy, where="post", c="tab:blue", lw=1.2, label="Pareto front")
     ax.scatter([r.latency_ms], [chosen_y], marker="*", s=180, c="tab:red", zorder=5,
                label=f"chosen ({arch_label(r)[:24]})")
-    if r.config.get("max_latency_ms"):
-        ax.axvline(r.config["max_latency_ms"], ls="--", c="tab:orange", lw=1,
+    if r.config["budgets"].get("max_latency_ms"):
+        ax.axvline(r.config["budgets"]["max_latency_ms"], ls="--", c="tab:orange", lw=1,
                    label="latency budget")
     xs_all = [p[0] for p in points] + [r.latency_ms]
     if max(xs_all) / min(xs_all) > 3:  # a log axis only where it spans enough
@@ -120,11 +122,11 @@ def plot_points(r: SearchResult, table: Any, all_costs: dict | None
         pts = [(c.latency_ms, table.acc(a, task)) for a, c in all_costs.items()]
         return pts, f"{r.task} test accuracy (%, ground truth)", float(r.accuracy), None
     items = evaluated_archs(r.history, r.arch, r.indicators, r.latency_ms)
-    y = indicator_part(items, SearchConfig(**r.config).weights().indicators)
+    y = indicator_part(items, ObjectiveSpec(**r.config["objective"]).weights().indicators)
     pts = [(x["latency_ms"], v) for x, v in zip(items, y, strict=True)]
     note = None
     if len(items) == 1:
-        note = (f"{r.config['strategy']} evaluated no other complete architecture (pruning "
+        note = (f"{r.config['strategy']['name']} evaluated no other complete architecture (pruning "
                 "scores supernets); --strategy evolution or a ground-truth table draws a front")
     elif (pts[-1][0], pts[-1][1]) not in pareto_front(pts):
         note = ("the chosen architecture maximises the whole objective (with latency and FLOPs "

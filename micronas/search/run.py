@@ -16,20 +16,14 @@ from micronas.errors import BudgetError, MicronasBug, MicronasError
 from micronas.hardware import Device, load_device
 from micronas.infra.cache import ResultStore, cache_dir
 from micronas.infra.execution import default_threads, workers_beside
-from micronas.proxies.registry import ProxySettings
+from micronas.search.config import SearchConfig
 from micronas.search.costs import BudgetFilter, Budgets, CostModel, lower_bound
 from micronas.search.evaluate import Evaluator
-from micronas.search.objective import DEFAULT_MIX, Weights, parse_mix
+from micronas.search.objective import Weights
 from micronas.search.pareto import front
-from micronas.search.strategies import STRATEGIES, Progress, Refine, drive, make_strategy
+from micronas.search.strategies import Progress, Refine, drive, make_strategy
 from micronas.spaces import Candidate, HasSupernet, SearchSpace, bind, get_space, index_of
-from micronas.tasks import Task, resolve_task
-
-_PROXY = ProxySettings()
-
-#: Share of the device's SRAM and of its flash left to the application by default
-#: (``reserve_sram_kb`` / ``reserve_flash_kb`` override it; docs/search.md).
-DEFAULT_RESERVE = 0.10
+from micronas.tasks import Task
 
 
 @runtime_checkable
@@ -37,121 +31,6 @@ class GroundTruth(Protocol):
     """A ground-truth table of a space: the trained accuracy (%) of an architecture."""
 
     def acc(self, arch: Hashable, task: Task) -> float: ...
-
-
-def default_strategy(space: SearchSpace) -> str:
-    """MicroNAS pruning where the space has a supernet, evolution otherwise."""
-    return "prune" if isinstance(space, HasSupernet) else "evolution"
-
-
-@dataclass(frozen=True)
-class SearchConfig:
-    """Every setting of a search; saved beside its results.
-
-    The task is ``task`` (a built-in name) or, when ``input`` is given, a custom one:
-    ``input`` = ``"HxWxC"`` with ``classes``."""
-
-    space: str = "nb201"
-    device: str = "stm32f746"
-    task: str = "cifar10"
-    input: str | None = None
-    classes: int | None = None
-    resolutions: str | None = None  # with ``input``: other input sides to draw, "64,80"
-    strategy: str = "auto"         # prune where the space has a supernet, else evolution
-    latency_weight: float = 0.0
-    flops_weight: float = 0.0
-    max_latency_ms: float | None = None
-    max_sram_kb: float | None = None
-    max_flash_kb: float | None = None
-    reserve_sram_kb: float | None = None   # left to the application (None: 10 % of the device's)
-    reserve_flash_kb: float | None = None  # likewise for flash
-    seed: int = 0
-    rank_mode: str = "percentile"
-    latency_mode: str = "rank"     # "rank" (the published rank mix) or "target" (ours)
-    evaluations: int = 54          # for evolution and random (prune uses 24 + 18 + 12)
-    # indicator settings: ProxySettings' own defaults (one settings object for every command)
-    ntk_batch: int = _PROXY.ntk_batch
-    repeats: int = _PROXY.repeats
-    lr_samples: int = _PROXY.lr_samples
-    lr_batches: int = _PROXY.lr_batches
-    ntk_resolution: int | None = _PROXY.ntk_resolution
-    lr_input: str | None = _PROXY.lr_input
-    network: str = _PROXY.network
-    refine: int = 0                # hill-climbing steps after the strategy (0: none)
-    indicators: str = DEFAULT_MIX  # the indicator part of the objective: "name[:share],..."
-    fill: float = 0.9              # prune: share of a binding budget's capacity to keep (ours)
-    workers: int = 1               # processes computing indicators (0 or 1: this process, on
-    #                                two threads on 2+ cores, the default; N >= 2: N - 1 spawned
-    #                                workers beside it, which re-import __main__, so a script
-    #                                using 2 or more needs an `if __name__` guard)
-    executor: str = ""             # where indicator batches run: "" (workers above), serial,
-    #                                thread:N, process:N, local:N or dask://HOST:PORT
-
-    def validate(self) -> None:
-        get_space(self.space)
-        if self.strategy != "auto" and self.strategy not in STRATEGIES:
-            raise MicronasError(f"unknown strategy {self.strategy!r}; choose from "
-                                f"{', '.join(STRATEGIES)} (default: prune where the space has a "
-                                "supernet, else evolution)")
-        self.weights()
-        for name in ("max_latency_ms", "max_sram_kb", "max_flash_kb"):
-            v = getattr(self, name)
-            if v is not None and not (np.isfinite(v) and v > 0):
-                raise BudgetError(f"--{name.replace('_', '-')} must be a positive number, got {v}")
-        for name in ("reserve_sram_kb", "reserve_flash_kb"):
-            v = getattr(self, name)
-            if v is not None and not (np.isfinite(v) and v >= 0):
-                raise BudgetError(f"--{name.replace('_', '-')} must be a number >= 0, got {v}")
-        if self.evaluations < 1:
-            raise MicronasError(f"evaluations must be >= 1, got {self.evaluations}")
-        if self.workers < 0:
-            raise MicronasError(f"--workers must be >= 0, got {self.workers}")
-        if self.executor:
-            from micronas.infra.execution import parse_executor
-
-            parse_executor(self.executor)
-        if not 0 <= self.fill < 1:
-            raise MicronasError(f"--fill must be in [0, 1), got {self.fill}")
-        if self.refine < 0:
-            raise MicronasError(f"--refine must be >= 0, got {self.refine}")
-        if self.latency_mode not in ("rank", "target"):
-            raise MicronasError(f"unknown latency mode {self.latency_mode!r}; use rank or target")
-        if self.rank_mode not in ("percentile", "dense"):
-            raise MicronasError(f"unknown rank mode {self.rank_mode!r}; use percentile or dense")
-        self.resolve_task()
-        self.proxy_settings().validate()
-
-    def resolved_strategy(self) -> str:
-        return default_strategy(get_space(self.space)) if self.strategy == "auto" else self.strategy
-
-    def reserves(self, device: Device) -> tuple[int, int]:
-        """Bytes of SRAM and flash left to the application on ``device``."""
-        kb = 1024
-        sram = (round(DEFAULT_RESERVE * device.sram_bytes) if self.reserve_sram_kb is None
-                else round(self.reserve_sram_kb * kb))
-        flash = (round(DEFAULT_RESERVE * device.flash_bytes) if self.reserve_flash_kb is None
-                 else round(self.reserve_flash_kb * kb))
-        for what, r, total in (("SRAM", sram, device.sram_bytes),
-                               ("flash", flash, device.flash_bytes)):
-            if r >= total:
-                raise BudgetError(f"--reserve-{what.lower()}-kb {r / kb:g} leaves no {what} of "
-                                  f"{device.name}'s {total / kb:g} KB for the network")
-        return sram, flash
-
-    def resolve_task(self) -> Task:
-        return resolve_task(None if self.input is not None else self.task, self.input,
-                            self.classes, resolutions=self.resolutions)
-
-    def weights(self, latency: float | None = None) -> Weights:
-        """The objective's weights (``latency`` overrides the latency weight)."""
-        return Weights(self.latency_weight if latency is None else latency, self.flops_weight,
-                       parse_mix(self.indicators))
-
-    def proxy_settings(self) -> ProxySettings:
-        return ProxySettings(network=self.network, ntk_batch=self.ntk_batch,
-                             repeats=self.repeats, lr_samples=self.lr_samples,
-                             lr_batches=self.lr_batches, ntk_resolution=self.ntk_resolution,
-                             lr_input=self.lr_input)
 
 
 @dataclass
@@ -195,11 +74,7 @@ class SearchResult:
 
 def budgets_for(cfg: SearchConfig, device: Device) -> Budgets:
     """The user's budgets within the device's memory less the application's reserve."""
-    kb = 1024
-    return Budgets.with_device(
-        device, cfg.max_latency_ms,
-        None if cfg.max_sram_kb is None else int(cfg.max_sram_kb * kb),
-        None if cfg.max_flash_kb is None else int(cfg.max_flash_kb * kb), *cfg.reserves(device))
+    return cfg.budgets.for_device(device)
 
 
 def latency_target(cfg: SearchConfig, costs: CostModel) -> float | None:
@@ -207,7 +82,7 @@ def latency_target(cfg: SearchConfig, costs: CostModel) -> float | None:
     interpolation between the slowest and the fastest-looking completion of the space's
     full supernet (NB201: every edge conv3x3, every edge skip_connect):
     L_hi^(1-w) * L_lo^w. w = 0 sets none (TE-NAS)."""
-    if cfg.latency_mode != "target" or cfg.latency_weight <= 0:
+    if cfg.objective.latency_mode != "target" or cfg.objective.latency_weight <= 0:
         return None
     if not isinstance(costs.space, HasSupernet):
         raise MicronasError(f"--latency-mode target needs a supernet, which space "
@@ -215,7 +90,7 @@ def latency_target(cfg: SearchConfig, costs: CostModel) -> float | None:
     sn = costs.space.supernet()
     order = list(sn.completions(sn.full()))
     lo, hi = costs.arch(order[0]).latency_ms, costs.arch(order[-1]).latency_ms
-    w = cfg.latency_weight
+    w = cfg.objective.latency_weight
     return hi ** (1 - w) * lo ** w
 
 
@@ -243,8 +118,7 @@ def run_search(cfg: SearchConfig, table: GroundTruth | None = None, cache_path: 
     """Run one search. ``table``: a ground-truth table of the space (``acc(arch, task)``)
     for true and oracle accuracy (optional). ``executor``: the caller's, for the indicators
     (left open), instead of the one ``cfg`` names."""
-    cfg.validate()
-    cfg = replace(cfg, strategy=cfg.resolved_strategy())
+    cfg = replace(cfg, strategy=replace(cfg.strategy, name=cfg.resolved_strategy()))
     task = cfg.resolve_task()
     space = bind(get_space(cfg.space), task)
     device = load_device(cfg.device)
@@ -264,11 +138,12 @@ def run_search(cfg: SearchConfig, table: GroundTruth | None = None, cache_path: 
     # (ThreadExecutor; peak RSS ~330 MB; each worker process imports torch, ~400 MB more)
     # --workers N (N >= 2): N - 1 worker processes beside this one, started now so their
     # start-up overlaps ours (HybridExecutor)
-    ours = None if executor is not None else workers_beside(cfg.workers, cfg.executor)
+    ex = cfg.execution
+    ours = None if executor is not None else workers_beside(ex.workers, ex.executor)
     how: str | Executor = next((e for e in (executor, ours) if e is not None),
-                               cfg.executor or f"thread:{default_threads()}")  # thread:1: serial
+                               ex.executor or f"thread:{default_threads()}")  # thread:1: serial
     try:
-        ev = Evaluator(costs, cfg.proxy_settings(), cfg.seed, store, w.names(), how)
+        ev = Evaluator(costs, cfg.proxy, cfg.seed, store, w.names(), how)
         try:
             limits = Budgets.with_device(device, None, None, None, *cfg.reserves(device))
             return _run(cfg, ev, w, BudgetFilter(costs, budgets, limits), device, table, progress,
@@ -283,20 +158,16 @@ def run_search(cfg: SearchConfig, table: GroundTruth | None = None, cache_path: 
 
 
 def _run(cfg: SearchConfig, ev: Evaluator, w: Weights, filt: BudgetFilter, device: Device,
-         table: Any, progress: Progress, t0: float) -> SearchResult:
+         table: GroundTruth | None, progress: Progress, t0: float) -> SearchResult:
     space, task, costs = ev.space, ev.task, ev.costs
     rng = np.random.default_rng(cfg.seed)
-    options: dict[str, Any] = {}
-    if cfg.strategy in ("evolution", "random"):
-        options["n"] = cfg.evaluations
-    if cfg.strategy == "prune":
-        options["fill"] = cfg.fill
-    strategy = make_strategy(cfg.strategy, space, task, filt, w, rng, cfg.rank_mode, **options)
+    st, mode = cfg.strategy, cfg.objective.rank_mode
+    strategy = make_strategy(st.name, space, task, filt, w, rng, mode, **st.options(cfg.space))
     res = drive(strategy, ev, progress)
     arch = res.arch
-    if cfg.refine:  # the same evaluator: the search's indicator settings and cache
-        ref = drive(Refine(space, task, filt, w, rng, cfg.rank_mode, start=arch,
-                           steps=cfg.refine), ev, progress)
+    if st.refine:  # the same evaluator: the search's indicator settings and cache
+        ref = drive(Refine(space, task, filt, w, rng, mode, start=arch, steps=st.refine), ev,
+                    progress)
         arch = ref.arch
         res.evaluations += ref.evaluations
         res.history = [*res.history, *ref.history]
@@ -311,7 +182,7 @@ def _run(cfg: SearchConfig, ev: Evaluator, w: Weights, filt: BudgetFilter, devic
         macs=c.macs, params=c.params,
         fits=c.peak_sram_bytes <= device.sram_bytes and c.flash_bytes <= device.flash_bytes,
         search_seconds=elapsed, seed=cfg.seed, evaluations=n_evals,
-        config=asdict(cfg), space=space.name, task=task.name, input_shape=task.input_shape,
+        config=cfg.to_dict(), space=space.name, task=task.name, input_shape=task.input_shape,
         classes=task.classes, history=res.history, versions=versions())
     out.reserve_sram_bytes, out.reserve_flash_bytes = cfg.reserves(device)
     out.network_input = Candidate(space, arch, task).variant_input("full")

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from micronas.errors import BudgetError, MicronasError
+from micronas.infra import defaults
 from micronas.infra.registry import Registry, summary_of
 from micronas.search.costs import BudgetFilter, Budgets, Costs
 from micronas.search.evaluate import Evaluation, Evaluator
@@ -60,6 +61,17 @@ class Strategy:
         self.rng = rng
         self.rank_mode = rank_mode
         self.evaluated: list[Evaluation] = []
+
+    # --- what it takes from the settings ----------------------------------------------
+    @classmethod
+    def options(cls, evaluations: int, fill: float) -> dict[str, Any]:
+        """The constructor options this strategy takes from a search's settings."""
+        return {}
+
+    @classmethod
+    def expected_evaluations(cls, evaluations: int) -> int | None:
+        """How many indicator evaluations a run makes (None: unknown in advance)."""
+        return None
 
     # --- the interface -----------------------------------------------------------------
     def ask(self) -> list[Candidate] | None:
@@ -132,6 +144,14 @@ class Prune(Strategy):
     """
 
     name = "prune"
+
+    @classmethod
+    def options(cls, evaluations: int, fill: float) -> dict[str, Any]:
+        return {"fill": fill}
+
+    @classmethod
+    def expected_evaluations(cls, evaluations: int) -> int | None:
+        return 24 + 18 + 12  # NB201's supernet: 6 edges x (4, then 3, then 2 open ops)
 
     def __init__(self, *args: Any, fill: float = 0.0, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -226,7 +246,15 @@ class RandomSearch(Strategy):
 
     name = "random"
 
-    def __init__(self, *args: Any, n: int = 54, **kwargs: Any):
+    @classmethod
+    def options(cls, evaluations: int, fill: float) -> dict[str, Any]:
+        return {"n": evaluations}
+
+    @classmethod
+    def expected_evaluations(cls, evaluations: int) -> int | None:
+        return evaluations
+
+    def __init__(self, *args: Any, n: int = defaults.EVALUATIONS, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.n = n
 
@@ -249,7 +277,15 @@ class Evolution(Strategy):
 
     name = "evolution"
 
-    def __init__(self, *args: Any, n: int = 54, population: int = 16, sample: int = 4,
+    @classmethod
+    def options(cls, evaluations: int, fill: float) -> dict[str, Any]:
+        return {"n": evaluations}
+
+    @classmethod
+    def expected_evaluations(cls, evaluations: int) -> int | None:
+        return evaluations
+
+    def __init__(self, *args: Any, n: int = defaults.EVALUATIONS, population: int = 16, sample: int = 4,
                  **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.n, self.population, self.tournament = n, population, sample

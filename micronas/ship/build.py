@@ -18,11 +18,14 @@ from typing import Any
 
 from micronas.errors import MicronasBug, MicronasError
 from micronas.hardware import load_device
+from micronas.infra import defaults
 from micronas.infra.fileio import atomic_write, check_out_dir
-from micronas.search.run import SearchConfig, SearchResult, run_search
+from micronas.search.config import SearchConfig, TaskSpec
+from micronas.search.run import SearchResult, run_search
 from micronas.ship.bundle import deploy
 from micronas.ship.int8 import quantize_checkpoint, trained_network
 from micronas.ship.train import Recipe, TrainResult, train
+from micronas.tasks import Task
 from micronas.tasks.data import Dataset, load_dataset
 
 
@@ -49,14 +52,15 @@ class BuildResult:
 
 
 def search_config(ds: Dataset, base: SearchConfig) -> SearchConfig:
-    """``base`` pointed at the dataset's task (a built-in name, or its input and classes)."""
-    from micronas.tasks import TASKS
+    """``base`` pointed at the dataset's task: a built-in task by name, else the data's input
+    and classes (the search draws ``base``'s other resolutions where it names some)."""
+    from micronas.tasks import TASKS, parse_resolutions
 
     t = ds.task()
     if t.name in TASKS and TASKS[t.name] == t:
-        return replace(base, task=t.name, input=None, classes=None)
-    c, h, w = t.input_shape
-    return replace(base, task=t.name, input=f"{h}x{w}x{c}", classes=t.classes)
+        return replace(base, task=TaskSpec(t.name))
+    return replace(base, task=TaskSpec(task=Task.custom(
+        t.input_shape, t.classes, resolutions=parse_resolutions(base.task.resolutions))))
 
 
 def _kb(n: float) -> str:
@@ -67,7 +71,7 @@ def report_md(r: BuildResult) -> str:
     b, s = r.bundle, r.search
     rs, rf = b.get("reserve_sram_bytes", 0), b.get("reserve_flash_bytes", 0)
     drop = 100 * (b["float_test_accuracy"] - b["int8_tflm_test_accuracy"])
-    max_ms = s.config.get("max_latency_ms")
+    max_ms = s.config["budgets"].get("max_latency_ms")
     budget = f"max {max_ms:g} ms" if max_ms else "no budget"
     lines = [
         f"# micronas build: {r.train.task.name} on {b['device']}", "",
@@ -116,14 +120,12 @@ def build(data: str | Dataset, out: str | Path, search: SearchConfig | None = No
     t_all = time.perf_counter()
     outdir = check_out_dir(out)
     recipe = recipe or Recipe()
-    recipe.validate()
     stages: dict[str, float] = {}
     t0 = time.perf_counter()
     ds = data if isinstance(data, Dataset) else load_dataset(data, seed=(search.seed if search
                                                                         else 0))
     stages["load data"] = time.perf_counter() - t0
-    cfg = search_config(ds, search or SearchConfig(space="mcu"))
-    cfg.validate()
+    cfg = search_config(ds, search or SearchConfig(space=defaults.DATA_SPACE))
     device = load_device(cfg.device)
     t0 = time.perf_counter()
     res = run_search(cfg, None, cache_path, (lambda i: progress("search", i, None))

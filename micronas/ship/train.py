@@ -63,7 +63,11 @@ class Recipe:
     augment: str = "auto"
     train_subset: int | None = None   # train on a seeded subset of this many samples
 
+    def __post_init__(self) -> None:
+        self.validate()
+
     def validate(self) -> None:
+        """Raise a one-line error on a bad setting (run when the recipe is made)."""
         if self.epochs is not None and not (isinstance(self.epochs, int)
                                             and 1 <= self.epochs <= 10_000):
             raise MicronasError(f"--epochs must be an integer 1..10000, got {self.epochs}")
@@ -274,7 +278,6 @@ def train(arch: Any, space: AnySpace | str, ds: Dataset, out: str | Path,
     """Train ``arch`` on ``ds``; checkpoint to ``out/checkpoint.pt`` after every epoch and
     resume from it when it holds the same run. Returns the float test accuracy."""
     recipe = recipe or Recipe()
-    recipe.validate()
     if not isinstance(seed, int) or not 0 <= seed < 2**32:
         raise MicronasError(f"--seed must be an integer 0..{2**32 - 1}, got {seed}")
     task = ds.task()

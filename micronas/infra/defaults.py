@@ -1,0 +1,23 @@
+"""Every default a user sees, in one place (the CLI, the API and the configs read them here)."""
+
+from __future__ import annotations
+
+#: The device a command costs for when none is named.
+DEVICE = "stm32f746"
+#: The space of the benchmark commands (search, cost, score, measure) and the task they use.
+BENCHMARK_SPACE = "nb201"
+BENCHMARK_TASK = "cifar10"
+#: The space of the commands that take the user's data (train, build).
+DATA_SPACE = "mcu"
+#: Indicator evaluations of evolution and random search (pruning's rounds evaluate 24 + 18 + 12).
+EVALUATIONS = 54
+#: Share of the device's SRAM and of its flash left to the application.
+RESERVE_SHARE = 0.10
+#: Pruning keeps a network that uses this share of a binding budget's capacity.
+FILL = 0.9
+#: Processes computing indicators (1: this one, on two threads where there are two cores).
+WORKERS = 1
+SEED = 0
+
+__all__ = ["BENCHMARK_SPACE", "BENCHMARK_TASK", "DATA_SPACE", "DEVICE", "EVALUATIONS", "FILL",
+           "RESERVE_SHARE", "SEED", "WORKERS"]
