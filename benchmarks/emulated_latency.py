@@ -1,4 +1,4 @@
-"""Cost model vs emulated latency on seeded architectures (NB201: issue 5; mcu: issue 12).
+"""Cost model vs emulated latency on seeded architectures.
 
 1. ``micronas calibrate --device D``: fit the device's latency constants to the designed,
    seeded layer set run on the emulated core.

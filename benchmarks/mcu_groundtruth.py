@@ -1,4 +1,4 @@
-"""Does zero-shot choose well on a real MCU task? (issue 13, item 7)
+"""Does zero-shot choose well on a real MCU task?
 
 On ``fashion-mnist``, ``--n`` seeded architectures of the ``mcu`` space that meet nrf52840's
 memory less the application's reserve (10 % of SRAM and flash, the search's default) and
@@ -58,7 +58,7 @@ def corr(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return float(spearmanr(x[ok], y[ok])[0]), float(kendalltau(x[ok], y[ok])[0])
 
 
-#: The log-rank mix chosen on NB201 (issue 14, docs/indicators.md), measured here as well.
+#: The log-rank mix chosen on NB201 (docs/indicators.md), measured here as well.
 NB201_MIX = ("az_expressivity", "az_progressivity", "az_complexity", "synflow", "jacov",
              "linear_regions")
 
@@ -177,7 +177,7 @@ def main() -> int:
     if all(n in names for n in NB201_MIX):
         cols = [np.array([vv[n] for vv in values]) *
                 (1.0 if get_indicator(n).higher_is_better else -1.0) for n in NB201_MIX]
-        table_corr["NB201-chosen log-rank mix (issue 14)"] = corr(
+        table_corr["NB201-chosen log-rank mix"] = corr(
             combine_columns(cols, "log_rank"), acc)
 
     t0 = time.perf_counter()

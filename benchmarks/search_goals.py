@@ -1,7 +1,7 @@
-"""Can any search reach issue 14's goals? The ceilings, from the NB201 table and our cost model.
+"""Can any search reach the NB201 search goals (within 0.5 points of the oracle, 3x faster)? The ceilings, from the NB201 table and our cost model.
 
 For the default search setting (stm32f746, latency weight 0, the device's memory less the
-default application reserve; and, for comparison, with no reserve as in sessions 1-5) this
+default application reserve; and, for comparison, with no reserve as micronas first searched) this
 prints, per dataset, how many of the 15,625 networks are feasible, the best true test
 accuracy among them (the oracle) and how many reach the issue's goal (CIFAR-10 94.0 %,
 CIFAR-100 72.0 %, ImageNet16-120 45.5 %).
@@ -185,7 +185,7 @@ def main() -> None:
         archs = [(r["seed"], r["arch"]) for r in runs
                  if r["task"] == "cifar10" and r["mix"] == "ntk_cond,linear_regions,synflow:2"]
     ceil = ceilings(table, a.device)
-    print(f"issue-14 ceilings on {a.device}, latency weight 0 (the device's memory less the "
+    print(f"search-goal ceilings on {a.device}, latency weight 0 (the device's memory less the "
           "application reserve, or none):")
     print(f"{'task':16} {'reserve':8} {'feasible':>8} {'oracle':>7} {'goal':>6} {'networks >= goal':>17}")
     for r in ceil:

@@ -1,5 +1,5 @@
 """The mcu space's user tasks, timed: indicator seconds per architecture and the default
-``micronas search --space mcu`` for the three tasks of issue 12 (each a fresh process, no
+``micronas search --space mcu`` for three user tasks (each a fresh process, no
 cache: start-up, search and report included).
 
     python benchmarks/search_mcu.py [--n 20] [--seed 0] [--json FILE]

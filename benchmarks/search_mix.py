@@ -1,4 +1,4 @@
-"""The search's indicator mix, chosen on one dataset and reported on the others (issue 14).
+"""The search's indicator mix, chosen on one dataset and reported on the others.
 
 Each mix (``--indicators`` of ``micronas search``) runs the default pruning search at latency
 weight 0 on stm32f746 for ``--seeds`` seeds on CIFAR-100 (where the mix is chosen: highest

@@ -1,4 +1,4 @@
-"""Wall time of the default ``micronas search`` (issue 14: <= 10 s on 2 cores, median of 5).
+"""Wall time of the default ``micronas search`` (goal: <= 10 s on 2 cores, median of 5).
 
 Each run is a fresh ``python -m micronas search --no-cache`` process (start-up, imports,
 the whole search and the exit included, no result cache), run one after another so they do

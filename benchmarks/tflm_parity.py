@@ -1,5 +1,5 @@
-"""int8 export parity and arena agreement on seeded architectures of a space (NB201: issue 5;
-mcu: issue 12).
+"""int8 export parity and arena agreement on seeded architectures of a space (NB201
+and mcu).
 
 For each architecture (seeded draw; those with no path from input to output cannot be
 exported and are skipped and counted): quantise with seeded stand-in weights, write the

@@ -95,7 +95,7 @@ def test_calibrate_from_board_csv(tmp_path):
 
 
 def test_emulated_calibration_names_its_runtime(tmp_path):
-    """Emulation fits micronas's own C kernels: the profile says so (issue 13, item 5)."""
+    """Emulation fits micronas's own C kernels: the profile says so."""
     from micronas.measure.calibration import Calibration, write_profile
 
     dev = load_device("stm32f746")

@@ -129,7 +129,7 @@ def test_no_loose_top_level_modules():
 
 def test_no_nb201_names_outside_its_folder():
     """Outside spaces/nb201/ and the NB201 ground-truth table in bench/, nothing names an
-    NB201 type or imports its modules (issue 11's grep); the space registry
+    NB201 type or imports its modules; the space registry
     (``micronas/spaces/__init__.py``) holds its one registration line."""
     hits = []
     for mod, path in modules().items():

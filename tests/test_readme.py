@@ -65,3 +65,26 @@ def test_api_example_runs(tmp_path, monkeypatch):
     monkeypatch.setenv("MICRONAS_CACHE", str(tmp_path / "cache" / "results.sqlite"))
     monkeypatch.chdir(tmp_path)
     exec(compile(m.group(1), "README.md (API)", "exec"), {"__name__": "readme_api"})
+
+
+HISTORY = [r"\b(?=[0-9a-f]*[a-f])(?=[0-9a-f]*[0-9])[0-9a-f]{7,40}\b",   # a commit hash
+           r"\bissue[- ]?#?\d+", r"\bsessions? \d", r"\b(this|last|next|previous) round\b",
+           r"\bstop \d+\b", r"\bredesign\b"]
+
+
+def test_documents_speak_to_users():
+    """README and docs name no commit hashes, issue numbers or rounds of work, and cite no
+    file that is not in the repository."""
+    root = README.parent
+    hits = []
+    for path in [README, *sorted((root / "docs").glob("*.md"))]:
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            for pat in HISTORY:
+                if re.search(pat, line, re.I):
+                    hits.append(f"{path.name}:{n}: {line.strip()[:100]}")
+            for ref in re.findall(r"\]\(([^)#]+)", line):  # markdown links to local files
+                if "://" not in ref and not (path.parent / ref).exists():
+                    hits.append(f"{path.name}:{n}: missing {ref}")
+            if "method.md" in line:
+                hits.append(f"{path.name}:{n}: cites method.md, which is not in the repository")
+    assert not hits, "\n".join(hits)

@@ -1,4 +1,4 @@
-"""Behaviour recorded before the redesign (tests/fixtures/record.py) is unchanged.
+"""Behaviour recorded in tests/fixtures (by tests/fixtures/record.py) is unchanged.
 
 The costs are checked in full; the indicator values (20 architecture/task pairs, ~3 min) and
 the searches (15, ~8 min) for a few by default and all under ``-m slow`` (CI runs both).
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.integration
 HERE = Path(__file__).resolve().parent / "fixtures"
 SEARCH = json.loads((HERE / "search_nb201.json").read_text())
 RECORDED = json.loads((HERE / "indicators_nb201.json").read_text())
-# the settings the fixtures were recorded with (ProxySettings' defaults before the redesign)
+# the settings the fixtures were recorded with (TE-NAS's sizes)
 RECORD_SETTINGS = ProxySettings(ntk_batch=32, repeats=3, lr_batches=3, lr_input=None)
 
 

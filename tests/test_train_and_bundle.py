@@ -1,4 +1,4 @@
-"""Issue 13: real data, resumable training, real weights through int8 / TFLM, the bundle."""
+"""Real data, resumable training, real weights through int8 / TFLM, the bundle."""
 
 from __future__ import annotations
 

@@ -129,7 +129,7 @@ class Prune(Strategy):
     itself is not evaluated (its costs are recorded in the history). On each edge the op whose
     removal leaves the best supernet is removed, provided the pruned supernet still has at
     least one completion within the budgets (edges are processed in order, each check against
-    the supernet as already pruned this round).
+    the supernet as already pruned in this pruning step).
 
     ``fill`` (ours): when the budgets bind, i.e. they allow a smaller largest network than
     the device's own memory does, a removal must also leave a feasible completion with more

@@ -1,4 +1,4 @@
-"""The probe's reproductions (issue 15), one test each: one line on stderr, exit 2, nothing
+"""Mistakes a new user made, one test each: one line on stderr, exit 2, nothing
 written where it must not be."""
 
 from __future__ import annotations
