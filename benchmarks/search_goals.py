@@ -1,4 +1,5 @@
-"""Can any search reach the NB201 search goals (within 0.5 points of the oracle, 3x faster)? The ceilings, from the NB201 table and our cost model.
+"""Can any search reach the NB201 search goals (within 0.5 points of the oracle, 3x faster)?
+The ceilings, from the NB201 table and our cost model.
 
 For the default search setting (stm32f746, latency weight 0, the device's memory less the
 default application reserve; and, for comparison, with no reserve as micronas first searched) this
