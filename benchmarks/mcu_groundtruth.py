@@ -43,7 +43,7 @@ from micronas.proxies.scoring import combine_columns
 from micronas.search import SearchConfig
 from micronas.search.costs import BudgetFilter, Budgets, CostModel
 from micronas.search.objective import TENAS_MIX, hybrid_scores, parse_mix
-from micronas.search.run import budgets_for, run_search
+from micronas.search.run import run_search
 from micronas.ship.train import Recipe, train, versions
 from micronas.spaces import bind, get_space
 from micronas.tasks.data import load_dataset
@@ -103,7 +103,7 @@ def main() -> int:
     space = bind(get_space("mcu"), task)
     dev = load_device(args.device)
     costs = CostModel(space, task, dev)
-    budgets = budgets_for(cfg, dev)
+    budgets = cfg.budgets.for_device(dev)
     filt = BudgetFilter(costs, budgets, Budgets.with_device(dev, None, None, None,
                                                             *cfg.reserves(dev)))
     rng = np.random.default_rng(args.seed)

@@ -187,14 +187,14 @@ def test_cli_search_mcu_json(capsys):
 
 def test_reserve_is_held_back_from_the_budgets():
     from micronas.hardware import load_device
-    from micronas.search.run import SearchConfig, budgets_for
+    from micronas.search import SearchConfig
 
     dev = load_device("nrf52840")
-    b = budgets_for(SearchConfig.of(space="mcu"), dev)
+    b = SearchConfig.of(space="mcu").budgets.for_device(dev)
     assert b.max_sram_bytes == dev.sram_bytes - round(0.1 * dev.sram_bytes)
-    b = budgets_for(SearchConfig.of(reserve_sram_kb=0, reserve_flash_kb=200), dev)
+    b = SearchConfig.of(reserve_sram_kb=0, reserve_flash_kb=200).budgets.for_device(dev)
     assert (b.max_sram_bytes, b.max_flash_bytes) == (dev.sram_bytes, dev.flash_bytes - 200 * 1024)
-    b = budgets_for(SearchConfig.of(max_flash_kb=100, reserve_flash_kb=200), dev)
+    b = SearchConfig.of(max_flash_kb=100, reserve_flash_kb=200).budgets.for_device(dev)
     assert b.max_flash_bytes == 100 * 1024
 
 

@@ -31,13 +31,10 @@ def cache_path(args: argparse.Namespace) -> str | None:
     return str(args.cache) if args.cache else str(default_cache_path())
 
 
-#: Indicator settings every indicator-computing command accepts (ProxySettings fields).
-PROXY_FIELDS = ("network", "ntk_batch", "ntk_resolution", "repeats", "lr_samples", "lr_batches",
-                "lr_input")
-
-
 def proxy_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    return {k: getattr(args, k) for k in PROXY_FIELDS if getattr(args, k, None) is not None}
+    """The indicator settings the command line sets (options whose dest is ``proxy_FIELD``)."""
+    return {k[len("proxy_"):]: v for k, v in vars(args).items()
+            if k.startswith("proxy_") and v is not None}
 
 
 def proxy_settings(args: argparse.Namespace):

@@ -102,15 +102,17 @@ def cache_opts(p: argparse.ArgumentParser) -> None:
 
 
 def proxy_opts(p: argparse.ArgumentParser) -> None:
+    # dest proxy_NAME: the ProxySettings field NAME (commands.proxy_overrides reads them)
     g = p.add_argument_group("indicator settings (the same defaults for score, search and "
                              "bench; see docs/indicators.md)")
-    g.add_argument("--network", help="NTK network: tenas (the space's small variant) | full")
-    g.add_argument("--ntk-batch", type=_int, help="NTK batch size")
-    g.add_argument("--ntk-resolution", type=_int, help="NTK input side cap")
-    g.add_argument("--repeats", type=_int, help="NTK and linear-region repeats")
-    g.add_argument("--lr-samples", type=_int, help="linear regions: patches per batch")
-    g.add_argument("--lr-batches", type=_int, help="linear regions: batches per repeat")
-    g.add_argument("--lr-input", help="linear-region patches: gaussian | smooth")
+    for opt, kind, what in [
+            ("network", str, "NTK network: tenas (the space's small variant) | full"),
+            ("ntk-batch", _int, "NTK batch size"), ("ntk-resolution", _int, "NTK input side cap"),
+            ("repeats", _int, "NTK and linear-region repeats"),
+            ("lr-samples", _int, "linear regions: patches per batch"),
+            ("lr-batches", _int, "linear regions: batches per repeat"),
+            ("lr-input", str, "linear-region patches: gaussian | smooth")]:
+        g.add_argument(f"--{opt}", dest=f"proxy_{opt.replace('-', '_')}", type=kind, help=what)
 
 
 def quiet_opt(p: argparse.ArgumentParser) -> None:

@@ -92,13 +92,14 @@ class BudgetSpec:
                                   f"{device.name}'s {total / KB:g} KB for the network")
         return sram, flash
 
-    def for_device(self, device: Device) -> Budgets:
-        """The budgets within the device's memory less the application's reserve."""
+    def for_device(self, device: Device, reserve: tuple[int, int] | None = None) -> Budgets:
+        """The budgets within the device's memory less the application's reserve
+        (``reserve``: :meth:`reserves` of the device, when the caller has it)."""
         return Budgets.with_device(
             device, self.max_latency_ms,
             None if self.max_sram_kb is None else int(self.max_sram_kb * KB),
             None if self.max_flash_kb is None else int(self.max_flash_kb * KB),
-            *self.reserves(device))
+            *(reserve or self.reserves(device)))
 
 
 @dataclass(frozen=True)

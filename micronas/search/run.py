@@ -72,11 +72,6 @@ class SearchResult:
         return d
 
 
-def budgets_for(cfg: SearchConfig, device: Device) -> Budgets:
-    """The user's budgets within the device's memory less the application's reserve."""
-    return cfg.budgets.for_device(device)
-
-
 def latency_target(cfg: SearchConfig, costs: CostModel) -> float | None:
     """``latency_mode="target"``: the latency weight w sets a latency ceiling by geometric
     interpolation between the slowest and the fastest-looking completion of the space's
@@ -122,7 +117,8 @@ def run_search(cfg: SearchConfig, table: GroundTruth | None = None, cache_path: 
     task = cfg.resolve_task()
     space = bind(get_space(cfg.space), task)
     device = load_device(cfg.device)
-    budgets = budgets_for(cfg, device)
+    reserve = cfg.reserves(device)  # bytes of SRAM and flash left to the application
+    budgets = cfg.budgets.for_device(device, reserve)
     check_bounds(space, task, device, budgets)
     t0 = time.perf_counter()
     # the cost memo lives beside the results cache (--cache); no cache, no memo on disk
@@ -145,9 +141,9 @@ def run_search(cfg: SearchConfig, table: GroundTruth | None = None, cache_path: 
     try:
         ev = Evaluator(costs, cfg.proxy, cfg.seed, store, w.names(), how)
         try:
-            limits = Budgets.with_device(device, None, None, None, *cfg.reserves(device))
-            return _run(cfg, ev, w, BudgetFilter(costs, budgets, limits), device, table, progress,
-                        t0)
+            limits = Budgets.with_device(device, None, None, None, *reserve)
+            return _run(cfg, ev, w, BudgetFilter(costs, budgets, limits), device, reserve, table,
+                        progress, t0)
         finally:
             ev.close()
     finally:
@@ -158,7 +154,7 @@ def run_search(cfg: SearchConfig, table: GroundTruth | None = None, cache_path: 
 
 
 def _run(cfg: SearchConfig, ev: Evaluator, w: Weights, filt: BudgetFilter, device: Device,
-         table: GroundTruth | None, progress: Progress, t0: float) -> SearchResult:
+         reserve: tuple[int, int], table: GroundTruth | None, progress: Progress, t0: float) -> SearchResult:
     space, task, costs = ev.space, ev.task, ev.costs
     rng = np.random.default_rng(cfg.seed)
     st, mode = cfg.strategy, cfg.objective.rank_mode
@@ -184,7 +180,7 @@ def _run(cfg: SearchConfig, ev: Evaluator, w: Weights, filt: BudgetFilter, devic
         search_seconds=elapsed, seed=cfg.seed, evaluations=n_evals,
         config=cfg.to_dict(), space=space.name, task=task.name, input_shape=task.input_shape,
         classes=task.classes, history=res.history, versions=versions())
-    out.reserve_sram_bytes, out.reserve_flash_bytes = cfg.reserves(device)
+    out.reserve_sram_bytes, out.reserve_flash_bytes = reserve
     out.network_input = Candidate(space, arch, task).variant_input("full")
     out.pareto = front(out.history, out.arch, out.indicators, out.latency_ms, w.indicators)
     if not filt.ok(arch):  # an invariant of every strategy; never hand back a violation

@@ -240,11 +240,8 @@ class Prune(Strategy):
         self.round, self.history, self.need = state["round"], state["history"], state["need"]
 
 
-class RandomSearch(Strategy):
-    """``n`` distinct feasible architectures drawn at random; the best by the hybrid score
-    (ranks within the drawn set)."""
-
-    name = "random"
+class _Counted(Strategy):
+    """A strategy that makes ``n`` indicator evaluations, ``n`` from the settings."""
 
     @classmethod
     def options(cls, evaluations: int, fill: float) -> dict[str, Any]:
@@ -253,6 +250,13 @@ class RandomSearch(Strategy):
     @classmethod
     def expected_evaluations(cls, evaluations: int) -> int | None:
         return evaluations
+
+
+class RandomSearch(_Counted):
+    """``n`` distinct feasible architectures drawn at random; the best by the hybrid score
+    (ranks within the drawn set)."""
+
+    name = "random"
 
     def __init__(self, *args: Any, n: int = defaults.EVALUATIONS, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -269,21 +273,13 @@ class RandomSearch(Strategy):
         return [self._cand(a) for a in seen]
 
 
-class Evolution(Strategy):
+class Evolution(_Counted):
     """Aging (regularised) evolution (Real et al. 2019) with ``n`` indicator evaluations.
 
     Fitness is the hybrid score ranked over every architecture evaluated so far; mutations
     that the budget filter rejects are redrawn."""
 
     name = "evolution"
-
-    @classmethod
-    def options(cls, evaluations: int, fill: float) -> dict[str, Any]:
-        return {"n": evaluations}
-
-    @classmethod
-    def expected_evaluations(cls, evaluations: int) -> int | None:
-        return evaluations
 
     def __init__(self, *args: Any, n: int = defaults.EVALUATIONS, population: int = 16, sample: int = 4,
                  **kwargs: Any):
