@@ -389,6 +389,15 @@ def calibrate(device: str | Device = defaults.DEVICE, measurements: str | None =
     return calibrate_emulated(dev, seed, progress)
 
 
+def add_device(name: str, core: str, clock_mhz: float, sram_kb: float, flash_kb: float,
+               description: str | None = None, fpu: bool = False, force: bool = False) -> Device:
+    """Write a profile of your own board (:func:`micronas.hardware.device.add_device`); it is
+    then a device name like the built-in ones."""
+    from micronas.hardware.device import add_device as _add
+
+    return _add(name, core, clock_mhz, sram_kb, flash_kb, description, fpu, force)
+
+
 #: What ``micronas list`` lists: one registry type behind each.
 LISTABLE = ("spaces", "indicators", "strategies", "devices", "runtimes", "tasks", "datasets",
             "references", "executors")
@@ -450,7 +459,7 @@ def list_named(kind: str) -> Listing:
     return Listing(k, rows)
 
 
-__all__ = ["LISTABLE", "ArchLike", "CostResult", "Listing", "MeasureResult", "MicronasError",
+__all__ = ["LISTABLE", "ArchLike", "CostResult", "add_device", "Listing", "MeasureResult", "MicronasError",
            "ScoreResult", "SpaceLike", "TaskLike", "arch_info", "build", "build_ir", "calibrate",
            "correlate", "cost", "dataset", "deploy", "export", "list_named", "load_calibration",
            "measure", "parse_arch", "score", "search", "train"]

@@ -11,6 +11,23 @@ SHARED = Path(os.environ.get("MICRONAS_SHARED_DATA", REPO.parent / "shared" / "d
 KINDS = ("unit", "integration", "system")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _own_config_folder(tmp_path_factory):
+    """Tests (and the commands they start) see no device profiles of the developer's own:
+    $MICRONAS_CONFIG points at an empty folder for the whole session."""
+    old = os.environ.get("MICRONAS_CONFIG")
+    os.environ["MICRONAS_CONFIG"] = str(tmp_path_factory.mktemp("config"))
+    from micronas.hardware.device import DEVICES
+
+    DEVICES.reload()
+    yield
+    if old is None:
+        os.environ.pop("MICRONAS_CONFIG", None)
+    else:
+        os.environ["MICRONAS_CONFIG"] = old
+    DEVICES.reload()
+
+
 def pytest_collection_modifyitems(config, items):
     """Every test is of exactly one kind (``pytestmark = pytest.mark.unit`` and so on), so
     ``pytest -m unit`` and friends select the whole suite between them."""

@@ -56,15 +56,28 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
-    from micronas.hardware import builtin_devices, load_device
-
-    devs = [load_device(n) for n in builtin_devices()]
+    if getattr(args, "devices_command", None) == "add":
+        dev = api.add_device(args.name, args.core, args.clock_mhz, args.sram_kb, args.flash_kb,
+                             args.description, args.fpu, args.force)
+        if args.json:
+            render.print_json({"name": dev.name, "path": dev.path, "core": dev.core,
+                               "clock_mhz": dev.clock_mhz, "sram_bytes": dev.sram_bytes,
+                               "flash_bytes": dev.flash_bytes})
+        else:
+            print(f"added {dev.name}: {dev.description}\nprofile {dev.path} (use --device "
+                  f"{dev.name}; latency constants: the {dev.core} core's)")
+        return 0
+    res = api.list_named("devices")
     if args.json:
+        from micronas.hardware import load_device
+
+        devs = [(load_device(str(r["name"])), r["source"]) for r in res.rows]
         render.print_json([{"name": d.name, "core": d.core, "clock_mhz": d.clock_mhz,
                             "sram_bytes": d.sram_bytes, "flash_bytes": d.flash_bytes,
-                            "dsp": d.dsp, "description": d.description} for d in devs])
+                            "dsp": d.dsp, "description": d.description, "source": src}
+                           for d, src in devs])
     else:
-        render.devices(devs)
+        render.listing(res)
     return 0
 
 

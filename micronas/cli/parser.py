@@ -138,9 +138,25 @@ def build_parser() -> argparse.ArgumentParser:
     li.add_argument("--json", action="store_true", help="print the rows as JSON")
     li.set_defaults(func=c.cmd_list)
 
-    d = sub.add_parser("devices", help="list the built-in device profiles")
-    d.add_argument("--json", action="store_true")
+    d = sub.add_parser("devices", help="list the device profiles (built-in and yours); "
+                       "'devices add' writes one for your own board")
+    d.add_argument("--json", action="store_true", help="print JSON")
     d.set_defaults(func=c.cmd_devices)
+    dsub = d.add_subparsers(dest="devices_command", parser_class=_Parser)
+    da = dsub.add_parser("add", help="write a profile of your own board into your config folder "
+                         "($MICRONAS_CONFIG, else ~/.config/micronas)")
+    da.add_argument("name", help="the device's name (letters, digits, '.', '_', '-')")
+    da.add_argument("--core", required=True,
+                    help="cortex-m0plus | cortex-m4 | cortex-m7 | cortex-m33 (its latency "
+                         "constants are used)")
+    da.add_argument("--clock-mhz", type=float, required=True, help="core clock in MHz")
+    da.add_argument("--sram-kb", type=float, required=True, help="SRAM in KB (1 KB = 1024 B)")
+    da.add_argument("--flash-kb", type=float, required=True, help="flash in KB")
+    da.add_argument("--description", help="one line shown by 'micronas devices'")
+    da.add_argument("--fpu", action="store_true", help="the core has a floating-point unit")
+    da.add_argument("--force", action="store_true", help="replace a profile of yours")
+    da.add_argument("--json", action="store_true", help="print JSON")
+    da.set_defaults(func=c.cmd_devices)
 
     co = sub.add_parser("cost", help="MACs, flash, peak SRAM and latency on a device")
     co.add_argument("arch", help="the space's string or index, or mlperf:kws|vww|ad|ic")

@@ -9,6 +9,7 @@ device file (calibration writes such a table).
 from __future__ import annotations
 
 import math
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -74,21 +75,36 @@ class Device:
         return self.latency.get(op_class, {})
 
 
-def _load_builtin(reg: Registry[Traversable]) -> None:
+def user_devices_dir() -> Path:
+    """Where ``micronas devices add`` keeps your profiles: ``$MICRONAS_CONFIG/devices``, else
+    ``$XDG_CONFIG_HOME/micronas/devices``, else ``~/.config/micronas/devices``."""
+    if os.environ.get("MICRONAS_CONFIG"):
+        return Path(os.environ["MICRONAS_CONFIG"]) / "devices"
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "micronas" / "devices"
+
+
+def _load_devices(reg: Registry[Traversable]) -> None:
     root = resources.files("micronas.hardware") / "devices"
     for p in sorted(root.iterdir(), key=lambda q: q.name):
         if p.name.endswith(".toml"):
             reg.register(p.name[:-5], p, "", "built-in")
+    user = user_devices_dir()
+    if user.is_dir():
+        for q in sorted(user.glob("*.toml")):
+            name = q.name[:-5]
+            if NAME_RE.fullmatch(name) and name.lower() not in reg:  # built-ins come first
+                reg.register(name, q, "", f"yours ({q})")
 
 
-#: The built-in device profiles (name -> its TOML file in the package).
+#: The device profiles: the built-in ones, then yours (``micronas devices add``).
 DEVICES: Registry[Traversable] = Registry(
-    "device", hint="or give the path of a .toml profile", error=DeviceError, loader=_load_builtin)
+    "device", hint="or give the path of a .toml profile", error=DeviceError, loader=_load_devices)
 
 
 def builtin_devices() -> list[str]:
     """Names of the built-in device profiles, sorted."""
-    return sorted(DEVICES.names())
+    return sorted(e.name for e in DEVICES.entries() if e.source == "built-in")
 
 
 #: A device or core name: a safe identifier (it names files and cache entries).
@@ -248,6 +264,53 @@ def load_device(name_or_path: str | Path) -> Device:
         return device_from_dict(_read_toml(p, "device file"), str(p))
     key = DEVICES.key(text)
     return device_from_dict(_read_toml(DEVICES[key], "device file"), key)
+
+
+def add_device(name: str, core: str, clock_mhz: float, sram_kb: float, flash_kb: float,
+               description: str | None = None, fpu: bool = False, force: bool = False) -> Device:
+    """Write a profile of your own board into :func:`user_devices_dir` (validated as every
+    profile is; the latency constants are its core's) and return it. An existing profile of
+    yours is replaced only with ``force``; a built-in name is refused."""
+    import tomli_w
+
+    from micronas.infra.fileio import atomic_write
+
+    key = str(name).strip()
+    if key.lower() in {n.lower() for n in builtin_devices()}:
+        raise DeviceError(f"{key!r} is a built-in device; give your board another name")
+    cores = sorted(p.name[:-5] for p in (resources.files("micronas.hardware") / "cores")
+                   .iterdir() if p.name.endswith(".toml"))
+    if core not in cores:
+        import difflib
+
+        close = difflib.get_close_matches(str(core), cores, n=1)
+        raise DeviceError(f"unknown core {core!r}{f' (did you mean {close[0]!r}?)' if close else ''}"
+                          f"; known cores: {', '.join(cores)}")
+    core_raw = _read_toml(resources.files("micronas.hardware") / "cores" / f"{core}.toml",
+                          "core file")
+    for what, v in (("--clock-mhz", clock_mhz), ("--sram-kb", sram_kb), ("--flash-kb", flash_kb)):
+        if not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
+            raise DeviceError(f"{what} must be a positive number, got {v}")
+    raw: dict[str, Any] = {
+        "name": key, "description": description or (
+            f"{key}, {core} @ {clock_mhz:g} MHz, {sram_kb:g} KB SRAM, {flash_kb:g} KB flash"),
+        "core": core, "clock_mhz": clock_mhz, "sram_bytes": round(sram_kb * 1024),
+        "flash_bytes": round(flash_kb * 1024), "dsp": bool(core_raw.get("dsp", False)),
+        "fpu": bool(fpu), "sources": ["micronas devices add (your values)"]}
+    path = user_devices_dir() / f"{key}.toml"
+    device = device_from_dict(raw, str(path))  # validates before anything is written
+    if path.exists() and not force:
+        raise DeviceError(f"you already have a device {key!r} ({path}); add --force to replace it")
+    blob = ("# Your board, written by 'micronas devices add'; latency constants: the core's.\n"
+            + tomli_w.dumps(raw))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, lambda f: f.write(blob))
+    except OSError as e:
+        raise DeviceError(f"cannot write {path} ({e.strerror}); set MICRONAS_CONFIG to a "
+                          "writable folder") from None
+    DEVICES.register(key, path, "", f"yours ({path})")
+    return device
 
 
 def _load_runtimes(reg: Registry[RuntimeProfile]) -> None:

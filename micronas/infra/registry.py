@@ -69,6 +69,12 @@ class Registry(Mapping[str, T]):
         self._entries[self._norm(name)] = Entry(str(name).strip(), value, summary, source)
         return value
 
+    def reload(self) -> None:
+        """Forget every entry and fill the registry again from its loader on next use
+        (a registry without a loader is only emptied)."""
+        self._entries.clear()
+        self._loaded = self._loader is None
+
     def unregister(self, name: str) -> None:
         self._entries.pop(self._norm(name), None)
 
