@@ -23,6 +23,7 @@ from micronas.tasks import Task, resolve_task
 
 if TYPE_CHECKING:
     import numpy as np
+    from torch import nn
 
     from micronas.deploy.export import ExportResult
     from micronas.measure.calibration import Calibration
@@ -126,20 +127,68 @@ class CostResult:
         }
 
 
-def cost(arch: ArchLike, device: str | Device = defaults.DEVICE, space: SpaceLike = defaults.BENCHMARK_SPACE,
-         task: TaskLike = None) -> CostResult:
-    """Cost of ``arch`` on ``device`` (name, path or Device) for ``task``."""
+def cost(arch: ArchLike | nn.Module, device: str | Device = defaults.DEVICE,
+         space: SpaceLike = defaults.BENCHMARK_SPACE, task: TaskLike = None,
+         input_shape: tuple[int, ...] | None = None) -> CostResult:
+    """Cost of ``arch`` on ``device`` (name, path or Device) for ``task``. ``arch`` may also
+    be a torch module of your own, traced for one input of ``input_shape`` (channels first,
+    no batch; default: the task's input)."""
     dev = _device(device)
     if isinstance(arch, str) and _is_reference(arch):
         net = build_ir(arch)
         return CostResult(arch.strip(), None, None, f"its own input {_input_text(net)}",
                           estimate(net, dev))
+    if not isinstance(arch, str | int):
+        from torch import nn
+
+        if isinstance(arch, nn.Module):
+            from micronas.deploy.trace import trace
+
+            shape = input_shape or resolve_task(task).input_shape
+            net = trace(arch, shape)
+            return CostResult(type(arch).__name__, None, None, f"its input {_input_text(net)}",
+                              estimate(net, dev))
     sp, t = _resolve(space, task)
     a = parse_arch(arch, sp)
     extra: Info = {k: v for k, v in (sp.info(a, t) if isinstance(sp, HasInfo) else {}).items()
-             if k.startswith(sp.name + "_")}
+                   if k.startswith(sp.name + "_")}
     return CostResult(sp.format(a), index_of(sp, a), sp.name, t.describe(),
                       estimate(sp.to_network(a, t), dev), extra)
+
+
+def load_module(spec: str) -> nn.Module:
+    """``FILE.py:Class``: an instance of ``Class`` (made with no arguments) from your file.
+    The file's code runs: give only files you trust."""
+    import importlib.util
+
+    from torch import nn
+
+    path, sep, name = str(spec).rpartition(":")
+    if not sep or not path.endswith(".py") or not name.isidentifier():
+        raise MicronasError(f"--torch {spec!r}: give FILE.py:Class, e.g. my_model.py:Net")
+    if not Path(path).is_file():
+        raise MicronasError(f"--torch: {path} is not a file")
+    mod_spec = importlib.util.spec_from_file_location(f"micronas_user_{Path(path).stem}", path)
+    if mod_spec is None or mod_spec.loader is None:
+        raise MicronasError(f"--torch: cannot load {path} as Python")
+    module = importlib.util.module_from_spec(mod_spec)
+    try:
+        mod_spec.loader.exec_module(module)
+    except Exception as e:  # noqa: BLE001 - the user's own code: report its error in one line
+        raise MicronasError(f"--torch: running {path} failed: {type(e).__name__}: "
+                            f"{' '.join(str(e).split())[:200]}") from None
+    cls = getattr(module, name, None)
+    if cls is None:
+        raise MicronasError(f"--torch: {path} has no {name}")
+    try:
+        model = cls()
+    except Exception as e:  # noqa: BLE001 - the user's own code
+        raise MicronasError(f"--torch: {name}() failed: {type(e).__name__}: "
+                            f"{' '.join(str(e).split())[:200]}") from None
+    if not isinstance(model, nn.Module):
+        raise MicronasError(f"--torch: {name}() is a {type(model).__name__}, not a torch "
+                            "nn.Module")
+    return model
 
 
 @dataclass(frozen=True)
@@ -460,6 +509,6 @@ def list_named(kind: str) -> Listing:
 
 
 __all__ = ["LISTABLE", "ArchLike", "CostResult", "add_device", "Listing", "MeasureResult", "MicronasError",
-           "ScoreResult", "SpaceLike", "TaskLike", "arch_info", "build", "build_ir", "calibrate",
+           "ScoreResult", "SpaceLike", "TaskLike", "arch_info", "load_module", "build", "build_ir", "calibrate",
            "correlate", "cost", "dataset", "deploy", "export", "list_named", "load_calibration",
            "measure", "parse_arch", "score", "search", "train"]

@@ -82,7 +82,17 @@ def cmd_devices(args: argparse.Namespace) -> int:
 
 
 def cmd_cost(args: argparse.Namespace) -> int:
-    res = api.cost(args.arch, args.device, args.space, task_of(args))
+    if (args.arch is None) == (args.torch is None):
+        raise MicronasError("give an architecture or --torch FILE.py:Class, one of the two")
+    if args.torch is not None:
+        from micronas.tasks import parse_input
+
+        if args.input is None:
+            raise MicronasError("--torch needs the model's --input HxWxC (e.g. 32x32x3)")
+        res = api.cost(api.load_module(args.torch), args.device,
+                       input_shape=parse_input(args.input))
+    else:
+        res = api.cost(args.arch, args.device, args.space, task_of(args))
     render.print_json(res.to_dict()) if args.json else render.cost(res, args.layers)
     return 0
 

@@ -50,9 +50,12 @@ def device_opt(p: argparse.ArgumentParser) -> None:
 
 def budget_opts(p: argparse.ArgumentParser) -> None:
     """Hard budgets and the application's reserve (search and build)."""
-    p.add_argument("--max-latency-ms", type=float)
-    p.add_argument("--max-sram-kb", type=float)
-    p.add_argument("--max-flash-kb", type=float)
+    p.add_argument("--max-latency-ms", type=float,
+                   help="hard budget: the network's latency on the device (cost model)")
+    p.add_argument("--max-sram-kb", type=float, help="hard budget: peak SRAM of the network "
+                   "(arena, scratch and runtime; default: the device's, less the reserve)")
+    p.add_argument("--max-flash-kb", type=float, help="hard budget: flash of the network and "
+                   "runtime (default: the device's, less the reserve)")
     p.add_argument("--reserve-sram-kb", type=float, help="SRAM left to your application, "
                    "outside every budget (default: 10 %% of the device's)")
     p.add_argument("--reserve-flash-kb", type=float, help="flash left to your application "
@@ -159,7 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
     da.set_defaults(func=c.cmd_devices)
 
     co = sub.add_parser("cost", help="MACs, flash, peak SRAM and latency on a device")
-    co.add_argument("arch", help="the space's string or index, or mlperf:kws|vww|ad|ic")
+    co.add_argument("arch", nargs="?", help="the space's string or index, or "
+                    "mlperf:kws|vww|ad|ic (or --torch)")
+    co.add_argument("--torch", metavar="FILE.py:Class", help="cost your own torch model "
+                    "instead: Class() from FILE.py, traced for one --input HxWxC")
     device_opt(co)
     space_opt(co)
     task_opts(co)

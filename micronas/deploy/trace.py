@@ -55,15 +55,31 @@ def _is_relu6(m: nn.Module) -> bool:
 def trace(model: nn.Module, input_shape: Sequence[int], name: str | None = None) -> Network:
     """The IR of ``model`` for one input of ``input_shape`` (channels-first, no batch:
     ``(C, H, W)``, or ``(C, L)`` for a model of Conv1d layers, costed as ``(C, 1, L)``)."""
+    shape_in = tuple(input_shape)
+    if len(shape_in) == 4:
+        raise MicronasError(f"input shape {shape_in} has a batch dimension; give one input's "
+                            f"shape, channels first: {shape_in[1:]}")
+    if not (2 <= len(shape_in) <= 3 and all(isinstance(v, int) and v >= 1 for v in shape_in)):
+        raise MicronasError(f"input shape {shape_in}: give (channels, height, width) or "
+                            "(channels, length), positive integers")
     try:
         gm = fx.symbolic_trace(model)
     except Exception as e:  # noqa: BLE001 - fx raises many kinds; report one line
         raise MicronasError(f"cannot trace {type(model).__name__} with torch.fx: {e}") from None
     was_training = model.training
     model.eval()
-    with torch.no_grad():
-        ShapeProp(gm).propagate(torch.zeros(1, *input_shape))
-    model.train(was_training)
+    try:
+        with torch.no_grad():
+            try:  # the model itself first: ShapeProp prints a traceback before it raises
+                model(torch.zeros(1, *input_shape))
+            except (RuntimeError, ValueError, TypeError, IndexError) as e:
+                first = " ".join(str(e).split())[:200]
+                raise MicronasError(f"{type(model).__name__} does not run on one input of shape "
+                                    f"{tuple(input_shape)} (channels first, no batch): "
+                                    f"{first}") from None
+            ShapeProp(gm).propagate(torch.zeros(1, *input_shape))
+    finally:
+        model.train(was_training)
     modules = dict(gm.named_modules())
     shape = tuple(input_shape)
     g = GraphBuilder(name or type(model).__name__, shape if len(shape) == 3 else
