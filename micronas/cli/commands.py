@@ -307,7 +307,8 @@ def _stage_bar(quiet: bool):
         if stage not in bars:
             for b in bars.values():
                 b.close()
-            bars[stage] = render.progress(n, stage, quiet, unit="step")
+            unit = {"search": "eval", "TFLM test set": "sample"}.get(stage, "step")
+            bars[stage] = render.progress(n, stage, quiet, unit=unit)
         b = bars[stage]
         if stage == "TFLM test set":
             b.update(i)

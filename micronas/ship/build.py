@@ -128,8 +128,16 @@ def build(data: str | Dataset, out: str | Path, search: SearchConfig | None = No
     cfg = search_config(ds, search or SearchConfig(space=defaults.DATA_SPACE))
     device = load_device(cfg.device)
     t0 = time.perf_counter()
-    res = run_search(cfg, None, cache_path, (lambda i: progress("search", i, None))
-                     if progress else None)
+    expected = cfg.strategy.expected_evaluations(cfg.space)
+    done = 0
+
+    def searched(k: int) -> None:  # the search counts evaluations as they come
+        nonlocal done
+        done += k
+        if progress is not None:
+            progress("search", done, max(expected or done, done))
+
+    res = run_search(cfg, None, cache_path, searched)
     stages["search"] = time.perf_counter() - t0
     if not res.fits:
         raise MicronasError(f"the search found no network that fits {device.name} within the "
