@@ -1,4 +1,4 @@
-"""Correlation of every indicator with NB201 ground truth (issue: indicators).
+"""Correlation of every indicator with NB201 ground truth.
 
 Part A: a seeded random sample of 1,000 architectures, CIFAR-10 test accuracy, every
 indicator (the same numbers `micronas bench correlate --sample 1000 --seed 0` prints).

@@ -157,7 +157,7 @@ def main() -> int:
 
     names = [n for n in list_indicators() if not get_indicator(n).population]
     t0 = time.perf_counter()
-    scores = score_many(space, archs, task, names + ["tenas"], cfg.seed, cfg.proxy_settings(),
+    scores = score_many(space, archs, task, names + ["tenas"], cfg.seed, cfg.proxy,
                         executor=args.executor)
     score_s = time.perf_counter() - t0
     values = [{n: float(s[n].value) for n in names} for s in scores]

@@ -4,7 +4,7 @@ The ceilings, from the NB201 table and our cost model.
 For the default search setting (stm32f746, latency weight 0, the device's memory less the
 default application reserve; and, for comparison, with no reserve as micronas first searched) this
 prints, per dataset, how many of the 15,625 networks are feasible, the best true test
-accuracy among them (the oracle) and how many reach the issue's goal (CIFAR-10 94.0 %,
+accuracy among them (the oracle) and how many reach the goal (CIFAR-10 94.0 %,
 CIFAR-100 72.0 %, ImageNet16-120 45.5 %).
 
 For the trade-off goal (a network >= 3.23x faster on stm32f746 than the latency-weight-0
@@ -42,8 +42,8 @@ import numpy as np
 
 from micronas.bench.table import load_table
 from micronas.hardware import load_device
+from micronas.search.config import SearchConfig
 from micronas.search.costs import Budgets, CostModel
-from micronas.search.run import SearchConfig
 from micronas.spaces import bind, get_space, index_of
 from micronas.tasks import get_task
 

@@ -1,4 +1,4 @@
-"""Search quality on NB201 / CIFAR-10 / stm32f746 (issue: search).
+"""Search quality on NB201 / CIFAR-10 / stm32f746.
 
 For latency weights {0, 0.25, 0.5, 0.75, 0.9} (our percentile ranks, the published dense
 ranks at 0.9, and our --latency-mode target), TE-NAS's own indicator mix at weight 0, and
@@ -167,7 +167,7 @@ def main() -> None:
                          f"--max-latency-ms {0.5 * base_lat:.1f}",
                          {"strategy": "evolution", "indicators": "synflow", "evaluations": 300,
                           "max_latency_ms": 0.5 * base_lat}))
-        budgeted.append(("latency weight 0, --max-latency-ms 212.5 (session-2 budget)",
+        budgeted.append(("latency weight 0, --max-latency-ms 212.5 (an earlier default budget)",
                          {"max_latency_ms": 212.5}))
         # 3x: each seed's budget is a third of that seed's weight-0 architecture's latency
         third = {x["seed"]: {"max_latency_ms": x["latency_ms"] / 3} for x in results[0]["runs"]}

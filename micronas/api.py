@@ -18,7 +18,7 @@ from micronas.errors import MicronasError
 from micronas.hardware import CostReport, Device, estimate, load_device
 from micronas.infra import defaults
 from micronas.ir import Network
-from micronas.spaces import AnySpace, HasInfo, get_space, index_of
+from micronas.spaces import AnySpace, HasInfo, get_space, index_of, offers
 from micronas.tasks import Task, resolve_task
 
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ def arch_info(text: ArchLike, space: SpaceLike = defaults.BENCHMARK_SPACE, task:
     a = parse_arch(text, sp)
     info: Info = {"space": sp.name, "arch": sp.format(a), "index": index_of(sp, a),
                             "iso_key": sp.iso_key(a)}
-    if isinstance(sp, HasInfo):
+    if offers(sp, HasInfo):
         info.update(sp.info(a, t))
     return info
 
@@ -150,7 +150,7 @@ def cost(arch: ArchLike | nn.Module, device: str | Device = defaults.DEVICE,
                               estimate(net, dev))
     sp, t = _resolve(space, task)
     a = parse_arch(arch, sp)
-    extra: Info = {k: v for k, v in (sp.info(a, t) if isinstance(sp, HasInfo) else {}).items()
+    extra: Info = {k: v for k, v in (sp.info(a, t) if offers(sp, HasInfo) else {}).items()
                    if k.startswith(sp.name + "_")}
     return CostResult(sp.format(a), index_of(sp, a), sp.name, t.describe(),
                       estimate(sp.to_network(a, t), dev), extra)
@@ -212,7 +212,7 @@ class ScoreResult:
 
 
 def score(arch: ArchLike, indicators: Sequence[str] | str | None = None,
-          space: SpaceLike = defaults.BENCHMARK_SPACE, task: TaskLike = None, seed: int = 0,
+          space: SpaceLike = defaults.BENCHMARK_SPACE, task: TaskLike = None, seed: int = defaults.SEED,
           settings: ProxySettings | None = None, cache_path: str | None = None,
           executor: str = "serial") -> ScoreResult:
     """Training-free indicators of one architecture (``settings``: a ProxySettings; the
@@ -241,7 +241,7 @@ def search(cfg: SearchConfig, table: GroundTruth | None = None, cache_path: str 
 
 
 def correlate(indicators: Sequence[str] | str | None = None, task: TaskLike = None,
-              benchmark: str | None = None, sample: int | None = 1000, seed: int = 0,
+              benchmark: str | None = None, sample: int | None = defaults.SAMPLE, seed: int = defaults.SEED,
               workers: int = 1, cache_path: str | None = None,
               settings: ProxySettings | None = None,
               progress: Callable[[int], None] | None = None,
@@ -304,7 +304,7 @@ def load_calibration(path: str, net: Network) -> np.ndarray:
 
 
 def export(arch: ArchLike, fmt: str, out: str, space: SpaceLike = defaults.BENCHMARK_SPACE,
-           task: TaskLike = None, seed: int = 0, calibration: str | None = None,
+           task: TaskLike = None, seed: int = defaults.SEED, calibration: str | None = None,
            check: bool = True, weights: str | None = None, force: bool = False) -> ExportResult:
     """Write ``arch`` as int8 .tflite (checked in TFLM) or float ONNX (checked with
     onnxruntime). ``weights``: a checkpoint of ``micronas train`` (its trained weights,
@@ -325,7 +325,7 @@ def export(arch: ArchLike, fmt: str, out: str, space: SpaceLike = defaults.BENCH
     return _export(net, fmt, out, seed=seed, calibration=calib, check=check)
 
 
-def dataset(data: str, seed: int = 0) -> Dataset:
+def dataset(data: str, seed: int = defaults.SEED) -> Dataset:
     """A task's train / test data: ``digits``, ``fashion-mnist``, an image folder or an .npz
     (:mod:`micronas.tasks.data`)."""
     from micronas.tasks.data import load_dataset
@@ -334,7 +334,7 @@ def dataset(data: str, seed: int = 0) -> Dataset:
 
 
 def train(arch: ArchLike, data: str | Dataset, out: str, space: SpaceLike = defaults.DATA_SPACE,
-          epochs: int | None = None, seed: int = 0, recipe: Recipe | None = None,
+          epochs: int | None = None, seed: int = defaults.SEED, recipe: Recipe | None = None,
           progress: TrainProgress | None = None) -> TrainResult:
     """Train ``arch`` on ``data`` (a name/path or a :class:`micronas.tasks.data.Dataset`),
     checkpointing to ``out`` every epoch and resuming from it; a
@@ -409,7 +409,7 @@ class MeasureResult:
 
 
 def measure(arch: ArchLike, device: str | Device = defaults.DEVICE, space: SpaceLike = defaults.BENCHMARK_SPACE,
-            task: TaskLike = None, method: str = "layers", seed: int = 0) -> MeasureResult:
+            task: TaskLike = None, method: str = "layers", seed: int = defaults.SEED) -> MeasureResult:
     """Emulated latency of ``arch`` on ``device``'s core: our int8 kernels, cross-compiled and
     run in the unicorn emulator, instructions counted per class and converted to cycles."""
     from micronas.measure.layers import measure_network
@@ -424,7 +424,7 @@ def measure(arch: ArchLike, device: str | Device = defaults.DEVICE, space: Space
 
 
 def calibrate(device: str | Device = defaults.DEVICE, measurements: str | None = None,
-              space: SpaceLike = defaults.BENCHMARK_SPACE, task: TaskLike = None, seed: int = 0,
+              space: SpaceLike = defaults.BENCHMARK_SPACE, task: TaskLike = None, seed: int = defaults.SEED,
               progress: Callable[[int, int], None] | None = None) -> Calibration:
     """Fit the device's latency constants to emulated layers (default) or to a CSV of board
     measurements (``arch`` rows read in ``space`` for ``task``); returns a

@@ -164,8 +164,6 @@ def test_short_digits_build_export_and_bundle(tmp_path):
             "--evaluations", "6", "--no-cache", "--quiet", "--json", "--out", str(out),
             *compile_args)
     assert r.returncode == 0, r.stderr
-
-
     b = json.loads((out / "bundle" / "bundle.json").read_text())
     assert b["int8_tflm_test_accuracy"] > 0.2  # chance is 0.1 (one epoch of 90 steps)
     assert b["int8_tflm_test_samples"] == 359
@@ -182,6 +180,20 @@ def test_short_digits_build_export_and_bundle(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "trained" in r.stdout.lower() and tfl.read_bytes() == (
         out / "bundle" / "model.tflite").read_bytes()
+    # build hands its data, module and checkpoint on in memory: the bundle it wrote is the
+    # one deploy writes from the checkpoint file, byte for byte
+    again = tmp_path / "again"
+    r = cli("deploy", str(out / "train"), "--device", "stm32f746", "--out", str(again),
+            "--verify-samples", "0", "--quiet", *compile_args)
+    assert r.returncode == 0, r.stderr
+    for f in ("model.tflite", "model_data.c", "model_data.h", "model_config.h", "main.cc",
+              "standalone/model.c", "standalone/mn_model.h"):
+        assert (again / f).read_bytes() == (out / "bundle" / f).read_bytes(), f
+    b2 = json.loads((again / "bundle.json").read_text())
+    for k in ("float_test_accuracy", "int8_tflm_test_accuracy", "latency_ms", "peak_sram_bytes",
+              "flash_bytes"):
+        assert b2[k] == b[k], k
+    assert 0 < b["stages"]["quantise_seconds"]
 
 
 def test_default_length_is_about_20000_steps():

@@ -17,6 +17,7 @@ import time
 import traceback
 from argparse import Namespace
 from collections.abc import Sequence
+from concurrent.futures.process import BrokenProcessPool
 
 from micronas.errors import MicronasBug, MicronasError
 
@@ -57,11 +58,16 @@ def report_bug(e: BaseException) -> str:
         where = str(path)
     except OSError:
         sys.stderr.write(text)
-    kind = "" if isinstance(e, MicronasBug) else f"{type(e).__name__}: "
     msg = " ".join(str(e).split()) or type(e).__name__
-    return (f"micronas: internal error (a bug in micronas, not in your input): {kind}{msg}; "
-            f"the traceback is {'in ' + where if where != 'below' else 'above'}: please report "
-            "it with that file\n")
+    saved = f"the traceback is {'in ' + where if where != 'below' else 'above'}"
+    if isinstance(e, MicronasBug):
+        return (f"micronas: internal error (a bug in micronas, not in your input): {msg}; "
+                f"{saved}: please report it with that file\n")
+    if isinstance(e, OSError | MemoryError | BrokenProcessPool):
+        return (f"micronas: error: the system failed: {type(e).__name__}: {msg} (disk, memory, "
+                f"permissions or a killed worker, not your input); {saved}\n")
+    return (f"micronas: unexpected error (most likely a bug in micronas, not in your input): "
+            f"{type(e).__name__}: {msg}; {saved}: please report it with that file\n")
 
 
 def _run(args: Namespace) -> int:
@@ -78,7 +84,7 @@ def _run(args: Namespace) -> int:
         return 130
     except BrokenPipeError:
         return 0
-    except Exception as e:  # noqa: BLE001 - a bug of ours (MicronasBug or unexpected)
+    except Exception as e:  # noqa: BLE001 - not the user's input: ours, or the system's
         sys.stderr.write(report_bug(e))
         return 1
 

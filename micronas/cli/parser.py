@@ -192,11 +192,12 @@ def build_parser() -> argparse.ArgumentParser:
     bc.add_argument("--benchmark", help="NB201 accuracy CSV (default $MICRONAS_NB201)")
     task_opts(bc)
     g = bc.add_mutually_exclusive_group()
-    g.add_argument("--sample", type=_int, default=1000, help="architectures to draw (1000)")
+    g.add_argument("--sample", type=_int, default=defaults.SAMPLE,
+                   help=f"architectures to draw ({defaults.SAMPLE})")
     g.add_argument("--all", action="store_true", help="all 15,625 architectures")
     bc.add_argument("--seed", type=_seed, default=defaults.SEED)
     bc.add_argument("--indicators", help="comma-separated names (default: all)")
-    bc.add_argument("--workers", type=_int, default=1, help="scoring processes")
+    bc.add_argument("--workers", type=_int, default=defaults.WORKERS, help="scoring processes")
     executor_opt(bc)
     proxy_opts(bc)
     bc.add_argument("--json", action="store_true")
@@ -211,19 +212,21 @@ def build_parser() -> argparse.ArgumentParser:
     space_opt(se)
     device_opt(se)
     task_opts(se)
-    se.add_argument("--strategy", default="auto",
+    se.add_argument("--strategy", default=defaults.STRATEGY,
                     help="prune (MicroNAS) | evolution | random | exhaustive (default: prune "
                     "where the space has a supernet, as nb201; evolution otherwise, as mcu)")
-    se.add_argument("--latency-weight", type=float, default=0.0)
-    se.add_argument("--flops-weight", type=float, default=0.0)
+    se.add_argument("--latency-weight", type=float, default=defaults.LATENCY_WEIGHT,
+                    help="weight of the latency rank in the objective (0: none)")
+    se.add_argument("--flops-weight", type=float, default=defaults.FLOPS_WEIGHT,
+                    help="weight of the FLOPs rank in the objective (0: none)")
     budget_opts(se)
     se.add_argument("--seed", type=_seed, default=defaults.SEED)
-    se.add_argument("--rank-mode", default="percentile", help="percentile (ours) | dense "
+    se.add_argument("--rank-mode", default=defaults.RANK_MODE, help="percentile (ours) | dense "
                     "(MicroNAS)")
-    se.add_argument("--latency-mode", default="rank", help="rank: the latency weight joins the "
+    se.add_argument("--latency-mode", default=defaults.LATENCY_MODE, help="rank: the latency weight joins the "
                     "rank mix (MicroNAS); target: it sets a latency ceiling between the slowest "
                     "and fastest network of the space (smooth)")
-    se.add_argument("--refine", type=_int, default=0, help="after the strategy, hill-climb up "
+    se.add_argument("--refine", type=_int, default=defaults.REFINE, help="after the strategy, hill-climb up "
                     "to K steps over one-choice neighbours (ours; ~10 s per step on 2 cores)")
     se.add_argument("--fill", type=float, default=defaults.FILL, help="prune: when --max-* budgets bind, "
                     "never prune below this share of the largest network they allow (ours; 0: "
@@ -292,7 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
     device_opt(bu)
     data_opts(bu)
     budget_opts(bu)
-    bu.add_argument("--latency-weight", type=float, default=0.0)
+    bu.add_argument("--latency-weight", type=float, default=defaults.LATENCY_WEIGHT,
+                    help="search: weight of the latency rank in the objective (0: none)")
     bu.add_argument("--evaluations", type=_int, default=defaults.EVALUATIONS,
                     help="search: indicator evaluations")
     recipe_opts(bu)

@@ -76,4 +76,9 @@ for _fn, _summary in [(kws, "DS-CNN keyword spotting, 49x10x1 MFCCs, 12 classes"
 
 def reference_network(name: str) -> Network:
     """A reference network by name (``kws``, ``vww``, ``ad``, ``ic``)."""
+    if name not in REFERENCES:  # the choices as they are written: mlperf:NAME
+        close = REFERENCES.closest(name)
+        guess = f" (did you mean 'mlperf:{close}'?)" if close else ""
+        raise ArchError(f"unknown reference network 'mlperf:{name}'{guess}; choose from "
+                        f"{', '.join('mlperf:' + n for n in REFERENCES)}")
     return REFERENCES[name]()

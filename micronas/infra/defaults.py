@@ -9,6 +9,16 @@ BENCHMARK_SPACE = "nb201"
 BENCHMARK_TASK = "cifar10"
 #: The space of the commands that take the user's data (train, build).
 DATA_SPACE = "mcu"
+#: The search's strategy (``auto``: pruning where the space has a supernet, else evolution),
+#: its objective's weights and how ranks mix, and hill-climbing steps after it.
+STRATEGY = "auto"
+LATENCY_WEIGHT = 0.0
+FLOPS_WEIGHT = 0.0
+RANK_MODE = "percentile"
+LATENCY_MODE = "rank"
+REFINE = 0
+#: Architectures ``bench correlate`` draws (None on the command line's --all: every one).
+SAMPLE = 1000
 #: Indicator evaluations of evolution and random search (pruning's rounds evaluate 24 + 18 + 12).
 EVALUATIONS = 54
 #: Share of the device's SRAM and of its flash left to the application.
@@ -20,4 +30,5 @@ WORKERS = 1
 SEED = 0
 
 __all__ = ["BENCHMARK_SPACE", "BENCHMARK_TASK", "DATA_SPACE", "DEVICE", "EVALUATIONS", "FILL",
-           "RESERVE_SHARE", "SEED", "WORKERS"]
+           "FLOPS_WEIGHT", "LATENCY_MODE", "LATENCY_WEIGHT", "RANK_MODE", "REFINE",
+           "RESERVE_SHARE", "SAMPLE", "SEED", "STRATEGY", "WORKERS"]

@@ -85,12 +85,18 @@ class Registry(Mapping[str, T]):
         k = self.aliases.get(k, k)
         if k not in self._entries:
             names = [e.name for e in self._entries.values()]
-            close = difflib.get_close_matches(k, list(self._entries), n=1, cutoff=0.6)
-            guess = f" (did you mean {self._entries[close[0]].name!r}?)" if close else ""
+            close = self.closest(k)
+            guess = f" (did you mean {close!r}?)" if close else ""
             hint = f" {self.hint}" if self.hint else ""
             raise self.error(f"unknown {self.kind} {name!r}{guess}; choose from "
                              f"{', '.join(names)}{hint}")
         return k
+
+    def closest(self, name: str) -> str | None:
+        """The registered name closest to ``name`` (None when nothing is close)."""
+        self._load()
+        close = difflib.get_close_matches(self._norm(name), list(self._entries), n=1, cutoff=0.6)
+        return self._entries[close[0]].name if close else None
 
     def entry(self, name: str) -> Entry[T]:
         return self._entries[self.key(name)]

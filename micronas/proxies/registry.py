@@ -156,6 +156,4 @@ def parse_indicators(text: str | list[str] | None, default: list[str]) -> list[s
     names = [n.strip() for n in (text.split(",") if isinstance(text, str) else text) if n.strip()]
     if not names:
         raise MicronasError("no indicators given; e.g. --indicators ntk_cond,linear_regions")
-    for n in names:
-        get_indicator(n)
-    return names
+    return [get_indicator(n).name for n in names]  # validated, in their registered spelling

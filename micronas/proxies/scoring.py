@@ -46,7 +46,7 @@ def expand(indicators: Sequence[str]) -> list[str]:
     out: list[str] = []
     for name in indicators:
         ind = get_indicator(name)
-        parts = ind.parts if ind.population else (name,)
+        parts = ind.parts if ind.population else (ind.name,)
         out.extend(p for p in parts if p not in out)
     return out
 

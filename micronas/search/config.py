@@ -10,7 +10,8 @@ made (``__post_init__``), so a :class:`SearchConfig` that exists is a valid one.
 - :class:`ExecutionSpec`: where indicator batches run.
 
 ``SearchConfig.of(max_latency_ms=100, workers=0, ...)`` builds one from flat names (the
-command line's), each going to the spec that owns it.
+command line's), each going to the spec that owns it (``input`` is the task's input; the
+indicators' input kind is ``ProxySettings.input``, set through ``proxy=``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from micronas.proxies.registry import ProxySettings
 from micronas.search.costs import Budgets
 from micronas.search.objective import DEFAULT_MIX, Weights, parse_mix
 from micronas.search.strategies import STRATEGIES
-from micronas.spaces import HasSupernet, get_space
+from micronas.spaces import HasSupernet, get_space, offers
 from micronas.tasks import Task, resolve_task
 
 KB = 1024
@@ -42,20 +43,22 @@ class TaskSpec:
     classes: int | None = None
     resolutions: str | None = None
     task: Task | None = None
+    resolved: Task = field(init=False, repr=False, compare=False)  # the task, checked
 
     def __post_init__(self) -> None:
         if self.task is not None:
-            if self.input is not None or self.classes is not None:
-                raise MicronasError("give a task, or --input HxWxC --classes K, not both")
+            if self.input is not None or self.classes is not None or self.resolutions is not None:
+                raise MicronasError("give a task, or --input HxWxC --classes K [--resolutions], "
+                                    "not both")
             object.__setattr__(self, "name", self.task.name)
+            object.__setattr__(self, "resolved", self.task)
         else:
-            object.__setattr__(self, "task", resolve_task(
+            object.__setattr__(self, "resolved", resolve_task(
                 None if self.input is not None else self.name, self.input, self.classes,
                 resolutions=self.resolutions))
 
     def resolve(self) -> Task:
-        assert self.task is not None  # set by __post_init__
-        return self.task
+        return self.resolved
 
 
 @dataclass(frozen=True)
@@ -109,10 +112,10 @@ class ObjectiveSpec:
     a latency ceiling)."""
 
     indicators: str = DEFAULT_MIX
-    latency_weight: float = 0.0
-    flops_weight: float = 0.0
-    rank_mode: str = "percentile"
-    latency_mode: str = "rank"
+    latency_weight: float = defaults.LATENCY_WEIGHT
+    flops_weight: float = defaults.FLOPS_WEIGHT
+    rank_mode: str = defaults.RANK_MODE
+    latency_mode: str = defaults.LATENCY_MODE
 
     def __post_init__(self) -> None:
         self.weights()
@@ -132,16 +135,18 @@ class StrategySpec:
     """``name``: a registered strategy, or ``auto`` (pruning where the space has a supernet,
     else evolution). Each strategy takes the options it uses (:meth:`Strategy.options`)."""
 
-    name: str = "auto"
+    name: str = defaults.STRATEGY
     evaluations: int = defaults.EVALUATIONS   # evolution and random
     fill: float = defaults.FILL               # prune: share of a binding budget to use
-    refine: int = 0                           # hill-climbing steps afterwards (0: none)
+    refine: int = defaults.REFINE             # hill-climbing steps afterwards (0: none)
 
     def __post_init__(self) -> None:
-        if self.name != "auto" and self.name not in STRATEGIES:
-            raise MicronasError(f"unknown strategy {self.name!r}; choose from "
-                                f"{', '.join(STRATEGIES)} (default: prune where the space has a "
-                                "supernet, else evolution)")
+        if self.name != "auto":
+            if self.name not in STRATEGIES:
+                raise MicronasError(f"unknown strategy {self.name!r}; choose from "
+                                    f"{', '.join(STRATEGIES)} (default: prune where the space "
+                                    "has a supernet, else evolution)")
+            object.__setattr__(self, "name", STRATEGIES.entry(self.name).name)
         if not (isinstance(self.evaluations, int) and self.evaluations >= 1):
             raise MicronasError(f"evaluations must be >= 1, got {self.evaluations}")
         if not (isinstance(self.fill, int | float) and 0 <= self.fill < 1):
@@ -153,7 +158,7 @@ class StrategySpec:
         """The strategy's name (``auto`` resolved for ``space``)."""
         if self.name != "auto":
             return self.name
-        return "prune" if isinstance(get_space(space), HasSupernet) else "evolution"
+        return "prune" if offers(get_space(space), HasSupernet) else "evolution"
 
     def options(self, space: str) -> dict[str, Any]:
         """The options the resolved strategy takes from this spec."""
@@ -248,8 +253,8 @@ class SearchConfig:
         """The config as plain values (saved in ``result.json``)."""
         d = asdict(self)
         t = self.task.resolve()
-        d["task"]["task"] = {"name": t.name, "input_shape": list(t.input_shape),
-                             "classes": t.classes, "resolutions": t.resolutions}
+        d["task"]["resolved"] = {"name": t.name, "input_shape": list(t.input_shape),
+                                 "classes": t.classes, "resolutions": t.resolutions}
         return d
 
 

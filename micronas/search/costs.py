@@ -22,7 +22,7 @@ from micronas.hardware.cost import COST_MODEL_REVISION, latency_ms
 from micronas.hardware.planner import live_bytes
 from micronas.infra.cache import Memo
 from micronas.ir import Network
-from micronas.spaces import HasFloor, SearchSpace, Shrinkable, cost_key
+from micronas.spaces import HasFloor, SearchSpace, Shrinkable, cost_key, offers
 from micronas.spaces.base import State, enumerate_space
 from micronas.tasks import Task
 
@@ -163,7 +163,7 @@ def lower_bound(space: SearchSpace, task: Task, device: Device) -> Costs | None:
     excluded from the latency and flash bounds; its SRAM bound is the most bytes live at
     once during those layers (which no planner can beat) plus scratch and reserved RAM.
     """
-    if not isinstance(space, HasFloor):
+    if not offers(space, HasFloor):
         return None
     net = space.to_network(space.floor(), task)
     r = estimate(net, device)
@@ -197,7 +197,7 @@ class BudgetFilter:
         still misses after ``walk_after`` redraws into a random walk down to the budgets, so
         tight budgets (where few draws fit) are met in a few steps."""
         space = self.costs.space
-        walk = isinstance(space, Shrinkable)
+        walk = offers(space, Shrinkable)
         for i in range(tries):
             a = space.sample(rng)
             if self.ok(a):

@@ -39,6 +39,7 @@ def parse_mix(text: str) -> tuple[tuple[str, float], ...]:
                                 f"{share!r}; e.g. ntk_cond,linear_regions,synflow:2") from None
         if not (math.isfinite(w) and w > 0):
             raise MicronasError(f"--indicators: share of {name!r} must be > 0, got {share!r}")
+        name = get_indicator(name).name  # validated, in its registered spelling
         if get_indicator(name).population:
             raise MicronasError(f"--indicators: {name!r} is a rank combination over a set; "
                                 f"name its parts instead (e.g. {TENAS_MIX})")

@@ -22,7 +22,7 @@ from micronas.search.evaluate import Evaluator
 from micronas.search.objective import Weights
 from micronas.search.pareto import front
 from micronas.search.strategies import Progress, Refine, drive, make_strategy
-from micronas.spaces import Candidate, HasSupernet, SearchSpace, bind, get_space, index_of
+from micronas.spaces import Candidate, HasSupernet, SearchSpace, bind, get_space, index_of, offers
 from micronas.tasks import Task
 
 
@@ -79,7 +79,7 @@ def latency_target(cfg: SearchConfig, costs: CostModel) -> float | None:
     L_hi^(1-w) * L_lo^w. w = 0 sets none (TE-NAS)."""
     if cfg.objective.latency_mode != "target" or cfg.objective.latency_weight <= 0:
         return None
-    if not isinstance(costs.space, HasSupernet):
+    if not offers(costs.space, HasSupernet):
         raise MicronasError(f"--latency-mode target needs a supernet, which space "
                             f"{costs.space.name!r} lacks; use --max-latency-ms")
     sn = costs.space.supernet()

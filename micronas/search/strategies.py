@@ -24,7 +24,7 @@ from micronas.infra.registry import Registry, summary_of
 from micronas.search.costs import BudgetFilter, Budgets, Costs
 from micronas.search.evaluate import Evaluation, Evaluator
 from micronas.search.objective import Weights, hybrid_scores
-from micronas.spaces import Candidate, Enumerable, HasSupernet, SearchSpace
+from micronas.spaces import Candidate, Enumerable, HasSupernet, SearchSpace, offers
 from micronas.spaces.base import State, enumerate_space
 from micronas.tasks import Task
 
@@ -155,7 +155,7 @@ class Prune(Strategy):
 
     def __init__(self, *args: Any, fill: float = 0.0, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        if not isinstance(self.space, HasSupernet):
+        if not offers(self.space, HasSupernet):
             raise MicronasError(f"--strategy prune needs a supernet, which space "
                                 f"{self.space.name!r} lacks; use --strategy evolution")
         self.supernet = self.space.supernet()
@@ -176,7 +176,7 @@ class Prune(Strategy):
 
     def _infeasible(self) -> str:
         space, device = self.space.name.upper(), self.filter.costs.device.name
-        full = (isinstance(self.space, Enumerable)
+        full = (offers(self.space, Enumerable)
                 and any(self.filter.ok(a) for a in enumerate_space(self.space)))
         if full:
             return (f"the pruning supernet of the {space} space has no network within the "

@@ -25,7 +25,6 @@ from micronas.search.run import SearchResult, run_search
 from micronas.ship.bundle import deploy
 from micronas.ship.int8 import quantize_checkpoint, trained_network
 from micronas.ship.train import Recipe, TrainResult, train
-from micronas.tasks import Task
 from micronas.tasks.data import Dataset, load_dataset
 
 
@@ -54,13 +53,16 @@ class BuildResult:
 def search_config(ds: Dataset, base: SearchConfig) -> SearchConfig:
     """``base`` pointed at the dataset's task: a built-in task by name, else the data's input
     and classes (the search draws ``base``'s other resolutions where it names some)."""
-    from micronas.tasks import TASKS, parse_resolutions
+    from micronas.tasks import TASKS, resolve_task
 
     t = ds.task()
+    res = base.task.resolutions
     if t.name in TASKS and TASKS[t.name] == t:
+        resolve_task(t.name, resolutions=res)  # a built-in task's resolution is fixed: one line
         return replace(base, task=TaskSpec(t.name))
-    return replace(base, task=TaskSpec(task=Task.custom(
-        t.input_shape, t.classes, resolutions=parse_resolutions(base.task.resolutions))))
+    # the data's own shape (checked as --input is) and resolutions, as a Task: no text round trip
+    return replace(base, task=TaskSpec(task=resolve_task(None, t.input_shape, t.classes,
+                                                         resolutions=res)))
 
 
 def _kb(n: float) -> str:
@@ -152,7 +154,7 @@ def build(data: str | Dataset, out: str | Path, search: SearchConfig | None = No
         raise MicronasBug("training returned no checkpoint or module")
     # the data, the trained module and the checkpoint go on in memory (nothing is reloaded)
     m = quantize_checkpoint(trained_network(tr.final_checkpoint, ds, module=tr.module))
-    stages["quantise"] = time.perf_counter() - t0
+    m.seconds = stages["quantise"] = time.perf_counter() - t0
     reserve = (res.reserve_sram_bytes, res.reserve_flash_bytes)
     dep = deploy(m, device, outdir / "bundle", tflm_samples, verify_samples, compile_c, reserve,
                  progress)

@@ -8,6 +8,7 @@ quantisation with activation ranges from training samples -> ``.tflite``.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,7 @@ class Int8Model:
     qnet: QNetwork                 # lowered for TFLM and quantised
     tflite: bytes
     index: dict[str, int]
+    seconds: float = 0.0           # how long quantising took (float network included)
 
     @property
     def checkpoint(self) -> Checkpoint:
@@ -126,11 +128,12 @@ def quantize_checkpoint(checkpoint: str | Path | Checkpoint | Trained, ds: Datas
     """int8 model of a trained checkpoint (:func:`trained_network`'s calibration)."""
     from micronas.deploy.tflite import build_tflite
 
+    t0 = time.perf_counter()
     t = (checkpoint if isinstance(checkpoint, Trained)
          else trained_network(checkpoint, ds, calibration_samples, seed))
     qnet = quantize_network(t.net, t.weights, t.calibration)
     data, index = build_tflite(qnet)
-    return Int8Model(t, qnet, data, index)
+    return Int8Model(t, qnet, data, index, time.perf_counter() - t0)
 
 
 def tflm_outputs(model: Int8Model, x: torch.Tensor,

@@ -40,7 +40,7 @@ from torch import nn
 from micronas.errors import DataError, MicronasBug, MicronasError
 from micronas.infra.torchinit import init_kaiming
 from micronas.ship.checkpoint import CHECKPOINT, Checkpoint, DataInfo, Identity
-from micronas.spaces import AnySpace, VariantInput, get_space
+from micronas.spaces import AnySpace, VariantInput, get_space, offers
 from micronas.spaces.base import bind
 from micronas.tasks import Task
 from micronas.tasks.data import Dataset
@@ -147,7 +147,7 @@ def versions() -> dict[str, str]:
 
 def network_input(space: AnySpace, arch: Any, task: Task) -> tuple[int, int, int]:
     """The input the deployed network takes (an ``mcu`` architecture may fix a resolution)."""
-    if isinstance(space, VariantInput):
+    if offers(space, VariantInput):
         c, h, w = space.variant_input("full", task, arch)
         return int(c), int(h), int(w)
     return task.input_shape
@@ -355,6 +355,8 @@ def train(arch: Any, space: AnySpace | str, ds: Dataset, out: str | Path,
         last = Checkpoint(ident, epoch + 1, recipe.n_epochs, module.state_dict(), opt.state_dict(),
                    list(history), spent, mode, shape, tuple(ds.mean), tuple(ds.std),
                    tuple(ds.class_names), versions()).save(ck_path)
+    if last is not None:  # the result's checkpoint keeps its own weights, whatever the module does
+        last = replace(last, model={k: v.detach().clone() for k, v in last.model.items()})
     module = module.to(memory_format=torch.contiguous_format)
     module.eval()
     acc = history[-1]["test_accuracy"] if history else evaluate(module, x_te, y_te)

@@ -11,6 +11,7 @@ from micronas.spaces.base import (
     HasCanonical,
     HasFloor,
     HasInfo,
+    HasSize,
     HasSupernet,
     HasTrainedNetwork,
     Indexed,
@@ -26,6 +27,7 @@ from micronas.spaces.base import (
     get_space,
     index_of,
     list_spaces,
+    offers,
     register_space,
 )
 from micronas.spaces.mcu.space import McuSpace
@@ -34,7 +36,8 @@ from micronas.spaces.nb201.space import NB201Space
 register_space("nb201", NB201Space)
 register_space("mcu", McuSpace)
 
-__all__ = ["CAPABILITIES", "SPACES", "AnySpace", "Candidate", "CostKeyed", "Enumerable", "HasCanonical",
-           "HasFloor", "HasInfo", "HasSupernet", "HasTrainedNetwork", "Indexed", "SearchSpace",
-           "Shrinkable", "Supernet", "TaskBindable", "VariantInput", "bind", "canonical",
-           "capabilities", "cost_key", "get_space", "index_of", "list_spaces", "register_space"]
+__all__ = ["CAPABILITIES", "SPACES", "AnySpace", "Candidate", "CostKeyed", "Enumerable",
+           "HasCanonical", "HasFloor", "HasInfo", "HasSize", "HasSupernet", "HasTrainedNetwork",
+           "Indexed", "SearchSpace", "Shrinkable", "Supernet", "TaskBindable", "VariantInput", "bind",
+           "canonical", "capabilities", "cost_key", "get_space", "index_of", "list_spaces", "offers",
+           "register_space"]

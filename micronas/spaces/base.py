@@ -8,7 +8,7 @@ for; a space that has no reduced form returns the full one). Nothing outside a s
 folder names its architecture type: everything else holds an architecture as an opaque
 value, or a :class:`Candidate` (an architecture of a space, for a task).
 
-Optional capabilities are runtime-checkable protocols (``isinstance(space, Enumerable)``),
+Optional capabilities are runtime-checkable protocols (``offers(space, Enumerable)``),
 each with its own checks in the conformance suite (:mod:`micronas.spaces.testing`):
 :class:`Enumerable` (finite spaces), :class:`Indexed` (an integer id), :class:`HasCanonical`
 (the representative indicators are computed on, so isomorphic architectures share values),
@@ -25,9 +25,10 @@ drops dead computation).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeGuard, TypeVar, runtime_checkable
 
 import numpy as np
 
@@ -131,6 +132,11 @@ class Enumerable(Protocol):
 
     def enumerate(self) -> Iterator[Any]: ...
 
+
+@runtime_checkable
+class HasSize(Protocol):
+    """The number of architectures of a finite space, without enumerating them."""
+
     def size(self) -> int: ...
 
 
@@ -207,33 +213,48 @@ class HasTrainedNetwork(Protocol):
 
 #: Every optional capability of a space, by the method name that defines it.
 CAPABILITIES: dict[str, type] = {
-    "enumerate": Enumerable, "index": Indexed, "canonical": HasCanonical,
+    "enumerate": Enumerable, "size": HasSize, "index": Indexed, "canonical": HasCanonical,
     "cost_key": CostKeyed, "floor": HasFloor, "info": HasInfo, "supernet": HasSupernet,
     "variant_input": VariantInput, "for_task": TaskBindable, "shrink": Shrinkable,
     "trained_network": HasTrainedNetwork}
 
 
+P = TypeVar("P")
+
+
+@functools.cache
+def _members(protocol: type) -> tuple[str, ...]:
+    return tuple(k for k, v in vars(protocol).items() if callable(v) and not k.startswith("_"))
+
+
+def offers(space: object, capability: type[P]) -> TypeGuard[P]:
+    """Whether ``space`` offers a capability protocol: each of its methods is a callable
+    attribute of ``space`` (looked up as calls look it up, so a space that forwards through
+    ``__getattr__`` keeps its capabilities)."""
+    return all(callable(getattr(space, m, None)) for m in _members(capability))
+
+
 def capabilities(space: object) -> list[str]:
     """The optional capabilities ``space`` offers (names of :data:`CAPABILITIES`)."""
-    return [name for name, proto in CAPABILITIES.items() if isinstance(space, proto)]
+    return [name for name, proto in CAPABILITIES.items() if offers(space, proto)]
 
 
 def bind(space: SearchSpace, task: Task) -> SearchSpace:
     """``space`` bound to ``task`` where it has ``for_task`` (itself otherwise)."""
-    return space.for_task(task) if isinstance(space, TaskBindable) else space
+    return space.for_task(task) if offers(space, TaskBindable) else space
 
 
 def canonical(space: SearchSpace, arch: Any) -> Any:
     """The representative of ``arch``'s isomorphism class (``arch`` itself by default)."""
-    return space.canonical(arch) if isinstance(space, HasCanonical) else arch
+    return space.canonical(arch) if offers(space, HasCanonical) else arch
 
 
 def index_of(space: SearchSpace, arch: Any) -> int | None:
-    return space.index(arch) if isinstance(space, Indexed) else None
+    return space.index(arch) if offers(space, Indexed) else None
 
 
 def cost_key(space: SearchSpace, arch: Any) -> str:
-    return space.cost_key(arch) if isinstance(space, CostKeyed) else space.format(arch)
+    return space.cost_key(arch) if offers(space, CostKeyed) else space.format(arch)
 
 
 @dataclass(frozen=True, eq=False)
@@ -249,7 +270,7 @@ class Candidate:
 
     def _builder(self) -> Any:
         if self.supernet:
-            assert isinstance(self.space, HasSupernet)
+            assert offers(self.space, HasSupernet)
             return self.space.supernet()
         return self.space
 
@@ -261,7 +282,7 @@ class Candidate:
 
     def variant_input(self, variant: str) -> tuple[int, int, int]:
         """Input shape (C, H, W) the module of ``variant`` reads."""
-        if isinstance(self.space, VariantInput):
+        if offers(self.space, VariantInput):
             return self.space.variant_input(variant, self.task, self.arch)
         return self.task.input_shape
 
@@ -307,6 +328,6 @@ def get_space(name: str | SearchSpace) -> SearchSpace:
 
 
 def enumerate_space(space: SearchSpace) -> Iterator[Any]:
-    if not isinstance(space, Enumerable):
+    if not offers(space, Enumerable):
         raise MicronasError(f"space {space.name!r} cannot be enumerated")
     return space.enumerate()

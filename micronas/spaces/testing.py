@@ -13,7 +13,8 @@ architectures under several tasks (square, non-square, one channel, many classes
 module variant runs on its declared input; and each optional capability the space offers
 (:data:`~micronas.spaces.base.CAPABILITIES`) keeps its contract: an index round-trips through
 ``parse``, ``canonical`` keeps the iso key and is idempotent, equal ``cost_key`` means an
-equal network, ``floor`` costs no more than any sample, ``info`` is a dict, a supernet yields
+equal network, ``trained_network`` agrees with ``to_network`` on the output and does no less
+work, ``floor`` costs no more than any sample, ``info`` is a dict, a supernet yields
 valid architectures, ``variant_input`` is the shape the module reads, ``for_task`` gives a
 space of the same name, ``shrink`` gives a valid neighbour that costs no more.
 """
@@ -34,15 +35,18 @@ from micronas.spaces.base import (
     HasCanonical,
     HasFloor,
     HasInfo,
+    HasSize,
     HasSupernet,
     HasTrainedNetwork,
     Indexed,
     SearchSpace,
     Shrinkable,
+    Supernet,
     TaskBindable,
     VariantInput,
     canonical,
     capabilities,
+    offers,
 )
 from micronas.tasks import Task
 
@@ -131,11 +135,11 @@ class SpaceConformance:
             assert self.space.iso_key(canonical(self.space, a)) == k
 
     def test_enumeration(self) -> None:
-        if not isinstance(self.space, Enumerable):
+        if not offers(self.space, Enumerable):
             return
         first = list(itertools.islice(self.space.enumerate(), 200))
         assert len(set(first)) == len(first)
-        n = self.space.size() if isinstance(self.space, Enumerable) else None
+        n = self.space.size() if offers(self.space, HasSize) else None
         if n is not None and n <= 100_000:
             assert sum(1 for _ in self.space.enumerate()) == n
 
@@ -151,7 +155,7 @@ class SpaceConformance:
             for a in self._archs(7, self.module_samples):
                 net = self.space.to_network(a, task)
                 net.validate()
-                ref = (self.space.trained_network(a, task) if isinstance(self.space, HasTrainedNetwork)
+                ref = (self.space.trained_network(a, task) if offers(self.space, HasTrainedNetwork)
                        else net)
                 # the input the module reads: the task's, or the architecture's resolution
                 inp = Candidate(self.space, a, task).variant_input("full")
@@ -178,12 +182,15 @@ class SpaceConformance:
                 assert y.shape == (2, task.classes)
 
     def test_supernet(self) -> None:
-        if not isinstance(self.space, HasSupernet):
+        if not offers(self.space, HasSupernet):
             return
         sn = self.space.supernet()
+        assert isinstance(sn, Supernet)
         full = sn.full()
         first = next(iter(sn.completions(full)))
         assert self.space.parse(self.space.format(first)) == first
+        for a in itertools.islice(sn.capacity_archs(full), 5):
+            assert self.space.parse(self.space.format(a)) == a
         assert sn.to_network(full, self.tasks[0]).macs >= self.space.to_network(
             first, self.tasks[0]).macs
 
@@ -195,14 +202,14 @@ class SpaceConformance:
             assert name in CAPABILITIES
 
     def test_index(self) -> None:
-        if not isinstance(self.space, Indexed):
+        if not offers(self.space, Indexed):
             return
         for a in self._archs():
             i = self.space.index(a)
             assert isinstance(i, int) and self.space.parse(str(i)) == a
 
     def test_canonical(self) -> None:
-        if not isinstance(self.space, HasCanonical):
+        if not offers(self.space, HasCanonical):
             return
         for a in self._archs():
             c = self.space.canonical(a)
@@ -210,19 +217,33 @@ class SpaceConformance:
             assert self.space.canonical(c) == c
 
     def test_cost_key(self) -> None:
-        if not isinstance(self.space, CostKeyed):
+        """Architectures with one cost key deploy to the same network (same MACs, params and
+        tensor shapes), over samples and their neighbours."""
+        if not offers(self.space, CostKeyed):
             return
         task = self.tasks[0]
-        for a in self._archs(n=5):
-            k = self.space.cost_key(a)
-            assert isinstance(k, str)
-            for b in [a, canonical(self.space, a)]:
-                if self.space.cost_key(b) == k:
-                    na, nb = self.space.to_network(a, task), self.space.to_network(b, task)
-                    assert (na.macs, na.params) == (nb.macs, nb.params)
+        groups: dict[str, list[Any]] = {}
+        for a in self._archs(n=4):
+            for b in [a, canonical(self.space, a), *self.space.neighbours(a)]:
+                groups.setdefault(self.space.cost_key(b), []).append(b)
+        for key, members in groups.items():
+            assert isinstance(key, str)
+            nets = [self.space.to_network(b, task) for b in members[:4]]
+            sig = {(n.macs, n.params, tuple(n.tensors[n.outputs[0]].shape)) for n in nets}
+            assert len(sig) == 1, (key, [self.space.format(b) for b in members[:4]])
+
+    def test_trained_network(self) -> None:
+        if not offers(self.space, HasTrainedNetwork):
+            return
+        task = self.tasks[0]
+        for a in self._archs(n=3):
+            ref, net = self.space.trained_network(a, task), self.space.to_network(a, task)
+            ref.validate()
+            assert ref.tensors[ref.outputs[0]].shape == net.tensors[net.outputs[0]].shape
+            assert net.macs <= ref.macs
 
     def test_floor(self) -> None:
-        if not isinstance(self.space, HasFloor):
+        if not offers(self.space, HasFloor):
             return
         task = self.tasks[0]
         f = self.space.floor()
@@ -231,13 +252,13 @@ class SpaceConformance:
             assert floor_macs <= self.space.to_network(a, task).macs
 
     def test_info(self) -> None:
-        if not isinstance(self.space, HasInfo):
+        if not offers(self.space, HasInfo):
             return
         for a in self._archs(n=3):
             assert isinstance(self.space.info(a, self.tasks[0]), dict)
 
     def test_variant_input(self) -> None:
-        if not isinstance(self.space, VariantInput):
+        if not offers(self.space, VariantInput):
             return
         for task in self.tasks:
             for a in self._archs(n=3):
@@ -247,7 +268,7 @@ class SpaceConformance:
                 assert net.tensors[net.inputs[0]].shape == tuple(shape)
 
     def test_for_task(self) -> None:
-        if not isinstance(self.space, TaskBindable):
+        if not offers(self.space, TaskBindable):
             return
         for task in self.tasks:
             bound = self.space.for_task(task)
@@ -256,7 +277,7 @@ class SpaceConformance:
             assert bound.parse(bound.format(a)) == a
 
     def test_shrink(self) -> None:
-        if not isinstance(self.space, Shrinkable):
+        if not offers(self.space, Shrinkable):
             return
         task = self.tasks[0]
         rng = np.random.default_rng(2)

@@ -85,6 +85,10 @@ for _task, _summary in [
     TASKS.register(_task.name, _task, _summary)
 
 
+#: The former name of :data:`TASKS` (a registry now; it still reads like the dict it was).
+BUILTIN = TASKS
+
+
 def list_tasks() -> list[str]:
     return TASKS.names()
 
@@ -150,5 +154,5 @@ def resolve_task(task: Task | str | None = None, input: str | tuple[int, int, in
     return get_task(task if task is not None else default)
 
 
-__all__ = ["TASKS", "Task", "get_task", "list_tasks", "parse_input", "parse_resolutions",
+__all__ = ["BUILTIN", "TASKS", "Task", "get_task", "list_tasks", "parse_input", "parse_resolutions",
            "resolve_task"]
