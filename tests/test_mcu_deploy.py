@@ -4,6 +4,7 @@ strides in TFLM, the int8 model, generated C on the emulator, the tracer, and th
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -219,3 +220,22 @@ def test_mcu_bad_input_one_line_exit_2(capsys, argv, fragment):
     code, out, err = run(capsys, *argv, *(["--no-cache"] if argv[0] == "search" else []))
     assert code == 2
     assert fragment in err and err.count("\n") == 1, err
+
+
+def test_an_infeasible_budget_names_its_floors_and_what_relaxes_them(capsys):
+    """Person detection 96x96 on an nRF52840 under 150 ms: no network at 96x96; the error
+    names the floor against the budget and three ways out, and the resolution it names
+    then gives a network."""
+    argv = ["search", "--space", "mcu", "--input", "96x96x1", "--classes", "2", "--device",
+            "nrf52840", "--max-latency-ms", "150"]
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and err.count("\n") == 1
+    assert "latency 165.84 ms (budget 150.00 ms)" in err
+    assert "--max-latency-ms 168" in err and "a larger device such as" in err
+    side = re.search(r"--resolutions (\d+)", err)
+    assert side, err
+    code, out, err = run(capsys, *argv, "--resolutions", side.group(1), "--evaluations", "6",
+                         "--no-cache", "--quiet", "--json")
+    assert code == 0, err
+    d = json.loads(out)
+    assert d["latency_ms"] <= 150 and d["network_input"][1] == int(side.group(1))

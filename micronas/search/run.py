@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import platform
 import time
 from collections.abc import Hashable
@@ -91,13 +92,64 @@ def latency_target(cfg: SearchConfig, costs: CostModel) -> float | None:
 
 def check_bounds(space: SearchSpace, task: Task, device: Device, budgets: Budgets) -> None:
     """Refuse budgets no architecture can meet, before searching (from the space's cost
-    lower bound)."""
+    lower bound), in one line that names each floor the budgets miss and what would relax
+    them: the budget itself, a lower input resolution (square inputs the space can shrink),
+    a device whose floor meets them."""
     lb = lower_bound(space, task, device)
     why = budgets.violations(lb) if lb is not None else []
-    if why:
-        raise BudgetError(f"no {space.name.upper()} architecture can meet the budgets on {device.name}: "
-                          f"even the smallest network has {why[0].split(' >')[0]} (the lower "
-                          "bound); loosen the budget or pick a larger device")
+    if not why or lb is None:
+        return
+    floors = "; ".join(w.replace(" > ", " (budget ") + ")" for w in why)
+    relax = []
+    if budgets.max_latency_ms is not None and lb.latency_ms > budgets.max_latency_ms:
+        relax.append(f"--max-latency-ms {math.ceil(lb.latency_ms * 1.01)}")
+    side = _resolution_that_fits(space, task, device, budgets)
+    if side is not None:
+        relax.append(f"--resolutions {side} (the network reads {side}x{side}; the board "
+                     "resizes its input)")
+    dev = _device_that_fits(space, task, device, budgets)
+    if dev is not None:
+        relax.append(f"a larger device such as {dev}")
+    raise BudgetError(f"no {space.name.upper()} architecture can meet the budgets on "
+                      f"{device.name}: even the smallest network has {floors} (the lower "
+                      f"bound); try {' or '.join(relax) if relax else 'a larger device'}")
+
+
+def _resolution_that_fits(space: SearchSpace, task: Task, device: Device,
+                          budgets: Budgets) -> int | None:
+    """The largest lower square input side (multiples of 8) at which the space's floor
+    meets the budgets, for a square custom task whose resolution may be searched."""
+    c, h, w = task.input_shape
+    if h != w or task.resolutions is not None or not task.name.startswith("custom-"):
+        return None
+    base = get_space(space.name)
+    for side in range((h - 1) // 8 * 8, 7, -8):
+        t = Task.custom((c, side, side), task.classes, resolutions=(side, h))
+        try:
+            lb = lower_bound(bind(base, t), t, device)
+        except MicronasError:  # the space cannot take that input
+            return None
+        if lb is not None and budgets.ok(lb):
+            return side
+    return None
+
+
+def _device_that_fits(space: SearchSpace, task: Task, device: Device,
+                      budgets: Budgets) -> str | None:
+    """A built-in device on which the space's floor meets the same latency budget and its
+    memory (the first by clock)."""
+    from micronas.hardware import builtin_devices
+
+    out = []
+    for name in builtin_devices():
+        if name == device.name:
+            continue
+        d = load_device(name)
+        lb = lower_bound(space, task, d)
+        mine = Budgets.with_device(d, budgets.max_latency_ms)
+        if lb is not None and mine.ok(lb):
+            out.append((d.clock_mhz, name))
+    return min(out)[1] if out else None
 
 
 def versions() -> dict[str, str]:
