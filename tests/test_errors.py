@@ -32,3 +32,14 @@ def test_a_bug_is_exit_1_with_the_traceback_saved(cli, monkeypatch, tmp_path, ex
     assert len(saved) == 1 and str(saved[0]) in err
     text = saved[0].read_text()
     assert "Traceback" in text and "broken" in text and type(exc).__name__ in text
+
+
+def test_a_failed_run_leaves_no_empty_output_folder(cli, tmp_path):
+    out = tmp_path / "runs" / "first"
+    code, _, err = cli("search", "--max-latency-ms", "0.5", "--out", str(out))
+    assert code == 2 and "try --max-latency-ms" in err
+    assert not (tmp_path / "runs").exists()
+    keep = tmp_path / "mine"
+    keep.mkdir()
+    code, _, _ = cli("search", "--max-latency-ms", "0.5", "--out", str(keep))
+    assert code == 2 and keep.is_dir()  # a folder that was there before stays

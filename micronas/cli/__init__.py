@@ -70,7 +70,38 @@ def report_bug(e: BaseException) -> str:
             f"{type(e).__name__}: {msg}; {saved}: please report it with that file\n")
 
 
+def _new_folders(args: Namespace) -> list[str]:
+    """The ``--out`` folder (and its parents) this command would create: absent now."""
+    out = getattr(args, "out", None)
+    if not out or str(out).endswith((".tflite", ".onnx", ".toml", ".json")):
+        return []
+    from pathlib import Path
+
+    made, p = [], Path(out)
+    while not p.exists() and p != p.parent:
+        made.append(str(p))
+        p = p.parent
+    return made
+
+
+def _remove_if_empty(folders: list[str]) -> None:
+    """A failed run leaves no empty folder it made (innermost first; never one with files)."""
+    for f in folders:
+        try:
+            os.rmdir(f)
+        except OSError:  # not empty, already gone, or not ours to remove: leave it
+            break
+
+
 def _run(args: Namespace) -> int:
+    made = _new_folders(args)
+    code = _dispatch(args)
+    if code != 0:
+        _remove_if_empty(made)
+    return code
+
+
+def _dispatch(args: Namespace) -> int:
     try:
         return int(args.func(args))
     except MicronasError as e:
