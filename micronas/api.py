@@ -409,14 +409,15 @@ class MeasureResult:
 
 
 def measure(arch: ArchLike, device: str | Device = defaults.DEVICE, space: SpaceLike = defaults.BENCHMARK_SPACE,
-            task: TaskLike = None, method: str = "layers", seed: int = defaults.SEED) -> MeasureResult:
+            task: TaskLike = None, method: str = "layers", seed: int = defaults.SEED,
+            progress: Callable[[int, int], None] | None = None) -> MeasureResult:
     """Emulated latency of ``arch`` on ``device``'s core: our int8 kernels, cross-compiled and
     run in the unicorn emulator, instructions counted per class and converted to cycles."""
     from micronas.measure.layers import measure_network
 
     dev = _device(device)
     net = build_ir(arch, space, task)
-    m = measure_network(net, dev.core, method, seed)
+    m = measure_network(net, dev.core, method, seed, progress=progress)
     name = (arch.strip() if isinstance(arch, str) and _is_reference(arch)
             else get_space(space).format(parse_arch(arch, space)))
     return MeasureResult(name, dev.name, dev.core, dev.clock_mhz, method, m,

@@ -227,7 +227,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_measure(args: argparse.Namespace) -> int:
-    r = api.measure(args.arch, args.device, args.space, task_of(args), args.method, args.seed)
+    with render.progress(None, "emulating", args.quiet or args.json, unit="layer") as bar:
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        r = api.measure(args.arch, args.device, args.space, task_of(args), args.method,
+                        args.seed, progress)
     d = r.to_dict()
     render.print_json(d) if args.json else render.measure(r, d, args.layers)
     return 0

@@ -319,7 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "checked bit-exact)")
     me.add_argument("--seed", type=_seed, default=defaults.SEED)
     me.add_argument("--layers", action="store_true", help="print the per-layer table")
-    me.add_argument("--json", action="store_true")
+    me.add_argument("--json", action="store_true", help="print JSON")
+    quiet_opt(me)
     me.set_defaults(func=c.cmd_measure)
 
     ca = sub.add_parser("calibrate", help="fit the device's latency constants (emulated "

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from importlib import resources
 
@@ -96,8 +97,10 @@ def measure_layer(net: Network, layer: Layer, core: str, cache: LayerCache | Non
 
 
 def measure_network(net: Network, core: str, method: str = "layers", seed: int = 0,
-                    cache: LayerCache | None = None) -> Measurement:
-    """Emulated per-layer instructions and cycles of ``net`` on ``core``."""
+                    cache: LayerCache | None = None,
+                    progress: Callable[[int, int], None] | None = None) -> Measurement:
+    """Emulated per-layer instructions and cycles of ``net`` on ``core``. ``progress(done,
+    total)``: after each layer (``layers``) or once (``whole``)."""
     check_exportable(net)
     if method == "whole":
         from micronas.deploy.int8 import run_int8
@@ -108,13 +111,19 @@ def measure_network(net: Network, core: str, method: str = "layers", seed: int =
         ref = run_int8(q, x)
         m.bit_exact = all(np.array_equal(v.reshape(-1), ref[k][0].reshape(-1))
                           for k, v in m.outputs.items())
+        if progress is not None:
+            progress(1, 1)
         return m
     if method != "layers":
         raise MicronasError(f"unknown measurement method {method!r}; choose layers or whole")
     lowered = lower_for_tflm(net)
     own = cache is None
     cache = cache if cache is not None else LayerCache(core)
-    layers = [measure_layer(lowered, layer, core, cache, seed) for layer in lowered.layers]
+    layers = []
+    for i, layer in enumerate(lowered.layers):
+        layers.append(measure_layer(lowered, layer, core, cache, seed))
+        if progress is not None:
+            progress(i + 1, len(lowered.layers))
     if own:
         cache.save()
     return Measurement(core, layers, method="layers")
