@@ -106,3 +106,14 @@ def test_latency_monotone_in_work():
     big = estimate(nb201_network(NB201Arch(("nor_conv_3x3",) * 6)), d)
     assert big.latency_ms > 5 * small.latency_ms
     assert big.flash_bytes > small.flash_bytes
+
+
+@pytest.mark.parametrize("align", [0.5, 3, 0, 24.0])
+def test_arena_alignment_must_be_a_whole_power_of_two(align):
+    """A fractional alignment used to truncate to 0 and divide by zero in the planner."""
+    from micronas.hardware.device import device_from_dict
+
+    raw = {"name": "b", "core": "cortex-m7", "clock_mhz": 216, "sram_bytes": 327680,
+           "flash_bytes": 1048576, "runtime": {"arena_alignment_bytes": align}}
+    with pytest.raises(DeviceError, match="whole power of two|positive"):
+        device_from_dict(raw, "b.toml")

@@ -238,10 +238,11 @@ def device_from_dict(raw: dict[str, Any], where: str) -> Device:
             continue
         rt_kwargs[k] = int(_number(rt_raw, k, f"{where} [runtime]",
                                    positive=k == "arena_alignment_bytes", limit=LIMITS["sram_bytes"]))
+    raw_align = rt_raw.get("arena_alignment_bytes", RuntimeProfile.arena_alignment_bytes)
     align = rt_kwargs.get("arena_alignment_bytes", RuntimeProfile.arena_alignment_bytes)
-    if align & (align - 1):
-        raise DeviceError(f"{where} [runtime]: 'arena_alignment_bytes' must be a power of two, "
-                          f"got {align}")
+    if isinstance(raw_align, bool) or raw_align != align or align < 1 or align & (align - 1):
+        raise DeviceError(f"{where} [runtime]: 'arena_alignment_bytes' must be a whole power of "
+                          f"two (1, 2, 4, ... bytes), got {raw_align}")
     for flag in ("dsp", "fpu"):
         if flag in raw and not isinstance(raw[flag], bool):
             raise DeviceError(f"{where}: {flag!r} must be true or false")
