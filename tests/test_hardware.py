@@ -115,5 +115,5 @@ def test_arena_alignment_must_be_a_whole_power_of_two(align):
 
     raw = {"name": "b", "core": "cortex-m7", "clock_mhz": 216, "sram_bytes": 327680,
            "flash_bytes": 1048576, "runtime": {"arena_alignment_bytes": align}}
-    with pytest.raises(DeviceError, match="whole power of two|positive"):
+    with pytest.raises(DeviceError, match="whole power of two|must be > 0"):
         device_from_dict(raw, "b.toml")
