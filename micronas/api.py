@@ -53,6 +53,29 @@ def _device(device: str | Device) -> Device:
     return device if isinstance(device, Device) else load_device(device)
 
 
+def default_space(task: TaskLike = None, arch: ArchLike | None = None) -> str:
+    """The space a command uses when none is named: the one whose strings ``arch`` is
+    written in (an NB201 index or cell, an mcu block string), else NB201 for NB201's own
+    tasks and ``mcu`` for any other task (yours)."""
+    from micronas.errors import MicronasError as _Error
+    from micronas.spaces import list_spaces
+
+    if isinstance(arch, str | int) and not isinstance(arch, bool) and not (
+            isinstance(arch, str) and _is_reference(arch)):
+        accepted = []
+        for name in list_spaces():
+            try:
+                get_space(name).parse(str(arch))
+                accepted.append(name)
+            except _Error:
+                continue
+        if len(accepted) == 1:
+            return accepted[0]
+    t = resolve_task(task)
+    return (defaults.BENCHMARK_SPACE if t.name in defaults.BENCHMARK_TASKS
+            else defaults.DATA_SPACE)
+
+
 def parse_arch(text: ArchLike, space: SpaceLike = defaults.BENCHMARK_SPACE) -> Hashable:
     """An architecture of ``space`` from its string or index (or the value itself)."""
     sp = get_space(space)
@@ -509,7 +532,8 @@ def list_named(kind: str) -> Listing:
     return Listing(k, rows)
 
 
-__all__ = ["LISTABLE", "ArchLike", "CostResult", "add_device", "Listing", "MeasureResult", "MicronasError",
-           "ScoreResult", "SpaceLike", "TaskLike", "arch_info", "load_module", "build", "build_ir", "calibrate",
-           "correlate", "cost", "dataset", "deploy", "export", "list_named", "load_calibration",
-           "measure", "parse_arch", "score", "search", "train"]
+__all__ = ["LISTABLE", "add_device", "arch_info", "ArchLike", "build", "build_ir", "calibrate",
+           "correlate", "cost", "CostResult", "dataset", "default_space", "deploy", "export",
+           "list_named", "Listing", "load_calibration", "load_module", "measure", "MeasureResult",
+           "MicronasError", "parse_arch", "score", "ScoreResult", "search", "SpaceLike",
+           "TaskLike", "train"]

@@ -73,8 +73,9 @@ def test_search_of_a_custom_task_with_micronas_nb201_set(cli, fake_table, monkey
     """$MICRONAS_NB201 gives accuracies where NB201 has them; a task it has none for
     searches without them (only an explicit --benchmark makes that an error)."""
     monkeypatch.setenv("MICRONAS_NB201", str(fake_table))
-    argv = ["search", "--strategy", "random", "--evaluations", "2", "--indicators", "params",
-            "--input", "16x16x3", "--classes", "10", "--no-cache", "--quiet"]
+    argv = ["search", "--space", "nb201", "--strategy", "random", "--evaluations", "2",
+            "--indicators", "params", "--input", "16x16x3", "--classes", "10", "--no-cache",
+            "--quiet"]
     code, out, err = cli(*argv)
     assert code == 0, err
     assert "accuracy" not in out

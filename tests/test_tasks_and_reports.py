@@ -168,3 +168,20 @@ def test_unicode_and_huge_numbers_are_refused(cli):
     assert code == 2 and err.count("\n") == 1
     code, _, err = cli("search", "--seed", "-1")
     assert code == 2 and "seed" in err
+
+
+def test_the_space_follows_the_architecture_or_the_task(cli):
+    """NB201 stays the default for its own tasks; a task of yours searches ``mcu``; an
+    architecture string says its own space."""
+    assert api.default_space() == "nb201"
+    assert api.default_space(api.resolve_task(None, "32x32x3", 10)) == "mcu"
+    assert api.default_space("digits") == "mcu"
+    assert api.default_space(None, 6111) == "nb201"
+    assert api.default_space(api.resolve_task(None, "64x64x1", 2), "6111") == "nb201"
+    assert api.default_space(None, "w0.2_h512|k3e3|k3e3|k3e3|k3e3|k3e3|k3e3") == "mcu"
+    code, out, err = cli("search", "--input", "24x24x1", "--classes", "3", "--evaluations",
+                         "4", "--indicators", "params", "--no-cache", "--quiet", "--json")
+    assert code == 0, err
+    assert json.loads(out)["space"] == "mcu"
+    code, out, err = cli("cost", "6111", "--input", "64x64x1", "--classes", "2", "--json")
+    assert code == 0 and json.loads(out)["space"] == "nb201", err

@@ -23,6 +23,13 @@ def task_of(args: argparse.Namespace) -> Task:
                         getattr(args, "classes", None), resolutions=getattr(args, "resolutions", None))
 
 
+def space_of(args: argparse.Namespace, arch: object = None) -> str:
+    """--space, or the space the architecture is written in, or the task's default."""
+    if args.space:
+        return str(args.space)
+    return api.default_space(task_of(args), arch)  # type: ignore[arg-type]
+
+
 def cache_path(args: argparse.Namespace) -> str | None:
     from micronas.infra.cache import default_cache_path
 
@@ -44,7 +51,7 @@ def proxy_settings(args: argparse.Namespace):
 
 
 def cmd_arch(args: argparse.Namespace) -> int:
-    info = api.arch_info(args.arch, args.space, task_of(args))
+    info = api.arch_info(args.arch, space_of(args, args.arch), task_of(args))
     render.print_json(info) if args.json else render.arch(info)
     return 0
 
@@ -92,13 +99,13 @@ def cmd_cost(args: argparse.Namespace) -> int:
         res = api.cost(api.load_module(args.torch), args.device,
                        input_shape=parse_input(args.input))
     else:
-        res = api.cost(args.arch, args.device, args.space, task_of(args))
+        res = api.cost(args.arch, args.device, space_of(args, args.arch), task_of(args))
     render.print_json(res.to_dict()) if args.json else render.cost(res, args.layers)
     return 0
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    res = api.score(args.arch, args.indicators, args.space, task_of(args), args.seed,
+    res = api.score(args.arch, args.indicators, space_of(args, args.arch), task_of(args), args.seed,
                     proxy_settings(args), cache_path(args), args.executor or "serial")
     render.print_json(res.to_dict()) if args.json else render.score(res)
     return 0
@@ -128,7 +135,7 @@ def search_config(args: argparse.Namespace) -> SearchConfig:
     task = task_of(args)  # validated here; the config keeps the strings
     custom = args.input is not None
     return SearchConfig.of(
-        space=args.space, device=args.device, task=task.name,
+        space=space_of(args), device=args.device, task=task.name,
         input=args.input if custom else None, classes=args.classes if custom else None,
         resolutions=args.resolutions if custom else None,
         strategy=args.strategy, latency_weight=args.latency_weight,
@@ -219,7 +226,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.weights and args.calibration:
         raise MicronasError("--calibration goes with stand-in weights; a trained checkpoint is "
                             "calibrated on its own training samples")
-    r = api.export(args.arch, args.format, args.out, args.space, task_of(args), args.seed,
+    r = api.export(args.arch, args.format, args.out, space_of(args, args.arch), task_of(args), args.seed,
                    args.calibration, check=not args.no_check, weights=args.weights,
                    force=args.force)
     render.print_json(r.to_dict()) if args.json else render.export(r)
@@ -232,7 +239,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
             bar.total = total
             bar.update(done - bar.n)
 
-        r = api.measure(args.arch, args.device, args.space, task_of(args), args.method,
+        r = api.measure(args.arch, args.device, space_of(args, args.arch), task_of(args), args.method,
                         args.seed, progress)
     d = r.to_dict()
     render.print_json(d) if args.json else render.measure(r, d, args.layers)

@@ -38,8 +38,10 @@ def _seed(text: str) -> int:
     return v
 
 
-def space_opt(p: argparse.ArgumentParser, default: str = defaults.BENCHMARK_SPACE) -> None:
-    p.add_argument("--space", default=default, help=f"search space (default {default})")
+def space_opt(p: argparse.ArgumentParser, default: str | None = None) -> None:
+    p.add_argument("--space", default=default, help=f"search space (default {default})"
+                   if default else "search space: nb201 | mcu (default: the one the "
+                   "architecture is written in; else nb201 for NB201's tasks, mcu for yours)")
 
 
 def device_opt(p: argparse.ArgumentParser) -> None:
@@ -330,7 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "(per model) or arch,layer,latency_ms (per layer)")
     ca.add_argument("--out", help="profile to write (default DEVICE-calibrated.toml)")
     ca.add_argument("--force", action="store_true", help="overwrite --out if it exists")
-    space_opt(ca)
+    space_opt(ca, default=defaults.BENCHMARK_SPACE)
     task_opts(ca)
     ca.add_argument("--seed", type=_seed, default=defaults.SEED, help="seed of the designed layer set")
     ca.add_argument("--json", action="store_true")

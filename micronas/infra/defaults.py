@@ -7,7 +7,10 @@ DEVICE = "stm32f746"
 #: The space of the benchmark commands (search, cost, score, measure) and the task they use.
 BENCHMARK_SPACE = "nb201"
 BENCHMARK_TASK = "cifar10"
-#: The space of the commands that take the user's data (train, build).
+#: NB201's own tasks (its benchmark table's datasets): a search for one of them uses
+#: BENCHMARK_SPACE unless told otherwise; any other task (yours) uses DATA_SPACE.
+BENCHMARK_TASKS = ("cifar10", "cifar100", "imagenet16-120")
+#: The space of the commands that take the user's data or task (train, build, --input).
 DATA_SPACE = "mcu"
 #: The search's strategy (``auto``: pruning where the space has a supernet, else evolution),
 #: its objective's weights and how ranks mix, and hill-climbing steps after it.
@@ -29,6 +32,6 @@ FILL = 0.9
 WORKERS = 1
 SEED = 0
 
-__all__ = ["BENCHMARK_SPACE", "BENCHMARK_TASK", "DATA_SPACE", "DEVICE", "EVALUATIONS", "FILL",
-           "FLOPS_WEIGHT", "LATENCY_MODE", "LATENCY_WEIGHT", "RANK_MODE", "REFINE",
-           "RESERVE_SHARE", "SAMPLE", "SEED", "STRATEGY", "WORKERS"]
+__all__ = ["BENCHMARK_SPACE", "BENCHMARK_TASK", "BENCHMARK_TASKS", "DATA_SPACE", "DEVICE",
+           "EVALUATIONS", "FILL", "FLOPS_WEIGHT", "LATENCY_MODE", "LATENCY_WEIGHT", "RANK_MODE",
+           "REFINE", "RESERVE_SHARE", "SAMPLE", "SEED", "STRATEGY", "WORKERS"]
