@@ -512,7 +512,7 @@ def list_named(kind: str) -> Listing:
             d = load_device(e.name)
             rows.append({**base(e), "core": d.core, "clock_mhz": d.clock_mhz,
                          "sram_bytes": d.sram_bytes, "flash_bytes": d.flash_bytes,
-                         "summary": d.description})
+                         "dsp": "yes" if d.dsp else "no", "summary": d.description})
     elif k == "tasks":
         for t_entry in TASKS.entries():
             c, h, w = t_entry.value.input_shape

@@ -73,7 +73,7 @@ def report_bug(e: BaseException) -> str:
 def _new_folders(args: Namespace) -> list[str]:
     """The ``--out`` folder (and its parents) this command would create: absent now."""
     out = getattr(args, "out", None)
-    if not out or str(out).endswith((".tflite", ".onnx", ".toml", ".json")):
+    if not out:  # an --out file is never a folder: rmdir leaves it (and stops there)
         return []
     from pathlib import Path
 

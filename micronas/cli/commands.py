@@ -23,11 +23,11 @@ def task_of(args: argparse.Namespace) -> Task:
                         getattr(args, "classes", None), resolutions=getattr(args, "resolutions", None))
 
 
-def space_of(args: argparse.Namespace, arch: object = None) -> str:
+def space_of(args: argparse.Namespace, arch: str | None = None) -> str:
     """--space, or the space the architecture is written in, or the task's default."""
     if args.space:
         return str(args.space)
-    return api.default_space(task_of(args), arch)  # type: ignore[arg-type]
+    return api.default_space(task_of(args), arch)
 
 
 def cache_path(args: argparse.Namespace) -> str | None:
@@ -76,13 +76,9 @@ def cmd_devices(args: argparse.Namespace) -> int:
         return 0
     res = api.list_named("devices")
     if args.json:
-        from micronas.hardware import load_device
-
-        devs = [(load_device(str(r["name"])), r["source"]) for r in res.rows]
-        render.print_json([{"name": d.name, "core": d.core, "clock_mhz": d.clock_mhz,
-                            "sram_bytes": d.sram_bytes, "flash_bytes": d.flash_bytes,
-                            "dsp": d.dsp, "description": d.description, "source": src}
-                           for d, src in devs])
+        keys = ("name", "core", "clock_mhz", "sram_bytes", "flash_bytes", "source")
+        render.print_json([{**{k: r[k] for k in keys}, "dsp": r["dsp"] == "yes",
+                            "description": r["summary"]} for r in res.rows])
     else:
         render.listing(res)
     return 0

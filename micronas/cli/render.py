@@ -68,13 +68,6 @@ def arch(info: dict[str, Any]) -> None:
                   f"{st['stride'][1]}: {' '.join(st['blocks'])}")
 
 
-def devices(devs: list[Any]) -> None:
-    print(f"{'name':<11} {'core':<14} {'MHz':>5} {'SRAM':>11} {'flash':>11}  DSP")
-    for d in devs:
-        print(f"{d.name:<11} {d.core:<14} {d.clock_mhz:>5.0f} {kb(d.sram_bytes):>11} "
-              f"{kb(d.flash_bytes):>11}  {'yes' if d.dsp else 'no'}")
-
-
 def _table(header: list[str], rows: list[list[str]]) -> None:
     widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(header)]
     for r in [header, *rows]:

@@ -193,15 +193,27 @@ def _latency_tables(raw: dict[str, Any], where: str) -> tuple[dict[str, dict[str
     return tables, overhead
 
 
+def _load_cores(reg: Registry[Traversable]) -> None:
+    root = resources.files("micronas.hardware") / "cores"
+    for p in sorted(root.iterdir(), key=lambda q: q.name):
+        if p.name.endswith(".toml"):
+            reg.register(p.name[:-5], p, "", "built-in")
+
+
+#: The Cortex-M cores with latency constants (``cores/*.toml``).
+CORES: Registry[Traversable] = Registry("core", error=DeviceError, loader=_load_cores)
+
+
+def _core_file(core: str) -> dict[str, Any]:
+    """The parsed file of a core (exact name; an unknown one names the closest)."""
+    if CORES.key(core) != core:  # CORES.key: the one-line error for an unknown core
+        raise DeviceError(f"core {core!r}: write it as {CORES.entry(core).name!r}")
+    return _read_toml(CORES[core], "core file")
+
+
 def load_core(core: str) -> tuple[dict[str, dict[str, float]], float]:
     """Latency tables and per-layer overhead of a built-in core."""
-    path = resources.files("micronas.hardware") / "cores" / f"{core}.toml"
-    if not NAME_RE.fullmatch(core) or not path.is_file():
-        known = sorted(p.name[:-5] for p in (resources.files("micronas.hardware") / "cores")
-                       .iterdir() if p.name.endswith(".toml"))
-        raise DeviceError(f"unknown core {core!r}; known cores: {', '.join(known)}")
-    raw = _read_toml(path, "core file")
-    tables, overhead = _latency_tables(raw.get("latency", {}), f"core {core}")
+    tables, overhead = _latency_tables(_core_file(core).get("latency", {}), f"core {core}")
     return tables, overhead or 0.0
 
 
@@ -277,18 +289,9 @@ def add_device(name: str, core: str, clock_mhz: float, sram_kb: float, flash_kb:
     from micronas.infra.fileio import atomic_write
 
     key = str(name).strip()
-    if key.lower() in {n.lower() for n in builtin_devices()}:
+    if key in DEVICES and DEVICES.entry(key).source == "built-in":
         raise DeviceError(f"{key!r} is a built-in device; give your board another name")
-    cores = sorted(p.name[:-5] for p in (resources.files("micronas.hardware") / "cores")
-                   .iterdir() if p.name.endswith(".toml"))
-    if core not in cores:
-        import difflib
-
-        close = difflib.get_close_matches(str(core), cores, n=1)
-        raise DeviceError(f"unknown core {core!r}{f' (did you mean {close[0]!r}?)' if close else ''}"
-                          f"; known cores: {', '.join(cores)}")
-    core_raw = _read_toml(resources.files("micronas.hardware") / "cores" / f"{core}.toml",
-                          "core file")
+    core_raw = _core_file(core)
     for what, v in (("--clock-mhz", clock_mhz), ("--sram-kb", sram_kb), ("--flash-kb", flash_kb)):
         if not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
             raise DeviceError(f"{what} must be a positive number, got {v}")

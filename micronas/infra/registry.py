@@ -75,9 +75,6 @@ class Registry(Mapping[str, T]):
         self._entries.clear()
         self._loaded = self._loader is None
 
-    def unregister(self, name: str) -> None:
-        self._entries.pop(self._norm(name), None)
-
     def key(self, name: str) -> str:
         """The (case-folded) key of the entry ``name`` refers to, or the one-line error."""
         self._load()

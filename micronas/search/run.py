@@ -8,7 +8,7 @@ import time
 from collections.abc import Hashable
 from concurrent.futures import Executor
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -27,7 +27,6 @@ from micronas.spaces import Candidate, HasSupernet, SearchSpace, bind, get_space
 from micronas.tasks import Task
 
 
-@runtime_checkable
 class GroundTruth(Protocol):
     """A ground-truth table of a space: the trained accuracy (%) of an architecture."""
 

@@ -23,7 +23,7 @@ from micronas.infra.fileio import atomic_write, check_out_dir
 from micronas.search.config import SearchConfig, TaskSpec
 from micronas.search.run import SearchResult, run_search
 from micronas.ship.bundle import deploy
-from micronas.ship.int8 import quantize_checkpoint, trained_network
+from micronas.ship.int8 import quantize_checkpoint
 from micronas.ship.train import Recipe, TrainResult, train
 from micronas.tasks.data import Dataset, load_dataset
 
@@ -153,8 +153,8 @@ def build(data: str | Dataset, out: str | Path, search: SearchConfig | None = No
     if tr.final_checkpoint is None or tr.module is None:
         raise MicronasBug("training returned no checkpoint or module")
     # the data, the trained module and the checkpoint go on in memory (nothing is reloaded)
-    m = quantize_checkpoint(trained_network(tr.final_checkpoint, ds, module=tr.module))
-    m.seconds = stages["quantise"] = time.perf_counter() - t0
+    m = quantize_checkpoint(tr.final_checkpoint, ds, module=tr.module)
+    stages["quantise"] = m.seconds
     reserve = (res.reserve_sram_bytes, res.reserve_flash_bytes)
     dep = deploy(m, device, outdir / "bundle", tflm_samples, verify_samples, compile_c, reserve,
                  progress)

@@ -122,15 +122,15 @@ def trained_network(checkpoint: str | Path | Checkpoint, ds: Dataset | None = No
     return Trained(ck, net, weights, calib, float_acc, x_te, y_te)
 
 
-def quantize_checkpoint(checkpoint: str | Path | Checkpoint | Trained, ds: Dataset | None = None,
+def quantize_checkpoint(checkpoint: str | Path | Checkpoint, ds: Dataset | None = None,
                         calibration_samples: int = CALIBRATION_SAMPLES, seed: int = 0,
-                        ) -> Int8Model:
-    """int8 model of a trained checkpoint (:func:`trained_network`'s calibration)."""
+                        module: torch.nn.Module | None = None) -> Int8Model:
+    """int8 model of a trained checkpoint (:func:`trained_network`'s calibration; ``ds``
+    and ``module`` as there)."""
     from micronas.deploy.tflite import build_tflite
 
     t0 = time.perf_counter()
-    t = (checkpoint if isinstance(checkpoint, Trained)
-         else trained_network(checkpoint, ds, calibration_samples, seed))
+    t = trained_network(checkpoint, ds, calibration_samples, seed, module)
     qnet = quantize_network(t.net, t.weights, t.calibration)
     data, index = build_tflite(qnet)
     return Int8Model(t, qnet, data, index, time.perf_counter() - t0)
