@@ -246,11 +246,6 @@ def _identity(space: AnySpace, arch_text: str, task: Task, ds: Dataset, recipe: 
                     asdict(recipe), int(seed))
 
 
-def load_checkpoint(path: str | Path) -> Checkpoint:
-    """A checkpoint written by :func:`train` (:meth:`Checkpoint.load`)."""
-    return Checkpoint.load(path)
-
-
 def build_module(space: AnySpace, arch: Any, task: Task, seed: int) -> nn.Module:
     module = space.to_module(arch, task)
     init_kaiming(module, _seeded(seed, 0))
@@ -365,5 +360,5 @@ def train(arch: Any, space: AnySpace | str, ds: Dataset, out: str | Path,
 
 
 __all__ = ["AUGMENT", "AUTO_STEPS", "CHECKPOINT", "Recipe", "TrainResult", "auto_epochs", "evaluate",
-           "load_checkpoint", "module_from_checkpoint", "network_input", "prepare_inputs", "train",
+           "module_from_checkpoint", "network_input", "prepare_inputs", "train",
            "versions"]
