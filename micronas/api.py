@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from micronas.errors import MicronasError
 from micronas.hardware import CostReport, Device, estimate, load_device
+from micronas.hardware.runtime import RUNTIMES
 from micronas.infra import defaults
 from micronas.ir import Network
 from micronas.spaces import AnySpace, HasInfo, get_space, index_of, offers
@@ -49,8 +50,14 @@ def _resolve(space: SpaceLike, task: TaskLike) -> tuple[AnySpace, Task]:
     return get_space(space), resolve_task(task)
 
 
-def _device(device: str | Device) -> Device:
-    return device if isinstance(device, Device) else load_device(device)
+def _device(device: str | Device, runtime: str | None = None) -> Device:
+    """``device`` costed for ``runtime`` (None: the profile's, else the default runtime); a
+    Device given as such keeps its runtime unless another one is named."""
+    if isinstance(device, Device):
+        if runtime is None or RUNTIMES.entry(runtime).name == device.runtime.name:
+            return device
+        return load_device(device.path or device.name, runtime)
+    return load_device(device, runtime)
 
 
 def default_space(task: TaskLike = None, arch: ArchLike | None = None) -> str:
@@ -132,7 +139,9 @@ class CostResult:
         r = self.report
         return {
             "arch": self.arch, "index": self.index, "space": self.space, "task": self.task,
-            "device": r.device, "macs": r.macs, "params": r.params,
+            "device": r.device, "runtime": r.runtime,
+            "runtime_grounding": r.runtime_grounding, "runtime_source": r.runtime_source,
+            "macs": r.macs, "params": r.params,
             "flash_bytes": r.flash_bytes, "peak_sram_bytes": r.peak_sram_bytes,
             "latency_ms": r.latency_ms, "fits": r.fits,
             "sram_limit_bytes": r.sram_limit_bytes, "flash_limit_bytes": r.flash_limit_bytes,
@@ -152,11 +161,12 @@ class CostResult:
 
 def cost(arch: ArchLike | nn.Module, device: str | Device = defaults.DEVICE,
          space: SpaceLike = defaults.BENCHMARK_SPACE, task: TaskLike = None,
-         input_shape: tuple[int, ...] | None = None) -> CostResult:
-    """Cost of ``arch`` on ``device`` (name, path or Device) for ``task``. ``arch`` may also
+         input_shape: tuple[int, ...] | None = None, runtime: str | None = None) -> CostResult:
+    """Cost of ``arch`` on ``device`` (name, path or Device) for ``task``, with ``runtime``
+    running it (default: the device profile's, else ``tflm-cmsis-nn``). ``arch`` may also
     be a torch module of your own, traced for one input of ``input_shape`` (channels first,
     no batch; default: the task's input)."""
-    dev = _device(device)
+    dev = _device(device, runtime)
     if isinstance(arch, str) and _is_reference(arch):
         net = build_ir(arch)
         return CostResult(arch.strip(), None, None, f"its own input {_input_text(net)}",
@@ -376,11 +386,12 @@ def train(arch: ArchLike, data: str | Dataset, out: str, space: SpaceLike = defa
 
 def deploy(checkpoint: str, device: str | Device, out: str, tflm_samples: int | None = None,
            verify_samples: int = 2, compile_c: bool = True,
-           progress: StageProgress | None = None) -> DeployResult:
-    """Bundle a trained checkpoint for ``device`` (:func:`micronas.ship.bundle.deploy`)."""
+           progress: StageProgress | None = None, runtime: str | None = None) -> DeployResult:
+    """Bundle a trained checkpoint for ``device`` (:func:`micronas.ship.bundle.deploy`); its
+    figures are for ``runtime`` (default: the device profile's, else ``tflm-cmsis-nn``)."""
     from micronas.ship.bundle import deploy as _deploy
 
-    return _deploy(checkpoint, _device(device), out, tflm_samples, verify_samples, compile_c,
+    return _deploy(checkpoint, _device(device, runtime), out, tflm_samples, verify_samples, compile_c,
                    progress=progress)
 
 
@@ -438,7 +449,7 @@ def measure(arch: ArchLike, device: str | Device = defaults.DEVICE, space: Space
     run in the unicorn emulator, instructions counted per class and converted to cycles."""
     from micronas.measure.layers import measure_network
 
-    dev = _device(device)
+    dev = _device(device, "micronas-c")  # the C the emulator runs: its cost model to compare
     net = build_ir(arch, space, task)
     m = measure_network(net, dev.core, method, seed, progress=progress)
     name = (arch.strip() if isinstance(arch, str) and _is_reference(arch)
@@ -449,17 +460,26 @@ def measure(arch: ArchLike, device: str | Device = defaults.DEVICE, space: Space
 
 def calibrate(device: str | Device = defaults.DEVICE, measurements: str | None = None,
               space: SpaceLike = defaults.BENCHMARK_SPACE, task: TaskLike = None, seed: int = defaults.SEED,
-              progress: Callable[[int, int], None] | None = None) -> Calibration:
-    """Fit the device's latency constants to emulated layers (default) or to a CSV of board
-    measurements (``arch`` rows read in ``space`` for ``task``); returns a
+              progress: Callable[[int, int], None] | None = None,
+              runtime: str | None = None) -> Calibration:
+    """Fit the latency constants of ``runtime`` on the device to emulated layers (default:
+    runtime ``micronas-c``, the C the emulator runs) or to a CSV of board measurements
+    (``arch`` rows read in ``space`` for ``task``; the runtime: ``runtime``, else the CSV's
+    ``runtime`` column, else the device's); returns a
     :class:`micronas.measure.calibration.Calibration`."""
-    from micronas.measure.calibration import calibrate_emulated, calibrate_measured
+    from micronas.measure.calibration import (
+        calibrate_emulated,
+        calibrate_measured,
+        measurement_runtime,
+        read_measurements,
+    )
 
-    dev = _device(device)
     if measurements:
+        named = measurement_runtime(read_measurements(measurements), measurements)
+        dev = _device(device, runtime or named)
         sp, t = _resolve(space, task)
         return calibrate_measured(dev, measurements, lambda a: build_ir(a, sp, t))
-    return calibrate_emulated(dev, seed, progress)
+    return calibrate_emulated(_device(device, runtime or "micronas-c"), seed, progress)
 
 
 def add_device(name: str, core: str, clock_mhz: float, sram_kb: float, flash_kb: float,
@@ -487,9 +507,21 @@ class Listing:
     rows: list[Row]
 
 
+def runtimes_of(device: Device) -> str:
+    """The runtimes with latency constants for ``device``'s core, each with how its constants
+    were obtained (``tflm-cmsis-nn (emulated), ...``); the device's own runtime first, and
+    a calibrated profile's runtime marked ``calibrated``."""
+    out = [f"{device.runtime.name} ({device.runtime.latency_grounding})"]
+    for name in RUNTIMES:
+        rt = RUNTIMES[name]
+        if name != device.runtime.name and device.core in rt.cores():
+            out.append(f"{name} ({rt.core_constants(device.core)[2]})")
+    return ", ".join(out)
+
+
 def list_named(kind: str) -> Listing:
     """Every registered thing of ``kind`` (one of :data:`LISTABLE`)."""
-    from micronas.hardware.device import DEVICES, RUNTIMES
+    from micronas.hardware.device import DEVICES
     from micronas.hardware.reference import REFERENCES
     from micronas.infra.execution import EXECUTORS
     from micronas.infra.registry import Entry
@@ -510,9 +542,16 @@ def list_named(kind: str) -> Listing:
     if k == "devices":
         for e in DEVICES.entries():
             d = load_device(e.name)
-            rows.append({**base(e), "core": d.core, "clock_mhz": d.clock_mhz,
+            rows.append({**base(e), "core": d.core, "runtime": d.runtime.name, "clock_mhz": d.clock_mhz,
                          "sram_bytes": d.sram_bytes, "flash_bytes": d.flash_bytes,
-                         "dsp": "yes" if d.dsp else "no", "summary": d.description})
+                         "dsp": "yes" if d.dsp else "no", "summary": d.description,
+                         "runtimes": runtimes_of(d)})
+    elif k == "runtimes":
+        for r_entry in RUNTIMES.entries():
+            rt = r_entry.value
+            grounding = {c: rt.core_constants(c)[2] for c in rt.cores()}
+            rows.append({**base(r_entry), "ships": rt.ships,
+                         "cores": ", ".join(f"{c} ({g})" for c, g in grounding.items())})
     elif k == "tasks":
         for t_entry in TASKS.entries():
             c, h, w = t_entry.value.input_shape
@@ -526,7 +565,7 @@ def list_named(kind: str) -> Listing:
     else:
         simple: dict[str, list[Entry[object]]] = {
             "spaces": list(SPACES.entries()), "strategies": list(STRATEGIES.entries()),
-            "runtimes": list(RUNTIMES.entries()), "datasets": list(DATASETS.entries()),
+            "datasets": list(DATASETS.entries()),
             "executors": list(EXECUTORS.entries())}
         rows = [base(e) for e in simple[k]]
     return Listing(k, rows)

@@ -91,20 +91,46 @@ def test_calibrate_from_board_csv(tmp_path):
 
     ratio = estimate(build_ir("6111"), prof).latency_ms / estimate(build_ir("6111"), dev).latency_ms
     assert ratio == pytest.approx(2.0, rel=1e-3)
-    assert prof.runtime == dev.runtime  # board measurements: still TFLM + CMSIS-NN
+    # board measurements: the same runtime, its memory unchanged, its latency now calibrated
+    assert prof.runtime.name == dev.runtime.name
+    assert prof.runtime.code_flash_bytes == dev.runtime.code_flash_bytes
+    assert prof.runtime.latency_grounding == "calibrated"
 
 
 def test_emulated_calibration_names_its_runtime(tmp_path):
     """Emulation fits micronas's own C kernels: the profile says so."""
     from micronas.measure.calibration import Calibration, write_profile
 
-    dev = load_device("stm32f746")
+    dev = load_device("stm32f746", runtime="micronas-c")
     cal = Calibration(dev, "emulation (cortex-m7, seed 0)", dict(dev.latency), 0.0, 10, 0.1,
-                      runtime="micronas standalone C (emulated cortex-m7)")
-    assert "micronas standalone C" in cal.summary()
+                      runtime="micronas-c")
+    assert "runtime 'micronas-c'" in cal.summary()
     prof = load_device(write_profile(cal, tmp_path / "emu.toml"))
-    assert prof.runtime.name == "micronas standalone C (emulated cortex-m7)"
+    assert prof.runtime.name == "micronas-c"  # the profile's own runtime is its default
     assert prof.runtime.code_flash_bytes == dev.runtime.code_flash_bytes
+    assert prof.runtime.latency_grounding == "calibrated"
+    # another runtime on the same profile: that runtime's constants, not the calibrated ones
+    other = load_device(tmp_path / "emu.toml", runtime="tflm-cmsis-nn")
+    assert other.runtime.name == "tflm-cmsis-nn" and other.runtime.latency_grounding != "calibrated"
+
+
+def test_emulated_calibration_refuses_another_runtime():
+    from micronas.measure.calibration import calibrate_emulated
+
+    with pytest.raises(MicronasError, match="micronas-c"):
+        calibrate_emulated(load_device("stm32f746", runtime="tflm-cmsis-nn"))
+
+
+def test_old_profiles_runtime_names_still_load(tmp_path):
+    """Profiles written before runtimes had short names load as the runtime they meant."""
+    base = ('name = "x"\ncore = "cortex-m4"\nclock_mhz = 64\nsram_bytes = 262144\n'
+            'flash_bytes = 1048576\n')
+    for old, new in (("tflite-micro + cmsis-nn", "tflm-cmsis-nn"),
+                     ("micronas standalone C (emulated cortex-m4)", "micronas-c")):
+        p = tmp_path / "old.toml"
+        p.write_text(base + f'[latency.conv]\ncycles_per_mac = 9.0\n[runtime]\nname = "{old}"\n')
+        d = load_device(p)
+        assert d.runtime.name == new and d.latency["conv"]["cycles_per_mac"] == 9.0
 
 
 @pytest.mark.parametrize("text,match", [

@@ -125,7 +125,7 @@ def test_mcu_costs_unchanged():
         shape, classes = t.split(":")
         got = json.loads(json.dumps(cost(arch, dev, "mcu", resolve_task(None, shape, int(classes)))
                                     .to_dict()))
-        _same(got, want, key)
+        _same({k: v for k, v in got.items() if k in want}, want, key)  # new keys may be added
 
 
 def _check_mcu_search(name: str) -> None:

@@ -93,9 +93,10 @@ def cmd_cost(args: argparse.Namespace) -> int:
         if args.input is None:
             raise MicronasError("--torch needs the model's --input HxWxC (e.g. 32x32x3)")
         res = api.cost(api.load_module(args.torch), args.device,
-                       input_shape=parse_input(args.input))
+                       input_shape=parse_input(args.input), runtime=args.runtime)
     else:
-        res = api.cost(args.arch, args.device, space_of(args, args.arch), task_of(args))
+        res = api.cost(args.arch, args.device, space_of(args, args.arch), task_of(args),
+                       runtime=args.runtime)
     render.print_json(res.to_dict()) if args.json else render.cost(res, args.layers)
     return 0
 
@@ -131,7 +132,7 @@ def search_config(args: argparse.Namespace) -> SearchConfig:
     task = task_of(args)  # validated here; the config keeps the strings
     custom = args.input is not None
     return SearchConfig.of(
-        space=space_of(args), device=args.device, task=task.name,
+        space=space_of(args), device=args.device, runtime=args.runtime, task=task.name,
         input=args.input if custom else None, classes=args.classes if custom else None,
         resolutions=args.resolutions if custom else None,
         strategy=args.strategy, latency_weight=args.latency_weight,
@@ -204,7 +205,7 @@ def _search(args: argparse.Namespace, cfg: SearchConfig, executor: Executor | No
             from micronas.spaces import get_space
 
             allc = CostModel(get_space(cfg.space), cfg.resolve_task(),
-                             load_device(cfg.device)).all_archs()
+                             load_device(cfg.device, cfg.runtime)).all_archs()
         write_outputs(res, out, *plot_points(res, table, allc))
     if args.json:
         d = res.to_json()
@@ -258,7 +259,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
     try:
         cal = api.calibrate(args.device, args.measurements, args.space, task_of(args),
-                            args.seed, progress if bar is not None else None)
+                            args.seed, progress if bar is not None else None, args.runtime)
     finally:
         if bar is not None:
             bar.close()
@@ -340,7 +341,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     progress, close = _stage_bar(args.quiet or args.json)
     try:
         res = api.deploy(args.checkpoint, args.device, args.out, args.tflm_samples,
-                         args.verify_samples, not args.no_compile, progress)
+                         args.verify_samples, not args.no_compile, progress, args.runtime)
     finally:
         close()
     render.print_json(res.info) if args.json else render.deploy(res)
@@ -351,7 +352,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     from micronas.search.config import SearchConfig
 
     recipe = recipe_of(args)
-    cfg = SearchConfig.of(space=args.space, device=args.device,
+    cfg = SearchConfig.of(space=args.space, device=args.device, runtime=args.runtime,
                           max_latency_ms=args.max_latency_ms, max_sram_kb=args.max_sram_kb,
                           max_flash_kb=args.max_flash_kb, reserve_sram_kb=args.reserve_sram_kb,
                           reserve_flash_kb=args.reserve_flash_kb,

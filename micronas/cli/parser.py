@@ -44,10 +44,16 @@ def space_opt(p: argparse.ArgumentParser, default: str | None = None) -> None:
                    "architecture is written in; else nb201 for NB201's tasks, mcu for yours)")
 
 
-def device_opt(p: argparse.ArgumentParser) -> None:
+def device_opt(p: argparse.ArgumentParser, runtime: bool = True) -> None:
     p.add_argument("--device", default=defaults.DEVICE,
                    help=f"built-in name (micronas list devices) or .toml path "
                         f"(default {defaults.DEVICE})")
+    if runtime:
+        p.add_argument("--runtime", default=None,
+                       help="what runs the network on the board, and so which latency and "
+                            "memory figures apply: tflm-cmsis-nn | tflm-reference | micronas-c | "
+                            "optimized (micronas list runtimes; default: the device profile's, "
+                            f"else {defaults.RUNTIME}, what the bundle's main.cc runs)")
 
 
 def budget_opts(p: argparse.ArgumentParser) -> None:
@@ -313,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     me = sub.add_parser("measure", help="emulated latency: our int8 C kernels on the device's "
                         "core (unicorn), instructions per class -> cycles")
     me.add_argument("arch", help="the space's string or index, or mlperf:kws|vww|ad|ic")
-    device_opt(me)
+    device_opt(me, runtime=False)
     space_opt(me)
     task_opts(me)
     me.add_argument("--method", default="layers", help="layers (each distinct layer emulated "

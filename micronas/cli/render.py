@@ -77,10 +77,25 @@ def _table(header: list[str], rows: list[list[str]]) -> None:
 def listing(res: Any) -> None:
     """``micronas list KIND``: one line per named thing."""
     if res.kind == "devices":
-        _table(["name", "core", "clock", "SRAM", "flash", "source"],
+        _table(["name", "core", "clock", "SRAM", "flash", "runtime", "source"],
                [[str(r["name"]), str(r["core"]), f"{float(r['clock_mhz']):g} MHz",
                  f"{int(r['sram_bytes']) // 1024:,} KB", f"{int(r['flash_bytes']) // 1024:,} KB",
-                 str(r["source"])] for r in res.rows])
+                 str(r["runtime"]), str(r["source"])] for r in res.rows])
+        grounding: dict[str, dict[str, str]] = {}
+        for r in res.rows:
+            for item in str(r["runtimes"]).split(", "):
+                name, _, how = item.partition(" (")
+                if how.rstrip(")") != "calibrated":
+                    grounding.setdefault(str(r["core"]), {})[name] = how.rstrip(")")
+        names = sorted({n for g in grounding.values() for n in g})
+        print("\nlatency constants of each runtime on each core (emulated: kernels run in the "
+              "emulator; fitted: fitted to\npublished board medians; extrapolated: scaled from "
+              "another runtime; micronas list runtimes says what each is):")
+        _table(["core", *names], [[core, *(g.get(n, "-") for n in names)]
+                                  for core, g in sorted(grounding.items())])
+    elif res.kind == "runtimes":
+        _table(["name", "what", "in the bundle"],
+               [[str(r["name"]), str(r["summary"]), str(r["ships"])] for r in res.rows])
     elif res.kind == "tasks":
         _table(["name", "input", "classes", "what"],
                [[str(r["name"]), str(r["input"]), str(r["classes"]), str(r["summary"])]
@@ -99,7 +114,8 @@ def cost(res: Any, layers: bool) -> None:
     if "nb201_flops" in res.info:
         print(f"NB201      {res.info['nb201_flops']:.4f} MFLOPs, {res.info['nb201_params']:.6f} "
               "M params (as trained, every edge)")
-    print(f"latency    {r.latency_ms:,.2f} ms  ({r.cycles:,.0f} cycles)")
+    print(f"runtime    {r.runtime_label}  (latency constants: {r.runtime_source})")
+    print(f"latency    {r.latency_ms:,.2f} ms on {r.runtime}  ({r.cycles:,.0f} cycles)")
     print(f"peak SRAM  {kb(r.peak_sram_bytes)} of {kb(r.sram_limit_bytes)}  (arena "
           f"{kb(r.arena_bytes)}, scratch {kb(r.scratch_bytes)}, persistent "
           f"{kb(r.persistent_bytes)}, reserved {kb(r.reserved_bytes)})")
@@ -164,7 +180,7 @@ def search(res: Any, device: str, out: Any) -> None:
         res_note = f"; the network reads it resized to {nh}x{nw}x{nc}"
     print(f"task          {res.task} ({h}x{w}x{c}, {res.classes} classes){res_note}")
     print(f"indicators    {indicator_text(res.indicators)}")
-    print(f"device        {device}: latency {res.latency_ms:.2f} ms, peak SRAM "
+    print(f"device        {device}: latency {res.latency_ms:.2f} ms ({res.runtime}), peak SRAM "
           f"{kb(res.peak_sram_bytes)}, flash {kb(res.flash_bytes)}, "
           f"fits {'yes' if res.fits else 'NO'}")
     print(f"reserved      {kb(res.reserve_sram_bytes)} SRAM and {kb(res.reserve_flash_bytes)} flash "
@@ -217,7 +233,7 @@ def measure(r: Any, d: dict[str, Any], layers: bool) -> None:
             print(f"{lay['name'][:34]:<34} {lay['instructions']:>13,} {lay['cycles']:>14,.0f} "
                   f"{lay['latency_ms']:>9.3f}")
     print(f"total      {d['instructions']:,} instructions, {d['cycles']:,.0f} cycles, "
-          f"{d['latency_ms']:,.2f} ms  (cost model: {d['predicted_latency_ms']:,.2f} ms)")
+          f"{d['latency_ms']:,.2f} ms  (cost model, micronas-c: {d['predicted_latency_ms']:,.2f} ms)")
 
 
 def calibrate(cal: Any, path: Any) -> None:

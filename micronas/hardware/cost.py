@@ -1,7 +1,9 @@
 """The MCU cost model: MACs, params, flash, peak SRAM and latency of an int8 network.
 
 Everything here is computed from the network IR (:mod:`micronas.ir`) and a
-:class:`~micronas.hardware.device.Device`; nothing is counted a second way elsewhere.
+:class:`~micronas.hardware.device.Device` costed for one runtime (its latency coefficients and
+memory overheads are that runtime's, :mod:`micronas.hardware.runtime`); nothing is counted a
+second way elsewhere.
 
 Latency (docs/cost_model.md): per layer,
 
@@ -156,6 +158,16 @@ class CostReport:
     sram_limit_bytes: int
     flash_limit_bytes: int
     layers: list[LayerCost] = field(default_factory=list)
+    #: the runtime the latency and memory are for, and how its latency on this core is known
+    runtime: str = ""
+    runtime_grounding: str = ""
+    runtime_source: str = ""
+
+    @property
+    def runtime_label(self) -> str:
+        """The runtime's name, with ", extrapolated" where its latency is not grounded."""
+        return (f"{self.runtime}, extrapolated" if self.runtime_grounding == "extrapolated"
+                else self.runtime)
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -168,7 +180,8 @@ def latency_ms(net: Network, device: Device) -> float:
 
 
 def estimate(net: Network, device: Device) -> CostReport:
-    """Estimate MACs, params, flash, peak SRAM and latency of ``net`` on ``device``.
+    """Estimate MACs, params, flash, peak SRAM and latency of ``net`` on ``device``, for the
+    runtime ``device`` is costed for (``device.runtime``).
 
     Costs are those of the network as TFLite Micro runs it (:func:`lower_for_tflm`)."""
     net = lower_for_tflm(net)
@@ -199,4 +212,5 @@ def estimate(net: Network, device: Device) -> CostReport:
         peak_sram_bytes=peak, arena_bytes=arena, scratch_bytes=scratch,
         persistent_bytes=persistent, reserved_bytes=rt.ram_reserved_bytes, cycles=cycles,
         latency_ms=cycles / khz, fits=peak <= device.sram_bytes and flash <= device.flash_bytes,
-        sram_limit_bytes=device.sram_bytes, flash_limit_bytes=device.flash_bytes, layers=layers)
+        sram_limit_bytes=device.sram_bytes, flash_limit_bytes=device.flash_bytes, layers=layers,
+        runtime=rt.name, runtime_grounding=rt.latency_grounding, runtime_source=rt.latency_source)

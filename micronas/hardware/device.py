@@ -1,17 +1,16 @@
-"""Device profiles: an MCU (core, clock, memories) plus the runtime's cost constants.
+"""Device profiles: an MCU (core, clock, memories) plus the cost constants of a runtime on it.
 
-A profile is a TOML file: built-in ones live in ``micronas/hardware/devices/``; any file
-given by path works the same. The core's latency constants come from
-``micronas/hardware/cores/<core>.toml`` and may be overridden by a ``[latency]`` table in the
-device file (calibration writes such a table).
+A profile is a TOML file: built-in ones live in ``micronas/hardware/devices/``, yours in
+:func:`user_devices_dir`; any file given by path works the same. The latency constants and
+memory overheads are the chosen runtime's on the device's core
+(:mod:`micronas.hardware.runtime`); a ``[latency]`` table in the device file (calibration
+writes one) overrides them for the runtime the file names in ``[runtime] name``.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import re
-import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -19,37 +18,24 @@ from pathlib import Path
 from typing import Any
 
 from micronas.errors import DeviceError
+from micronas.hardware.runtime import (
+    DEFAULT_RUNTIME,
+    LEGACY_NAMES,
+    MEMORY_FIELDS,
+    RUNTIMES,
+    RuntimeProfile,
+    memory_values,
+)
+from micronas.hardware.tomlcheck import (
+    LIMITS,
+    NAME_RE,
+    latency_tables,
+    name_of,
+    number,
+    read_toml,
+    text,
+)
 from micronas.infra.registry import Registry
-
-OP_CLASSES = ("conv", "conv1x1", "depthwise", "fully_connected", "pool", "global_pool", "add",
-              "concat", "relu", "affine", "zeros", "pad")
-COEFFICIENTS = ("cycles_per_mac", "cycles_per_output", "cycles_per_input", "cycles_per_window",
-                "cycles_per_layer", "cycles_per_valid_mac", "cycles_per_kernel_row")
-
-
-@dataclass(frozen=True)
-class RuntimeProfile:
-    """Memory overheads of the deployed runtime (TFLite Micro + CMSIS-NN by default).
-
-    Defaults: code size of a TFLM interpreter with the CMSIS-NN kernels NB201 needs, built
-    with -Os (the TFLM micro_speech / person_detection examples link 50-70 KB); flatbuffer
-    entries per operator (~48 B) and per tensor (~96 B: shape, name, quantisation header);
-    per-channel quantisation in flash (float32 scale + int64 zero point = 12 B per channel)
-    and in RAM (int32 multiplier + int32 shift = 8 B per channel, TFLM's persistent arena);
-    TFLM's per-node (~64 B) and per-tensor (TfLiteEvalTensor, 16 B) persistent RAM; 16-byte
-    arena alignment; 8 KB of stack and runtime statics outside the arena.
-    """
-
-    name: str = "tflite-micro + cmsis-nn"
-    code_flash_bytes: int = 65536
-    ram_reserved_bytes: int = 8192
-    arena_alignment_bytes: int = 16
-    per_layer_flash_bytes: int = 48
-    per_tensor_flash_bytes: int = 96
-    per_channel_quant_flash_bytes: int = 12
-    per_layer_ram_bytes: int = 64
-    per_tensor_ram_bytes: int = 16
-    per_channel_quant_ram_bytes: int = 8
 
 
 @dataclass(frozen=True)
@@ -107,92 +93,6 @@ def builtin_devices() -> list[str]:
     return sorted(e.name for e in DEVICES.entries() if e.source == "built-in")
 
 
-#: A device or core name: a safe identifier (it names files and cache entries).
-NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-#: Upper bounds that no real MCU reaches: a value above them is a typo or an attack.
-LIMITS = {"clock_mhz": 10_000.0, "sram_bytes": float(2**36), "flash_bytes": float(2**36)}
-_COEFF_MAX = 1e9        # cycles per MAC / output / layer ...
-_TOML_MAX_BYTES = 1 << 20
-
-
-def _read_toml(path: Path | Any, what: str) -> dict[str, Any]:
-    try:
-        if not path.is_file():
-            raise DeviceError(f"{what} {path} is not a regular file")
-        with path.open("rb") as f:
-            blob = f.read(_TOML_MAX_BYTES + 1)
-    except OSError as e:
-        raise DeviceError(f"cannot read {what} {path}: {e.strerror}") from None
-    if len(blob) > _TOML_MAX_BYTES:
-        raise DeviceError(f"{what} {path} is over 1 MB; a profile is a small TOML file")
-    try:
-        return tomllib.loads(blob.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise DeviceError(f"{what} {path} is not UTF-8 text; save it as UTF-8 TOML") from None
-    except tomllib.TOMLDecodeError as e:
-        raise DeviceError(f"{what} {path} is not valid TOML: {e}") from None
-
-
-def _number(table: dict[str, Any], key: str, where: str, *, positive: bool = True,
-            limit: float = _COEFF_MAX) -> float:
-    if key not in table:
-        raise DeviceError(f"{where}: missing required key {key!r}")
-    v = table[key]
-    if isinstance(v, bool) or not isinstance(v, int | float):
-        raise DeviceError(f"{where}: {key!r} must be a number, got {v!r}")
-    if not math.isfinite(v):
-        raise DeviceError(f"{where}: {key!r} must be a finite number, got {v!r}")
-    if positive and not v > 0:
-        raise DeviceError(f"{where}: {key!r} must be > 0, got {v!r}")
-    if not positive and v < 0:
-        raise DeviceError(f"{where}: {key!r} must be >= 0, got {v!r}")
-    if v > limit:
-        raise DeviceError(f"{where}: {key!r} = {v!r} is out of range (at most {limit:g})")
-    return float(v)
-
-
-def _name(raw: dict[str, Any], key: str, where: str) -> str:
-    v = raw.get(key)
-    if not isinstance(v, str) or not v:
-        raise DeviceError(f"{where}: missing required key {key!r} (a string)")
-    if not NAME_RE.fullmatch(v):
-        shown = v if len(v) <= 40 else v[:40] + "..."
-        raise DeviceError(f"{where}: {key} {shown!r} is not a valid name; use up to 64 letters, "
-                          "digits, '.', '_' or '-', starting with a letter or digit")
-    return v
-
-
-def _text(raw: dict[str, Any], key: str, where: str, default: str, limit: int = 300) -> str:
-    v = raw.get(key, default)
-    if not isinstance(v, str) or len(v) > limit or any(ord(c) < 32 for c in v):
-        raise DeviceError(f"{where}: {key!r} must be one line of text of at most {limit} "
-                          "characters")
-    return v
-
-
-def _latency_tables(raw: dict[str, Any], where: str) -> tuple[dict[str, dict[str, float]], float | None]:
-    if not isinstance(raw, dict):
-        raise DeviceError(f"{where}: [latency] must be a table")
-    tables: dict[str, dict[str, float]] = {}
-    overhead = None
-    for key, value in raw.items():
-        if key == "overhead_cycles":
-            overhead = _number(raw, key, where, positive=False)
-            continue
-        if key not in OP_CLASSES:
-            raise DeviceError(f"{where}: unknown op class [latency.{key}]; "
-                              f"known: {', '.join(OP_CLASSES)}")
-        if not isinstance(value, dict):
-            raise DeviceError(f"{where}: [latency.{key}] must be a table")
-        for c in value:
-            if c not in COEFFICIENTS:
-                raise DeviceError(f"{where}: unknown coefficient {c!r} in [latency.{key}]; "
-                                  f"known: {', '.join(COEFFICIENTS)}")
-        tables[key] = {c: _number(value, c, f"{where} [latency.{key}]", positive=False)
-                       for c in value}
-    return tables, overhead
-
-
 def _load_cores(reg: Registry[Traversable]) -> None:
     root = resources.files("micronas.hardware") / "cores"
     for p in sorted(root.iterdir(), key=lambda q: q.name):
@@ -208,53 +108,60 @@ def _core_file(core: str) -> dict[str, Any]:
     """The parsed file of a core (exact name; an unknown one names the closest)."""
     if CORES.key(core) != core:  # CORES.key: the one-line error for an unknown core
         raise DeviceError(f"core {core!r}: write it as {CORES.entry(core).name!r}")
-    return _read_toml(CORES[core], "core file")
+    return read_toml(CORES[core], "core file")
 
 
-def load_core(core: str) -> tuple[dict[str, dict[str, float]], float]:
-    """Latency tables and per-layer overhead of a built-in core."""
-    tables, overhead = _latency_tables(_core_file(core).get("latency", {}), f"core {core}")
-    return tables, overhead or 0.0
+def _runtime_of_profile(raw: dict[str, Any], where: str) -> str | None:
+    """The runtime a profile names in its ``[runtime]`` table (its ``[latency]`` overrides are
+    for that runtime), or None."""
+    rt_raw = raw.get("runtime", {})
+    if not isinstance(rt_raw, dict):
+        raise DeviceError(f"{where}: [runtime] must be a table")
+    for k in rt_raw:
+        if k != "name" and k not in MEMORY_FIELDS:
+            raise DeviceError(f"{where}: unknown key {k!r} in [runtime]; "
+                              f"known: {', '.join(sorted(('name', *MEMORY_FIELDS)))}")
+    if "name" not in rt_raw:
+        return None
+    name = text(rt_raw, "name", f"{where} [runtime]", "")
+    if name.startswith("micronas standalone C"):   # what emulation calibration used to write
+        return "micronas-c"
+    return LEGACY_NAMES.get(name, name)
 
 
-def device_from_dict(raw: dict[str, Any], where: str) -> Device:
-    """Validate a parsed profile and build a :class:`Device` (``where`` names it in errors)."""
-    name, core = _name(raw, "name", where), _name(raw, "core", where)
-    description = _text(raw, "description", where, name)
-    clock = _number(raw, "clock_mhz", where, limit=LIMITS["clock_mhz"])
-    sram = int(_number(raw, "sram_bytes", where, limit=LIMITS["sram_bytes"]))
-    flash = int(_number(raw, "flash_bytes", where, limit=LIMITS["flash_bytes"]))
+def device_from_dict(raw: dict[str, Any], where: str, runtime: str | None = None) -> Device:
+    """Validate a parsed profile and build a :class:`Device` for ``runtime`` (default: the
+    runtime the profile names, else :data:`DEFAULT_RUNTIME`); ``where`` names it in errors.
+
+    The latency constants are the runtime's on the profile's core; a ``[latency]`` table in
+    the profile (``micronas calibrate`` writes one) overrides them for the runtime the profile
+    names in ``[runtime] name`` only, as do its memory values."""
+    name, core = name_of(raw, "name", where), name_of(raw, "core", where)
+    description = text(raw, "description", where, name)
+    clock = number(raw, "clock_mhz", where, limit=LIMITS["clock_mhz"])
+    sram = int(number(raw, "sram_bytes", where, limit=LIMITS["sram_bytes"]))
+    flash = int(number(raw, "flash_bytes", where, limit=LIMITS["flash_bytes"]))
     sources = raw.get("sources", [])
     if not isinstance(sources, list) or not all(isinstance(x, str) and len(x) <= 500
                                                 for x in sources):
         raise DeviceError(f"{where}: 'sources' must be a list of strings, e.g. "
                           "sources = [\"datasheet rev 8\"]")
-    tables, overhead = load_core(core)
+    _core_file(core)  # an unknown core: the one-line error naming the closest
+    own = _runtime_of_profile(raw, where)
+    chosen = RUNTIMES.entry(runtime or own or DEFAULT_RUNTIME).name
+    rt = RUNTIMES[chosen]
+    tables, overhead, grounding, source = rt.core_constants(core)
+    overrides: dict[str, int] = {}
     if "latency" in raw:
-        override, ov = _latency_tables(raw["latency"], where)
-        for k, v in override.items():
-            tables[k] = {**tables.get(k, {}), **v}
-        if ov is not None:
-            overhead = ov
-    rt_raw = raw.get("runtime", {})
-    if not isinstance(rt_raw, dict):
-        raise DeviceError(f"{where}: [runtime] must be a table")
-    rt_fields = {f for f in RuntimeProfile.__dataclass_fields__}
-    rt_kwargs: dict[str, Any] = {}
-    for k in rt_raw:
-        if k not in rt_fields:
-            raise DeviceError(f"{where}: unknown key {k!r} in [runtime]; "
-                              f"known: {', '.join(sorted(rt_fields))}")
-        if k == "name":
-            rt_kwargs[k] = _text(rt_raw, k, f"{where} [runtime]", "")
-            continue
-        rt_kwargs[k] = int(_number(rt_raw, k, f"{where} [runtime]",
-                                   positive=k == "arena_alignment_bytes", limit=LIMITS["sram_bytes"]))
-    raw_align = rt_raw.get("arena_alignment_bytes", RuntimeProfile.arena_alignment_bytes)
-    align = rt_kwargs.get("arena_alignment_bytes", RuntimeProfile.arena_alignment_bytes)
-    if isinstance(raw_align, bool) or raw_align != align or align < 1 or align & (align - 1):
-        raise DeviceError(f"{where} [runtime]: 'arena_alignment_bytes' must be a whole power of "
-                          f"two (1, 2, 4, ... bytes), got {raw_align}")
+        override, ov = latency_tables(raw["latency"], where)
+        if chosen == (own or DEFAULT_RUNTIME):
+            for k, v in override.items():
+                tables[k] = {**tables.get(k, {}), **v}
+            if ov is not None:
+                overhead = ov
+            grounding, source = "calibrated", f"calibrated in {where}"
+    if chosen == (own or DEFAULT_RUNTIME):
+        overrides = memory_values(raw.get("runtime", {}), f"{where} [runtime]")
     for flag in ("dsp", "fpu"):
         if flag in raw and not isinstance(raw[flag], bool):
             raise DeviceError(f"{where}: {flag!r} must be true or false")
@@ -262,21 +169,23 @@ def device_from_dict(raw: dict[str, Any], where: str) -> Device:
         name=name, description=description,
         core=core, clock_mhz=clock, sram_bytes=sram, flash_bytes=flash,
         dsp=bool(raw.get("dsp", True)), fpu=bool(raw.get("fpu", False)), latency=tables,
-        overhead_cycles=overhead, runtime=RuntimeProfile(**rt_kwargs),
+        overhead_cycles=overhead,
+        runtime=rt.profile(core, overrides, grounding, source),
         sources=tuple(sources), path=where,
     )
 
 
-def load_device(name_or_path: str | Path) -> Device:
-    """A built-in profile by name (``stm32f746``) or any profile file by path."""
-    text = str(name_or_path)
-    p = Path(text)
-    if text.endswith(".toml") or p.is_file():
+def load_device(name_or_path: str | Path, runtime: str | None = None) -> Device:
+    """A built-in profile by name (``stm32f746``) or any profile file by path, with the cost
+    constants of ``runtime`` (default: the profile's, else ``tflm-cmsis-nn``)."""
+    txt = str(name_or_path)
+    p = Path(txt)
+    if txt.endswith(".toml") or p.is_file():
         if not p.is_file():
-            raise DeviceError(f"device file {text} does not exist")
-        return device_from_dict(_read_toml(p, "device file"), str(p))
-    key = DEVICES.key(text)
-    return device_from_dict(_read_toml(DEVICES[key], "device file"), key)
+            raise DeviceError(f"device file {txt} does not exist")
+        return device_from_dict(read_toml(p, "device file"), str(p), runtime)
+    key = DEVICES.key(txt)
+    return device_from_dict(read_toml(DEVICES[key], "device file"), key, runtime)
 
 
 def add_device(name: str, core: str, clock_mhz: float, sram_kb: float, flash_kb: float,
@@ -315,20 +224,3 @@ def add_device(name: str, core: str, clock_mhz: float, sram_kb: float, flash_kb:
                           "writable folder") from None
     DEVICES.register(key, path, "", f"yours ({path})")
     return device
-
-
-def _load_runtimes(reg: Registry[RuntimeProfile]) -> None:
-    users: dict[str, list[str]] = {}
-    profiles: dict[str, RuntimeProfile] = {}
-    for name in builtin_devices():
-        rt = load_device(name).runtime
-        users.setdefault(rt.name, []).append(name)
-        profiles.setdefault(rt.name, rt)
-    for name, rt in profiles.items():
-        reg.register(name, rt, f"runtime code {rt.code_flash_bytes / 1024:g} KB flash, "
-                     f"{rt.ram_reserved_bytes / 1024:g} KB RAM outside the arena",
-                     "device profiles: " + ", ".join(users[name]))
-
-
-#: The runtimes the built-in device profiles hold memory overheads for.
-RUNTIMES: Registry[RuntimeProfile] = Registry("runtime", loader=_load_runtimes)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 #: The device a command costs for when none is named.
 DEVICE = "stm32f746"
+#: The runtime a cost is for when neither the command nor the device profile names one: what
+#: the bundle's main.cc runs (TFLite Micro with CMSIS-NN kernels).
+RUNTIME = "optimized"
 #: The space of the benchmark commands (search, cost, score, measure) and the task they use.
 BENCHMARK_SPACE = "nb201"
 BENCHMARK_TASK = "cifar10"
@@ -34,4 +37,4 @@ SEED = 0
 
 __all__ = ["BENCHMARK_SPACE", "BENCHMARK_TASK", "BENCHMARK_TASKS", "DATA_SPACE", "DEVICE",
            "EVALUATIONS", "FILL", "FLOPS_WEIGHT", "LATENCY_MODE", "LATENCY_WEIGHT", "RANK_MODE",
-           "REFINE", "RESERVE_SHARE", "SAMPLE", "SEED", "STRATEGY", "WORKERS"]
+           "REFINE", "RESERVE_SHARE", "RUNTIME", "SAMPLE", "SEED", "STRATEGY", "WORKERS"]

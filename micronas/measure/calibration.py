@@ -25,7 +25,7 @@ import json
 import math
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +35,7 @@ from micronas import __version__
 from micronas.errors import DataError, MicronasError
 from micronas.hardware.cost import layer_cycles, layer_features, op_class
 from micronas.hardware.device import COEFFICIENTS, Device
+from micronas.hardware.runtime import MEMORY_FIELDS
 from micronas.infra.fileio import atomic_write
 from micronas.ir import GraphBuilder, Layer, Network, lower_for_tflm
 
@@ -48,8 +49,8 @@ class Calibration:
     rows: int
     fit_mape: float                               # on the rows it was fitted to
     per_class: dict[str, dict[str, float]] = field(default_factory=dict)  # class -> rows, mape
-    #: the runtime the fitted latency is for: emulation fits micronas's own C kernels (not
-    #: TFLM + CMSIS-NN on the board, which the built-in constants predict)
+    #: the runtime the fitted latency is for: emulation fits micronas's own C kernels
+    #: (``micronas-c``); board measurements, the runtime they were measured with
     runtime: str = ""
 
     def runtime_name(self) -> str:
@@ -75,7 +76,7 @@ class Calibration:
         latency: dict = {"overhead_cycles": float(self.overhead_cycles)}
         for cls in sorted(self.tables):
             latency[cls] = {k: float(v) for k, v in self.tables[cls].items()}
-        rt = asdict(d.runtime)
+        rt: dict = {k: getattr(d.runtime, k) for k in MEMORY_FIELDS}
         rt["name"] = self.runtime_name()
         description = f"{d.description} (calibrated: {self.source})"
         return {"name": name, "description": " ".join(description.split())[:300], "core": d.core,
@@ -214,9 +215,14 @@ def fit(samples: list[tuple[Network, Layer, float]]) -> tuple[dict[str, dict[str
 
 
 def calibrate_emulated(device: Device, seed: int = 0, progress=None) -> Calibration:
-    """Fit ``device``'s coefficients to emulated layer measurements on its core."""
+    """Fit ``device``'s coefficients to emulated layer measurements on its core: the latency
+    of micronas's own C kernels, so ``device`` must be costed for runtime ``micronas-c``."""
     from micronas.measure.layers import LayerCache, measure_layer
 
+    if device.runtime.name != "micronas-c":
+        raise MicronasError(f"emulation measures micronas's own C kernels (runtime micronas-c), "
+                            f"not {device.runtime.name}; drop --runtime or give --runtime "
+                            "micronas-c, or calibrate from board measurements (--measurements)")
     design = designed_layers(seed)
     cache = LayerCache(device.core)
     samples = []
@@ -234,13 +240,14 @@ def calibrate_emulated(device: Device, seed: int = 0, progress=None) -> Calibrat
     mape = float(np.mean([s["mape"] for s in stats.values() for _ in range(s["rows"])]))
     return Calibration(device, f"emulation ({device.core}, seed {seed})", tables, 0.0,
                        len(samples), mape, stats,
-                       runtime=f"micronas standalone C (emulated {device.core})")
+                       runtime="micronas-c")
 
 
 # --- measurements from a board ------------------------------------------------------------
 
 def read_measurements(path: str | Path) -> list[dict[str, str]]:
-    """Rows of a measurement CSV (``arch,latency_ms`` or ``arch,layer,latency_ms``)."""
+    """Rows of a measurement CSV (``arch,latency_ms`` or ``arch,layer,latency_ms``; an optional
+    ``runtime`` column names the runtime each row was measured with)."""
     p = Path(path)
     if not p.exists():
         raise DataError(f"measurement file {p} does not exist")
@@ -280,6 +287,9 @@ def _read_measurements(p: Path) -> list[dict[str, str]]:
             if not math.isfinite(v) or v <= 0 or v > MAX_LATENCY_MS:
                 raise DataError(f"{p}: line {lineno}: latency_ms must be a positive number of at "
                                 f"most {MAX_LATENCY_MS:g} ms, got {row['latency_ms']!r}")
+            if "runtime" in row and not (row.get("runtime") or "").strip():
+                raise DataError(f"{p}: line {lineno}: runtime is empty; name the runtime the "
+                                "row was measured with (micronas list runtimes)")
             if not (row.get("arch") or "").strip():
                 raise DataError(f"{p}: line {lineno}: arch is empty")
             rows.append({**row, "_line": str(lineno)})
@@ -288,12 +298,36 @@ def _read_measurements(p: Path) -> list[dict[str, str]]:
     return rows
 
 
+def measurement_runtime(rows: list[dict[str, str]], path: str | Path) -> str | None:
+    """The runtime a measurement CSV's ``runtime`` column names (None without one); rows that
+    name different runtimes, or an unknown one, are refused."""
+    from micronas.hardware.runtime import RUNTIMES
+
+    names = {(r.get("runtime") or "").strip() for r in rows if "runtime" in r}
+    if not names:
+        return None
+    if len(names) > 1:
+        raise DataError(f"{path}: rows name {len(names)} runtimes ({', '.join(sorted(names))}); "
+                        "calibrate one runtime at a time")
+    name = names.pop()
+    if name not in RUNTIMES:
+        close = RUNTIMES.closest(name)
+        guess = f" (did you mean {close!r}?)" if close else ""
+        raise DataError(f"{path}: unknown runtime {name!r}{guess}; choose from "
+                        f"{', '.join(RUNTIMES)}")
+    return RUNTIMES.entry(name).name
+
+
 def calibrate_measured(device: Device, path: str | Path,
                        build: Callable[[str], Network]) -> Calibration:
     """Scale ``device``'s coefficients (per op class, or one scale) to a board's measurements;
     ``build(arch)`` gives the network IR of a row's ``arch`` (the API resolves space and
     task)."""
     rows = read_measurements(path)
+    named = measurement_runtime(rows, path)
+    if named is not None and named != device.runtime.name:
+        raise DataError(f"{path}: the measurements are for runtime {named}, but the constants "
+                        f"being fitted are {device.runtime.name}'s; give --runtime {named}")
     khz = device.clock_mhz * 1e3
     preds: list[dict[str, float]] = []   # per row: op class -> predicted cycles (no overhead)
     measured: list[float] = []
@@ -328,4 +362,5 @@ def calibrate_measured(device: Device, path: str | Path,
               for cls, coefs in device.latency.items()}
     overhead = device.overhead_cycles * float(np.mean(scale))
     stats = {g: {"scale": float(s)} for g, s in factor.items()}
-    return Calibration(device, str(path), tables, overhead, len(rows), mape, stats)
+    return Calibration(device, str(path), tables, overhead, len(rows), mape, stats,
+                       runtime=device.runtime.name)

@@ -196,6 +196,8 @@ class SearchConfig:
 
     space: str = defaults.BENCHMARK_SPACE
     device: str = defaults.DEVICE
+    #: what runs the network on the board (None: the device profile's, else defaults.RUNTIME)
+    runtime: str | None = None
     seed: int = defaults.SEED
     task: TaskSpec = field(default_factory=TaskSpec)
     budgets: BudgetSpec = field(default_factory=BudgetSpec)
@@ -206,6 +208,10 @@ class SearchConfig:
 
     def __post_init__(self) -> None:
         get_space(self.space)
+        if self.runtime is not None:
+            from micronas.hardware.runtime import RUNTIMES
+
+            object.__setattr__(self, "runtime", RUNTIMES.entry(self.runtime).name)
         if not (isinstance(self.seed, int) and 0 <= self.seed < 2**32):
             raise MicronasError(f"--seed must be an integer 0..{2**32 - 1}, got {self.seed}")
 
@@ -216,11 +222,11 @@ class SearchConfig:
 
     @classmethod
     def of(cls, **flat: Any) -> SearchConfig:
-        """A config from flat names: ``space``, ``device``, ``seed``, and every field of the
+        """A config from flat names: ``space``, ``device``, ``runtime``, ``seed``, and every field of the
         specs (``task``, ``input``, ``classes``, ``resolutions``, ``max_latency_ms``, ...,
         ``strategy``, ``evaluations``, ``fill``, ``refine``, ``indicators``, the weights and
         modes, the proxy settings, ``workers``, ``executor``)."""
-        top = {k: flat.pop(k) for k in ("space", "device", "seed") if k in flat}
+        top = {k: flat.pop(k) for k in ("space", "device", "runtime", "seed") if k in flat}
         parts: dict[str, dict[str, Any]] = {p: {} for p in cls._PARTS}
         for k, v in flat.items():
             if k in cls._RENAMED:

@@ -63,6 +63,10 @@ class SearchResult:
     oracle_arch: str | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
     versions: dict[str, str] = field(default_factory=dict)
+    #: the runtime the latency and memory are for (its name, ", extrapolated" where its
+    #: latency on the device's core is not grounded) and where its constants come from
+    runtime: str = ""
+    runtime_source: str = ""
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -143,7 +147,7 @@ def _device_that_fits(space: SearchSpace, task: Task, device: Device,
     for name in builtin_devices():
         if name == device.name:
             continue
-        d = load_device(name)
+        d = load_device(name, device.runtime.name)
         lb = lower_bound(space, task, d)
         mine = Budgets.with_device(d, budgets.max_latency_ms)
         if lb is not None and mine.ok(lb):
@@ -167,7 +171,7 @@ def run_search(cfg: SearchConfig, table: GroundTruth | None = None, cache_path: 
     cfg = replace(cfg, strategy=replace(cfg.strategy, name=cfg.resolved_strategy()))
     task = cfg.resolve_task()
     space = bind(get_space(cfg.space), task)
-    device = load_device(cfg.device)
+    device = load_device(cfg.device, cfg.runtime)
     reserve = cfg.reserves(device)  # bytes of SRAM and flash left to the application
     budgets = cfg.budgets.for_device(device, reserve)
     check_bounds(space, task, device, budgets)
@@ -230,7 +234,8 @@ def _run(cfg: SearchConfig, ev: Evaluator, w: Weights, filt: BudgetFilter, devic
         fits=c.peak_sram_bytes <= device.sram_bytes and c.flash_bytes <= device.flash_bytes,
         search_seconds=elapsed, seed=cfg.seed, evaluations=n_evals,
         config=cfg.to_dict(), space=space.name, task=task.name, input_shape=task.input_shape,
-        classes=task.classes, history=res.history, versions=versions())
+        classes=task.classes, history=res.history, versions=versions(),
+        runtime=device.runtime.label(), runtime_source=device.runtime.latency_source)
     out.reserve_sram_bytes, out.reserve_flash_bytes = reserve
     out.network_input = Candidate(space, arch, task).variant_input("full")
     out.pareto = front(out.history, out.arch, out.indicators, out.latency_ms, w.indicators)

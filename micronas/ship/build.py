@@ -128,7 +128,7 @@ def build(data: str | Dataset, out: str | Path, search: SearchConfig | None = No
                                                                         else 0))
     stages["load data"] = time.perf_counter() - t0
     cfg = search_config(ds, search or SearchConfig(space=defaults.DATA_SPACE))
-    device = load_device(cfg.device)
+    device = load_device(cfg.device, cfg.runtime)
     t0 = time.perf_counter()
     expected = cfg.strategy.expected_evaluations(cfg.space)
     done = 0

@@ -20,7 +20,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from string import Template
@@ -66,6 +66,8 @@ class ModelDescription:
     standalone_arena_bytes: int
     input_offset: int                # in the standalone arena
     output_offset: int
+    #: the cost model's figures for the device and runtime the bundle was made for
+    prediction: str = ""
 
     @staticmethod
     def of(m: Int8Model, arena: int, standalone_arena: int,
@@ -110,7 +112,8 @@ def render_config_h(d: ModelDescription) -> str:
         input_scale=f"{d.input_scale:.9g}", input_zero_point=d.input_zero_point,
         output_scale=f"{d.output_scale:.9g}", output_zero_point=d.output_zero_point,
         mean=", ".join(f"{v:.9g}f" for v in d.mean), std=", ".join(f"{v:.9g}f" for v in d.std),
-        class_names=", ".join(json.dumps(n) for n in d.class_names), arena=d.tflm_arena_bytes)
+        class_names=", ".join(json.dumps(n) for n in d.class_names), arena=d.tflm_arena_bytes,
+        prediction=d.prediction.replace("*/", "* /"))
 
 
 def render_main_cc(d: ModelDescription) -> str:
@@ -218,7 +221,11 @@ def deploy(checkpoint: str | Path | Checkpoint | Int8Model, device: Device, out:
     cost = estimate(m.net, device)
     arena = -(-(cost.arena_bytes + cost.scratch_bytes + cost.persistent_bytes) // 16) * 16
     gen = generate(m.qnet)
-    desc = ModelDescription.of(m, arena, gen.arena_bytes, gen.offsets)
+    rt = device.runtime
+    desc = replace(ModelDescription.of(m, arena, gen.arena_bytes, gen.offsets), prediction=(
+        f"{device.name} with runtime {rt.label()}: latency {cost.latency_ms:.2f} ms, peak SRAM "
+        f"{cost.peak_sram_bytes:,} B, flash {cost.flash_bytes:,} B (micronas cost model; "
+        f"latency constants: {rt.latency_source})"))
     outdir = Path(out)
     try:
         (outdir / "standalone").mkdir(parents=True, exist_ok=True)
@@ -245,7 +252,8 @@ def deploy(checkpoint: str | Path | Checkpoint | Int8Model, device: Device, out:
         "int8_tflm_test_samples": n, "calibration_samples": m.calibration_samples,
         "device": device.name, "core": device.core,
         "latency_ms": cost.latency_ms,
-        "latency_runtime": f"{device.runtime.name} on the board (cost model, {device.name})",
+        "latency_runtime": f"{device.runtime.label()} on the board (cost model, {device.name})",
+        "runtime": device.runtime.name, "runtime_source": device.runtime.latency_source,
         "peak_sram_bytes": cost.peak_sram_bytes, "flash_bytes": cost.flash_bytes,
         "sram_limit_bytes": device.sram_bytes, "flash_limit_bytes": device.flash_bytes,
         "macs": cost.macs, "params": cost.params, "tflite_bytes": len(m.tflite),

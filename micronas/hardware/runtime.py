@@ -1,0 +1,181 @@
+"""Runtimes: what runs the int8 network on the board, and the cost constants of each.
+
+Every latency, flash and SRAM figure is a figure *for a runtime*. A runtime is a folder
+``micronas/hardware/runtimes/<name>/``: ``runtime.toml`` says what it is, what in the bundle
+runs it and its memory overheads (``[memory]``, with ``[memory.<core>]`` overrides); one
+``<core>.toml`` per core holds its latency constants (a ``[latency]`` table, see
+:mod:`micronas.hardware.cost`) with ``grounding`` (how they were obtained: ``emulated``,
+``fitted``, ``extrapolated``) and ``source`` (from what, in one line).
+
+The runtimes:
+
+- ``tflm-cmsis-nn`` (the default): TensorFlow Lite Micro with CMSIS-NN kernels, what the
+  bundle's ``main.cc`` runs;
+- ``tflm-reference``: TensorFlow Lite Micro with its portable reference kernels;
+- ``micronas-c``: the bundle's ``standalone/`` C, calibrated on the emulator;
+- ``optimized``: an optimizing code generator or vendor engine (the constants fitted to
+  MLPerf Tiny medians); nothing in the bundle runs it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from importlib import resources
+from importlib.resources.abc import Traversable
+from typing import Any
+
+from micronas.errors import DeviceError
+from micronas.hardware.tomlcheck import LIMITS, latency_tables, number, read_toml, text
+from micronas.infra import defaults
+from micronas.infra.registry import Registry
+
+#: The runtime a cost is for when none is named: the one the bundle's main.cc runs.
+DEFAULT_RUNTIME = defaults.RUNTIME
+#: Runtime names older profiles (``micronas calibrate``) wrote, and what they mean now.
+LEGACY_NAMES = {"tflite-micro + cmsis-nn": "tflm-cmsis-nn"}
+GROUNDINGS = ("emulated", "measured", "fitted", "extrapolated", "calibrated")
+
+
+@dataclass(frozen=True)
+class RuntimeProfile:
+    """A runtime's memory overheads and what its latency constants are, on one core.
+
+    Memory (bytes): the runtime's code; flash entries per operator and per tensor;
+    per-channel quantisation in flash and in RAM; persistent RAM per node and per tensor;
+    arena alignment; stack and statics outside the arena. Values and their sources:
+    ``runtime.toml`` of each runtime.
+    """
+
+    name: str = DEFAULT_RUNTIME
+    description: str = ""
+    ships: str = ""
+    #: how the latency constants on this core were obtained, and from what
+    latency_grounding: str = ""
+    latency_source: str = ""
+    code_flash_bytes: int = 65536
+    ram_reserved_bytes: int = 8192
+    arena_alignment_bytes: int = 16
+    per_layer_flash_bytes: int = 48
+    per_tensor_flash_bytes: int = 96
+    per_channel_quant_flash_bytes: int = 12
+    per_layer_ram_bytes: int = 64
+    per_tensor_ram_bytes: int = 16
+    per_channel_quant_ram_bytes: int = 8
+
+    def label(self) -> str:
+        """``name`` plus, where its latency on this core is not grounded, the word saying so."""
+        if self.latency_grounding == "extrapolated":
+            return f"{self.name}, extrapolated"
+        return self.name
+
+
+#: The memory fields a ``[memory]`` (or a device profile's ``[runtime]``) table may set.
+MEMORY_FIELDS = tuple(f.name for f in fields(RuntimeProfile)
+                      if f.type in ("int", int))
+
+
+def memory_values(raw: Any, where: str) -> dict[str, int]:
+    """Validated memory overheads of a ``[memory]`` or ``[runtime]`` table (other keys are
+    the caller's: sub-tables per core, ``name``)."""
+    if not isinstance(raw, dict):
+        raise DeviceError(f"{where} must be a table")
+    out: dict[str, int] = {}
+    for k, v in raw.items():
+        if k not in MEMORY_FIELDS:
+            continue
+        out[k] = int(number(raw, k, where, positive=k == "arena_alignment_bytes",
+                            limit=LIMITS["sram_bytes"]))
+        if k == "arena_alignment_bytes" and (isinstance(v, bool) or v != out[k]
+                                             or out[k] & (out[k] - 1)):
+            raise DeviceError(f"{where}: 'arena_alignment_bytes' must be a whole power of two "
+                              f"(1, 2, 4, ... bytes), got {v}")
+    return out
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """One runtime: what it is and its constants on every core it has them for."""
+
+    name: str
+    description: str
+    ships: str
+    memory: dict[str, int]
+    memory_per_core: dict[str, dict[str, int]]
+    folder: Traversable
+    #: (runtime, scale, source): latency = another runtime's on the same core times scale
+    derived: tuple[str, float, str] | None = None
+
+    def cores(self) -> list[str]:
+        """The cores this runtime has latency constants for."""
+        if self.derived:
+            return RUNTIMES[self.derived[0]].cores()
+        return sorted(p.name[:-5] for p in self.folder.iterdir()
+                      if p.name.endswith(".toml") and p.name != "runtime.toml")
+
+    def core_constants(self, core: str) -> tuple[dict[str, dict[str, float]], float, str, str]:
+        """Latency tables, per-layer overhead, grounding and source on ``core`` (a one-line
+        error naming the runtimes that have constants for it, if this one has none)."""
+        if self.derived:
+            base, scale, source = self.derived
+            tables, overhead, _, _ = RUNTIMES[base].core_constants(core)
+            return ({k: {c: v * scale for c, v in t.items()} for k, t in tables.items()},
+                    overhead * scale, "extrapolated", source)
+        f = self.folder / f"{core}.toml"
+        if not f.is_file():
+            others = [r for r in RUNTIMES if core in RUNTIMES[r].cores()]
+            raise DeviceError(
+                f"runtime {self.name!r} has no latency constants for {core}; runtimes with "
+                f"constants for {core}: {', '.join(others) or 'none'}")
+        where = f"runtime {self.name} on {core}"
+        raw = read_toml(f, "runtime file")
+        tables, overhead = latency_tables(raw.get("latency", {}), where)
+        grounding = text(raw, "grounding", where, "")
+        if grounding not in GROUNDINGS:
+            raise DeviceError(f"{where}: grounding must be one of {', '.join(GROUNDINGS)}")
+        return tables, overhead or 0.0, grounding, text(raw, "source", where, "")
+
+    def profile(self, core: str, overrides: dict[str, int] | None = None,
+                grounding: str = "", source: str = "") -> RuntimeProfile:
+        """The runtime's memory overheads on ``core`` (plus a profile's ``overrides``)."""
+        mem = {**self.memory, **self.memory_per_core.get(core, {}), **(overrides or {})}
+        return RuntimeProfile(name=self.name, description=self.description, ships=self.ships,
+                              latency_grounding=grounding, latency_source=source, **mem)
+
+
+def _read_runtime(folder: Traversable) -> Runtime:
+    raw = read_toml(folder / "runtime.toml", "runtime file")
+    name = folder.name
+    where = f"runtime {name}"
+    if raw.get("name") != name:
+        raise DeviceError(f"{where}: runtime.toml must say name = {name!r}")
+    mem_raw = raw.get("memory", {})
+    memory = memory_values(mem_raw, f"{where} [memory]")
+    per_core = {k: memory_values(v, f"{where} [memory.{k}]")
+                for k, v in mem_raw.items() if isinstance(v, dict)}
+    derived = None
+    if "derived" in raw:
+        d = raw["derived"]
+        if not isinstance(d, dict) or not isinstance(d.get("from"), str):
+            raise DeviceError(f"{where}: [derived] must name the runtime it scales (from = ...)")
+        derived = (d["from"], number(d, "scale", f"{where} [derived]"),
+                   text(d, "source", f"{where} [derived]", ""))
+    return Runtime(name, text(raw, "description", where, name), text(raw, "ships", where, ""),
+                   memory, per_core, folder, derived)
+
+
+def _load_runtimes(reg: Registry[Runtime]) -> None:
+    root = resources.files("micronas.hardware") / "runtimes"
+    for p in sorted(root.iterdir(), key=lambda q: q.name):
+        if p.is_dir() and (p / "runtime.toml").is_file():
+            rt = _read_runtime(p)
+            reg.register(rt.name, rt, rt.description, "built-in")
+
+
+#: The runtimes micronas has cost constants for.
+RUNTIMES: Registry[Runtime] = Registry("runtime", error=DeviceError, loader=_load_runtimes,
+                                       aliases=LEGACY_NAMES)
+
+
+def get_runtime(name: str) -> Runtime:
+    """A runtime by name (an unknown one: a one-line error naming the closest)."""
+    return RUNTIMES[name]
