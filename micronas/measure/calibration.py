@@ -34,8 +34,9 @@ from scipy.optimize import nnls
 from micronas import __version__
 from micronas.errors import DataError, MicronasError
 from micronas.hardware.cost import layer_cycles, layer_features, op_class
-from micronas.hardware.device import COEFFICIENTS, Device
+from micronas.hardware.device import Device
 from micronas.hardware.runtime import MEMORY_FIELDS
+from micronas.hardware.tomlcheck import COEFFICIENTS
 from micronas.infra.fileio import atomic_write
 from micronas.ir import GraphBuilder, Layer, Network, lower_for_tflm
 
@@ -102,7 +103,7 @@ def write_profile(cal: Calibration, path: str | Path, name: str | None = None,
     from micronas.infra.fileio import output_file
 
     p = output_file(path, force)
-    from micronas.hardware.device import NAME_RE
+    from micronas.hardware.tomlcheck import NAME_RE
 
     name = name or p.stem
     if not NAME_RE.fullmatch(name):
