@@ -47,8 +47,11 @@ SOURCE_DIRS = ("ConvolutionFunctions", "FullyConnectedFunctions", "PoolingFuncti
                "BasicMathFunctions", "PadFunctions", "NNSupportFunctions")
 #: TFLM's KERNEL_OPTIMIZATION_LEVEL / THIRD_PARTY_KERNEL_OPTIMIZATION_LEVEL (its Makefile)
 OPT = "-O2"
-CFLAGS = ("-mthumb", OPT, "-ffreestanding", "-fno-common", "-ffunction-sections",
-          "-fdata-sections", "-DARM_NN_ENABLE_F16=0", "-DARM_NN_ENABLE_F32=0")
+#: TFLM's cortex_m_generic flags that affect code generation (no -ffreestanding: it would
+#: turn off GCC's inline expansion of the 4-byte memcpy CMSIS-NN reads words with)
+CFLAGS = ("-mthumb", OPT, "-fomit-frame-pointer", "-ffunction-sections", "-fdata-sections",
+          "-fno-unwind-tables", "-fno-asynchronous-unwind-tables", "-DARM_NN_ENABLE_F16=0",
+          "-DARM_NN_ENABLE_F32=0")
 
 #: op codes of the harness, and the CMSIS-NN entry point each calls
 OPS = {"conv": (1, "arm_convolve_wrapper_s8"), "depthwise": (2, "arm_depthwise_conv_wrapper_s8"),
