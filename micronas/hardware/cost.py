@@ -99,10 +99,26 @@ def layer_features(net: Network, layer: Layer) -> dict[str, float]:
         vy, vx = _valid_taps(h, oh, kh, sh, ph), _valid_taps(w, ow, kw, sw, pw)
         per = 1 if layer.op == "depthwise_conv2d" else cin // layer.groups
         valid, rows = float(vy * vx * per * cout), float(vy * ow * cout)
+    # CMSIS-NN's dispatch (the tflm-cmsis-nn constants): output pixels (H x W); convolutions
+    # whose input depth is not a multiple of 4 (the SIMD loops' leftovers); and the generic
+    # kernels instead of a fast path (depthwise other than 3x3 with padding <= 1, 1x1 strided)
+    shape = net.tensors[layer.output].shape
+    pixels = float(shape[1] * shape[2]) if len(shape) == 3 else 0.0
+    depth = net.tensors[layer.inputs[0]].shape[0] if layer.inputs else 0
+    unaligned = (layer.op == "conv2d" and (depth // layer.groups) % 4 != 0) or (
+        layer.op == "depthwise_conv2d" and depth % 4 != 0)
+    generic = ((layer.op == "depthwise_conv2d"
+                and not (layer.kernel == (3, 3) and max(layer.padding) <= 1))
+               or (layer.op == "conv2d" and layer.kernel == (1, 1) and layer.stride != (1, 1)))
     return {"cycles_per_mac": float(layer.macs), "cycles_per_output": float(out),
             "cycles_per_input": float(inp), "cycles_per_window": float(window),
             "cycles_per_layer": 1.0, "cycles_per_valid_mac": valid,
-            "cycles_per_kernel_row": rows}
+            "cycles_per_kernel_row": rows, "cycles_per_pixel": pixels,
+            "cycles_per_unaligned_mac": float(layer.macs) if unaligned else 0.0,
+            "cycles_per_unaligned_output": float(out) if unaligned else 0.0,
+            "cycles_per_generic_mac": float(layer.macs) if generic else 0.0,
+            "cycles_per_generic_output": float(out) if generic else 0.0,
+            "cycles_per_generic_pixel": pixels if generic else 0.0}
 
 
 def layer_cycles(net: Network, layer: Layer, device: Device) -> float:
