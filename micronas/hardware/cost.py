@@ -101,7 +101,8 @@ def layer_features(net: Network, layer: Layer) -> dict[str, float]:
         valid, rows = float(vy * vx * per * cout), float(vy * ow * cout)
     # CMSIS-NN's dispatch (the tflm-cmsis-nn constants): output pixels (H x W); convolutions
     # whose input depth is not a multiple of 4 (the SIMD loops' leftovers); and the generic
-    # kernels instead of a fast path (depthwise other than 3x3 with padding <= 1, 1x1 strided)
+    # kernels instead of a fast path (depthwise other than 3x3 with padding <= 1, 1x1 strided);
+    # a depthwise conv's outputs in whole groups of 4 channels (its channel-blocked loops)
     shape = net.tensors[layer.output].shape
     pixels = float(shape[1] * shape[2]) if len(shape) == 3 else 0.0
     depth = net.tensors[layer.inputs[0]].shape[0] if layer.inputs else 0
@@ -118,7 +119,9 @@ def layer_features(net: Network, layer: Layer) -> dict[str, float]:
             "cycles_per_unaligned_output": float(out) if unaligned else 0.0,
             "cycles_per_generic_mac": float(layer.macs) if generic else 0.0,
             "cycles_per_generic_output": float(out) if generic else 0.0,
-            "cycles_per_generic_pixel": pixels if generic else 0.0}
+            "cycles_per_generic_pixel": pixels if generic else 0.0,
+            "cycles_per_aligned_output": pixels * (depth // 4 * 4)
+            if layer.op == "depthwise_conv2d" else 0.0}
 
 
 def layer_cycles(net: Network, layer: Layer, device: Device) -> float:

@@ -26,7 +26,8 @@ OP_CLASSES = ("conv", "conv1x1", "depthwise", "fully_connected", "pool", "global
 COEFFICIENTS = ("cycles_per_mac", "cycles_per_output", "cycles_per_input", "cycles_per_window",
                 "cycles_per_layer", "cycles_per_valid_mac", "cycles_per_kernel_row",
                 "cycles_per_pixel", "cycles_per_unaligned_mac", "cycles_per_unaligned_output",
-                "cycles_per_generic_mac", "cycles_per_generic_output", "cycles_per_generic_pixel")
+                "cycles_per_generic_mac", "cycles_per_generic_output", "cycles_per_generic_pixel",
+                "cycles_per_aligned_output")
 
 
 @dataclass(frozen=True)
