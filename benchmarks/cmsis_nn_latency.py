@@ -56,8 +56,8 @@ DISPATCH_NOTE = (
     "lookups through the context's function pointers, RuntimeShape copies, filling the "
     "CMSIS-NN argument structs, GetScratchBuffer); the per-channel multipliers and shifts and "
     "the scratch sizes are computed in Prepare, not per call. About {n} instructions, costed "
-    "at this core's measured cycles per instruction of the harness's own argument set-up "
-    "({cpi:.2f}).")
+    "at {cpi:.2f} cycles per instruction: this core's cycle table applied to the harness's own "
+    "argument set-up code (loads, stores, calls: the same kind of work).")
 
 FIELDS = ["core", "op_class", "op", "entry_point", "input_shape", "output_shape", "kernel",
           "stride", "padding", "activation", "macs", *COEFFICIENTS, "cycles", "instructions",
