@@ -183,10 +183,13 @@ def write_constants(core: str, kern: cmsis_nn.Kernels, tables: dict, stats: dict
     # built-in elementwise constants
     ratios = [stats[c]["ratio"] for c in stats if stats[c].get("ratio")]
     ratio = float(np.median(ratios)) if ratios else 1.0
-    gcc = "arm-none-eabi-gcc " + " ".join([cmsis_nn.CPU_FLAGS[core], *cmsis_nn.CFLAGS])
-    source = (f"CMSIS-NN {kern.version}, {gcc}; emulated (unicorn, micronas/measure/cycles.toml "
-              f"[{core}], zero-wait-state memory); designed layer set seed {seed}, "
-              f"{n_layers} layers")
+    import subprocess
+
+    ver = subprocess.run([cmsis_nn.toolchain(), "-dumpversion"], capture_output=True,
+                         text=True).stdout.strip()
+    source = (f"CMSIS-NN {kern.version}; arm-none-eabi-gcc {ver} {cmsis_nn.CPU_FLAGS[core]} "
+              f"-mthumb {cmsis_nn.OPT} (TFLM's kernel flags); unicorn + cycles.toml [{core}], "
+              f"zero-wait-state memory; designed layer set seed {seed}, {n_layers} layers")
     lines = [f"# {RUNTIME} latency constants for {core}, grounded in CMSIS-NN's int8 kernels "
              "run in the emulator.",
              f"# Reproduce: {command}",
@@ -204,12 +207,12 @@ def write_constants(core: str, kern: cmsis_nn.Kernels, tables: dict, stats: dict
             f"they are not emulated): {', '.join(extrap)}: the built-in constants of "
             f"micronas/hardware/cores/{core}.toml times {ratio:.3f}, the median ratio of "
             "grounded to built-in cycles over the grounded classes.")]
-    lines += [f'runtime = "{RUNTIME}"', f'core = "{core}"']
-    if not extrap:
-        lines.append('grounding = "emulated"')
-    lines += [f"source = {json.dumps(source)}", ""]
+    # the file's grounding is one word (the runtime loader's schema); the classes TFLM runs
+    # with CMSIS-NN are emulated, and [class_grounding] says which are extrapolated
+    lines += [f'runtime = "{RUNTIME}"', f'core = "{core}"', 'grounding = "emulated"',
+              f"source = {json.dumps(source)}", ""]
     if extrap:
-        lines.append("[grounding]")
+        lines.append("[class_grounding]  # per op class: emulated or extrapolated")
         for c in OP_CLASSES:
             if c in tables:
                 lines.append(f'{c} = "emulated"')

@@ -68,13 +68,14 @@ def test_constants_schema_and_grounding(core):
     lat = c["latency"]
     assert lat["overhead_cycles"] > 0
     measured = {r["op_class"] for r in rows(core)}
-    grounding = c.get("grounding")
+    assert c["grounding"] == "emulated" and len(c["source"]) <= 300
+    grounding = c.get("class_grounding", {})
     for cls in core_lat:
         if cls == "overhead_cycles":
             continue
         assert cls in lat, f"{core}: [latency.{cls}] missing"
         assert set(lat[cls]) <= set(COEFFICIENTS)
-        kind = grounding.get(cls) if isinstance(grounding, dict) else grounding
+        kind = grounding.get(cls, "emulated")
         assert kind == ("emulated" if cls in measured else "extrapolated"), (core, cls, kind)
     assert set(lat) - {"overhead_cycles"} <= set(OP_CLASSES)
 
