@@ -101,10 +101,29 @@ def layer_features(net: Network, layer: Layer) -> dict[str, float]:
         vy, vx = _valid_taps(h, oh, kh, sh, ph), _valid_taps(w, ow, kw, sw, pw)
         per = 1 if layer.op == "depthwise_conv2d" else cin // layer.groups
         valid, rows = float(vy * vx * per * cout), float(vy * ow * cout)
+    # CMSIS-NN's dispatch (the tflm-cmsis-nn constants): output pixels (H x W); convolutions
+    # whose input depth is not a multiple of 4 (the SIMD loops' leftovers); and the generic
+    # kernels instead of a fast path (depthwise other than 3x3 with padding <= 1, 1x1 strided);
+    # a depthwise conv's outputs in whole groups of 4 channels (its channel-blocked loops)
+    shape = net.tensors[layer.output].shape
+    pixels = float(shape[1] * shape[2]) if len(shape) == 3 else 0.0
+    depth = net.tensors[layer.inputs[0]].shape[0] if layer.inputs else 0
+    unaligned = (layer.op == "conv2d" and (depth // layer.groups) % 4 != 0) or (
+        layer.op == "depthwise_conv2d" and depth % 4 != 0)
+    generic = ((layer.op == "depthwise_conv2d"
+                and not (layer.kernel == (3, 3) and max(layer.padding) <= 1))
+               or (layer.op == "conv2d" and layer.kernel == (1, 1) and layer.stride != (1, 1)))
     return {"cycles_per_mac": float(layer.macs), "cycles_per_output": float(out),
             "cycles_per_input": float(inp), "cycles_per_window": float(window),
             "cycles_per_layer": 1.0, "cycles_per_valid_mac": valid,
-            "cycles_per_kernel_row": rows}
+            "cycles_per_kernel_row": rows, "cycles_per_pixel": pixels,
+            "cycles_per_unaligned_mac": float(layer.macs) if unaligned else 0.0,
+            "cycles_per_unaligned_output": float(out) if unaligned else 0.0,
+            "cycles_per_generic_mac": float(layer.macs) if generic else 0.0,
+            "cycles_per_generic_output": float(out) if generic else 0.0,
+            "cycles_per_generic_pixel": pixels if generic else 0.0,
+            "cycles_per_aligned_output": pixels * (depth // 4 * 4)
+            if layer.op == "depthwise_conv2d" else 0.0}
 
 
 def layer_cycles(net: Network, layer: Layer, device: Device) -> float:
@@ -165,12 +184,26 @@ class CostReport:
 
     @property
     def runtime_label(self) -> str:
-        """The runtime's name, with ", extrapolated" where its latency is not grounded."""
-        return (f"{self.runtime}, extrapolated" if self.runtime_grounding == "extrapolated"
-                else self.runtime)
+        """The runtime's name, with what is extrapolated where not all of its latency is
+        grounded (``tflm-cmsis-nn, relu extrapolated``)."""
+        g = self.runtime_grounding
+        if g == "extrapolated":
+            return f"{self.runtime}, extrapolated"
+        return f"{self.runtime}, {g.partition('; ')[2]}" if "; " in g else self.runtime
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
+
+
+def grounding_of(net: Network, device: Device) -> str:
+    """How the latency of ``net`` on ``device`` is known: the runtime's grounding on the core,
+    with the op classes of ``net`` whose constants are extrapolated (``emulated; relu
+    extrapolated``)."""
+    rt = device.runtime
+    guessed = sorted({op_class(la) for la in net.layers} & set(rt.extrapolated_classes))
+    if guessed and rt.latency_grounding != "extrapolated":
+        return f"{rt.latency_grounding}; {', '.join(guessed)} extrapolated"
+    return rt.latency_grounding
 
 
 def latency_ms(net: Network, device: Device) -> float:
@@ -213,4 +246,5 @@ def estimate(net: Network, device: Device) -> CostReport:
         persistent_bytes=persistent, reserved_bytes=rt.ram_reserved_bytes, cycles=cycles,
         latency_ms=cycles / khz, fits=peak <= device.sram_bytes and flash <= device.flash_bytes,
         sram_limit_bytes=device.sram_bytes, flash_limit_bytes=device.flash_bytes, layers=layers,
-        runtime=rt.name, runtime_grounding=rt.latency_grounding, runtime_source=rt.latency_source)
+        runtime=rt.name, runtime_grounding=grounding_of(net, device),
+        runtime_source=rt.latency_source)

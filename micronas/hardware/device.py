@@ -150,7 +150,7 @@ def device_from_dict(raw: dict[str, Any], where: str, runtime: str | None = None
     own = _runtime_of_profile(raw, where)
     chosen = RUNTIMES.entry(runtime or own or DEFAULT_RUNTIME).name
     rt = RUNTIMES[chosen]
-    tables, overhead, grounding, source = rt.core_constants(core)
+    tables, overhead, grounding, source, extrapolated = rt.core_file(core)
     overrides: dict[str, int] = {}
     if "latency" in raw:
         override, ov = latency_tables(raw["latency"], where)
@@ -159,7 +159,7 @@ def device_from_dict(raw: dict[str, Any], where: str, runtime: str | None = None
                 tables[k] = {**tables.get(k, {}), **v}
             if ov is not None:
                 overhead = ov
-            grounding, source = "calibrated", f"calibrated in {where}"
+            grounding, source, extrapolated = "calibrated", f"calibrated in {where}", ()
     if chosen == (own or DEFAULT_RUNTIME):
         overrides = memory_values(raw.get("runtime", {}), f"{where} [runtime]")
     for flag in ("dsp", "fpu"):
@@ -170,7 +170,7 @@ def device_from_dict(raw: dict[str, Any], where: str, runtime: str | None = None
         core=core, clock_mhz=clock, sram_bytes=sram, flash_bytes=flash,
         dsp=bool(raw.get("dsp", True)), fpu=bool(raw.get("fpu", False)), latency=tables,
         overhead_cycles=overhead,
-        runtime=rt.profile(core, overrides, grounding, source),
+        runtime=rt.profile(core, overrides, grounding, source, extrapolated),
         sources=tuple(sources), path=where,
     )
 

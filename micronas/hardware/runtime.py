@@ -49,9 +49,11 @@ class RuntimeProfile:
     name: str = DEFAULT_RUNTIME
     description: str = ""
     ships: str = ""
-    #: how the latency constants on this core were obtained, and from what
+    #: how the latency constants on this core were obtained, and from what; the op classes
+    #: whose constants are extrapolated although the rest are grounded
     latency_grounding: str = ""
     latency_source: str = ""
+    extrapolated_classes: tuple[str, ...] = ()
     code_flash_bytes: int = 65536
     ram_reserved_bytes: int = 8192
     arena_alignment_bytes: int = 16
@@ -115,11 +117,18 @@ class Runtime:
     def core_constants(self, core: str) -> tuple[dict[str, dict[str, float]], float, str, str]:
         """Latency tables, per-layer overhead, grounding and source on ``core`` (a one-line
         error naming the runtimes that have constants for it, if this one has none)."""
+        tables, overhead, grounding, source, _ = self.core_file(core)
+        return tables, overhead, grounding, source
+
+    def core_file(self, core: str) -> tuple[dict[str, dict[str, float]], float, str, str,
+                                            tuple[str, ...]]:
+        """:meth:`core_constants` plus the op classes marked extrapolated in the file's
+        ``[class_grounding]`` table."""
         if self.derived:
             base, scale, source = self.derived
             tables, overhead, _, _ = RUNTIMES[base].core_constants(core)
             return ({k: {c: v * scale for c, v in t.items()} for k, t in tables.items()},
-                    overhead * scale, "extrapolated", source)
+                    overhead * scale, "extrapolated", source, ())
         f = self.folder / f"{core}.toml"
         if not f.is_file():
             others = [r for r in RUNTIMES if core in RUNTIMES[r].cores()]
@@ -132,14 +141,21 @@ class Runtime:
         grounding = text(raw, "grounding", where, "")
         if grounding not in GROUNDINGS:
             raise DeviceError(f"{where}: grounding must be one of {', '.join(GROUNDINGS)}")
-        return tables, overhead or 0.0, grounding, text(raw, "source", where, "")
+        per_class = raw.get("class_grounding", {})
+        if not isinstance(per_class, dict) or any(v not in GROUNDINGS for v in per_class.values()):
+            raise DeviceError(f"{where}: [class_grounding] maps op classes to one of "
+                              f"{', '.join(GROUNDINGS)}")
+        extrapolated = tuple(sorted(k for k, v in per_class.items() if v == "extrapolated"))
+        return tables, overhead or 0.0, grounding, text(raw, "source", where, ""), extrapolated
 
     def profile(self, core: str, overrides: dict[str, int] | None = None,
-                grounding: str = "", source: str = "") -> RuntimeProfile:
+                grounding: str = "", source: str = "",
+                extrapolated: tuple[str, ...] = ()) -> RuntimeProfile:
         """The runtime's memory overheads on ``core`` (plus a profile's ``overrides``)."""
         mem = {**self.memory, **self.memory_per_core.get(core, {}), **(overrides or {})}
         return RuntimeProfile(name=self.name, description=self.description, ships=self.ships,
-                              latency_grounding=grounding, latency_source=source, **mem)
+                              latency_grounding=grounding, latency_source=source,
+                              extrapolated_classes=extrapolated, **mem)
 
 
 def _read_runtime(folder: Traversable) -> Runtime:

@@ -14,7 +14,10 @@ from micronas.errors import DeviceError
 OP_CLASSES = ("conv", "conv1x1", "depthwise", "fully_connected", "pool", "global_pool", "add",
               "concat", "relu", "affine", "zeros", "pad")
 COEFFICIENTS = ("cycles_per_mac", "cycles_per_output", "cycles_per_input", "cycles_per_window",
-                "cycles_per_layer", "cycles_per_valid_mac", "cycles_per_kernel_row")
+                "cycles_per_layer", "cycles_per_valid_mac", "cycles_per_kernel_row",
+                "cycles_per_pixel", "cycles_per_unaligned_mac", "cycles_per_unaligned_output",
+                "cycles_per_generic_mac", "cycles_per_generic_output", "cycles_per_generic_pixel",
+                "cycles_per_aligned_output")
 
 #: A device or core name: a safe identifier (it names files and cache entries).
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
