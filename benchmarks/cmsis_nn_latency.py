@@ -205,9 +205,9 @@ def write_constants(core: str, kern: cmsis_nn.Kernels, tables: dict, stats: dict
     if extrap:
         lines += ["# " + line for line in _wrap(
             f"Extrapolated (TFLM runs them with its own reference kernels, not CMSIS-NN, and "
-            f"they are not emulated): {', '.join(extrap)}: the built-in constants of "
-            f"the optimized runtime's constants (micronas/hardware/runtimes/optimized/{core}.toml) times {ratio:.3f}, the median ratio of "
-            "grounded to built-in cycles over the grounded classes.")]
+            f"they are not emulated): {', '.join(extrap)}: the optimized runtime's constants "
+            f"(micronas/hardware/runtimes/optimized/{core}.toml) times {ratio:.3f}, the "
+            "median ratio of grounded to optimized cycles over the grounded classes.")]
     # the file's grounding is one word (the runtime loader's schema); the classes TFLM runs
     # with CMSIS-NN are emulated, and [class_grounding] says which are extrapolated
     lines += [f'runtime = "{RUNTIME}"', f'core = "{core}"', 'grounding = "emulated"',

@@ -115,10 +115,10 @@ def test_measurement_matches_the_table():
     root = os.environ.get("MICRONAS_CMSIS_NN")
     if not root:
         pytest.skip("set MICRONAS_CMSIS_NN to a CMSIS-NN checkout")
+    import tempfile
+
     from micronas.measure import cmsis_nn
     from micronas.measure.calibration import designed_layers
-
-    import tempfile
 
     design = [(n, lay) for n, lay in designed_layers(0) if cmsis_nn.kernel_op(lay)]
     table = rows("cortex-m4")

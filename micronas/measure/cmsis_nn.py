@@ -38,8 +38,15 @@ from micronas.deploy.int8 import layer_constants, run_layer
 from micronas.deploy.layout import conv_weight, depthwise_weight, fc_weight, from_hwc, to_hwc
 from micronas.errors import MicronasError
 from micronas.ir import Layer, Network
-from micronas.measure.emulate import (FLASH_BASE, RAM_BASE, _LINKER, _unicorn, block_cycles,
-                                      classify, cycle_table)
+from micronas.measure.emulate import (
+    _LINKER,
+    FLASH_BASE,
+    RAM_BASE,
+    _unicorn,
+    block_cycles,
+    classify,
+    cycle_table,
+)
 from micronas.measure.toolchain import CPU_FLAGS, check_run, toolchain
 
 #: CMSIS-NN source folders the int8 kernels TFLM calls need
