@@ -355,6 +355,14 @@ def tflite_padding(size: int, kernel: int, stride: int, pad: int) -> str | None:
 
 _WINDOWED = {"conv2d", "depthwise_conv2d", "avgpool2d", "maxpool2d"}
 
+#: The TFLite builtin operator each op of the lowered network runs as in TFLite Micro (the
+#: exporter's choice; the bundle's op resolver and the runtime code-size model read it here).
+TFLITE_OPS = {"conv2d": "CONV_2D", "depthwise_conv2d": "DEPTHWISE_CONV_2D",
+              "affine": "DEPTHWISE_CONV_2D", "fully_connected": "FULLY_CONNECTED",
+              "avgpool2d": "AVERAGE_POOL_2D", "global_avgpool": "AVERAGE_POOL_2D",
+              "maxpool2d": "MAX_POOL_2D", "add": "ADD", "concat": "CONCATENATION",
+              "relu": "RELU", "relu6": "RELU6", "pad": "PAD"}
+
 
 def lower_for_tflm(net: Network) -> Network:
     """The network as TFLite Micro runs it: a convolution whose padding TFLite's SAME/VALID

@@ -71,7 +71,9 @@ def test_unknown_device_and_missing_file():
 
 
 def test_latency_formula_hand_case():
-    d = load_device("stm32f746")
+    d = load_device("stm32f746", "optimized")  # its conv class uses these three features only
+    assert set(d.coefficients("conv")) == {"cycles_per_mac", "cycles_per_output",
+                                           "cycles_per_input"}
     g = GraphBuilder("one", (8, 4, 4))
     y = g.conv("input", 8, 3, 1, 1, name="c")
     net = g.build([y])

@@ -67,7 +67,7 @@ def test_unknown_runtime_is_one_line_with_the_closest():
 @pytest.mark.unit
 def test_runtime_without_constants_for_the_core(tmp_path):
     (tmp_path / "runtime.toml").write_text('name = "x"\n')
-    rt = Runtime("x", "x", "", {}, {}, tmp_path)  # a runtime with no core files
+    rt = Runtime("x", "x", "", {}, {}, tmp_path, {})  # a runtime with no core files
     with pytest.raises(DeviceError, match="no latency constants for cortex-m4; runtimes with "
                                           "constants for cortex-m4: .*tflm-cmsis-nn"):
         rt.core_constants("cortex-m4")
@@ -107,3 +107,17 @@ def test_cli_names_the_runtime(capsys):
     assert main(["list", "runtimes", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert {r["name"] for r in rows} == set(RUNTIMES)
+
+
+@pytest.mark.unit
+def test_code_size_per_operator_hand_case():
+    """base + each op's marginal code + the largest share an op has with the others."""
+    from micronas.hardware.runtime import RuntimeProfile
+
+    rt = RuntimeProfile(code_flash_bytes=1000,
+                        code_per_op=(("CONV_2D", 900, 600), ("ADD", 300, 250), ("PAD", 50, 50)))
+    assert rt.code_bytes(set()) == 1000
+    assert rt.code_bytes({"CONV_2D"}) == 1000 + 600 + 300
+    assert rt.code_bytes({"CONV_2D", "ADD"}) == 1000 + 850 + 300
+    assert rt.code_bytes({"ADD", "PAD", "SOFTMAX"}) == 1000 + 300 + 50  # unknown ops: none
+    assert RuntimeProfile(code_flash_bytes=7).code_bytes({"CONV_2D"}) == 7  # no table: constant

@@ -33,7 +33,7 @@ from functools import lru_cache
 
 from micronas.hardware.device import Device
 from micronas.hardware.planner import plan
-from micronas.ir import Layer, Network, lower_for_tflm
+from micronas.ir import TFLITE_OPS, Layer, Network, lower_for_tflm
 
 #: Bumped whenever a formula here changes, so on-disk cost caches are not reused.
 COST_MODEL_REVISION = 3
@@ -195,6 +195,13 @@ class CostReport:
         return asdict(self)
 
 
+def runtime_code_bytes(net: Network, device: Device) -> int:
+    """Flash of the runtime's own code for ``net``: per TFLite operator it uses where the
+    runtime has measured sizes (:meth:`RuntimeProfile.code_bytes`), else one constant."""
+    return device.runtime.code_bytes({TFLITE_OPS[la.op] for la in net.layers
+                                      if la.op in TFLITE_OPS})
+
+
 def grounding_of(net: Network, device: Device) -> str:
     """How the latency of ``net`` on ``device`` is known: the runtime's grounding on the core,
     with the op classes of ``net`` whose constants are extrapolated (``emulated; relu
@@ -238,7 +245,7 @@ def estimate(net: Network, device: Device) -> CostReport:
                   + rt.per_channel_quant_ram_bytes * channels)
     peak = arena + scratch + persistent + rt.ram_reserved_bytes
     flash = (sum(lc.flash_bytes for lc in layers)
-             + rt.per_tensor_flash_bytes * len(net.tensors) + rt.code_flash_bytes)
+             + rt.per_tensor_flash_bytes * len(net.tensors) + runtime_code_bytes(net, device))
     cycles = sum(lc.cycles for lc in layers)
     return CostReport(
         device=device.name, macs=net.macs, params=net.params, flash_bytes=flash,

@@ -54,6 +54,11 @@ class RuntimeProfile:
     latency_grounding: str = ""
     latency_source: str = ""
     extrapolated_classes: tuple[str, ...] = ()
+    #: runtime code per TFLite operator the network uses, (op, alone, marginal) bytes: the
+    #: code an op adds to the base alone, and what it adds to a build that has every other op
+    #: (``code_flash_bytes`` is then the base: interpreter, allocator, start-up)
+    code_per_op: tuple[tuple[str, int, int], ...] = ()
+    code_source: str = ""
     code_flash_bytes: int = 65536
     ram_reserved_bytes: int = 8192
     arena_alignment_bytes: int = 16
@@ -63,6 +68,17 @@ class RuntimeProfile:
     per_layer_ram_bytes: int = 64
     per_tensor_ram_bytes: int = 16
     per_channel_quant_ram_bytes: int = 8
+
+    def code_bytes(self, ops: set[str]) -> int:
+        """Flash of the runtime's code for a network that uses the TFLite operators ``ops``:
+        the base, plus each op's marginal code, plus the largest share an op has with the
+        others (the helpers the first op to need them brings), from measured builds; one
+        constant where the runtime has no per-op sizes."""
+        if not self.code_per_op:
+            return self.code_flash_bytes
+        used = [(alone, marginal) for op, alone, marginal in self.code_per_op if op in ops]
+        shared = max((alone - marginal for alone, marginal in used), default=0)
+        return self.code_flash_bytes + sum(m for _, m in used) + max(shared, 0)
 
     def label(self) -> str:
         """``name`` plus, where its latency on this core is not grounded, the word saying so."""
@@ -104,6 +120,8 @@ class Runtime:
     memory: dict[str, int]
     memory_per_core: dict[str, dict[str, int]]
     folder: Traversable
+    #: per core: (base bytes, ((op, alone, marginal), ...), source) of measured builds
+    code: dict[str, tuple[int, tuple[tuple[str, int, int], ...], str]]
     #: (runtime, scale, source): latency = another runtime's on the same core times scale
     derived: tuple[str, float, str] | None = None
 
@@ -152,10 +170,18 @@ class Runtime:
                 grounding: str = "", source: str = "",
                 extrapolated: tuple[str, ...] = ()) -> RuntimeProfile:
         """The runtime's memory overheads on ``core`` (plus a profile's ``overrides``)."""
-        mem = {**self.memory, **self.memory_per_core.get(core, {}), **(overrides or {})}
+        mem = {**self.memory, **self.memory_per_core.get(core, {})}
+        per_op: tuple[tuple[str, int, int], ...] = ()
+        code_source = ""
+        if core in self.code:
+            mem["code_flash_bytes"], per_op, code_source = self.code[core]
+        if overrides and "code_flash_bytes" in overrides:
+            per_op, code_source = (), ""  # the profile states its runtime's code size itself
+        mem.update(overrides or {})
         return RuntimeProfile(name=self.name, description=self.description, ships=self.ships,
                               latency_grounding=grounding, latency_source=source,
-                              extrapolated_classes=extrapolated, **mem)
+                              extrapolated_classes=extrapolated, code_per_op=per_op,
+                              code_source=code_source, **mem)
 
 
 def _read_runtime(folder: Traversable) -> Runtime:
@@ -168,6 +194,23 @@ def _read_runtime(folder: Traversable) -> Runtime:
     memory = memory_values(mem_raw, f"{where} [memory]")
     per_core = {k: memory_values(v, f"{where} [memory.{k}]")
                 for k, v in mem_raw.items() if isinstance(v, dict)}
+    code: dict[str, tuple[int, tuple[tuple[str, int, int], ...], str]] = {}
+    code_raw = raw.get("code", {})
+    if not isinstance(code_raw, dict):
+        raise DeviceError(f"{where}: [code] must be a table of cores")
+    for core, t in code_raw.items():
+        w = f"{where} [code.{core}]"
+        if not isinstance(t, dict) or not isinstance(t.get("ops", {}), dict):
+            raise DeviceError(f"{w} must be a table with base and ops")
+        ops = []
+        for op, v in t.get("ops", {}).items():
+            if (not isinstance(v, list) or len(v) != 2
+                    or not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0
+                               for x in v)):
+                raise DeviceError(f"{w}: ops.{op} must be [alone, marginal] in bytes")
+            ops.append((str(op), int(v[0]), int(v[1])))
+        code[core] = (int(number(t, "base", w, limit=LIMITS["flash_bytes"])), tuple(ops),
+                      text(t, "source", w, ""))
     derived = None
     if "derived" in raw:
         d = raw["derived"]
@@ -176,7 +219,7 @@ def _read_runtime(folder: Traversable) -> Runtime:
         derived = (d["from"], number(d, "scale", f"{where} [derived]"),
                    text(d, "source", f"{where} [derived]", ""))
     return Runtime(name, text(raw, "description", where, name), text(raw, "ships", where, ""),
-                   memory, per_core, folder, derived)
+                   memory, per_core, folder, code, derived)
 
 
 def _load_runtimes(reg: Registry[Runtime]) -> None:

@@ -21,7 +21,7 @@ from micronas.hardware import Device, estimate
 from micronas.hardware.cost import COST_MODEL_REVISION, latency_ms
 from micronas.hardware.planner import live_bytes
 from micronas.infra.cache import Memo
-from micronas.ir import Network
+from micronas.ir import TFLITE_OPS, Network, lower_for_tflm
 from micronas.spaces import HasFloor, SearchSpace, Shrinkable, cost_key, offers
 from micronas.spaces.base import State, enumerate_space
 from micronas.tasks import Task
@@ -170,9 +170,12 @@ def lower_bound(space: SearchSpace, task: Task, device: Device) -> Costs | None:
     relu = sum(lc.latency_ms for lc in r.layers if lc.op in ("relu", "relu6"))
     live = max(live_bytes(net, device.runtime.arena_alignment_bytes))
     sram = r.peak_sram_bytes - r.persistent_bytes - r.arena_bytes + live
-    return Costs(r.latency_ms - relu, sram, r.flash_bytes
-                 - device.runtime.per_layer_flash_bytes * sum(1 for la in net.layers
-                                                              if la.op in ("relu", "relu6")),
+    ops = {TFLITE_OPS[la.op] for la in lower_for_tflm(net).layers if la.op in TFLITE_OPS}
+    rt = device.runtime
+    relu_code = rt.code_bytes(ops) - rt.code_bytes(ops - {"RELU", "RELU6"})
+    return Costs(r.latency_ms - relu, sram, r.flash_bytes - relu_code
+                 - rt.per_layer_flash_bytes * sum(1 for la in net.layers
+                                                  if la.op in ("relu", "relu6")),
                  r.macs, r.params)
 
 

@@ -30,6 +30,7 @@ import numpy as np
 from micronas.errors import MicronasBug, MicronasError
 from micronas.hardware import Device, estimate
 from micronas.infra.fileio import atomic_write
+from micronas.ir import TFLITE_OPS
 from micronas.measure.toolchain import CORE_FLAGS, section_sizes, toolchain
 from micronas.ship.checkpoint import Checkpoint
 from micronas.ship.int8 import Int8Model, quantize_checkpoint, tflm_accuracy, tflm_outputs
@@ -37,11 +38,11 @@ from micronas.ship.int8 import Int8Model, quantize_checkpoint, tflm_accuracy, tf
 #: Progress callback of long stages: (stage name, done, total or None).
 StageProgress = Callable[[str, int, int | None], None]
 
-_TFLM_OPS = {"conv2d": "AddConv2D", "depthwise_conv2d": "AddDepthwiseConv2D",
-             "affine": "AddDepthwiseConv2D", "fully_connected": "AddFullyConnected",
-             "avgpool2d": "AddAveragePool2D", "global_avgpool": "AddAveragePool2D",
-             "maxpool2d": "AddMaxPool2D", "add": "AddAdd", "concat": "AddConcatenation",
-             "relu": "AddRelu", "relu6": "AddRelu6", "pad": "AddPad"}
+#: MicroMutableOpResolver's method for each TFLite builtin operator.
+_RESOLVER = {"CONV_2D": "AddConv2D", "DEPTHWISE_CONV_2D": "AddDepthwiseConv2D",
+             "FULLY_CONNECTED": "AddFullyConnected", "AVERAGE_POOL_2D": "AddAveragePool2D",
+             "MAX_POOL_2D": "AddMaxPool2D", "ADD": "AddAdd", "CONCATENATION": "AddConcatenation",
+             "RELU": "AddRelu", "RELU6": "AddRelu6", "PAD": "AddPad"}
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ class ModelDescription:
             ck.identity.space, ck.identity.arch, tuple(inp), tuple(out), len(ck.class_names),
             q.input_quant.scale, q.input_quant.zero_point, q.output_quant.scale,
             q.output_quant.zero_point, ck.mean, ck.std, ck.class_names, arena,
-            tuple(sorted({_TFLM_OPS[la.op] for la in net.layers})), standalone_arena,
+            tuple(sorted({_RESOLVER[TFLITE_OPS[la.op]] for la in net.layers})), standalone_arena,
             offsets[net.inputs[0]], offsets[net.outputs[0]])
 
 
