@@ -133,12 +133,18 @@ def run(cmd: list[str], cwd: Path | None = None) -> str:
 
 
 def git_version(path: Path) -> str:
-    for cmd in (["git", "describe", "--tags", "--always", "--dirty"], ["git", "rev-parse", "HEAD"]):
-        try:
-            return run(["git", "-C", str(path)] + cmd[1:]).strip()
-        except (RuntimeError, FileNotFoundError):
-            continue
-    return (path / "VERSION").read_text().strip() if (path / "VERSION").is_file() else "unknown"
+    """``git describe`` of a checkout (a tag, or the commit), else flatbuffers' own version macros."""
+    try:
+        return run(["git", "-C", str(path), "describe", "--tags", "--always", "--abbrev=12"]).strip()
+    except (RuntimeError, FileNotFoundError):
+        pass
+    base = path / "include" / "flatbuffers" / "base.h"
+    if base.is_file():
+        import re
+        v = dict(re.findall(r"#define FLATBUFFERS_VERSION_(MAJOR|MINOR|REVISION) (\d+)", base.read_text()))
+        if len(v) == 3:
+            return f"v{v['MAJOR']}.{v['MINOR']}.{v['REVISION']}"
+    return "unknown"
 
 
 def ensure_flatbuffers_patch(fb: Path, tflm: Path) -> None:
@@ -186,6 +192,12 @@ def kernel_source(tflm: Path, op: str) -> str:
         else "reference"
 
 
+def write_if_changed(path: Path, text: str) -> None:
+    """(so that a cached object of the same source is reused)"""
+    if not path.is_file() or path.read_text() != text:
+        path.write_text(text)
+
+
 class Build:
     def __init__(self, core: str, args):
         self.core = core
@@ -230,15 +242,11 @@ class Build:
         d = self.dir / "apps"
         d.mkdir(parents=True, exist_ok=True)
         main = d / f"{name}.cc"
-        if empty:
-            main.write_text(EMPTY_CC)
-        else:
-            adds = "\n  ".join(f"resolver.{OPS[o][0]}();" for o in ops)
-            main.write_text(MAIN_CC.replace("OP_COUNT", str(max(len(ops), 1)))
-                            .replace("RESOLVER_ADDS", adds))
+        adds = "\n  ".join(f"resolver.{OPS[o][0]}();" for o in ops)
+        write_if_changed(main, EMPTY_CC if empty else MAIN_CC.replace(
+            "OP_COUNT", str(max(len(ops), 1))).replace("RESOLVER_ADDS", adds))
         model = d / "model.cc"
-        if not model.is_file():
-            model.write_text(MODEL_CC)
+        write_if_changed(model, MODEL_CC)
         objs = [self.compile(main, d / f"{name}.o", APP_OPT)]
         if not empty:
             objs.append(self.compile(model, d / "model.o", APP_OPT))
@@ -267,17 +275,32 @@ class Build:
         return {"text_bytes": text, "data_bytes": data, "bss_bytes": bss}
 
 
+def markdown_table(path: Path) -> str:
+    """Text (code + read-only data) in KB, BASE and each op's increment, one column per core."""
+    with path.open() as f:
+        rows = list(csv.DictReader(f))
+    cores = [c for c in CORES if any(r["core"] == c for r in rows)]
+    by = {(r["core"], r["op"]): r for r in rows}
+    ops = ["BASE"] + [o for o in OPS if (cores[0], o) in by]
+    lines = ["| op | kernels | " + " | ".join(cores) + " |", "|---|---|" + "---:|" * len(cores)]
+    for op in ops:
+        src = by[cores[0], op]["kernel_source"] or "-"
+        lines.append(f"| {op} | {src} | " + " | ".join(
+            f"{int(by[c, op]['text_bytes']) / 1024:.1f}" for c in cores) + " |")
+    return "\n".join(lines)
+
+
 def compiler_version() -> str:
     return run(["arm-none-eabi-gcc", "--version"]).splitlines()[0]
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--tflm", type=Path, required=True, help="tflite-micro checkout")
-    ap.add_argument("--cmsis-nn", type=Path, required=True, help="CMSIS-NN checkout")
-    ap.add_argument("--flatbuffers", type=Path, required=True, help="flatbuffers v25.9.23 checkout")
-    ap.add_argument("--gemmlowp", type=Path, required=True, help="gemmlowp checkout (headers)")
-    ap.add_argument("--ruy", type=Path, required=True, help="ruy checkout (headers)")
+    ap.add_argument("--tflm", type=Path, help="tflite-micro checkout")
+    ap.add_argument("--cmsis-nn", type=Path, help="CMSIS-NN checkout")
+    ap.add_argument("--flatbuffers", type=Path, help="flatbuffers v25.9.23 checkout")
+    ap.add_argument("--gemmlowp", type=Path, help="gemmlowp checkout (headers)")
+    ap.add_argument("--ruy", type=Path, help="ruy checkout (headers)")
     ap.add_argument("--cores", nargs="+", default=list(CORES), choices=list(CORES))
     ap.add_argument("--ops", nargs="+", default=list(OPS), choices=list(OPS))
     ap.add_argument("--build-dir", type=Path, default=None,
@@ -286,7 +309,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=OUT_CSV)
     ap.add_argument("--base-only", action="store_true",
                     help="build and print the BASE sizes only (no files written)")
+    ap.add_argument("--table", action="store_true",
+                    help="print the committed CSV as a Markdown table (KB per core) and exit")
     args = ap.parse_args(argv)
+    if args.table:
+        print(markdown_table(args.out))
+        return 0
+    missing = [n for n in ("tflm", "cmsis_nn", "flatbuffers", "gemmlowp", "ruy")
+               if getattr(args, n) is None]
+    if missing:
+        ap.error("these checkouts are needed: " + ", ".join("--" + n.replace("_", "-") for n in missing))
     for name in ("tflm", "cmsis_nn", "flatbuffers", "gemmlowp", "ruy"):
         setattr(args, name, getattr(args, name).resolve())
     ensure_flatbuffers_patch(args.flatbuffers, args.tflm)
