@@ -87,7 +87,11 @@ CORE_SKIP = {"debug_log.cc", "test_helpers.cc", "test_helper_custom_ops.cc", "fa
              "system_setup.cc", "micro_profiler.cc",
              "recording_single_arena_buffer_allocator.cc"}
 
-MAIN_CC = r"""
+# The application in units compiled once per core: the runner (interpreter set-up and Invoke),
+# one unit per op (its resolver.Add...() call) and, per build, a main without TFLM headers
+# that hands the runner the ops of that build (so each build is a link, not a compile).
+RESOLVER_SLOTS = 32
+RUNNER_CC = r"""
 #include <cstdarg>
 #include <cstddef>
 #include <cstdint>
@@ -104,13 +108,25 @@ extern const unsigned char g_model[];
 extern uint8_t g_arena[];
 extern const size_t g_arena_size;
 
-int main() {
-  tflite::MicroMutableOpResolver<OP_COUNT> resolver;
-  RESOLVER_ADDS
+int micronas_run(void (*const* adds)(void*), int n) {
+  tflite::MicroMutableOpResolver<SLOTS> resolver;
+  for (int i = 0; i < n; ++i) adds[i](&resolver);
   const tflite::Model* model = tflite::GetModel(g_model);
   tflite::MicroInterpreter interpreter(model, resolver, g_arena, g_arena_size);
   if (interpreter.AllocateTensors() != kTfLiteOk) return 1;
   return interpreter.Invoke() == kTfLiteOk ? 0 : 2;
+}
+""".replace("SLOTS", str(RESOLVER_SLOTS))
+ADD_CC = r"""
+#include "tensorflow/lite/micro/micro_mutable_op_resolver.h"
+void micronas_add_OP(void* r) { static_cast<tflite::MicroMutableOpResolver<SLOTS>*>(r)->METHOD(); }
+""".replace("SLOTS", str(RESOLVER_SLOTS))
+MAIN_CC = r"""
+int micronas_run(void (*const* adds)(void*), int n);
+DECLS
+int main() {
+  static void (*const adds[])(void*) = {LIST};
+  return micronas_run(adds, COUNT);
 }
 """
 # the model and the arena live in their own unit (so nothing about them is folded into main)
@@ -181,9 +197,21 @@ def sources(tflm: Path, cmsis_nn: Path) -> dict[str, list[Path]]:
             kernels.append(opt)
         elif ref.is_file():
             kernels.append(ref)
+    # (the LSTM, SVDF and transpose functions serve kernels outside OPS: not compiled)
     nn = sorted(p for p in (cmsis_nn / "Source").rglob("*.c")
-                if not p.name.endswith(("_f16.c", "_f32.c")) and p.name != "arm_nntables_flt.c")
+                if not p.name.endswith(("_f16.c", "_f32.c")) and p.name != "arm_nntables_flt.c"
+                and p.parent.name not in ("LSTMFunctions", "SVDFunctions", "TransposeFunctions"))
     return {"core": core, "kernel": kernels, "third_party_kernel": nn}
+
+
+def predict_text(base: int, ops: dict[str, tuple[int, int]]) -> int:
+    """Text of a build with these ops from (alone, marginal) per op: alone = the op's build minus
+    BASE (its kernel + every helper it pulls in), marginal = all ops minus all ops but this one
+    (its own code only). The helpers ops share are counted once, as the largest alone - marginal
+    among the ops: base + sum(marginal) + max(alone - marginal)."""
+    if not ops:
+        return base
+    return base + sum(m for _, m in ops.values()) + max(a - m for a, m in ops.values())
 
 
 def kernel_source(tflm: Path, op: str) -> str:
@@ -242,14 +270,19 @@ class Build:
         d = self.dir / "apps"
         d.mkdir(parents=True, exist_ok=True)
         main = d / f"{name}.cc"
-        adds = "\n  ".join(f"resolver.{OPS[o][0]}();" for o in ops)
-        write_if_changed(main, EMPTY_CC if empty else MAIN_CC.replace(
-            "OP_COUNT", str(max(len(ops), 1))).replace("RESOLVER_ADDS", adds))
-        model = d / "model.cc"
-        write_if_changed(model, MODEL_CC)
+        if empty:
+            text = EMPTY_CC
+        else:
+            text = (MAIN_CC.replace("DECLS", "".join(f"void micronas_add_{o}(void*);\n" for o in ops))
+                    .replace("LIST", ", ".join(f"micronas_add_{o}" for o in ops) or "nullptr")
+                    .replace("COUNT", str(len(ops))))
+        write_if_changed(main, text)
         objs = [self.compile(main, d / f"{name}.o", APP_OPT)]
         if not empty:
-            objs.append(self.compile(model, d / "model.o", APP_OPT))
+            for unit, src in [("model", MODEL_CC), ("runner", RUNNER_CC)] + [
+                    (f"add_{o}", ADD_CC.replace("OP", o).replace("METHOD", OPS[o][0])) for o in ops]:
+                write_if_changed(d / f"{unit}.cc", src)
+                objs.append(self.compile(d / f"{unit}.cc", d / f"{unit}.o", APP_OPT))
         elf = d / f"{name}.elf"
         cmd = ["arm-none-eabi-g++"] + self.cpu + ["-mthumb"] + LDFLAGS + [str(o) for o in objs]
         cmd += ([str(lib)] if lib else []) + LIBS + ["-Wl,-Map=" + str(d / f"{name}.map"),
@@ -344,6 +377,9 @@ def measure_core(core: str, args, ops: list[str], srcs=None, base_only: bool = F
     for op in ops:
         out[op] = b.app(f"op_{op.lower()}", [op], lib)
     out["COMBINED"] = b.app("combined", COMBINED, lib)
+    out["ALL"] = b.app("all", ops, lib)
+    for op in ops:   # leave one out: what the op adds on top of all the others
+        out["ALL-" + op] = b.app(f"all_but_{op.lower()}", [o for o in ops if o != op], lib)
     return out
 
 
@@ -358,24 +394,36 @@ def _measure(args) -> int:
         if args.base_only:
             print(core, base)
             continue
-        rows.append({"core": core, "op": "BASE", **base, "kernel_source": ""})
+        rows.append({"core": core, "op": "BASE", **base, "kernel_source": "",
+                     "marginal_text_bytes": ""})
+        marg = {op: m["ALL"]["text_bytes"] - m["ALL-" + op]["text_bytes"] for op in args.ops}
         for op in args.ops:
             inc = {k: m[op][k] - base[k] for k in base}
-            rows.append({"core": core, "op": op, **inc, "kernel_source": kernel_source(args.tflm, op)})
+            rows.append({"core": core, "op": op, **inc, "kernel_source": kernel_source(args.tflm, op),
+                         "marginal_text_bytes": marg[op]})
         comb = m["COMBINED"]
         if all(o in args.ops for o in COMBINED):
-            pred = base["text_bytes"] + sum(m[o]["text_bytes"] - base["text_bytes"] for o in COMBINED)
-            checks[core] = {"ops": COMBINED, "predicted_text_bytes": pred,
-                            "combined_text_bytes": comb["text_bytes"],
-                            "error": round((pred - comb["text_bytes"]) / comb["text_bytes"], 4),
-                            "ops_error": round((pred - comb["text_bytes"])
-                                               / (comb["text_bytes"] - base["text_bytes"]), 4)}
+            inc = {o: m[o]["text_bytes"] - base["text_bytes"] for o in COMBINED}
+            pred = base["text_bytes"] + sum(inc.values())
+            pred2 = predict_text(base["text_bytes"], {o: (inc[o], marg[o]) for o in COMBINED})
+            real = comb["text_bytes"]
+            checks[core] = {"ops": COMBINED, "combined_text_bytes": real,
+                            "predicted_text_bytes": pred,
+                            "error": round((pred - real) / real, 4),
+                            "ops_error": round((pred - real) / (real - base["text_bytes"]), 4),
+                            "predicted_shared_text_bytes": pred2,
+                            "shared_error": round((pred2 - real) / real, 4),
+                            "all_ops_text_bytes": m["ALL"]["text_bytes"],
+                            "all_ops_predicted_shared": predict_text(
+                                base["text_bytes"], {o: (m[o]["text_bytes"] - base["text_bytes"],
+                                                         marg[o]) for o in args.ops})}
         print(f"[{core}] base {base} combined {comb} check {checks.get(core)}", file=sys.stderr)
     if args.base_only:
         return 0
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with args.out.open("w", newline="") as f:
-        w = csv.DictWriter(f, ["core", "op", "text_bytes", "data_bytes", "bss_bytes", "kernel_source"])
+        w = csv.DictWriter(f, ["core", "op", "text_bytes", "data_bytes", "bss_bytes", "kernel_source",
+                               "marginal_text_bytes"])
         w.writeheader()
         w.writerows(rows)
     meta = {
