@@ -42,7 +42,8 @@ def meta():
 
 @pytest.mark.unit
 def test_columns_and_rows(rows, bench):
-    assert list(rows[0]) == ["core", "op", "text_bytes", "data_bytes", "bss_bytes", "kernel_source"]
+    assert list(rows[0]) == ["core", "op", "text_bytes", "data_bytes", "bss_bytes", "kernel_source",
+                             "marginal_text_bytes"]
     cores = {r["core"] for r in rows}
     assert cores == set(bench.CORES)
     for core in cores:
@@ -59,10 +60,12 @@ def test_sizes(rows, bench):
         if r["op"] == "BASE":
             assert data >= 0 and bss >= 0, r
             assert 8 * 1024 < text < 256 * 1024, r
-            assert r["kernel_source"] == ""
+            assert r["kernel_source"] == "" and r["marginal_text_bytes"] == ""
         else:
             assert text < 64 * 1024, r
             assert r["kernel_source"] in ("cmsis_nn", "reference"), r
+            # an op's own code (next to all the others) is part of what it adds alone
+            assert 0 <= int(r["marginal_text_bytes"]) <= text, r
     by = {(r["core"], r["op"]): r for r in rows}
     # the ops CMSIS-NN accelerates come from it
     for core in bench.CORES:
@@ -73,20 +76,28 @@ def test_sizes(rows, bench):
 @pytest.mark.unit
 def test_sidecar_and_combined_check(rows, meta, bench):
     for key in ("tflm", "cmsis_nn", "compiler", "common_flags", "ldflags", "cores"):
-        assert meta[key], key
+        assert meta[key] and meta[key] != "unknown", key
     assert "arm-none-eabi-gcc" in meta["compiler"]
     by = {(r["core"], r["op"]): int(r["text_bytes"]) for r in rows}
-    bound = meta["combined_max_error"]
-    assert 0 < bound <= 0.1
+    marg = {(r["core"], r["op"]): int(r["marginal_text_bytes"] or 0) for r in rows}
+    bounds = meta["combined_max_error"]
     assert set(meta["combined_check"]) == set(bench.CORES)
     for core, chk in meta["combined_check"].items():
         assert chk["ops"] == bench.COMBINED
+        real = chk["combined_text_bytes"]
+        assert real > by[core, "BASE"]
         pred = by[core, "BASE"] + sum(by[core, op] for op in chk["ops"])
         assert pred == chk["predicted_text_bytes"], core
-        err = (pred - chk["combined_text_bytes"]) / chk["combined_text_bytes"]
+        err = (pred - real) / real
         assert err == pytest.approx(chk["error"], abs=1e-4)
-        assert abs(err) <= bound, (core, err)
-        assert chk["combined_text_bytes"] > by[core, "BASE"]
+        # the increments alone count shared helpers once per op: an overestimate, bounded
+        assert 0 <= err <= bounds["sum_of_increments"], (core, err)
+        pred2 = bench.predict_text(by[core, "BASE"],
+                                   {op: (by[core, op], marg[core, op]) for op in chk["ops"]})
+        assert pred2 == chk["predicted_shared_text_bytes"]
+        err2 = (pred2 - real) / real
+        assert err2 == pytest.approx(chk["shared_error"], abs=1e-4)
+        assert abs(err2) <= bounds["shared_estimate"], (core, err2)
 
 
 @pytest.mark.integration
