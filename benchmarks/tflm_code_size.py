@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
+import re
 import shutil
 import subprocess
 import sys
@@ -158,7 +158,7 @@ def git_version(path: Path) -> str:
         pass
     base = path / "include" / "flatbuffers" / "base.h"
     if base.is_file():
-        import re
+
         v = dict(re.findall(r"#define FLATBUFFERS_VERSION_(MAJOR|MINOR|REVISION) (\d+)", base.read_text()))
         if len(v) == 3:
             return f"v{v['MAJOR']}.{v['MINOR']}.{v['REVISION']}"
