@@ -158,7 +158,6 @@ def git_version(path: Path) -> str:
         pass
     base = path / "include" / "flatbuffers" / "base.h"
     if base.is_file():
-
         v = dict(re.findall(r"#define FLATBUFFERS_VERSION_(MAJOR|MINOR|REVISION) (\d+)", base.read_text()))
         if len(v) == 3:
             return f"v{v['MAJOR']}.{v['MINOR']}.{v['REVISION']}"
