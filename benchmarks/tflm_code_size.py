@@ -67,7 +67,7 @@ OPS = {
 COMBINED = ["CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "MEAN", "FULLY_CONNECTED", "RESHAPE", "SOFTMAX"]
 # the stated bounds on (predicted - combined) / combined: base + the sum of the single-op
 # increments counts shared helpers once per op (an overestimate); predict_text counts them once
-COMBINED_MAX_ERROR = {"sum_of_increments": 0.35, "shared_estimate": 0.05}
+COMBINED_MAX_ERROR = {"sum_of_increments": 0.6, "shared_estimate": 0.05}
 
 # TFLM's Makefile (COMMON_FLAGS, CXXFLAGS, CCFLAGS, cortex_m_generic PLATFORM_FLAGS, cmsis_nn.inc)
 COMMON = ["-fno-unwind-tables", "-fno-asynchronous-unwind-tables", "-ffunction-sections",

@@ -1,7 +1,7 @@
 """benchmarks/results/tflm_code_size.csv (TFLM + CMSIS-NN code size per core and op): the
 committed table is well-formed and consistent with its sidecar; with the sources at hand
 (MICRONAS_TFLM, MICRONAS_CMSIS_NN, MICRONAS_FLATBUFFERS, MICRONAS_GEMMLOWP, MICRONAS_RUY) the
-BASE of one core is rebuilt and compared."""
+BASE of one core is rebuilt and compared (MICRONAS_TFLM_BUILD_DIR: an object cache to reuse)."""
 import csv
 import importlib.util
 import json
@@ -114,7 +114,9 @@ def test_rebuild_base_matches(tmp_path, rows, meta, bench):
     for k, v in env.items():
         setattr(args, k, Path(v).resolve())
     bench.ensure_flatbuffers_patch(args.flatbuffers, args.tflm)
-    args.build_dir, args.jobs = tmp_path, os.cpu_count() or 1
+    # MICRONAS_TFLM_BUILD_DIR: an object cache of the benchmark's (--build-dir) to reuse
+    args.build_dir = Path(os.environ.get("MICRONAS_TFLM_BUILD_DIR") or tmp_path).resolve()
+    args.jobs = os.cpu_count() or 1
     core = "cortex-m0plus"
     got = bench.measure_core(core, args, [], base_only=True)["BASE"]
     want = next(r for r in rows if r["core"] == core and r["op"] == "BASE")
