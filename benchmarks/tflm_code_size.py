@@ -310,17 +310,23 @@ class Build:
 
 
 def markdown_table(path: Path) -> str:
-    """Text (code + read-only data) in KB, BASE and each op's increment, one column per core."""
+    """Text (code + read-only data) in KB, one column per core: BASE, and per op its size alone
+    (its build minus BASE) / its marginal size (all ops minus all but this one)."""
     with path.open() as f:
         rows = list(csv.DictReader(f))
     cores = [c for c in CORES if any(r["core"] == c for r in rows)]
     by = {(r["core"], r["op"]): r for r in rows}
     ops = ["BASE"] + [o for o in OPS if (cores[0], o) in by]
+
+    def cell(r: dict) -> str:
+        alone = f"{int(r['text_bytes']) / 1024:.1f}"
+        return alone if not r.get("marginal_text_bytes") else \
+            f"{alone} / {int(r['marginal_text_bytes']) / 1024:.1f}"
+
     lines = ["| op | kernels | " + " | ".join(cores) + " |", "|---|---|" + "---:|" * len(cores)]
     for op in ops:
         src = by[cores[0], op]["kernel_source"] or "-"
-        lines.append(f"| {op} | {src} | " + " | ".join(
-            f"{int(by[c, op]['text_bytes']) / 1024:.1f}" for c in cores) + " |")
+        lines.append(f"| {op} | {src} | " + " | ".join(cell(by[c, op]) for c in cores) + " |")
     return "\n".join(lines)
 
 
