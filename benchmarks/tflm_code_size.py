@@ -351,9 +351,15 @@ def main(argv: list[str] | None = None) -> int:
                     help="build and print the BASE sizes only (no files written)")
     ap.add_argument("--table", action="store_true",
                     help="print the committed CSV as a Markdown table (KB per core) and exit")
+    ap.add_argument("--write-runtime", action="store_true",
+                    help="write the committed CSV's sizes into the tflm-cmsis-nn runtime's "
+                         "code.toml (the flash model's runtime code) and exit")
     args = ap.parse_args(argv)
     if args.table:
         print(markdown_table(args.out))
+        return 0
+    if args.write_runtime:
+        print(write_runtime(args.out))
         return 0
     missing = [n for n in ("tflm", "cmsis_nn", "flatbuffers", "gemmlowp", "ruy")
                if getattr(args, n) is None]
@@ -372,6 +378,36 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+RUNTIME_CODE = REPO / "micronas" / "hardware" / "runtimes" / "tflm-cmsis-nn" / "code.toml"
+
+
+def write_runtime(csv_path: Path, out: Path = RUNTIME_CODE) -> Path:
+    """code.toml of the tflm-cmsis-nn runtime from the measured sizes: per core, the base
+    (text + data of the empty-resolver app) and each op's [alone, marginal] text bytes."""
+    import tomli_w
+
+    meta = json.loads(csv_path.with_suffix(".json").read_text())
+    by_core: dict[str, dict] = {}
+    with open(csv_path, newline="") as f:
+        for r in csv.DictReader(f):
+            c = by_core.setdefault(r["core"], {"ops": {}})
+            if r["op"] == "BASE":
+                c["base"] = int(r["text_bytes"]) + int(r["data_bytes"])
+            else:
+                c["ops"][r["op"]] = [int(r["text_bytes"]), int(r["marginal_text_bytes"])]
+    for core, c in by_core.items():
+        c["source"] = (f"measured builds: TFLM {meta['tflm']} + CMSIS-NN {meta['cmsis_nn']}, "
+                       f"{meta['compiler'].split(' (')[0]} {meta['cores'][core]['tflm_target_arch']}"
+                       ", TFLM's default build type; benchmarks/tflm_code_size.py")
+    head = ("# Code of TFLite Micro + CMSIS-NN per core: the base (an app with an empty op "
+            "resolver) and,\n# per TFLite operator, [alone, marginal] bytes (what it adds to the "
+            "base alone, and to a build\n# with every other op). Written by python "
+            "benchmarks/tflm_code_size.py --write-runtime from\n# benchmarks/results/"
+            "tflm_code_size.csv; do not edit by hand.\n")
+    out.write_text(head + tomli_w.dumps({k: by_core[k] for k in sorted(by_core)}))
+    return out
 
 
 def measure_core(core: str, args, ops: list[str], srcs=None, base_only: bool = False) -> dict:

@@ -141,6 +141,8 @@ class CostResult:
             "arch": self.arch, "index": self.index, "space": self.space, "task": self.task,
             "device": r.device, "runtime": r.runtime,
             "runtime_grounding": r.runtime_grounding, "runtime_source": r.runtime_source,
+            "runtime_code_bytes": r.runtime_code_bytes,
+            "runtime_code_source": r.runtime_code_source,
             "macs": r.macs, "params": r.params,
             "flash_bytes": r.flash_bytes, "peak_sram_bytes": r.peak_sram_bytes,
             "latency_ms": r.latency_ms, "fits": r.fits,

@@ -119,7 +119,8 @@ def cost(res: Any, layers: bool) -> None:
     print(f"peak SRAM  {kb(r.peak_sram_bytes)} of {kb(r.sram_limit_bytes)}  (arena "
           f"{kb(r.arena_bytes)}, scratch {kb(r.scratch_bytes)}, persistent "
           f"{kb(r.persistent_bytes)}, reserved {kb(r.reserved_bytes)})")
-    print(f"flash      {kb(r.flash_bytes)} of {kb(r.flash_limit_bytes)}")
+    print(f"flash      {kb(r.flash_bytes)} of {kb(r.flash_limit_bytes)}  (runtime code "
+          f"{kb(r.runtime_code_bytes)})")
     print(f"fits       {'yes' if r.fits else 'NO'}")
     if layers:
         print(f"\n{'layer':<34} {'op':<17} {'out shape':<13} {'MACs':>12} {'ms':>9}")

@@ -181,6 +181,9 @@ class CostReport:
     runtime: str = ""
     runtime_grounding: str = ""
     runtime_source: str = ""
+    #: flash of the runtime's own code (in ``flash_bytes``) and where its size comes from
+    runtime_code_bytes: int = 0
+    runtime_code_source: str = ""
 
     @property
     def runtime_label(self) -> str:
@@ -244,8 +247,8 @@ def estimate(net: Network, device: Device) -> CostReport:
     persistent = (rt.per_layer_ram_bytes * len(net.layers) + rt.per_tensor_ram_bytes * n_tensors
                   + rt.per_channel_quant_ram_bytes * channels)
     peak = arena + scratch + persistent + rt.ram_reserved_bytes
-    flash = (sum(lc.flash_bytes for lc in layers)
-             + rt.per_tensor_flash_bytes * len(net.tensors) + runtime_code_bytes(net, device))
+    code = runtime_code_bytes(net, device)
+    flash = sum(lc.flash_bytes for lc in layers) + rt.per_tensor_flash_bytes * len(net.tensors) + code
     cycles = sum(lc.cycles for lc in layers)
     return CostReport(
         device=device.name, macs=net.macs, params=net.params, flash_bytes=flash,
@@ -254,4 +257,5 @@ def estimate(net: Network, device: Device) -> CostReport:
         latency_ms=cycles / khz, fits=peak <= device.sram_bytes and flash <= device.flash_bytes,
         sram_limit_bytes=device.sram_bytes, flash_limit_bytes=device.flash_bytes, layers=layers,
         runtime=rt.name, runtime_grounding=grounding_of(net, device),
-        runtime_source=rt.latency_source)
+        runtime_source=rt.latency_source, runtime_code_bytes=code,
+        runtime_code_source=rt.code_source or f"{rt.name}'s estimate (one constant)")

@@ -5,7 +5,8 @@ Every latency, flash and SRAM figure is a figure *for a runtime*. A runtime is a
 runs it and its memory overheads (``[memory]``, with ``[memory.<core>]`` overrides); one
 ``<core>.toml`` per core holds its latency constants (a ``[latency]`` table, see
 :mod:`micronas.hardware.cost`) with ``grounding`` (how they were obtained: ``emulated``,
-``fitted``, ``extrapolated``) and ``source`` (from what, in one line).
+``fitted``, ``extrapolated``) and ``source`` (from what, in one line); an optional
+``code.toml`` gives the runtime's code size per core and TFLite operator, from measured builds.
 
 The runtimes:
 
@@ -130,7 +131,7 @@ class Runtime:
         if self.derived:
             return RUNTIMES[self.derived[0]].cores()
         return sorted(p.name[:-5] for p in self.folder.iterdir()
-                      if p.name.endswith(".toml") and p.name != "runtime.toml")
+                      if p.name.endswith(".toml") and p.name not in ("runtime.toml", "code.toml"))
 
     def core_constants(self, core: str) -> tuple[dict[str, dict[str, float]], float, str, str]:
         """Latency tables, per-layer overhead, grounding and source on ``core`` (a one-line
@@ -173,8 +174,13 @@ class Runtime:
         mem = {**self.memory, **self.memory_per_core.get(core, {})}
         per_op: tuple[tuple[str, int, int], ...] = ()
         code_source = ""
-        if core in self.code:
-            mem["code_flash_bytes"], per_op, code_source = self.code[core]
+        code = self.code
+        if not code and self.derived:  # code not measured: the base runtime's builds
+            code = RUNTIMES[self.derived[0]].code
+        if core in code:
+            mem["code_flash_bytes"], per_op, code_source = code[core]
+            if code is not self.code:
+                code_source = f"{self.derived[0]}'s {code_source} (its own not measured)"
         if overrides and "code_flash_bytes" in overrides:
             per_op, code_source = (), ""  # the profile states its runtime's code size itself
         mem.update(overrides or {})
@@ -195,11 +201,10 @@ def _read_runtime(folder: Traversable) -> Runtime:
     per_core = {k: memory_values(v, f"{where} [memory.{k}]")
                 for k, v in mem_raw.items() if isinstance(v, dict)}
     code: dict[str, tuple[int, tuple[tuple[str, int, int], ...], str]] = {}
-    code_raw = raw.get("code", {})
-    if not isinstance(code_raw, dict):
-        raise DeviceError(f"{where}: [code] must be a table of cores")
+    code_raw = read_toml(folder / "code.toml", "runtime code file") if (
+        folder / "code.toml").is_file() else {}
     for core, t in code_raw.items():
-        w = f"{where} [code.{core}]"
+        w = f"{where} code.toml [{core}]"
         if not isinstance(t, dict) or not isinstance(t.get("ops", {}), dict):
             raise DeviceError(f"{w} must be a table with base and ops")
         ops = []
