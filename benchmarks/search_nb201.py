@@ -39,6 +39,10 @@ from micronas.search.run import oracle
 from micronas.spaces import get_space
 from micronas.tasks import get_task
 
+#: The runtime the published NB201 search tables were measured for (docs/results.md): the
+#: latency budgets there (343.2 ms, ...) are this runtime's.
+RUNTIME = "optimized"
+
 PUBLISHED = {
     "TE-NAS (4 seeds)": "93.9 +- 0.47",
     "MicroNAS code, latency weight 0.1-0.4": "93.50",
@@ -81,8 +85,8 @@ def run_settings(pool, settings: list[tuple[str, dict]], seeds: list[int]) -> li
     ``per_seed`` entry maps a seed to settings of that seed's run only."""
     def cfg(kw: dict, s: int) -> SearchConfig:
         own = kw.get("per_seed", {}).get(s, {})
-        return SearchConfig.of(seed=s, workers=1, **{k: v for k, v in kw.items() if k != "per_seed"},
-                            **own)
+        return SearchConfig.of(seed=s, workers=1, runtime=RUNTIME,
+                               **{k: v for k, v in kw.items() if k != "per_seed"}, **own)
 
     jobs = [(name, pool.submit(run, cfg(kw, s))) for name, kw in settings for s in seeds]
     out = []
@@ -143,7 +147,7 @@ def main() -> None:
         return
 
     t0 = time.perf_counter()
-    default = run_search(SearchConfig.of(workers=0), None)  # as the CLI runs it, alone
+    default = run_search(SearchConfig.of(workers=0, runtime=RUNTIME), None)  # as the CLI runs it, alone
     print(f"default `micronas search` (no table): {default.search_seconds:.1f} s, "
           f"arch index {default.index}", flush=True)
 
@@ -215,7 +219,7 @@ def main() -> None:
                       f"seed {x['seed']} {own[x['seed']]['latency_ms'] / x['latency_ms']:.2f}x "
                       f"{own[x['seed']]['accuracy'] - x['accuracy']:+.2f}" for x in r["runs"]))
     # what the space allows: the best true accuracy at >= 3x the weight-0 mean's speed
-    dev = load_device("stm32f746")
+    dev = load_device("stm32f746", RUNTIME)
     cap = base["latency_mean"] / 3
     c10 = get_task("cifar10")
     top, top_arch = oracle(load_table(csv), CostModel(get_space("nb201"), c10, dev),
@@ -242,7 +246,7 @@ def main() -> None:
 def same_size(csv: Path, index: int) -> None:
     from micronas.spaces.nb201 import NB201Arch
 
-    costs = CostModel(get_space("nb201"), get_task("cifar10"), load_device("stm32f746")).all_archs()
+    costs = CostModel(get_space("nb201"), get_task("cifar10"), load_device("stm32f746", RUNTIME)).all_archs()
     table = load_table(csv)
     ref = costs[NB201Arch.from_index(index)]
     acc = [table.acc(a, get_task("cifar10")) for a, c in costs.items()

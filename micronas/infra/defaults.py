@@ -6,7 +6,7 @@ from __future__ import annotations
 DEVICE = "stm32f746"
 #: The runtime a cost is for when neither the command nor the device profile names one: what
 #: the bundle's main.cc runs (TFLite Micro with CMSIS-NN kernels).
-RUNTIME = "optimized"
+RUNTIME = "tflm-cmsis-nn"
 #: The space of the benchmark commands (search, cost, score, measure) and the task they use.
 BENCHMARK_SPACE = "nb201"
 BENCHMARK_TASK = "cifar10"
