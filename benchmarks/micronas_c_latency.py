@@ -57,7 +57,13 @@ from micronas.deploy.export import prepare
 from micronas.deploy.quantize import gaussian_batch
 from micronas.hardware import load_device
 from micronas.hardware.cost import layer_cycles, op_class
-from micronas.hardware.device import COEFFICIENTS, Device, _latency_tables
+from micronas.hardware.device import Device
+
+try:  # where the [latency] schema lives (it moved with the runtimes)
+    from micronas.hardware.tomlcheck import COEFFICIENTS
+    from micronas.hardware.tomlcheck import latency_tables as _latency_tables
+except ImportError:
+    from micronas.hardware.device import COEFFICIENTS, _latency_tables
 from micronas.infra.cache import Memo
 from micronas.ir import Network, lower_for_tflm
 from micronas.measure import emulate
