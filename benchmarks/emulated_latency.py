@@ -67,7 +67,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--whole", type=int, default=3, help="reduced networks run whole")
     args = ap.parse_args()
-    dev = load_device(args.device)
+    # the emulator runs micronas's own C: its runtime is micronas-c ("built-in" below: the
+    # micronas-c constants that ship, fitted with the same designed layers)
+    dev = load_device(args.device, "micronas-c")
     t0 = time.time()
     cal = calibrate_emulated(dev, seed=0)
     with tempfile.TemporaryDirectory() as tmp:

@@ -48,6 +48,9 @@ def main() -> None:
     p.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     p.add_argument("--fit", action="store_true")
     p.add_argument("--emulated", action="store_true", help="add micronas measure's latency")
+    p.add_argument("--runtime", default="optimized",
+                   help="the runtime whose prediction is compared (default optimized: the runtime "
+                        "these medians, mostly from vendor engines, were fitted for)")
     a = p.parse_args()
     path = Path(a.data) / "mcu" / "mlperf_tiny_latency.csv"
     if not path.is_file():
@@ -60,7 +63,7 @@ def main() -> None:
     all_ratios = []
     for (dev, task), vals in sorted(meas.items()):
         med = statistics.median(vals)
-        res = cost(f"mlperf:{task}", dev)
+        res = cost(f"mlperf:{task}", dev, runtime=a.runtime)
         pred = res.report.latency_ms
         ratio = pred / med
         all_ratios.append((dev, task, ratio))
