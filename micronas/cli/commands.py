@@ -72,7 +72,7 @@ def cmd_devices(args: argparse.Namespace) -> int:
                                "flash_bytes": dev.flash_bytes})
         else:
             print(f"added {dev.name}: {dev.description}\nprofile {dev.path} (use --device "
-                  f"{dev.name}; latency constants: the {dev.core} core's)")
+                  f"{dev.name}; latency constants: each runtime's for {dev.core})")
         return 0
     res = api.list_named("devices")
     if args.json:
