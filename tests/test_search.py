@@ -23,8 +23,8 @@ NB201 = get_space("nb201")
 CIFAR10 = get_task("cifar10")
 
 
-def cost_model(device: str, disk_cache: bool = True) -> CostModel:
-    return CostModel(NB201, CIFAR10, load_device(device), disk_cache)
+def cost_model(device: str, disk_cache: bool = True, runtime: str | None = None) -> CostModel:
+    return CostModel(NB201, CIFAR10, load_device(device, runtime), disk_cache)
 
 
 class StandIn:
@@ -105,13 +105,13 @@ def test_unwritable_out(cli, tmp_path):
 @pytest.mark.parametrize("strategy", ["prune", "evolution", "random"])
 def test_strategies_respect_budgets(strategy):
     dev = load_device("stm32l4r5")
-    cfg = SearchConfig.of(device="stm32l4r5", strategy=strategy, max_latency_ms=400.0,
+    cfg = SearchConfig.of(device="stm32l4r5", strategy=strategy, max_latency_ms=600.0,
                        max_sram_kb=200, evaluations=8, seed=1, **TINY)
     res = run_search(cfg)
-    b = Budgets.with_device(dev, 400.0, 200 * 1024)
+    b = Budgets.with_device(dev, 600.0, 200 * 1024)
     cm = cost_model("stm32l4r5", disk_cache=False)
     c = cm.arch(NB201Arch.from_string(res.arch))
-    assert b.ok(c) and res.latency_ms <= 400.0 and res.fits
+    assert b.ok(c) and res.latency_ms <= 600.0 and res.fits
     assert res.seed == 1 and res.config["strategy"]["name"] == strategy
 
 
@@ -242,8 +242,8 @@ def test_prune_fills_a_binding_budget():
     """A stand-in evaluator that, like the real indicators, prefers convs: under a latency
     budget, published pruning (fill 0) drops every skip first and ends on a small all-1x1 cell;
     with fill 0.9 it keeps a completion with >= 90 % of the budget's capacity."""
-    dev = load_device("stm32f746")
-    model = cost_model("stm32f746")
+    dev = load_device("stm32f746", "optimized")  # the runtime the 343.2 ms budget was set for
+    model = cost_model("stm32f746", runtime="optimized")
 
     def fn(c):
         edge_ops = c.arch
