@@ -39,9 +39,9 @@ def _init(csv: str) -> None:
     _TABLE = load_table(csv)
 
 
-def _run(mix: str, task: str, seed: int, cache: str | None) -> dict:
-    r = run_search(SearchConfig.of(task=task, seed=seed, indicators=mix, executor="serial"), _TABLE,
-                   cache)
+def _run(mix: str, task: str, seed: int, cache: str | None, runtime: str | None = None) -> dict:
+    r = run_search(SearchConfig.of(task=task, seed=seed, indicators=mix, executor="serial",
+                                   runtime=runtime), _TABLE, cache)
     return {"mix": mix, "task": task, "seed": seed, "arch": r.arch, "index": r.index,
             "accuracy": r.accuracy, "oracle": r.oracle_accuracy, "seconds": r.search_seconds}
 
@@ -53,6 +53,8 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--cache", default=None, help="results cache shared by the runs")
+    p.add_argument("--runtime", default=None,
+                   help="the runtime the budgets are for (default: micronas's default)")
     p.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
     a = p.parse_args()
     csv = Path(a.data) / "nb201" / "nb201_accuracy.csv"
@@ -63,7 +65,7 @@ def main() -> None:
         SearchConfig.of(indicators=m)
     jobs = [(m, t, s) for m in mixes for t in TASKS for s in range(a.seeds)]
     with ProcessPoolExecutor(a.workers, initializer=_init, initargs=(str(csv),)) as pool:
-        futs = [pool.submit(_run, m, t, s, a.cache) for m, t, s in jobs]
+        futs = [pool.submit(_run, m, t, s, a.cache, a.runtime) for m, t, s in jobs]
         runs = [f.result() for f in futs]
     summary = []
     for m in mixes:
