@@ -33,6 +33,9 @@ def test_add_then_use_everywhere(cli, config):
     mine = [d for d in json.loads(out) if d["name"] == "stm32h743"]
     assert mine and mine[0]["clock_mhz"] == 480 and mine[0]["sram_bytes"] == 1024 * 1024
     assert mine[0]["source"].startswith("yours")
+    assert mine[0]["runtime"] == "tflm-cmsis-nn"  # the default: what main.cc runs
+    assert mine[0]["runtimes"]["tflm-cmsis-nn"] == "emulated"
+    assert mine[0]["runtimes"]["tflm-reference"] == "extrapolated"
     code, out, err = cli("cost", "mlperf:kws", "--device", "stm32h743", "--json")
     assert code == 0, err
     d = json.loads(out)

@@ -76,9 +76,12 @@ def cmd_devices(args: argparse.Namespace) -> int:
         return 0
     res = api.list_named("devices")
     if args.json:
-        keys = ("name", "core", "clock_mhz", "sram_bytes", "flash_bytes", "source")
+        keys = ("name", "core", "clock_mhz", "sram_bytes", "flash_bytes", "source", "runtime")
         render.print_json([{**{k: r[k] for k in keys}, "dsp": r["dsp"] == "yes",
-                            "description": r["summary"]} for r in res.rows])
+                            "description": r["summary"],
+                            "runtimes": {name: how.rstrip(")") for name, how in (
+                                item.split(" (", 1) for item in str(r["runtimes"]).split(", "))}}
+                           for r in res.rows])
     else:
         render.listing(res)
     return 0
