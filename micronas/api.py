@@ -139,7 +139,7 @@ class CostResult:
         r = self.report
         return {
             "arch": self.arch, "index": self.index, "space": self.space, "task": self.task,
-            "device": r.device, "runtime": r.runtime,
+            "device": r.device, "device_origin": r.device_origin, "runtime": r.runtime,
             "runtime_grounding": r.runtime_grounding, "runtime_source": r.runtime_source,
             "runtime_code_bytes": r.runtime_code_bytes,
             "runtime_code_source": r.runtime_code_source,

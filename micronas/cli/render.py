@@ -109,7 +109,7 @@ def listing(res: Any) -> None:
 def cost(res: Any, layers: bool) -> None:
     r = res.report
     print(f"arch       {res.arch}" + (f"  (index {res.index})" if res.index is not None else ""))
-    print(f"device     {r.device}   task {res.task}")
+    print(f"device     {r.device} ({r.device_origin})   task {res.task}")
     print(f"MACs       {r.macs:,}   params {r.params:,}")
     if "nb201_flops" in res.info:
         print(f"NB201      {res.info['nb201_flops']:.4f} MFLOPs, {res.info['nb201_params']:.6f} "
@@ -181,7 +181,8 @@ def search(res: Any, device: str, out: Any) -> None:
         res_note = f"; the network reads it resized to {nh}x{nw}x{nc}"
     print(f"task          {res.task} ({h}x{w}x{c}, {res.classes} classes){res_note}")
     print(f"indicators    {indicator_text(res.indicators)}")
-    print(f"device        {device}: latency {res.latency_ms:.2f} ms ({res.runtime}), peak SRAM "
+    print(f"device        {device} ({res.device_origin}): latency {res.latency_ms:.2f} ms "
+          f"({res.runtime}), peak SRAM "
           f"{kb(res.peak_sram_bytes)}, flash {kb(res.flash_bytes)}, "
           f"fits {'yes' if res.fits else 'NO'}")
     print(f"reserved      {kb(res.reserve_sram_bytes)} SRAM and {kb(res.reserve_flash_bytes)} flash "

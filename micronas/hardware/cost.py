@@ -181,6 +181,8 @@ class CostReport:
     runtime: str = ""
     runtime_grounding: str = ""
     runtime_source: str = ""
+    #: where the device profile came from ("built-in", "yours (PATH)", "file PATH")
+    device_origin: str = ""
     #: flash of the runtime's own code (in ``flash_bytes``) and where its size comes from
     runtime_code_bytes: int = 0
     runtime_code_source: str = ""
@@ -257,5 +259,5 @@ def estimate(net: Network, device: Device) -> CostReport:
         latency_ms=cycles / khz, fits=peak <= device.sram_bytes and flash <= device.flash_bytes,
         sram_limit_bytes=device.sram_bytes, flash_limit_bytes=device.flash_bytes, layers=layers,
         runtime=rt.name, runtime_grounding=grounding_of(net, device),
-        runtime_source=rt.latency_source, runtime_code_bytes=code,
+        runtime_source=rt.latency_source, runtime_code_bytes=code, device_origin=device.origin,
         runtime_code_source=rt.code_source or f"{rt.name}'s estimate (one constant)")

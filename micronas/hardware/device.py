@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -55,6 +55,8 @@ class Device:
     runtime: RuntimeProfile = field(default_factory=RuntimeProfile)
     sources: tuple[str, ...] = ()
     path: str = ""
+    #: where the profile came from: "built-in", "yours (PATH)" or "file PATH"
+    origin: str = ""
 
     def coefficients(self, op_class: str) -> dict[str, float]:
         """Latency coefficients of an op class (missing ones are 0)."""
@@ -183,9 +185,11 @@ def load_device(name_or_path: str | Path, runtime: str | None = None) -> Device:
     if txt.endswith(".toml") or p.is_file():
         if not p.is_file():
             raise DeviceError(f"device file {txt} does not exist")
-        return device_from_dict(read_toml(p, "device file"), str(p), runtime)
+        return replace(device_from_dict(read_toml(p, "device file"), str(p), runtime),
+                       origin=f"file {p}")
     key = DEVICES.key(txt)
-    return device_from_dict(read_toml(DEVICES[key], "device file"), key, runtime)
+    return replace(device_from_dict(read_toml(DEVICES[key], "device file"), key, runtime),
+                   origin=DEVICES.entry(key).source)
 
 
 def add_device(name: str, core: str, clock_mhz: float, sram_kb: float, flash_kb: float,

@@ -67,6 +67,8 @@ class SearchResult:
     #: latency on the device's core is not grounded) and where its constants come from
     runtime: str = ""
     runtime_source: str = ""
+    #: where the device profile came from ("built-in", "yours (PATH)", "file PATH")
+    device_origin: str = ""
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -235,7 +237,8 @@ def _run(cfg: SearchConfig, ev: Evaluator, w: Weights, filt: BudgetFilter, devic
         search_seconds=elapsed, seed=cfg.seed, evaluations=n_evals,
         config=cfg.to_dict(), space=space.name, task=task.name, input_shape=task.input_shape,
         classes=task.classes, history=res.history, versions=versions(),
-        runtime=device.runtime.label(), runtime_source=device.runtime.latency_source)
+        runtime=device.runtime.label(), runtime_source=device.runtime.latency_source,
+        device_origin=device.origin)
     out.reserve_sram_bytes, out.reserve_flash_bytes = reserve
     out.network_input = Candidate(space, arch, task).variant_input("full")
     out.pareto = front(out.history, out.arch, out.indicators, out.latency_ms, w.indicators)
