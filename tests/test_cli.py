@@ -81,3 +81,23 @@ def test_search_of_a_custom_task_with_micronas_nb201_set(cli, fake_table, monkey
     assert "accuracy" not in out
     code, out, err = cli(*argv, "--benchmark", str(fake_table))
     assert code == 2 and "no ground truth" in err
+
+
+def test_every_flag_has_help():
+    """Every option of every command says what it does in --help."""
+    import argparse
+
+    from micronas.cli.parser import build_parser
+
+    missing = []
+
+    def walk(parser: argparse.ArgumentParser, path: list[str]) -> None:
+        for a in parser._actions:
+            if isinstance(a, argparse._SubParsersAction):
+                for name, sub in a.choices.items():
+                    walk(sub, [*path, name])
+            elif a.option_strings and a.dest != "help" and not a.help:
+                missing.append(f"{' '.join(path)} {a.option_strings[0]}")
+
+    walk(build_parser(), ["micronas"])
+    assert not missing, missing

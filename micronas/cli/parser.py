@@ -82,7 +82,7 @@ def recipe_opts(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("training recipe (docs/train.md)")
     g.add_argument("--epochs", type=_int, help="epochs (default: enough for about 20,000 "
                    "steps, 15..200: 43 on fashion-mnist, 200 on digits)")
-    g.add_argument("--batch-size", type=_int, default=128)
+    g.add_argument("--batch-size", type=_int, default=128, help="training batch size (default 128)")
     g.add_argument("--lr", type=float, default=3e-3, help="AdamW peak learning rate")
     g.add_argument("--augment", default="auto", help="auto | none | crop | crop-flip")
     g.add_argument("--train-subset", type=_int, help="train on a seeded subset of N samples")
@@ -139,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("arch", help="the space's string or index (NB201: 0..15624)")
     space_opt(a)
     task_opts(a)
-    a.add_argument("--json", action="store_true")
+    a.add_argument("--json", action="store_true", help="print one JSON object instead of the text report")
     a.set_defaults(func=c.cmd_arch)
 
     li = sub.add_parser("list", help="list the named things of one kind: spaces, indicators, "
@@ -178,19 +178,20 @@ def build_parser() -> argparse.ArgumentParser:
     space_opt(co)
     task_opts(co)
     co.add_argument("--layers", action="store_true", help="print the per-layer table")
-    co.add_argument("--json", action="store_true")
+    co.add_argument("--json", action="store_true", help="print one JSON object instead of the text report")
     co.set_defaults(func=c.cmd_cost)
 
     s = sub.add_parser("score", help="training-free indicators of one architecture")
     s.add_argument("arch", help="the space's string or index")
     s.add_argument("--indicators", help="comma-separated names (default "
                    "ntk_cond,linear_regions,tenas)")
-    s.add_argument("--seed", type=_seed, default=defaults.SEED)
+    s.add_argument("--seed", type=_seed, default=defaults.SEED,
+                    help="seed of the indicators' random inputs and weights (default 0)")
     executor_opt(s)
     space_opt(s)
     task_opts(s)
     proxy_opts(s)
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--json", action="store_true", help="print one JSON object instead of the text report")
     cache_opts(s)
     s.set_defaults(func=c.cmd_score)
 
@@ -203,12 +204,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--sample", type=_int, default=defaults.SAMPLE,
                    help=f"architectures to draw ({defaults.SAMPLE})")
     g.add_argument("--all", action="store_true", help="all 15,625 architectures")
-    bc.add_argument("--seed", type=_seed, default=defaults.SEED)
+    bc.add_argument("--seed", type=_seed, default=defaults.SEED,
+                    help="seed of the architectures drawn and of the indicators (default 0)")
     bc.add_argument("--indicators", help="comma-separated names (default: all)")
     bc.add_argument("--workers", type=_int, default=defaults.WORKERS, help="scoring processes")
     executor_opt(bc)
     proxy_opts(bc)
-    bc.add_argument("--json", action="store_true")
+    bc.add_argument("--json", action="store_true", help="print one JSON object instead of the text report")
     bc.add_argument("--table", metavar="PATH", help="also write every architecture's accuracy "
                     "and indicator values (JSON; gzip-compressed when PATH ends in .gz)")
     bc.add_argument("--force", action="store_true", help="overwrite an existing --table file")
@@ -228,7 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--flops-weight", type=float, default=defaults.FLOPS_WEIGHT,
                     help="weight of the FLOPs rank in the objective (0: none)")
     budget_opts(se)
-    se.add_argument("--seed", type=_seed, default=defaults.SEED)
+    se.add_argument("--seed", type=_seed, default=defaults.SEED,
+                    help="seed of the search and of the indicators (default 0)")
     se.add_argument("--rank-mode", default=defaults.RANK_MODE, help="percentile (ours) | dense "
                     "(MicroNAS)")
     se.add_argument("--latency-mode", default=defaults.LATENCY_MODE, help="rank: the latency weight joins the "
@@ -253,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--benchmark", help="NB201 accuracy CSV for true/oracle accuracy "
                     "(default $MICRONAS_NB201)")
     se.add_argument("--out", help="directory for result.json, report.md, pareto.png")
-    se.add_argument("--json", action="store_true")
+    se.add_argument("--json", action="store_true", help="print one JSON object instead of the text report")
     quiet_opt(se)
     cache_opts(se)
     se.set_defaults(func=c.cmd_search)
@@ -272,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--calibration", help=".npy float batch (batch, *input shape); default "
                     "8 Gaussian samples")
     ex.add_argument("--no-check", action="store_true", help="skip the TFLM / onnxruntime check")
-    ex.add_argument("--json", action="store_true")
+    ex.add_argument("--json", action="store_true", help="print one JSON object instead of the text report")
     ex.set_defaults(func=c.cmd_export)
 
     tr = sub.add_parser("train", help="train an architecture on real data (CPU, resumable)")
@@ -283,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--seed", type=_seed, default=defaults.SEED, help="weights, order, augmentation and "
                     "the split of data without one")
     tr.add_argument("--out", required=True, help="folder for checkpoint.pt (rerun to resume)")
-    tr.add_argument("--json", action="store_true")
+    tr.add_argument("--json", action="store_true", help="print one JSON object instead of the text report")
     quiet_opt(tr)
     tr.set_defaults(func=c.cmd_train)
 
@@ -293,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     device_opt(dp)
     dp.add_argument("--out", required=True, help="folder for the bundle")
     bundle_opts(dp)
-    dp.add_argument("--json", action="store_true")
+    dp.add_argument("--json", action="store_true", help="print one JSON object instead of the text report")
     quiet_opt(dp)
     dp.set_defaults(func=c.cmd_deploy)
 
@@ -309,9 +312,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="search: indicator evaluations")
     recipe_opts(bu)
     bundle_opts(bu)
-    bu.add_argument("--seed", type=_seed, default=defaults.SEED)
+    bu.add_argument("--seed", type=_seed, default=defaults.SEED,
+                    help="seed of the search, the training and the int8 calibration (default 0)")
     bu.add_argument("--out", required=True, help="folder for search/, train/, bundle/, report.md")
-    bu.add_argument("--json", action="store_true")
+    bu.add_argument("--json", action="store_true", help="print one JSON object instead of the text report")
     quiet_opt(bu)
     cache_opts(bu)
     bu.set_defaults(func=c.cmd_build)
@@ -325,7 +329,8 @@ def build_parser() -> argparse.ArgumentParser:
     me.add_argument("--method", default="layers", help="layers (each distinct layer emulated "
                     "once, cached; default) | whole (one run of the whole network, every tensor "
                     "checked bit-exact)")
-    me.add_argument("--seed", type=_seed, default=defaults.SEED)
+    me.add_argument("--seed", type=_seed, default=defaults.SEED,
+                    help="seed of the input the emulated network runs on (default 0)")
     me.add_argument("--layers", action="store_true", help="print the per-layer table")
     me.add_argument("--json", action="store_true", help="print JSON")
     quiet_opt(me)
@@ -341,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     space_opt(ca, default=defaults.BENCHMARK_SPACE)
     task_opts(ca)
     ca.add_argument("--seed", type=_seed, default=defaults.SEED, help="seed of the designed layer set")
-    ca.add_argument("--json", action="store_true")
+    ca.add_argument("--json", action="store_true", help="print one JSON object instead of the text report")
     quiet_opt(ca)
     ca.set_defaults(func=c.cmd_calibrate)
     return p
