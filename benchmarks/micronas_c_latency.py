@@ -233,6 +233,13 @@ def main() -> int:
     done = {core: Memo(f"micronas-c-networks-{core}-{_code_hash(core)}.json") for core in args.cores}
     devs = {core: with_constants(load_device(DEVICE[core], "micronas-c"), consts[core]["tables"],
                                  consts[core]["overhead"]) for core in args.cores}
+    # ... and from the rows of an earlier output (same seed, method and C code): a run that
+    # spans sessions resumes from what is committed
+    for core, rows_done in resumable(args).items():
+        for r in rows_done:
+            key = json.dumps([args.method, args.seed, r["arch"], r["shape"], r["classes"]])
+            if done[core].get(key) is None:
+                done[core].put(key, r["layer_cycles"])
     rows: dict[str, list[dict]] = {core: [] for core in args.cores}
     layer_err: dict[str, dict[str, dict]] = {core: {} for core in args.cores}
     t0 = time.time()
@@ -261,7 +268,8 @@ def main() -> int:
                                         "in_fit_set": sig in consts[core]["fit_signatures"]}
             rows[core].append({"arch": arch, "input": "x".join(map(str, (shape[1], shape[2], shape[0]))),
                                "classes": classes, "macs": int(low.macs),
-                               "predicted_ms": sum(pred) / khz, "emulated_ms": sum(emu) / khz})
+                               "predicted_ms": sum(pred) / khz, "emulated_ms": sum(emu) / khz,
+                               "shape": list(shape), "layer_cycles": list(emu)})
         if (i + 1) % 5 == 0 or i + 1 == len(nets):
             for c in [*caches.values(), *done.values()]:
                 c.save()
@@ -277,6 +285,24 @@ def main() -> int:
 
     report(args, nets, consts, devs, rows, layer_err, t_start)
     return 0
+
+
+def resumable(args) -> dict[str, list[dict]]:
+    """Per core, the rows of ``args.out`` that carry their per-layer cycles and were emulated
+    with the same seed, method and generated C as this run (empty when there is none)."""
+    try:
+        old = json.loads(Path(args.out).read_text())
+    except (OSError, ValueError):
+        return {}
+    s = old.get("settings", {})
+    if s.get("seed") != args.seed or s.get("method") != args.method:
+        return {}
+    out = {}
+    for core in args.cores:
+        c = old.get("cores", {}).get(core, {})
+        if c.get("code_hash") == _code_hash(core):
+            out[core] = [r for r in c.get("rows", []) if "layer_cycles" in r and "shape" in r]
+    return out
 
 
 def report(args, nets, consts, devs, rows, layer_err, t_start, quiet=False) -> None:
@@ -325,6 +351,7 @@ def _report(args, nets, consts, devs, rows, layer_err, t_start) -> None:
         c = consts[core]
         out["cores"][core] = {
             "device": DEVICE[core], "clock_mhz": devs[core].clock_mhz,
+            "code_hash": _code_hash(core),
             "mape": float(err.mean()), "max_error": float(err.max()), "spearman": rho,
             "emulated_ms_range": [float(e.min()), float(e.max())],
             "fit": {"rows": c["fit_rows"], "mape": c["fit_mape"], "per_class": c["fit_per_class"],

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from micronas.search.run import GroundTruth, SearchResult
     from micronas.ship.build import BuildResult
     from micronas.ship.bundle import DeployResult, StageProgress
-    from micronas.ship.train import Recipe, TrainProgress, TrainResult
+    from micronas.ship.train import Recipe, TrainPlan, TrainProgress, TrainResult
     from micronas.tasks.data import Dataset
 
 SpaceLike = str | AnySpace
@@ -370,10 +370,13 @@ def dataset(data: str, seed: int = defaults.SEED) -> Dataset:
 
 def train(arch: ArchLike, data: str | Dataset, out: str, space: SpaceLike = defaults.DATA_SPACE,
           epochs: int | None = None, seed: int = defaults.SEED, recipe: Recipe | None = None,
-          progress: TrainProgress | None = None) -> TrainResult:
+          progress: TrainProgress | None = None, max_minutes: float | None = None,
+          on_plan: Callable[[TrainPlan], None] | None = None) -> TrainResult:
     """Train ``arch`` on ``data`` (a name/path or a :class:`micronas.tasks.data.Dataset`),
     checkpointing to ``out`` every epoch and resuming from it; a
-    :class:`micronas.ship.train.TrainResult`."""
+    :class:`micronas.ship.train.TrainResult`. ``on_plan`` receives the plan (the time per
+    step measured here, the estimated time) before training; ``max_minutes`` cuts the
+    epochs to what fits that time."""
     from dataclasses import replace
 
     from micronas.ship.train import Recipe
@@ -383,7 +386,7 @@ def train(arch: ArchLike, data: str | Dataset, out: str, space: SpaceLike = defa
     if epochs is not None:
         r = replace(r, epochs=epochs)
     ds = dataset(data, seed) if isinstance(data, str) else data
-    return _train(arch, get_space(space), ds, out, r, seed, progress)
+    return _train(arch, get_space(space), ds, out, r, seed, progress, max_minutes, on_plan)
 
 
 def deploy(checkpoint: str, device: str | Device, out: str, tflm_samples: int | None = None,
@@ -400,8 +403,12 @@ def deploy(checkpoint: str, device: str | Device, out: str, tflm_samples: int | 
 def build(data: str | Dataset, out: str, search_cfg: SearchConfig | None = None,
           epochs: int | None = None, recipe: Recipe | None = None,
           tflm_samples: int | None = None, verify_samples: int = 2, compile_c: bool = True,
-          cache_path: str | None = None, progress: StageProgress | None = None) -> BuildResult:
-    """Search, train, int8, TFLM, deploy in one call (:func:`micronas.ship.build.build`)."""
+          cache_path: str | None = None, progress: StageProgress | None = None,
+          max_train_minutes: float | None = None,
+          on_plan: Callable[[TrainPlan], None] | None = None) -> BuildResult:
+    """Search, train, int8, TFLM, deploy in one call (:func:`micronas.ship.build.build`);
+    ``max_train_minutes`` bounds the training time on this machine (a quicker network of the
+    search's front, then fewer epochs)."""
     from dataclasses import replace
 
     from micronas.search.config import SearchConfig
@@ -413,7 +420,7 @@ def build(data: str | Dataset, out: str, search_cfg: SearchConfig | None = None,
         r = replace(r, epochs=epochs)
     cfg = search_cfg or SearchConfig(space=defaults.DATA_SPACE)
     return _build(data, out, cfg, r, tflm_samples, verify_samples, compile_c, cache_path,
-                  progress)
+                  progress, max_train_minutes, on_plan)
 
 
 @dataclass(frozen=True)

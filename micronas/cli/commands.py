@@ -308,9 +308,19 @@ def cmd_train(args: argparse.Namespace) -> int:
                             acc=f"{info['acc']:.3f}", refresh=False)
 
         res = api.train(args.arch, ds, args.out, args.space, seed=args.seed, recipe=recipe,
-                        progress=progress)
+                        progress=progress, max_minutes=args.max_train_minutes,
+                        on_plan=_print_plan(args.quiet or args.json))
     render.print_json(res.to_dict()) if args.json else render.train(res)
     return 0
+
+
+def _print_plan(quiet: bool):
+    """The training plan as one line on stderr before training starts (none when quiet)."""
+    def show(plan) -> None:
+        if not quiet:
+            sys.stderr.write(f"micronas: training {plan.describe()}\n")
+            sys.stderr.flush()
+    return show
 
 
 def _stage_bar(quiet: bool):
@@ -366,7 +376,9 @@ def cmd_build(args: argparse.Namespace) -> int:
     try:
         res = api.build(data, args.out, cfg, recipe=recipe, tflm_samples=args.tflm_samples,
                         verify_samples=args.verify_samples, compile_c=not args.no_compile,
-                        cache_path=cache_path(args), progress=progress)
+                        cache_path=cache_path(args), progress=progress,
+                        max_train_minutes=args.max_train_minutes,
+                        on_plan=_print_plan(args.quiet or args.json))
     finally:
         close()
     if args.json:

@@ -86,6 +86,9 @@ def recipe_opts(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lr", type=float, default=3e-3, help="AdamW peak learning rate")
     g.add_argument("--augment", default="auto", help="auto | none | crop | crop-flip")
     g.add_argument("--train-subset", type=_int, help="train on a seeded subset of N samples")
+    g.add_argument("--max-train-minutes", type=float, help="training may take at most this "
+                   "long on this machine (timed on a few steps before it starts): build trains "
+                   "a quicker network of the search's front, then cuts epochs; train cuts epochs")
 
 
 def bundle_opts(p: argparse.ArgumentParser) -> None:

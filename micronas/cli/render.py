@@ -252,6 +252,12 @@ def train(res: Any) -> None:
           f"{'x'.join(map(str, res.network_input[1:]))}x{res.network_input[0]}")
     resumed = f", resumed after epoch {res.resumed_from}" if res.resumed_from else ""
     print(f"trained    {res.epochs} epochs, seed {res.seed}, {res.train_seconds:.1f} s{resumed}")
+    if res.plan is not None and res.plan.timed_steps:
+        est = res.plan.estimated_seconds
+        cut = (f"; --max-train-minutes {res.plan.max_minutes:g} cut {res.plan.epochs_before_cap} "
+               f"epochs to {res.plan.epochs}" if res.plan.epochs_before_cap else "")
+        print(f"planned    about {est:.0f} s ({1e3 * res.plan.seconds_per_step:.0f} ms per step, "
+              f"timed over {res.plan.timed_steps} steps){cut}")
     if h:
         print(f"train      loss {h['train_loss']:.4f}, accuracy {100 * h['train_accuracy']:.2f} %")
     print(f"test       float accuracy {100 * res.test_accuracy:.2f} %")

@@ -24,7 +24,7 @@ from micronas.search.config import SearchConfig, TaskSpec
 from micronas.search.run import SearchResult, run_search
 from micronas.ship.bundle import deploy
 from micronas.ship.int8 import quantize_checkpoint
-from micronas.ship.train import Recipe, TrainResult, train
+from micronas.ship.train import Recipe, TrainPlan, TrainResult, build_module, time_steps, train
 from micronas.tasks.data import Dataset, load_dataset
 
 
@@ -36,6 +36,8 @@ class BuildResult:
     bundle: dict[str, Any]           # bundle.json
     stages: dict[str, float] = field(default_factory=dict)
     report: str = ""
+    #: with a training-time budget: the networks timed and why the trained one was chosen
+    training_time: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         b = self.bundle
@@ -47,7 +49,8 @@ class BuildResult:
                 "peak_sram_bytes": b["peak_sram_bytes"], "flash_bytes": b["flash_bytes"],
                 "fits_with_reserve": b.get("fits_with_reserve"), "stages": self.stages,
                 "search": {k: v for k, v in self.search.to_json().items() if k != "history"},
-                "train": self.train.to_dict(), "bundle": b}
+                "train": self.train.to_dict(), "bundle": b,
+                **({"training_time": self.training_time} if self.training_time else {})}
 
 
 def search_config(ds: Dataset, base: SearchConfig) -> SearchConfig:
@@ -82,7 +85,9 @@ def report_md(r: BuildResult) -> str:
         f"{b['macs']:,} MACs, {b['params']:,} params",
         f"- data: {b['data']['source']} ({b['data']['train']:,} train / {b['data']['test']:,} "
         "test)",
-        f"- trained: {r.train.epochs} epochs, seed {r.train.seed} (recipe in build.json)", "",
+        f"- trained: {r.train.epochs} epochs, seed {r.train.seed} (recipe in build.json)"
+        + (f"; planned {r.train.plan.describe()}" if r.train.plan is not None else ""),
+        *([f"- training time: {r.training_time['why']}"] if r.training_time else []), "",
         "| | value | device / budget |", "|---|---|---|",
         f"| float test accuracy (torch) | {100 * b['float_test_accuracy']:.2f} % | |",
         f"| int8 test accuracy (TFLM interpreter, {b['int8_tflm_test_samples']:,} samples) | "
@@ -111,15 +116,100 @@ def report_md(r: BuildResult) -> str:
     return "\n".join(lines)
 
 
+def check_minutes(minutes: float | None) -> None:
+    """Refuse a training-time budget that is not a positive number, in one line."""
+    import math
+
+    if minutes is not None and not (isinstance(minutes, int | float) and not isinstance(
+            minutes, bool) and math.isfinite(minutes) and minutes > 0):
+        raise MicronasError(f"--max-train-minutes must be a number > 0, got {minutes}")
+
+
+def within_training_time(res: SearchResult, cfg: SearchConfig, ds: Dataset, recipe: Recipe,
+                         max_minutes: float, tries: int = 4) -> tuple[SearchResult, dict[str, Any]]:
+    """The network to train when training may take at most ``max_minutes`` on this machine:
+    the search's choice when its whole recipe fits that time, else the best-scoring network
+    of the search's latency/indicator front (the next one down in latency, then the next,
+    ``tries`` timed in all) whose recipe does; when none does, the quickest one timed (its
+    epochs are then cut). Each candidate is timed over a few optimiser steps
+    (:func:`time_steps`). Returns the search result for that network and what was timed."""
+    from micronas.search.costs import CostModel
+    from micronas.search.pareto import evaluated_archs
+    from micronas.spaces import Candidate, bind, get_space
+
+    import torch
+
+    from micronas.ship.train import network_input, prepare_inputs
+
+    task = cfg.resolve_task()
+    space = bind(get_space(cfg.space), task)
+    r = recipe.resolved(len(ds.y_train) if recipe.train_subset is None
+                        else min(recipe.train_subset, len(ds.y_train)))
+    n = len(ds.y_train) if r.train_subset is None else min(r.train_subset, len(ds.y_train))
+    steps = -(-n // r.batch_size)
+    # the front, best score first: the chosen one, then the front below it in latency
+    below = [p["arch"] for p in sorted(res.pareto, key=lambda p: -p["latency_ms"])
+             if p["latency_ms"] < res.latency_ms and p["arch"] != res.arch]
+    timed: list[dict[str, Any]] = []
+    for arch_text in [res.arch, *below][:tries]:
+        a = space.parse(arch_text)
+        shape = network_input(space, a, task)
+        x, _ = prepare_inputs(ds, shape)
+        k = min(len(x), r.batch_size * 6)
+        y = torch.from_numpy(ds.y_train[:k])
+        m = build_module(space, a, task, cfg.seed)
+        sps, _n = time_steps(m, x[:k], y, r)
+        seconds = sps * steps * r.n_epochs
+        timed.append({"arch": arch_text, "seconds_per_step": sps, "estimated_seconds": seconds})
+        if seconds <= max_minutes * 60:
+            break
+    pick = next((t for t in timed if t["estimated_seconds"] <= max_minutes * 60),
+                min(timed, key=lambda t: t["estimated_seconds"]))
+    fits = pick["estimated_seconds"] <= max_minutes * 60
+    first = timed[0]
+    if pick["arch"] == res.arch:
+        why = (f"the search's choice trains in about {first['estimated_seconds'] / 60:.1f} min "
+               f"({r.n_epochs} epochs), within --max-train-minutes {max_minutes:g}")
+        return res, {"max_minutes": max_minutes, "timed": timed, "chosen": res.arch, "why": why}
+    why = (f"the search's choice {res.arch} would train for about "
+           f"{first['estimated_seconds'] / 60:.1f} min ({r.n_epochs} epochs) > "
+           f"--max-train-minutes {max_minutes:g}; trained instead the front's "
+           + ("best network that fits that time" if fits else "quickest network timed")
+           + f", {pick['arch']}, about {pick['estimated_seconds'] / 60:.1f} min"
+           + ("" if fits else " (its epochs are cut to fit)"))
+    history = {h["arch"]: h for h in evaluated_archs(res.history, res.arch, res.indicators,
+                                                     res.latency_ms)}
+    a = space.parse(pick["arch"])
+    device = load_device(cfg.device, cfg.runtime)
+    c = CostModel(space, task, device, disk_cache=False).arch(a)
+    h = history.get(pick["arch"], {})
+    new = replace(res, arch=pick["arch"], indicators={k: h[k] for k in res.indicators if k in h},
+                  latency_ms=c.latency_ms, peak_sram_bytes=c.peak_sram_bytes,
+                  flash_bytes=c.flash_bytes, macs=c.macs, params=c.params,
+                  fits=c.peak_sram_bytes <= device.sram_bytes and c.flash_bytes <= device.flash_bytes,
+                  network_input=Candidate(space, a, task).variant_input("full"),
+                  pareto=[{**p, "chosen": p["arch"] == pick["arch"]} for p in res.pareto])
+    return new, {"max_minutes": max_minutes, "timed": timed, "chosen": pick["arch"],
+                 "search_choice": res.arch, "why": why}
+
+
 def build(data: str | Dataset, out: str | Path, search: SearchConfig | None = None,
           recipe: Recipe | None = None, tflm_samples: int | None = None,
           verify_samples: int = 2, compile_c: bool = True, cache_path: str | None = None,
-          progress: Callable[[str, int, int | None], None] | None = None) -> BuildResult:
+          progress: Callable[[str, int, int | None], None] | None = None,
+          max_train_minutes: float | None = None,
+          on_plan: Callable[[TrainPlan], None] | None = None) -> BuildResult:
     """Search ``search.space`` for ``data``'s task on ``search.device`` within its budgets,
-    train the chosen network, quantise it, measure it in TFLM and write the bundle."""
+    train the chosen network, quantise it, measure it in TFLM and write the bundle.
+
+    ``max_train_minutes``: training may take at most that long here; the search's choice
+    gives way to a quicker network of its front when its training would not fit
+    (:func:`within_training_time`), and the epochs are cut when even that one does not.
+    ``on_plan`` receives the training plan (estimated time) before training starts."""
     from micronas.search.report import plot_points, write_outputs
 
     t_all = time.perf_counter()
+    check_minutes(max_train_minutes)
     outdir = check_out_dir(out)
     recipe = recipe or Recipe()
     stages: dict[str, float] = {}
@@ -144,10 +234,14 @@ def build(data: str | Dataset, out: str | Path, search: SearchConfig | None = No
     if not res.fits:
         raise MicronasError(f"the search found no network that fits {device.name} within the "
                             "budgets; loosen them")
+    timing: dict[str, Any] = {}
+    if max_train_minutes is not None:
+        res, timing = within_training_time(res, cfg, ds, recipe, max_train_minutes)
     write_outputs(res, check_out_dir(outdir / "search"), *plot_points(res, None, None))
     t0 = time.perf_counter()
     tr = train(res.arch, cfg.space, ds, outdir / "train", recipe, cfg.seed,
-               (lambda i, n, info: progress("train", i, n)) if progress else None)
+               (lambda i, n, info: progress("train", i, n)) if progress else None,
+               max_minutes=max_train_minutes, on_plan=on_plan)
     stages["train"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     if tr.final_checkpoint is None or tr.module is None:
@@ -165,7 +259,7 @@ def build(data: str | Dataset, out: str | Path, search: SearchConfig | None = No
         stages["compile + emulate"] = st["compile_and_verify_seconds"]
     stages["deploy total"] = time.perf_counter() - t0
     stages["total"] = time.perf_counter() - t_all
-    result = BuildResult(str(outdir), res, tr, dep.info, stages)
+    result = BuildResult(str(outdir), res, tr, dep.info, stages, training_time=timing)
     result.report = report_md(result)
     text = result.report
     try:

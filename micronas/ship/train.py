@@ -20,10 +20,18 @@ atomically after every epoch: the model, the optimiser state, the epoch, the his
 everything needed to rebuild the network (space, architecture, task, data description and
 normalisation, recipe, seed, versions). Rerunning the same command resumes from it; a
 checkpoint of a different run is refused.
+
+Before the first epoch the run is timed (:func:`time_steps`: a few optimiser steps on a copy
+of the network, so the training itself draws and computes exactly what an untimed run does)
+and the plan (:class:`TrainPlan`: epochs, steps, seconds per step, the estimated time) is
+handed to ``on_plan``. ``max_minutes`` caps the epochs to what fits that time on this
+machine; the epochs chosen are part of the recorded recipe, so ``--epochs`` reproduces the
+run elsewhere.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import platform
 import time
@@ -128,6 +136,7 @@ class TrainResult:
     module: nn.Module | None = None
     recipe: dict[str, Any] = field(default_factory=dict)   # as trained (epochs resolved)
     final_checkpoint: Checkpoint | None = None   # what ``checkpoint`` holds, in memory
+    plan: TrainPlan | None = None   # the plan made before training (estimate, any cap)
 
     def to_dict(self) -> dict[str, Any]:
         return {"checkpoint": self.checkpoint, "space": self.space, "arch": self.arch,
@@ -135,7 +144,8 @@ class TrainResult:
                 "epochs": self.epochs, "seed": self.seed,
                 "float_test_accuracy": self.test_accuracy, "train_seconds": self.train_seconds,
                 "resumed_from_epoch": self.resumed_from, "recipe": self.recipe,
-                "history": self.history}
+                "history": self.history,
+                **({"plan": self.plan.to_dict()} if self.plan is not None else {})}
 
 
 def versions() -> dict[str, str]:
@@ -237,6 +247,81 @@ def _lr(recipe: Recipe, step: int, steps_per_epoch: int) -> float:
     return recipe.lr * 0.5 * (1.0 + math.cos(math.pi * t))
 
 
+@dataclass(frozen=True)
+class TrainPlan:
+    """What a training run will do and how long it should take on this machine."""
+
+    epochs: int
+    steps_per_epoch: int
+    batch_size: int
+    seconds_per_step: float       # median of the timed steps
+    timed_steps: int
+    estimated_seconds: float      # the remaining epochs at seconds_per_step
+    epochs_before_cap: int | None = None   # the epochs max_minutes cut (None: not cut)
+    max_minutes: float | None = None
+    resumed_from: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def describe(self) -> str:
+        """One line for the user, e.g. ``200 epochs x 12 steps of 128, about 9.6 min``."""
+        left = self.epochs - self.resumed_from
+        text = (f"{left} epochs x {self.steps_per_epoch} steps of {self.batch_size}"
+                + (f" (resuming after epoch {self.resumed_from})" if self.resumed_from else "")
+                + f", about {_duration(self.estimated_seconds)} on this machine "
+                f"({1e3 * self.seconds_per_step:.0f} ms per step, timed over "
+                f"{self.timed_steps} steps)")
+        if self.epochs_before_cap is not None:
+            text += (f"; --max-train-minutes {self.max_minutes:g} cut {self.epochs_before_cap} "
+                     f"epochs to {self.epochs} (give --epochs {self.epochs} to repeat this run "
+                     "elsewhere)")
+        return text
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def time_steps(module: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: Recipe,
+               augment: Augment | None = None, steps: int = 5) -> tuple[float, int]:
+    """Median seconds of one optimiser step of ``module`` on batches of ``x`` (one untimed
+    warm-up step first), timed on a deep copy with its own optimiser and a fixed generator:
+    ``module`` and the global random state are left as they were. Returns (seconds, steps
+    timed); fewer steps when the data holds fewer batches."""
+    m = copy.deepcopy(module)
+    m.train()
+    opt = torch.optim.AdamW(_param_groups(m, recipe.weight_decay), lr=recipe.lr)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+    g = torch.Generator().manual_seed(0)
+    n = len(y)
+    batches = max(1, math.ceil(n / recipe.batch_size))
+    k = max(1, min(steps, batches - 1)) if batches > 1 else 1
+    times = []
+    rng_state = torch.get_rng_state()
+    try:
+        for i in range(k + 1):
+            j = i % batches
+            xb, yb = x[j * recipe.batch_size:(j + 1) * recipe.batch_size], \
+                y[j * recipe.batch_size:(j + 1) * recipe.batch_size]
+            t0 = time.perf_counter()
+            if augment is not None:
+                xb = augment(xb, g)
+            loss = loss_fn(m(xb), yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if i:  # the first step warms up the allocator and kernels
+                times.append(time.perf_counter() - t0)
+    finally:
+        torch.set_rng_state(rng_state)
+    return float(np.median(times)), len(times)
+
+
 def _identity(space: AnySpace, arch_text: str, task: Task, ds: Dataset, recipe: Recipe,
               seed: int) -> Identity:
     return Identity(space.name, arch_text, Task(task.name, task.input_shape, task.classes),
@@ -269,10 +354,18 @@ def module_from_checkpoint(ck: Checkpoint) -> tuple[AnySpace, Any, Task, nn.Modu
 
 def train(arch: Any, space: AnySpace | str, ds: Dataset, out: str | Path,
           recipe: Recipe | None = None, seed: int = 0,
-          progress: TrainProgress | None = None) -> TrainResult:
+          progress: TrainProgress | None = None, max_minutes: float | None = None,
+          on_plan: Callable[[TrainPlan], None] | None = None) -> TrainResult:
     """Train ``arch`` on ``ds``; checkpoint to ``out/checkpoint.pt`` after every epoch and
-    resume from it when it holds the same run. Returns the float test accuracy."""
+    resume from it when it holds the same run. Returns the float test accuracy.
+
+    Before training, the plan (epochs, the time per step measured on a copy of the network,
+    the estimated time) goes to ``on_plan``; ``max_minutes`` lowers the epochs to what fits
+    that many minutes here (at least one)."""
     recipe = recipe or Recipe()
+    if max_minutes is not None and not (isinstance(max_minutes, int | float) and not isinstance(
+            max_minutes, bool) and math.isfinite(max_minutes) and max_minutes > 0):
+        raise MicronasError(f"--max-train-minutes must be a number > 0, got {max_minutes}")
     if not isinstance(seed, int) or not 0 <= seed < 2**32:
         raise MicronasError(f"--seed must be an integer 0..{2**32 - 1}, got {seed}")
     task = ds.task()
@@ -294,19 +387,38 @@ def train(arch: Any, space: AnySpace | str, ds: Dataset, out: str | Path,
         keep = keep.sort().values
         x_tr, y_tr = x_tr[keep], y_tr[keep]
     recipe = recipe.resolved(len(y_tr))
-    ident = _identity(sp, arch_text, task, ds, recipe, seed)
     mode, augment = _augmenter(recipe, ds, shape)
     module = build_module(sp, a, task, seed)
     # channels-last runs the depthwise convolutions ~1.6x faster on the CPU; it changes the
     # memory layout only (the checkpoint and the returned module are layout-independent)
     module = module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-    opt = torch.optim.AdamW(_param_groups(module, recipe.weight_decay), lr=recipe.lr)
     n = len(y_tr)
     steps = math.ceil(n / recipe.batch_size)
+    ck = Checkpoint.load(ck_path) if ck_path.exists() else None
+    if ck is not None and max_minutes is not None and ck.identity.recipe.get("epochs"):
+        # a capped run resumes with the epochs it was capped to (the cap is not re-measured)
+        recipe = replace(recipe, epochs=int(ck.identity.recipe["epochs"]))
+        max_minutes_left = None
+    else:
+        max_minutes_left = max_minutes
+    done = ck.epoch if ck is not None else 0
+    sps, timed = (time_steps(module, x_tr, y_tr, recipe, augment)
+                  if done < recipe.n_epochs else (0.0, 0))
+    cut = None
+    if max_minutes_left is not None and sps > 0:
+        fit = max(1, int(max_minutes_left * 60 / (sps * steps)))
+        if fit < recipe.n_epochs:
+            cut, recipe = recipe.n_epochs, replace(recipe, epochs=fit)
+    plan = TrainPlan(recipe.n_epochs, steps, recipe.batch_size, sps, timed,
+                     sps * steps * max(0, recipe.n_epochs - done), cut, max_minutes, done)
+    if on_plan is not None:
+        on_plan(plan)
+    ident = _identity(sp, arch_text, task, ds, recipe, seed)
+    opt = torch.optim.AdamW(_param_groups(module, recipe.weight_decay), lr=recipe.lr)
     start, history, spent = 0, [], 0.0
     last: Checkpoint | None = None
-    if ck_path.exists():
-        ck = last = Checkpoint.load(ck_path)
+    if ck is not None:
+        last = ck
         if ck.identity.to_dict() != ident.to_dict():
             raise MicronasError(f"{ck_path} holds a checkpoint of another run (arch "
                                 f"{ck.identity.arch}); choose another --out or delete it")
@@ -356,9 +468,11 @@ def train(arch: Any, space: AnySpace | str, ds: Dataset, out: str | Path,
     module.eval()
     acc = history[-1]["test_accuracy"] if history else evaluate(module, x_te, y_te)
     return TrainResult(str(ck_path), sp.name, arch_text, task, shape, recipe.n_epochs, seed, acc,
-                       spent, resumed, history, module, {**asdict(recipe), "augment": mode}, last)
+                       spent, resumed, history, module, {**asdict(recipe), "augment": mode}, last,
+                       plan)
 
 
-__all__ = ["AUGMENT", "AUTO_STEPS", "CHECKPOINT", "Recipe", "TrainResult", "auto_epochs", "evaluate",
+__all__ = ["AUGMENT", "AUTO_STEPS", "CHECKPOINT", "Recipe", "TrainPlan", "TrainResult", "auto_epochs",
+           "evaluate", "time_steps",
            "module_from_checkpoint", "network_input", "prepare_inputs", "train",
            "versions"]
