@@ -10,9 +10,9 @@ from pathlib import Path
 INSTALL = "apt-get install --no-install-recommends espeak-ng sox"
 KEYWORDS = ("yes", "no", "up", "down")
 UNKNOWN = ("cat", "left", "house", "seven", "bird", "tree", "go", "happy")
-VOICES = ("en", "en-us", "en+f3", "en+m3")
-SPEEDS = (130, 175)
-PITCHES = (35, 65)
+VOICES = ("en", "en-us", "en+f3", "en+m3", "en+f4")
+SPEEDS = (120, 160, 200)
+PITCHES = (30, 50, 70)
 NOISES = (("whitenoise", 0.02), ("pinknoise", 0.04), ("brownnoise", 0.08))
 
 
@@ -44,8 +44,8 @@ def _noisy(clean: Path, noise: tuple[str, float], out: Path) -> None:
 
 def make_kws_folder(root: Path, keywords: tuple[str, ...] = KEYWORDS,
                     unknown: tuple[str, ...] = UNKNOWN) -> Path:
-    """``root/CLASS/*.wav``: each keyword spoken by every voice, speed and pitch (16 clips),
-    clean and with one of three noises mixed in (32 clips a keyword), and an ``unknown``
+    """``root/CLASS/*.wav``: each keyword spoken by every voice, speed and pitch (45 clips),
+    clean and with one of three noises mixed in (90 clips a keyword), and an ``_unknown_``
     class of other words (as many clips, drawn the same way)."""
     root.mkdir(parents=True, exist_ok=True)
     variants = [(v, s, p) for v in VOICES for s in SPEEDS for p in PITCHES]

@@ -15,6 +15,7 @@ from micronas.deploy.quantize import (
     WEIGHTED,
     FloatParams,
     QNetwork,
+    TensorQuant,
     check_exportable,
     gaussian_batch,
     quantize_layers,

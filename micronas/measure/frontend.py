@@ -54,7 +54,8 @@ COMPILER_H = r"""
 #define __WEAK __attribute__((weak))
 #define __RESTRICT __restrict
 __STATIC_FORCEINLINE uint8_t __CLZ(uint32_t v) { return v == 0U ? 32U : (uint8_t)__builtin_clz(v); }
-__STATIC_FORCEINLINE uint32_t __ROR(uint32_t a, uint32_t b) { b %= 32U; return b == 0U ? a : (a >> b) | (a << (32U - b)); }
+__STATIC_FORCEINLINE uint32_t __ROR(uint32_t a, uint32_t b) {
+  b %= 32U; return b == 0U ? a : (a >> b) | (a << (32U - b)); }
 #if defined(__ARM_FEATURE_SAT) && __ARM_FEATURE_SAT
 #define __SSAT(x, n) __ssat((x), (n))
 #define __USAT(x, n) __usat((x), (n))

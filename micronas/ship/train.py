@@ -239,7 +239,8 @@ def _lr(recipe: Recipe, step: int, steps_per_epoch: int) -> float:
 
 def _identity(space: AnySpace, arch_text: str, task: Task, ds: Dataset, recipe: Recipe,
               seed: int) -> Identity:
-    return Identity(space.name, arch_text, Task(task.name, task.input_shape, task.classes),
+    return Identity(space.name, arch_text, Task(task.name, task.input_shape, task.classes,
+                                                frontend=task.frontend),
                     DataInfo(ds.source, str(ds.meta.get("ref", ds.source)),
                              int(ds.meta.get("split_seed", 0)),  # type: ignore[call-overload]
                              int(len(ds.y_train)), int(len(ds.y_test))),
