@@ -75,7 +75,8 @@ def data_opts(p: argparse.ArgumentParser) -> None:
     g.add_argument("--task", dest="task", help="a built-in task with data: digits | "
                    "fashion-mnist")
     g.add_argument("--data", help="your data: an image folder DIR/CLASS/*.png (or DIR/train, "
-                   "DIR/test) or an .npz with x_train, y_train, x_test, y_test")
+                   "DIR/test), a WAV folder DIR/CLASS/*.wav (keyword spotting: CMSIS-DSP MFCCs, "
+                   "docs/train.md) or an .npz with x_train, y_train, x_test, y_test")
 
 
 def recipe_opts(p: argparse.ArgumentParser) -> None:

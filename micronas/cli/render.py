@@ -185,6 +185,14 @@ def search(res: Any, device: str, out: Any) -> None:
           f"({res.runtime}), peak SRAM "
           f"{kb(res.peak_sram_bytes)}, flash {kb(res.flash_bytes)}, "
           f"fits {'yes' if res.fits else 'NO'}")
+    if res.frontend:
+        f, fc = res.frontend, res.frontend["cost"]
+        print(f"front end     {f['description']}: latency {fc['latency_ms']:.2f} ms, SRAM "
+              f"{kb(fc['sram_bytes'])}, flash {kb(fc['flash_bytes'])}"
+              + (" (extrapolated)" if fc["extrapolated"] else ""))
+        print(f"with front end latency {f['total_latency_ms']:.2f} ms, peak SRAM "
+              f"{kb(f['total_peak_sram_bytes'])}, flash {kb(f['total_flash_bytes'])} (what the "
+              "budgets are checked on)")
     print(f"reserved      {kb(res.reserve_sram_bytes)} SRAM and {kb(res.reserve_flash_bytes)} flash "
           "for the application (--reserve-sram-kb, --reserve-flash-kb)")
     print(f"size          {res.macs:,} MACs, {res.params:,} params")
@@ -273,6 +281,13 @@ def deploy(res: Any) -> None:
           f"samples; drop {drop:.2f} points)")
     print(f"device     {b['device']}: latency {b['latency_ms']:.2f} ms ({b['latency_runtime']}), "
           f"peak SRAM {kb(b['peak_sram_bytes'])}, flash {kb(b['flash_bytes'])}")
+    fe = b.get("frontend")
+    if fe:
+        fc = fe["cost"]
+        print(f"front end  {fe['description']}: latency {fc['latency_ms']:.2f} ms, SRAM "
+              f"{kb(fc['sram_bytes'])}, flash {kb(fc['flash_bytes'])}; with the network "
+              f"{fe['total_latency_ms']:.2f} ms, {kb(fe['total_peak_sram_bytes'])} SRAM, "
+              f"{kb(fe['total_flash_bytes'])} flash (mn_frontend.c)")
     print(f"TFLM arena {kb(b['tflm_arena_bytes_planned'])} (MN_TFLM_ARENA_BYTES in "
           "model_config.h)")
     comp = b.get("compiled")

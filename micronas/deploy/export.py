@@ -15,6 +15,7 @@ from micronas.deploy.quantize import (
     WEIGHTED,
     FloatParams,
     QNetwork,
+    TensorQuant,
     check_exportable,
     gaussian_batch,
     quantize_layers,
@@ -44,8 +45,10 @@ class ExportResult:
 
 
 def quantize_network(net: Network, weights: dict[str, FloatParams], calibration: np.ndarray,
-                     ) -> QNetwork:
-    """Quantise ``net`` with activation ranges from ``calibration`` (a float batch, ``(B, *input)``)."""
+                     input_quant: TensorQuant | None = None) -> QNetwork:
+    """Quantise ``net`` with activation ranges from ``calibration`` (a float batch, ``(B, *input)``);
+    ``input_quant``: the input's quantisation when it is fixed (an audio front end's int8
+    features), else calibrated like every activation."""
     from micronas.deploy.reference import run_float
 
     check_exportable(net)
@@ -54,7 +57,7 @@ def quantize_network(net: Network, weights: dict[str, FloatParams], calibration:
     if missing:
         raise MicronasError(f"no weights for layer {missing[0]}")
     acts = run_float(net, weights, calibration)
-    return quantize_layers(net, weights, acts, calibration.shape[0])
+    return quantize_layers(net, weights, acts, calibration.shape[0], input_quant)
 
 
 def prepare(net: Network, seed: int = 0, calibration: np.ndarray | None = None,

@@ -190,14 +190,15 @@ def _shared_quant(net: Network, acts: dict[str, np.ndarray]) -> dict[str, Tensor
 
 
 def quantize_layers(net: Network, weights: dict[str, FloatParams],
-                    acts: dict[str, np.ndarray], calibration_batch: int) -> QNetwork:
+                    acts: dict[str, np.ndarray], calibration_batch: int,
+                    input_quant: TensorQuant | None = None) -> QNetwork:
     """Quantise the lowered network ``net`` with activation ranges from ``acts`` (the float
     activations of a calibration batch, by tensor name: :func:`micronas.deploy.export.
     quantize_network` computes them)."""
     tq: dict[str, TensorQuant] = {}
     inp = net.inputs[0]
     shared = _shared_quant(net, acts)
-    tq[inp] = shared.get(inp) or activation_quant(acts[inp].min(), acts[inp].max())
+    tq[inp] = shared.get(inp) or input_quant or activation_quant(acts[inp].min(), acts[inp].max())
     params: dict[str, QParams] = {}
     for layer in net.layers:
         if layer.output in shared:

@@ -15,6 +15,7 @@ import numpy as np
 from micronas import __version__
 from micronas.errors import BudgetError, MicronasBug, MicronasError
 from micronas.hardware import Device, load_device
+from micronas.hardware.frontend import FrontEndCost, frontend_cost
 from micronas.infra.cache import ResultStore, cache_dir
 from micronas.infra.execution import default_threads, workers_beside
 from micronas.search.config import SearchConfig
@@ -69,6 +70,9 @@ class SearchResult:
     runtime_source: str = ""
     #: where the device profile came from ("built-in", "yours (PATH)", "file PATH")
     device_origin: str = ""
+    #: an audio task's front end: its parameters, its cost on the device and the totals
+    #: (network + front end) the budgets were checked on; None for other tasks
+    frontend: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -176,6 +180,9 @@ def run_search(cfg: SearchConfig, table: GroundTruth | None = None, cache_path: 
     device = load_device(cfg.device, cfg.runtime)
     reserve = cfg.reserves(device)  # bytes of SRAM and flash left to the application
     budgets = cfg.budgets.for_device(device, reserve)
+    fe = None if task.frontend is None else frontend_cost(task.frontend, device)
+    if fe is not None:  # the network gets what the front end leaves
+        budgets = network_budgets(budgets, fe, device)
     check_bounds(space, task, device, budgets)
     t0 = time.perf_counter()
     # the cost memo lives beside the results cache (--cache); no cache, no memo on disk
@@ -199,8 +206,10 @@ def run_search(cfg: SearchConfig, table: GroundTruth | None = None, cache_path: 
         ev = Evaluator(costs, cfg.proxy, cfg.seed, store, w.names(), how)
         try:
             limits = Budgets.with_device(device, None, None, None, *reserve)
+            if fe is not None:
+                limits = network_budgets(limits, fe, device)
             return _run(cfg, ev, w, BudgetFilter(costs, budgets, limits), device, reserve, table,
-                        progress, t0)
+                        progress, t0, fe)
         finally:
             ev.close()
     finally:
@@ -210,8 +219,35 @@ def run_search(cfg: SearchConfig, table: GroundTruth | None = None, cache_path: 
             store.close()
 
 
+def network_budgets(b: Budgets, fe: FrontEndCost, device: Device) -> Budgets:
+    """``b`` less what the audio front end takes: its latency, SRAM and flash."""
+    lat = None if b.max_latency_ms is None else b.max_latency_ms - fe.latency_ms
+    sram = None if b.max_sram_bytes is None else b.max_sram_bytes - fe.sram_bytes
+    flash = None if b.max_flash_bytes is None else b.max_flash_bytes - fe.flash_bytes
+    for what, left, need in (("latency", lat, f"{fe.latency_ms:.2f} ms"),
+                             ("SRAM", sram, f"{fe.sram_bytes / 1024:.1f} KB"),
+                             ("flash", flash, f"{fe.flash_bytes / 1024:.1f} KB")):
+        if left is not None and left <= 0:
+            raise BudgetError(f"the audio front end alone takes {need} of {device.name}'s {what} "
+                              "budget (after the reserve); loosen the budget, shorten the clip "
+                              "or choose a faster device")
+    return Budgets(lat, sram, flash)
+
+
+def frontend_info(task: Task, fe: FrontEndCost | None, net_latency_ms: float, net_sram: int,
+                  net_flash: int) -> dict[str, Any] | None:
+    """The front end's parameters, its cost and the totals with the network (result.json)."""
+    if fe is None or task.frontend is None:
+        return None
+    return {"parameters": task.frontend.to_dict(), "description": task.frontend.describe(),
+            "cost": fe.to_dict(), "total_latency_ms": net_latency_ms + fe.latency_ms,
+            "total_peak_sram_bytes": net_sram + fe.sram_bytes,
+            "total_flash_bytes": net_flash + fe.flash_bytes}
+
+
 def _run(cfg: SearchConfig, ev: Evaluator, w: Weights, filt: BudgetFilter, device: Device,
-         reserve: tuple[int, int], table: GroundTruth | None, progress: Progress, t0: float) -> SearchResult:
+         reserve: tuple[int, int], table: GroundTruth | None, progress: Progress, t0: float,
+         fe: FrontEndCost | None = None) -> SearchResult:
     space, task, costs = ev.space, ev.task, ev.costs
     rng = np.random.default_rng(cfg.seed)
     st, mode = cfg.strategy, cfg.objective.rank_mode
@@ -233,12 +269,14 @@ def _run(cfg: SearchConfig, ev: Evaluator, w: Weights, filt: BudgetFilter, devic
         arch=space.format(arch), index=index_of(space, arch), indicators=final.values,
         latency_ms=c.latency_ms, peak_sram_bytes=c.peak_sram_bytes, flash_bytes=c.flash_bytes,
         macs=c.macs, params=c.params,
-        fits=c.peak_sram_bytes <= device.sram_bytes and c.flash_bytes <= device.flash_bytes,
+        fits=(c.peak_sram_bytes + (fe.sram_bytes if fe else 0) <= device.sram_bytes
+              and c.flash_bytes + (fe.flash_bytes if fe else 0) <= device.flash_bytes),
         search_seconds=elapsed, seed=cfg.seed, evaluations=n_evals,
         config=cfg.to_dict(), space=space.name, task=task.name, input_shape=task.input_shape,
         classes=task.classes, history=res.history, versions=versions(),
         runtime=device.runtime.label(), runtime_source=device.runtime.latency_source,
-        device_origin=device.origin)
+        device_origin=device.origin,
+        frontend=frontend_info(task, fe, c.latency_ms, c.peak_sram_bytes, c.flash_bytes))
     out.reserve_sram_bytes, out.reserve_flash_bytes = reserve
     out.network_input = Candidate(space, arch, task).variant_input("full")
     out.pareto = front(out.history, out.arch, out.indicators, out.latency_ms, w.indicators)

@@ -46,6 +46,7 @@ class BuildResult:
                 "float_test_accuracy": b["float_test_accuracy"],
                 "int8_tflm_test_accuracy": b["int8_tflm_test_accuracy"],
                 "latency_ms": b["latency_ms"], "latency_runtime": b["latency_runtime"],
+                "frontend": b.get("frontend"),
                 "peak_sram_bytes": b["peak_sram_bytes"], "flash_bytes": b["flash_bytes"],
                 "fits_with_reserve": b.get("fits_with_reserve"), "stages": self.stages,
                 "search": {k: v for k, v in self.search.to_json().items() if k != "history"},
@@ -64,8 +65,8 @@ def search_config(ds: Dataset, base: SearchConfig) -> SearchConfig:
         resolve_task(t.name, resolutions=res)  # a built-in task's resolution is fixed: one line
         return replace(base, task=TaskSpec(t.name))
     # the data's own shape (checked as --input is) and resolutions, as a Task: no text round trip
-    return replace(base, task=TaskSpec(task=resolve_task(None, t.input_shape, t.classes,
-                                                         resolutions=res)))
+    return replace(base, task=TaskSpec(task=replace(
+        resolve_task(None, t.input_shape, t.classes, resolutions=res), frontend=t.frontend)))
 
 
 def _kb(n: float) -> str:
@@ -97,6 +98,13 @@ def report_md(r: BuildResult) -> str:
         f"(of which {_kb(rs)} reserved for the application) |",
         f"| flash | {_kb(b['flash_bytes'])} | {_kb(b['flash_limit_bytes'])} (of which "
         f"{_kb(rf)} reserved) |",
+        *([f"| audio front end ({b['frontend']['description']}) | "
+           f"{b['frontend']['cost']['latency_ms']:.2f} ms, SRAM "
+           f"{_kb(b['frontend']['cost']['sram_bytes'])}, flash "
+           f"{_kb(b['frontend']['cost']['flash_bytes'])} | included below |",
+           f"| network + front end | {b['frontend']['total_latency_ms']:.2f} ms, SRAM "
+           f"{_kb(b['frontend']['total_peak_sram_bytes'])}, flash "
+           f"{_kb(b['frontend']['total_flash_bytes'])} | {budget} |"] if b.get("frontend") else []),
         f"| fits with the reserve | {'yes' if b.get('fits_with_reserve') else 'NO'} | |",
         f"| TFLM arena to allocate | {_kb(b['tflm_arena_bytes_planned'])} | |",
     ]

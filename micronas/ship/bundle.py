@@ -6,6 +6,9 @@
 - ``main.cc``: a minimal TFLM program (the op resolver for exactly the model's ops);
 - ``standalone/``: our own C (the int8 kernels and the planner's arena layout, no
   interpreter): ``model.c``, ``mn_model.h``, ``mn_kernels.c`` / ``.h``;
+- for an audio task, ``mn_frontend.c`` / ``mn_frontend.h``: the MFCC front end (calls
+  CMSIS-DSP's ``arm_mfcc_q15`` with the checkpoint's parameters and tables; the project links
+  CMSIS-DSP) producing the model's int8 input;
 - ``bundle.json``: what was measured (float and int8 accuracy, costs, the C's flash and
   SRAM from ``arm-none-eabi-size``, whether the emulated standalone C equals TFLM).
 
@@ -241,6 +244,14 @@ def deploy(checkpoint: str | Path | Checkpoint | Int8Model, device: Device, out:
         "standalone/mn_model.h": render_model_h(desc),
         **{f"standalone/{k}": v for k, v in kernel_sources().items()},
     }
+    fe = ck.identity.task.frontend
+    fe_cost = None
+    if fe is not None:
+        from micronas.deploy.frontend import render_frontend
+        from micronas.hardware.frontend import frontend_cost
+
+        files.update(render_frontend(fe))
+        fe_cost = frontend_cost(fe, device)
     for name, content in files.items():
         _write(outdir / name, content)
     tflm = tflm_arena(m.tflite)
@@ -261,11 +272,20 @@ def deploy(checkpoint: str | Path | Checkpoint | Int8Model, device: Device, out:
         "tflm_arena_bytes_planned": arena, "tflm_arena_head_bytes_x86": tflm.head,
         "planner_activation_bytes": gen.arena_bytes, "versions": ck.versions,
     }
+    fe_sram = fe_flash = 0
+    if fe is not None and fe_cost is not None:
+        fe_sram, fe_flash = fe_cost.sram_bytes, fe_cost.flash_bytes
+        info["frontend"] = {
+            "parameters": fe.to_dict(), "description": fe.describe(), "cost": fe_cost.to_dict(),
+            "files": ["mn_frontend.c", "mn_frontend.h"],
+            "total_latency_ms": cost.latency_ms + fe_cost.latency_ms,
+            "total_peak_sram_bytes": cost.peak_sram_bytes + fe_sram,
+            "total_flash_bytes": cost.flash_bytes + fe_flash}
     if reserve is not None:
         rs, rf = reserve
         info.update({"reserve_sram_bytes": rs, "reserve_flash_bytes": rf,
-                     "fits_with_reserve": cost.peak_sram_bytes + rs <= device.sram_bytes
-                     and cost.flash_bytes + rf <= device.flash_bytes})
+                     "fits_with_reserve": cost.peak_sram_bytes + fe_sram + rs <= device.sram_bytes
+                     and cost.flash_bytes + fe_flash + rf <= device.flash_bytes})
     if compile_c:
         t2 = time.perf_counter()
         info["compiled"] = compile_bundle(outdir, device.core)

@@ -9,7 +9,10 @@ Format ``micronas-checkpoint-1`` (the only one so far): ``format``, ``identity``
 architecture, task, data, recipe, seed: what makes two runs the same run), ``epoch``,
 ``epochs``, ``model`` (state dict), ``optimizer`` (AdamW state), ``history``,
 ``train_seconds``, ``augment``, ``network_input``, ``normalisation`` (mean, std),
-``class_names``, ``versions``, ``complete``.
+``class_names``, ``versions``, ``complete``. An audio task's identity holds its front end
+(``identity.task.frontend``: sample rate, clip, frame, hop, FFT length, mel bands,
+coefficients, mel range, window, q15, the feature scaling; absent for other tasks), so
+deploying rebuilds the same features and writes them into the bundle as C.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import torch
 from micronas.errors import DataError, MicronasError
 from micronas.infra.fileio import atomic_write
 from micronas.tasks import Task
+from micronas.tasks.frontend import FrontEnd
 
 #: The file name inside a training output folder.
 CHECKPOINT = "checkpoint.pt"
@@ -61,8 +65,11 @@ class Identity:
     seed: int
 
     def task_dict(self) -> dict[str, JSON]:
-        return {"name": self.task.name, "input_shape": list(self.task.input_shape),
-                "classes": self.task.classes}
+        d: dict[str, JSON] = {"name": self.task.name, "input_shape": list(self.task.input_shape),
+                              "classes": self.task.classes}
+        if self.task.frontend is not None:
+            d["frontend"] = self.task.frontend.to_dict()
+        return d
 
     def to_dict(self) -> dict[str, JSON]:
         return {"space": self.space, "arch": self.arch, "task": self.task_dict(),
@@ -73,9 +80,12 @@ class Identity:
         t = cast(dict[str, object], d["task"])
         data = cast(dict[str, object], d["data"])
         shape = tuple(int(v) for v in cast(list[int], t["input_shape"]))
+        fe = t.get("frontend")
         return Identity(str(d["space"]), str(d["arch"]),
                         Task(str(t["name"]), cast(tuple[int, int, int], shape),
-                             int(cast(int, t["classes"]))),
+                             int(cast(int, t["classes"])),
+                             frontend=None if fe is None else FrontEnd.from_dict(
+                                 cast(dict[str, object], fe))),
                         DataInfo(str(data["source"]), str(data.get("ref", data["source"])),
                                  int(cast(int, data.get("split_seed", 0))),
                                  int(cast(int, data["train"])), int(cast(int, data["test"]))),

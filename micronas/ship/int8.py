@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from micronas.deploy.export import ExportResult, quantize_network
-from micronas.deploy.quantize import FloatParams, QNetwork
+from micronas.deploy.quantize import FloatParams, QNetwork, TensorQuant
 from micronas.deploy.weights import weights_from_torch
 from micronas.errors import MicronasError
 from micronas.ir import Network
@@ -25,6 +25,7 @@ from micronas.ship.checkpoint import Checkpoint
 from micronas.ship.train import evaluate, module_from_checkpoint, prepare_inputs
 from micronas.spaces import get_space
 from micronas.tasks.data import Dataset, load_dataset
+from micronas.tasks.frontend import INPUT_STEPS_PER_STD
 
 CALIBRATION_SAMPLES = 256
 
@@ -81,7 +82,7 @@ class Int8Model:
 def dataset_of(ck: Checkpoint) -> Dataset:
     """Reload the data a checkpoint was trained on (same split)."""
     d = ck.identity.data
-    ds = load_dataset(d.ref, seed=d.split_seed)
+    ds = load_dataset(d.ref, seed=d.split_seed, frontend=ck.identity.task.frontend)
     if (len(ds.y_train), len(ds.y_test)) != (d.train, d.test):
         raise MicronasError(f"the data at {d.ref} changed since training ({d.train} / "
                             f"{d.test} samples then, {len(ds.y_train)} / {len(ds.y_test)} now); "
@@ -131,7 +132,11 @@ def quantize_checkpoint(checkpoint: str | Path | Checkpoint, ds: Dataset | None 
 
     t0 = time.perf_counter()
     t = trained_network(checkpoint, ds, calibration_samples, seed, module)
-    qnet = quantize_network(t.net, t.weights, t.calibration)
+    # an audio network reads the front end's int8 features as they are: its input
+    # quantisation is the front end's (scale 1/INPUT_STEPS_PER_STD, zero point 0), not calibrated
+    fixed = (None if t.checkpoint.identity.task.frontend is None
+             else TensorQuant(1.0 / INPUT_STEPS_PER_STD, 0))
+    qnet = quantize_network(t.net, t.weights, t.calibration, input_quant=fixed)
     data, index = build_tflite(qnet)
     return Int8Model(t, qnet, data, index, time.perf_counter() - t0)
 

@@ -324,7 +324,8 @@ def time_steps(module: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: Reci
 
 def _identity(space: AnySpace, arch_text: str, task: Task, ds: Dataset, recipe: Recipe,
               seed: int) -> Identity:
-    return Identity(space.name, arch_text, Task(task.name, task.input_shape, task.classes),
+    return Identity(space.name, arch_text, Task(task.name, task.input_shape, task.classes,
+                                                frontend=task.frontend),
                     DataInfo(ds.source, str(ds.meta.get("ref", ds.source)),
                              int(ds.meta.get("split_seed", 0)),  # type: ignore[call-overload]
                              int(len(ds.y_train)), int(len(ds.y_test))),

@@ -13,20 +13,27 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from micronas.errors import MicronasError
 from micronas.infra.registry import Registry
+
+if TYPE_CHECKING:
+    from micronas.tasks.frontend import FrontEnd
 
 
 @dataclass(frozen=True)
 class Task:
     """Input shape (channels, height, width; height and width may differ), number of classes
-    and the input resolutions a search may choose from (``None``: fixed at the input's)."""
+    and the input resolutions a search may choose from (``None``: fixed at the input's);
+    ``frontend``: the audio front end that makes the input (keyword spotting from WAV clips),
+    whose cost on the device counts against the budgets."""
 
     name: str
     input_shape: tuple[int, int, int]
     classes: int
     resolutions: tuple[int, ...] | None = None
+    frontend: FrontEnd | None = None
 
     def __post_init__(self) -> None:
         shape = tuple(self.input_shape)
@@ -63,10 +70,11 @@ class Task:
 
     @staticmethod
     def custom(input_shape: tuple[int, int, int], classes: int, name: str | None = None,
-               resolutions: tuple[int, ...] | None = None) -> Task:
+               resolutions: tuple[int, ...] | None = None,
+               frontend: FrontEnd | None = None) -> Task:
         """A data-less task for searching and costing; ``input_shape`` is (C, H, W)."""
         c, h, w = input_shape
-        return Task(name or f"custom-{h}x{w}x{c}", (c, h, w), classes, resolutions)
+        return Task(name or f"custom-{h}x{w}x{c}", (c, h, w), classes, resolutions, frontend)
 
 
 #: Built-in tasks: NB201's datasets (tasks without data: the benchmark table is their ground

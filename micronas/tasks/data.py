@@ -9,6 +9,11 @@
   ``DIR/test/CLASS/...``): grayscale or RGB, resized to the requested input (default: the
   first image's size), classes in sorted folder order; without ``train/`` and ``test/`` a
   seeded, stratified 80 / 20 split.
+- A folder of WAV clips ``DIR/CLASS/*.wav`` (or ``DIR/train/CLASS``, ``DIR/test/CLASS``):
+  keyword spotting; each clip becomes an int8 MFCC feature map computed with CMSIS-DSP
+  (:mod:`micronas.tasks.audio`, :mod:`micronas.tasks.frontend`), e.g. 49x10x1; without
+  ``train/`` and ``test/`` a seeded, stratified 80 / 20 split. Such data is not normalised
+  again: the front end's feature scaling standardises it, and the board repeats it.
 - An ``.npz`` with ``x_train, y_train, x_test, y_test``: ``x`` shaped ``(N, H, W)``,
   ``(N, C, H, W)`` or ``(N, H, W, C)`` (C of 1 or 3 last), e.g. precomputed 49x10 MFCCs;
   labels integers ``0..K-1``.
@@ -24,7 +29,7 @@ from __future__ import annotations
 
 import gzip
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +37,7 @@ import numpy as np
 from micronas.errors import DataError
 from micronas.infra.registry import Registry
 from micronas.tasks import Task
+from micronas.tasks.frontend import INPUT_STEPS_PER_STD, FeatureScaling, FrontEnd
 
 FASHION_DIR = "/usr/share/datasets/fashion-mnist"
 FASHION_INSTALL = "apt-get install --no-install-recommends dataset-fashion-mnist"
@@ -62,6 +68,7 @@ class Dataset:
     source: str
     flips: bool = False          # horizontal flips keep the label (augmentation may use them)
     meta: dict[str, object] = field(default_factory=dict)
+    frontend: FrontEnd | None = None    # audio: the MFCC front end the inputs come from
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -72,7 +79,7 @@ class Dataset:
         return len(self.class_names)
 
     def task(self) -> Task:
-        return Task(self.name, self.input_shape, self.classes)
+        return Task(self.name, self.input_shape, self.classes, frontend=self.frontend)
 
     def describe(self) -> dict[str, object]:
         return {"name": self.name, "source": self.source, "input_shape": list(self.input_shape),
@@ -86,11 +93,13 @@ def is_builtin(name: str) -> bool:
 
 
 def load_dataset(source: str | Path, seed: int = 0, input_shape: tuple[int, int, int] | None = None,
-                 ) -> Dataset:
-    """A built-in dataset by name, or a user's image folder / ``.npz`` by path.
+                 frontend: FrontEnd | None = None) -> Dataset:
+    """A built-in dataset by name, or a user's image folder / WAV folder / ``.npz`` by path.
 
     ``seed`` fixes the train / test split where the data has none; ``input_shape`` (C, H, W)
-    resizes an image folder (ignored for the others, which must already match it)."""
+    resizes an image folder (ignored for the others, which must already match it);
+    ``frontend``: the MFCC front end of a WAV folder (default :class:`FrontEnd`; with its
+    scaling set, that scaling is used instead of one fitted to the training clips)."""
     text = str(source)
     key = text.strip().lower().replace("_", "-")
     if key == "digits":
@@ -103,7 +112,10 @@ def load_dataset(source: str | Path, seed: int = 0, input_shape: tuple[int, int,
             raise DataError(f"data {text!r} not found: give a built-in dataset "
                             f"({', '.join(DATASETS)}), an image folder DIR/CLASS/*.png or an .npz")
         if path.is_dir():
-            ds = _folder(path, seed, input_shape)
+            from micronas.tasks.audio import is_audio_folder
+
+            ds = (_audio(path, seed, frontend) if is_audio_folder(path)
+                  else _folder(path, seed, input_shape))
         elif path.suffix.lower() == ".npz":
             ds = _npz(path)
         else:
@@ -122,7 +134,7 @@ def load_dataset(source: str | Path, seed: int = 0, input_shape: tuple[int, int,
 
 def _finish(name: str, source: str, x_tr: np.ndarray, y_tr: np.ndarray, x_te: np.ndarray,
             y_te: np.ndarray, class_names: tuple[str, ...] | None, flips: bool,
-            meta: dict[str, object] | None = None) -> Dataset:
+            meta: dict[str, object] | None = None, normalise: bool = True) -> Dataset:
     x_tr, x_te = _as_nchw(x_tr, source, "x_train"), _as_nchw(x_te, source, "x_test")
     y_tr, y_te = _labels(y_tr, source, "y_train"), _labels(y_te, source, "y_test")
     if len(x_tr) != len(y_tr) or len(x_te) != len(y_te):
@@ -155,6 +167,8 @@ def _finish(name: str, source: str, x_tr: np.ndarray, y_tr: np.ndarray, x_te: np
     mean = x_tr.mean(axis=(0, 2, 3))
     std = x_tr.std(axis=(0, 2, 3))
     std = np.where(std > 1e-8, std, 1.0)
+    if not normalise:  # already scaled (the audio front end's own scaling)
+        mean, std = np.zeros_like(mean), np.ones_like(std)
 
     def norm(x: np.ndarray) -> np.ndarray:
         return ((x - mean[None, :, None, None]) / std[None, :, None, None]).astype(np.float32)
@@ -346,6 +360,47 @@ def _folder(root: Path, seed: int, input_shape: tuple[int, int, int] | None) -> 
         x_tr, y_tr, x_te, y_te = x[tr], y[tr], x[te], y[te]
         meta = {"split": "seeded stratified 80/20", "split_seed": seed}
     return _finish(root.name, str(root), x_tr, y_tr, x_te, y_te, class_names, False, meta)
+
+
+def _audio(root: Path, seed: int, fe: FrontEnd | None) -> Dataset:
+    """A WAV folder through the MFCC front end (its scaling fitted on the training clips
+    unless ``fe`` carries one)."""
+    from micronas.tasks.audio import read_clips, wav_files
+
+    fe = fe or FrontEnd()
+    split = (root / "train").is_dir() and (root / "test").is_dir()
+    parts = [root / "train", root / "test"] if split else [root]
+    class_names = tuple(d.name for d in _class_dirs(parts[0]))
+    if split:
+        extra = sorted(set(d.name for d in _class_dirs(parts[1])) - set(class_names))
+        if extra:
+            raise DataError(f"data {parts[1] / extra[0]}: class not in {parts[0]}")
+    listing = [[(p, class_names.index(d.name)) for d in _class_dirs(part) for p in wav_files(d)]
+               for part in parts]
+    rates: dict[int, Path] = {}
+    if split:
+        (c_tr, y_tr), (c_te, y_te) = (read_clips(listing[0], fe, rates),
+                                      read_clips(listing[1], fe, rates))
+        meta: dict[str, object] = {"split": "train/ and test/ folders"}
+    else:
+        clips, y = read_clips(listing[0], fe, rates)
+        tr, te = _split(y, seed)
+        if len(te) == 0:
+            raise DataError(f"data {root}: too few clips to hold out a test set; add clips "
+                            "or give train/ and test/ folders")
+        c_tr, y_tr, c_te, y_te = clips[tr], y[tr], clips[te], y[te]
+        meta = {"split": "seeded stratified 80/20", "split_seed": seed}
+    m_tr, m_te = fe.mfcc(c_tr), fe.mfcc(c_te)
+    if fe.scaling is None:
+        fe = replace(fe, scaling=FeatureScaling.fit(m_tr))
+    assert fe.scaling is not None
+    x_tr = fe.scaling.apply(m_tr).astype(np.float32) / INPUT_STEPS_PER_STD
+    x_te = fe.scaling.apply(m_te).astype(np.float32) / INPUT_STEPS_PER_STD
+    meta.update({"kind": "audio", "wav_sample_rate_hz": next(iter(rates)),
+                 "frontend": fe.to_dict()})
+    ds = _finish(root.name, str(root), x_tr, y_tr, x_te, y_te, class_names, False, meta,
+                 normalise=False)
+    return replace(ds, frontend=fe)
 
 
 __all__ = ["DATASETS", "Dataset", "is_builtin", "load_dataset"]
