@@ -195,9 +195,16 @@ def _firmware_files(m: Int8Model, device: Device, standalone: dict[str, str],
                     ) -> tuple[dict[str, str], dict[str, object]]:
     """The preprocessing C, ``firmware/`` and ``arduino/`` files, and what bundle.json says
     of them (the bundled sample and TFLM's class for it)."""
-    from micronas.ship.firmware import (ARDUINO_EXAMPLE, ARDUINO_NAME, Preprocessing,
-                                        choose_sample, render_arduino, render_firmware,
-                                        render_preprocess, render_sample)
+    from micronas.ship.firmware import (
+        ARDUINO_EXAMPLE,
+        ARDUINO_NAME,
+        Preprocessing,
+        choose_sample,
+        render_arduino,
+        render_firmware,
+        render_preprocess,
+        render_sample,
+    )
 
     ck, t = m.checkpoint, m.trained
     shape = m.qnet.net.tensors[m.qnet.net.inputs[0]].shape

@@ -151,7 +151,7 @@ def choose_sample(raw_chw: np.ndarray | None, quantised_chw: np.ndarray, index: 
     if raw_chw is not None and np.asarray(raw_chw).dtype.kind in "uif":
         raw = np.moveaxis(np.asarray(raw_chw), 0, -1).reshape(-1)
         exact = raw.astype(np.float64)
-        kinds = [("f32", np.float32)]
+        kinds: list[tuple[str, type[np.generic]]] = [("f32", np.float32)]
         if raw.dtype.kind in "ui":
             kinds = [("u8", np.uint8), ("i16", np.int16), *kinds]
         for kind, dtype in kinds:

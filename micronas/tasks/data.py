@@ -18,9 +18,9 @@ every channel is normalised with the training set's mean and standard deviation
 (:func:`normalise`, float64 arithmetic rounded to float32 once); :attr:`Dataset.mean` / ``std``
 and ``raw_divisor`` record them (the deployed model expects normalised input; the bundle's
 ``mn_preprocess_*`` C functions repeat the same arithmetic bit for bit), and
-:attr:`Dataset.raw_test` keeps the test inputs as stored, before any scaling. Every problem with the data (missing,
-empty class folder, unreadable image, mismatched shapes, NaN, one class, labels out of
-range) raises one :class:`~micronas.errors.DataError` line naming the file.
+:attr:`Dataset.raw_test` keeps the test inputs as stored, before any scaling. Every problem
+with the data (missing, empty class folder, unreadable image, mismatched shapes, NaN, one
+class, labels out of range) raises one :class:`~micronas.errors.DataError` line naming the file.
 """
 
 from __future__ import annotations
