@@ -128,7 +128,7 @@ def test_preprocess_c_rounds_ties_to_even_like_numpy(tmp_path):
 
 @pytest.mark.integration
 @needs_host_cc
-@pytest.mark.parametrize("name", ["digits", "fashion-mnist"])
+@pytest.mark.parametrize("name", ["digits", pytest.param("fashion-mnist", marks=pytest.mark.slow)])
 def test_preprocess_c_equals_the_training_data_on_real_test_sets(tmp_path, name):
     """Every raw test sample of a real dataset, through the C, equals the int8 input the
     Python path gives the model: the dataset's own normalised x_test, quantised."""
