@@ -300,4 +300,9 @@ def deploy(res: Any) -> None:
     if emu:
         print(f"emulated   standalone C equals TFLM on {emu['samples']} test samples: "
               f"{'yes' if emu['standalone_equals_tflm'] else 'NO'}")
-    print(f"bundle     {res.out}: {', '.join(res.files)}")
+    top = sorted({f.split("/", 1)[0] + ("/" if "/" in f else "") for f in res.files})
+    print(f"bundle     {res.out}: {', '.join(top)} (bundle.json lists all {len(res.files)} files)")
+    fw = res.info.get("firmware")
+    if isinstance(fw, dict):
+        print(f"firmware   cd {res.out} && {fw['cmake']}  (test sample {fw['sample_index']}, "
+              f"label {fw['sample_label']}; TFLM's class {fw['sample_tflm_class']})")

@@ -86,7 +86,7 @@ def build(qnet: QNetwork, core: str, workdir: str | Path | None = None) -> Firmw
         (d / "link.ld").write_text(_LINKER.format(flash=FLASH_BASE, ram=RAM_BASE))
         elf, binary = d / "model.elf", d / "model.bin"
         cmd = [gcc, CPU_FLAGS[core], "-mthumb", "-O2", "-ffreestanding", "-nostdlib",
-               "-fno-common", "-T", str(d / "link.ld"), str(d / "mn_kernels.c"),
+               "-DMN_NO_LIBC", "-fno-common", "-T", str(d / "link.ld"), str(d / "mn_kernels.c"),
                str(d / "model.c"), "-lgcc", "-o", str(elf)]
         check_run(cmd, "compiling the generated model")
         objcopy = gcc.replace("gcc", "objcopy")

@@ -5,10 +5,15 @@
   normalisation, class names, and the arena size to give TFLM;
 - ``main.cc``: a minimal TFLM program (the op resolver for exactly the model's ops);
 - ``standalone/``: our own C (the int8 kernels and the planner's arena layout, no
-  interpreter): ``model.c``, ``mn_model.h``, ``mn_kernels.c`` / ``.h``;
+  interpreter): ``model.c``, ``mn_model.h``, ``mn_kernels.c`` / ``.h``, and
+  ``mn_preprocess.c`` / ``.h`` (raw input -> the int8 input, bit for bit as in Python);
 - for an audio task, ``mn_frontend.c`` / ``mn_frontend.h``: the MFCC front end (calls
   CMSIS-DSP's ``arm_mfcc_q15`` with the checkpoint's parameters and tables; the project links
   CMSIS-DSP) producing the model's int8 input;
+- ``firmware/``: a CMake project for arm-none-eabi-gcc building that C into an ELF which
+  classifies a real test sample and prints the class through semihosting;
+- ``arduino/MicronasModel/``: the same C as an Arduino library with an example sketch
+  (:mod:`micronas.ship.firmware` renders both);
 - ``bundle.json``: what was measured (float and int8 accuracy, costs, the C's flash and
   SRAM from ``arm-none-eabi-size``, whether the emulated standalone C equals TFLM).
 
@@ -150,8 +155,11 @@ def compile_bundle(d: Path, core: str) -> dict[str, object]:
         raise MicronasError(f"no compiler flags for core {core!r}; known: {', '.join(CORE_FLAGS)}")
     with tempfile.TemporaryDirectory(prefix="micronas-bundle-") as tmp:
         objs = []
-        for src in [d / "standalone" / "model.c", d / "standalone" / "mn_kernels.c",
-                    d / "model_data.c"]:
+        sources = [d / "standalone" / "model.c", d / "standalone" / "mn_kernels.c",
+                   d / "model_data.c"]
+        if (d / "standalone" / "mn_preprocess.c").is_file():
+            sources.append(d / "standalone" / "mn_preprocess.c")
+        for src in sources:
             obj = Path(tmp) / (src.stem + ".o")
             cmd = [gcc, *flags, "-mthumb", "-O2", "-std=c99", "-Wall", "-Werror", "-ffreestanding",
                    "-I", str(src.parent), "-c", str(src), "-o", str(obj)]
@@ -186,6 +194,51 @@ def emulated_equals_tflm(m: Int8Model, core: str, samples: int = 2) -> dict[str,
             "emulated_cycles": float(np.mean(cycles))}
 
 
+def _firmware_files(m: Int8Model, device: Device, standalone: dict[str, str],
+                    ) -> tuple[dict[str, str], dict[str, object]]:
+    """The preprocessing C, ``firmware/`` and ``arduino/`` files, and what bundle.json says
+    of them (the bundled sample and TFLM's class for it)."""
+    from micronas.ship.firmware import (
+        ARDUINO_EXAMPLE,
+        ARDUINO_NAME,
+        Preprocessing,
+        choose_sample,
+        render_arduino,
+        render_firmware,
+        render_preprocess,
+        render_sample,
+    )
+
+    ck, t = m.checkpoint, m.trained
+    shape = m.qnet.net.tensors[m.qnet.net.inputs[0]].shape
+    if len(shape) != 3:
+        raise MicronasBug(f"a trained network with input shape {shape}, not (C, H, W)")
+    pre = Preprocessing((int(shape[0]), int(shape[1]), int(shape[2])), t.raw_divisor,
+                        ck.mean, ck.std, m.qnet.input_quant, resized=t.raw_test is None)
+    pre_files = render_preprocess(pre)
+    index = 0
+    xq = m.qnet.input_quant.quantize(m.x_test[index:index + 1].double().numpy())[0]
+    raw = t.raw_test[index] if t.raw_test is not None else None
+    sample = choose_sample(raw, xq, index, int(m.y_test[index]),
+                           f"the test set of {ck.identity.task.name} (label "
+                           f"{int(m.y_test[index])})")
+    tflm_class = int(tflm_outputs(m, m.x_test[index:index + 1])[0].argmax())
+    sample_h = render_sample(sample, ck.class_names)
+    lib = {k.split("/", 1)[1]: v for k, v in {**standalone, **pre_files}.items()}
+    files = {**pre_files, **render_firmware(device, sample_h),
+             **render_arduino(lib, sample_h, ck.identity.task.name, ck.identity.space,
+                              ck.identity.arch)}
+    info: dict[str, object] = {
+        "cmake": "cmake -S firmware -B build && cmake --build build",
+        "core": device.core, "elf": "build/micronas_model.elf", "output": "semihosting",
+        "arduino_library": f"arduino/{ARDUINO_NAME}",
+        "arduino_example": f"arduino/{ARDUINO_NAME}/examples/{ARDUINO_EXAMPLE}",
+        "sample_index": index, "sample_kind": sample.kind, "sample_label": sample.label,
+        "sample_tflm_class": tflm_class, "preprocess_divisor": t.raw_divisor,
+        "preprocess_bit_exact": t.raw_test is not None}
+    return files, info
+
+
 @dataclass
 class DeployResult:
     out: str
@@ -195,6 +248,7 @@ class DeployResult:
 
 def _write(path: Path, content: str | bytes) -> None:
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         if isinstance(content, bytes):
             atomic_write(path, lambda f: f.write(content), binary=True)
         else:
@@ -235,14 +289,19 @@ def deploy(checkpoint: str | Path | Checkpoint | Int8Model, device: Device, out:
         (outdir / "standalone").mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise MicronasError(f"--out {outdir} is not a writable directory ({e.strerror})") from None
+    standalone: dict[str, str] = {
+        "standalone/model.c": gen.source,
+        "standalone/mn_model.h": render_model_h(desc),
+        **{f"standalone/{k}": v for k, v in kernel_sources().items()},
+    }
+    fw_files, fw_info = _firmware_files(m, device, standalone)
     files: dict[str, str | bytes] = {
         "model.tflite": m.tflite,
         **render_model_data(m.tflite),
         "model_config.h": render_config_h(desc),
         "main.cc": render_main_cc(desc),
-        "standalone/model.c": gen.source,
-        "standalone/mn_model.h": render_model_h(desc),
-        **{f"standalone/{k}": v for k, v in kernel_sources().items()},
+        **standalone,
+        **fw_files,
     }
     fe = ck.identity.task.frontend
     fe_cost = None
@@ -270,7 +329,8 @@ def deploy(checkpoint: str | Path | Checkpoint | Int8Model, device: Device, out:
         "sram_limit_bytes": device.sram_bytes, "flash_limit_bytes": device.flash_bytes,
         "macs": cost.macs, "params": cost.params, "tflite_bytes": len(m.tflite),
         "tflm_arena_bytes_planned": arena, "tflm_arena_head_bytes_x86": tflm.head,
-        "planner_activation_bytes": gen.arena_bytes, "versions": ck.versions,
+        "planner_activation_bytes": gen.arena_bytes, "firmware": fw_info,
+        "files": sorted([*files, "bundle.json"]), "versions": ck.versions,
     }
     fe_sram = fe_flash = 0
     if fe is not None and fe_cost is not None:

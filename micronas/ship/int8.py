@@ -42,6 +42,11 @@ class Trained:
     float_accuracy: float          # torch, eval mode, whole test set
     x_test: torch.Tensor           # float test inputs at the network's input size
     y_test: torch.Tensor
+    #: the test inputs as stored (N, C, H, W) and what they are divided by before the
+    #: normalisation (:func:`micronas.tasks.data.normalise`); None when the network reads
+    #: them resized (a searched resolution), which the bundle's C does not repeat
+    raw_test: np.ndarray | None = None
+    raw_divisor: float = 1.0
 
 
 @dataclass
@@ -120,7 +125,8 @@ def trained_network(checkpoint: str | Path | Checkpoint, ds: Dataset | None = No
         raise MicronasError("--calibration-samples must be at least 1")
     pick = np.sort(np.random.default_rng(seed).permutation(len(x_tr))[:n])
     calib = x_tr[torch.from_numpy(pick)].double().numpy()
-    return Trained(ck, net, weights, calib, float_acc, x_te, y_te)
+    raw = ds.raw_test if ds.raw_test is not None and ds.input_shape == tuple(shape) else None
+    return Trained(ck, net, weights, calib, float_acc, x_te, y_te, raw, ds.raw_divisor)
 
 
 def quantize_checkpoint(checkpoint: str | Path | Checkpoint, ds: Dataset | None = None,

@@ -18,11 +18,14 @@
   ``(N, C, H, W)`` or ``(N, H, W, C)`` (C of 1 or 3 last), e.g. precomputed 49x10 MFCCs;
   labels integers ``0..K-1``.
 
-Pixels are scaled to [0, 1] (uint8 data: divided by 255), then every channel is normalised
-with the training set's mean and standard deviation; :attr:`Dataset.mean` / ``std`` record
-them (the deployed model expects normalised input). Every problem with the data (missing,
-empty class folder, unreadable image, mismatched shapes, NaN, one class, labels out of
-range) raises one :class:`~micronas.errors.DataError` line naming the file.
+Pixels are scaled to [0, 1] (uint8 data: divided by 255; digits' 0..16 values by 16), then
+every channel is normalised with the training set's mean and standard deviation
+(:func:`normalise`, float64 arithmetic rounded to float32 once); :attr:`Dataset.mean` / ``std``
+and ``raw_divisor`` record them (the deployed model expects normalised input; the bundle's
+``mn_preprocess_*`` C functions repeat the same arithmetic bit for bit), and
+:attr:`Dataset.raw_test` keeps the test inputs as stored, before any scaling. Every problem
+with the data (missing, empty class folder, unreadable image, mismatched shapes, NaN, one
+class, labels out of range) raises one :class:`~micronas.errors.DataError` line naming the file.
 """
 
 from __future__ import annotations
@@ -69,6 +72,10 @@ class Dataset:
     flips: bool = False          # horizontal flips keep the label (augmentation may use them)
     meta: dict[str, object] = field(default_factory=dict)
     frontend: FrontEnd | None = None    # audio: the MFCC front end the inputs come from
+    #: the test inputs as stored (N, C, H, W), before scaling: ``normalise(raw_test,
+    #: raw_divisor, mean, std)`` is ``x_test``
+    raw_test: np.ndarray | None = None
+    raw_divisor: float = 1.0     # what raw values are divided by first (255 for uint8 data)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -132,9 +139,21 @@ def load_dataset(source: str | Path, seed: int = 0, input_shape: tuple[int, int,
 
 # --- finishing: checks, scaling, normalisation ------------------------------------------
 
+def normalise(x_raw: np.ndarray, divisor: float, mean: tuple[float, ...] | np.ndarray,
+              std: tuple[float, ...] | np.ndarray) -> np.ndarray:
+    """Raw inputs ``(N, C, H, W)`` as the network was trained on them: in float64,
+    ``(x / divisor - mean[c]) / std[c]``, rounded once to float32. The bundle's C
+    (``mn_preprocess_*``) performs the same IEEE operations in the same order."""
+    m = np.asarray(mean, dtype=np.float64)[None, :, None, None]
+    s = np.asarray(std, dtype=np.float64)[None, :, None, None]
+    x = np.asarray(x_raw).astype(np.float64) / float(divisor)
+    return ((x - m) / s).astype(np.float32)
+
+
 def _finish(name: str, source: str, x_tr: np.ndarray, y_tr: np.ndarray, x_te: np.ndarray,
             y_te: np.ndarray, class_names: tuple[str, ...] | None, flips: bool,
-            meta: dict[str, object] | None = None, normalise: bool = True) -> Dataset:
+            meta: dict[str, object] | None = None, divisor: float | None = None,
+            standardise: bool = True) -> Dataset:
     x_tr, x_te = _as_nchw(x_tr, source, "x_train"), _as_nchw(x_te, source, "x_test")
     y_tr, y_te = _labels(y_tr, source, "y_train"), _labels(y_te, source, "y_test")
     if len(x_tr) != len(y_tr) or len(x_te) != len(y_te):
@@ -145,7 +164,8 @@ def _finish(name: str, source: str, x_tr: np.ndarray, y_tr: np.ndarray, x_te: np
     if x_tr.shape[1:] != x_te.shape[1:]:
         raise DataError(f"data {source}: training samples are {x_tr.shape[1:]} but test samples "
                         f"{x_te.shape[1:]}; they must match")
-    scale = 255.0 if x_tr.dtype == np.uint8 and x_te.dtype == np.uint8 else 1.0
+    scale = divisor or (255.0 if x_tr.dtype == np.uint8 and x_te.dtype == np.uint8 else 1.0)
+    raw_te = x_te
     x_tr, x_te = x_tr.astype(np.float64) / scale, x_te.astype(np.float64) / scale
     if not (np.isfinite(x_tr).all() and np.isfinite(x_te).all()):
         raise DataError(f"data {source}: holds NaN or infinite values; clean them first")
@@ -167,15 +187,13 @@ def _finish(name: str, source: str, x_tr: np.ndarray, y_tr: np.ndarray, x_te: np
     mean = x_tr.mean(axis=(0, 2, 3))
     std = x_tr.std(axis=(0, 2, 3))
     std = np.where(std > 1e-8, std, 1.0)
-    if not normalise:  # already scaled (the audio front end's own scaling)
+    if not standardise:  # already scaled (the audio front end's own scaling)
         mean, std = np.zeros_like(mean), np.ones_like(std)
 
-    def norm(x: np.ndarray) -> np.ndarray:
-        return ((x - mean[None, :, None, None]) / std[None, :, None, None]).astype(np.float32)
-
-    return Dataset(name, norm(x_tr), y_tr, norm(x_te), y_te, tuple(names),
-                   tuple(float(v) for v in mean), tuple(float(v) for v in std), source, flips,
-                   dict(meta or {}))
+    return Dataset(name, normalise(x_tr, 1.0, mean, std), y_tr, normalise(x_te, 1.0, mean, std),
+                   y_te, tuple(names), tuple(float(v) for v in mean),
+                   tuple(float(v) for v in std), source, flips, dict(meta or {}),
+                   raw_test=raw_te, raw_divisor=scale)
 
 
 def _as_nchw(x: np.ndarray, source: str, what: str) -> np.ndarray:
@@ -230,11 +248,11 @@ def _digits(seed: int) -> Dataset:
         raise DataError("the digits dataset needs scikit-learn; install it with "
                         "'pip install scikit-learn'") from None
     d = load_digits()
-    x = (d.images / 16.0).astype(np.float64)   # values 0..16
+    x = d.images.astype(np.uint8)   # values 0..16, scaled by 16 (exact: a power of two)
     y = d.target.astype(np.int64)
     tr, te = _split(y, seed)
     return _finish("digits", "digits (scikit-learn)", x[tr], y[tr], x[te], y[te], None, False,
-                   {"split_seed": seed})
+                   {"split_seed": seed}, divisor=16.0)
 
 
 def _idx(path: Path) -> np.ndarray:
@@ -399,8 +417,8 @@ def _audio(root: Path, seed: int, fe: FrontEnd | None) -> Dataset:
     meta.update({"kind": "audio", "wav_sample_rate_hz": next(iter(rates)),
                  "frontend": fe.to_dict()})
     ds = _finish(root.name, str(root), x_tr, y_tr, x_te, y_te, class_names, False, meta,
-                 normalise=False)
+                 standardise=False)
     return replace(ds, frontend=fe)
 
 
-__all__ = ["DATASETS", "Dataset", "is_builtin", "load_dataset"]
+__all__ = ["DATASETS", "Dataset", "is_builtin", "load_dataset", "normalise"]

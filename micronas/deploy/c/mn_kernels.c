@@ -7,17 +7,24 @@
 #define MN_DSP 1
 #endif
 
-void *memcpy(void *d, const void *s, unsigned n) {
+/* memcpy / memset for builds without a C library (micronas's emulator links with
+ * -nostdlib -DMN_NO_LIBC). Anywhere else the C library's are used: defining them here would
+ * replace them, and at -O2 / -Os GCC turns these very loops into calls to memset / memcpy,
+ * so they would call themselves (hence also the optimize attribute). */
+#ifdef MN_NO_LIBC
+#define MN_NO_DISTRIBUTE __attribute__((optimize("no-tree-loop-distribute-patterns")))
+MN_NO_DISTRIBUTE void *memcpy(void *d, const void *s, unsigned n) {
   uint8_t *dd = d;
   const uint8_t *ss = s;
   while (n--) *dd++ = *ss++;
   return d;
 }
-void *memset(void *d, int v, unsigned n) {
+MN_NO_DISTRIBUTE void *memset(void *d, int v, unsigned n) {
   uint8_t *dd = d;
   while (n--) *dd++ = (uint8_t)v;
   return d;
 }
+#endif
 
 /* Layer boundary marker: the emulator hooks its address. */
 void __attribute__((noinline)) mn_mark(int layer) { __asm__ volatile("" ::"r"(layer)); }
