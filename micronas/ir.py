@@ -353,6 +353,30 @@ def tflite_padding(size: int, kernel: int, stride: int, pad: int) -> str | None:
     return None
 
 
+def _axis_modes(size: int, kernel: int, stride: int, pad: int) -> set[str]:
+    """The TFLite paddings that read exactly PyTorch's windows along one axis: VALID and / or
+    SAME (an unpadded axis is also SAME where SAME adds nothing there, e.g. the width 1 of a
+    time series under a k x 1 kernel)."""
+    mode = tflite_padding(size, kernel, stride, pad)
+    modes = {mode} if mode else set()
+    if pad == 0:
+        out = conv_out(size, kernel, stride, 0)
+        if out == -(-size // stride) and (out - 1) * stride + kernel - size <= 0:
+            modes.add("SAME")
+    return modes
+
+
+def window_padding(shape: tuple[int, ...], kernel: tuple[int, int], stride: tuple[int, int],
+                   padding: tuple[int, int]) -> str | None:
+    """TFLite's padding for a window over a (C, H, W) input: ``VALID`` or ``SAME`` where
+    one of them reads exactly PyTorch's windows on both axes (VALID preferred), else None
+    (an explicit pad layer is needed)."""
+    _, h, w = shape
+    common = (_axis_modes(h, kernel[0], stride[0], padding[0])
+              & _axis_modes(w, kernel[1], stride[1], padding[1]))
+    return "VALID" if "VALID" in common else "SAME" if "SAME" in common else None
+
+
 _WINDOWED = {"conv2d", "depthwise_conv2d", "avgpool2d", "maxpool2d"}
 
 #: The TFLite builtin operator each op of the lowered network runs as in TFLite Micro (the
@@ -378,8 +402,7 @@ def lower_for_tflm(net: Network) -> Network:
         c, h, w = net.tensors[layer.inputs[0]].shape
         (kh, kw), (ph, pw) = layer.kernel, layer.padding
         sh, sw = layer.stride
-        modes = (tflite_padding(h, kh, sh, ph), tflite_padding(w, kw, sw, pw))
-        if None not in modes and len(set(modes)) == 1:
+        if window_padding((c, h, w), layer.kernel, layer.stride, layer.padding) is not None:
             layers.append(layer)
             continue
         if layer.op in ("avgpool2d", "maxpool2d"):

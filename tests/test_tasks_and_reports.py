@@ -21,11 +21,13 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 def test_tasks_resolve_once_with_clear_errors():
     assert get_task("CIFAR_10".replace("_", "")) == get_task("cifar10")
     assert get_task("imagenet16").input_shape == (3, 16, 16)
-    assert parse_input("49x10x1") == (1, 49, 10) and parse_input("96x96") == (1, 96, 96)
+    assert parse_input("49x10x1") == (1, 49, 10) and parse_input("96x96x1") == (1, 96, 96)
+    # two numbers are a time series, LxC (docs/spaces.md): 128 steps of 3 channels
+    assert parse_input("128x3") == (3, 128, 1) and parse_input("128x1x3") == (3, 128, 1)
     t = resolve_task(None, "96x96x1", 2)
     assert (t.input_shape, t.classes, t.height != t.width) == ((1, 96, 96), 2, False)
-    for bad, fragment in (("96x", "is not HxWxC"), ("９6x96x1", "is not HxWxC"),
-                          ("0x4x1", "1..4096")):
+    for bad, fragment in (("96x", "neither HxWxC"), ("９6x96x1", "neither HxWxC"),
+                          ("0x4x1", "1..4096"), ("96x96", "channels 1..64"), ("1x3", "2..65536")):
         with pytest.raises(MicronasError, match=fragment):
             parse_input(bad)
     with pytest.raises(MicronasError, match="go together"):

@@ -11,7 +11,7 @@ scales on axis 3; an affine is a 1x1 depthwise); fully_connected -> FULLY_CONNEC
 avgpool2d / maxpool2d -> AVERAGE_POOL_2D / MAX_POOL_2D; global_avgpool -> AVERAGE_POOL_2D
 over the whole map; add -> ADD; concat -> CONCATENATION (channels); relu / relu6 -> RELU /
 RELU6; pad -> PAD (the pad value is the input zero point). SAME/VALID come from
-:func:`micronas.ir.tflite_padding`; fused ReLU / ReLU6 become ``fusedActivationFunction``;
+:func:`micronas.ir.window_padding`; fused ReLU / ReLU6 become ``fusedActivationFunction``;
 strides are (height, width).
 """
 
@@ -28,8 +28,8 @@ import numpy as np
 from micronas.deploy import require
 from micronas.deploy.layout import conv_weight, depthwise_weight, fc_weight, from_hwc, to_hwc
 from micronas.deploy.quantize import QNetwork
-from micronas.errors import MicronasError
-from micronas.ir import Layer, tflite_padding
+from micronas.errors import MicronasBug, MicronasError
+from micronas.ir import Layer, window_padding
 
 INSTALL_HINT = "pip install tflite-micro"
 
@@ -75,12 +75,11 @@ def build_tflite(qnet: QNetwork) -> tuple[bytes, dict[str, int]]:
                              quantization=me.Quantization(scales, [0] * len(scales), axis))
 
     def padding_of(layer: Layer) -> int:
-        _, h, w = net.tensors[layer.inputs[0]].shape
-        kh, kw = layer.kernel
-        sh, sw = layer.stride
-        modes = {tflite_padding(h, kh, sh, layer.padding[0]),
-                 tflite_padding(w, kw, sw, layer.padding[1])}
-        mode = modes.pop()
+        mode = window_padding(net.tensors[layer.inputs[0]].shape, layer.kernel, layer.stride,
+                              layer.padding)
+        if mode is None:
+            raise MicronasBug(f"layer {layer.name}: padding {layer.padding} has no TFLite "
+                              "equivalent; the network was not lowered (lower_for_tflm)")
         return fb.Padding.SAME if mode == "SAME" else fb.Padding.VALID
 
     acts = {"none": fb.ActivationFunctionType.NONE, "relu": fb.ActivationFunctionType.RELU,

@@ -19,7 +19,7 @@ Lower is better.
 ``linear_regions`` — network: the space's ``thin`` variant (on NB201 TE-NAS's thin network:
 one channel, one cell per stage, no stem), BatchNorm in training mode.
 Input: ``lr_batches`` (3) batches of ``lr_samples`` (1000)
-N(0, 1) 3x3 single-channel patches. For each input, the on/off pattern of every ReLU
+N(0, 1) 3x3 single-channel patches (9x1 windows along time for a 1-D input). For each input, the on/off pattern of every ReLU
 unit (every ReLU module, every position); R = number of distinct patterns in the batch,
 averaged over the batches. R cannot exceed the batch size: flag ``saturated`` when any batch
 hits it. Higher is better.
@@ -163,8 +163,11 @@ def count_regions(model: torch.nn.Module, x: torch.Tensor) -> int:
     return len({flat[i:i + n] for i in range(0, len(flat), n)})  # 10-50x np.unique(axis=0)
 
 
-def lr_patches(s: ProxySettings, gen: torch.Generator, channels: int = 1) -> torch.Tensor:
-    """``lr_samples`` 3x3 patches of ``channels`` channels (one on NB201's thin network).
+def lr_patches(s: ProxySettings, gen: torch.Generator, channels: int = 1,
+               one_d: bool = False) -> torch.Tensor:
+    """``lr_samples`` 3x3 patches of ``channels`` channels (one on NB201's thin network);
+    for a network of a 1-D input (a time series, width 1), 9x1 windows of the same 9
+    dimensions along time (``smooth``: a random parabola a + b t + c t^2 plus the noise).
 
     ``gaussian`` (default): i.i.d. N(0, 1) pixels (9 dimensions: ReLU networks cut so many
     regions there that R saturates at the batch size). ``smooth``: natural-image-like patches,
@@ -172,6 +175,13 @@ def lr_patches(s: ProxySettings, gen: torch.Generator, channels: int = 1) -> tor
     real patches have), which keeps R below saturation for large networks and supernets.
     """
     n = s.lr_samples
+    if one_d:
+        if s.lr_input == "smooth":
+            t = torch.linspace(-1, 1, 9).view(1, 1, 9, 1)
+            c = torch.randn(n, 3, 1, 1, generator=gen)
+            curve = c[:, 0:1] + c[:, 1:2] * t + c[:, 2:3] * t ** 2
+            return curve + 0.1 * torch.randn(n, channels, 9, 1, generator=gen)
+        return torch.randn(n, channels, 9, 1, generator=gen)
     if s.lr_input == "smooth":
         yy, xx = torch.meshgrid(torch.linspace(-1, 1, 3), torch.linspace(-1, 1, 3), indexing="ij")
         c = torch.randn(n, 3, 1, 1, generator=gen)
@@ -187,13 +197,14 @@ def lr_patches(s: ProxySettings, gen: torch.Generator, channels: int = 1) -> tor
 def linear_regions(cand: Candidate, s: ProxySettings, seed: int) -> IndicatorValue:
     values = []
     saturated = False
-    channels = cand.variant_input("thin")[0]
+    channels, h, w = cand.variant_input("thin")
+    one_d = w == 1 and h > 1
     for r in range(s.repeats):
         gen = generator(seed, "lr", r)
         model = init_kaiming(cand.module("thin"), gen)
         model.train()
         for _ in range(s.lr_batches):
-            x = lr_patches(s, gen, channels)
+            x = lr_patches(s, gen, channels, one_d)
             n = count_regions(model, x)
             saturated |= n >= s.lr_samples
             values.append(n)

@@ -24,7 +24,9 @@ from micronas.search.config import SearchConfig, TaskSpec
 from micronas.search.run import SearchResult, run_search
 from micronas.ship.bundle import deploy
 from micronas.ship.int8 import quantize_checkpoint
-from micronas.ship.train import Recipe, TrainPlan, TrainResult, build_module, time_steps, train
+from micronas.ship.train import (Recipe, TrainPlan, TrainResult, build_module, check_augment,
+                                  time_steps, train)
+from micronas.tasks import input_text, is_1d
 from micronas.tasks.data import Dataset, load_dataset
 
 
@@ -82,7 +84,8 @@ def report_md(r: BuildResult) -> str:
     lines = [
         f"# micronas build: {r.train.task.name} on {b['device']}", "",
         f"- architecture (`{r.train.space}`): `{r.train.arch}`",
-        f"- network input: {'x'.join(map(str, b['network_input'][1:]))}x{b['network_input'][0]}, "
+        f"- network input: {input_text(tuple(b['network_input']))}"
+        f"{' (time steps x channels)' if is_1d(tuple(b['network_input'])) else ''}, "
         f"{b['macs']:,} MACs, {b['params']:,} params",
         f"- data: {b['data']['source']} ({b['data']['train']:,} train / {b['data']['test']:,} "
         "test)",
@@ -225,6 +228,7 @@ def build(data: str | Dataset, out: str | Path, search: SearchConfig | None = No
     ds = data if isinstance(data, Dataset) else load_dataset(data, seed=(search.seed if search
                                                                         else 0))
     stages["load data"] = time.perf_counter() - t0
+    check_augment(recipe, ds)
     cfg = search_config(ds, search or SearchConfig(space=defaults.DATA_SPACE))
     device = load_device(cfg.device, cfg.runtime)
     t0 = time.perf_counter()

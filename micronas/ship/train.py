@@ -8,7 +8,11 @@ The default recipe (:class:`Recipe`; docs/train.md says why):
 - Augmentation for images of side >= 16: random crop after zero padding by side / 8 (the
   padding is the normalised value of a black pixel), and horizontal flips where the dataset
   says they keep the label (fashion-mnist: yes, digits: no). Smaller inputs (digits) and
-  ``.npz`` data (MFCCs) get none unless asked.
+  ``.npz`` data (MFCCs, time series) get none unless asked.
+- A time series (a 1-D input, ``(C, L, 1)``) is never cropped or flipped across its width
+  of 1: ``--augment crop`` shifts it in time (zero padding by L / 8 at both ends, then a
+  random window of L steps), and ``crop-flip`` is refused (reversing time does not keep a
+  gesture's or a heartbeat's label).
 
 Every random choice comes from generators seeded from ``seed``: the weights from ``seed``,
 each epoch's order and augmentation from ``(seed, epoch)``, so a run resumed from a
@@ -50,7 +54,7 @@ from micronas.infra.torchinit import init_kaiming
 from micronas.ship.checkpoint import CHECKPOINT, Checkpoint, DataInfo, Identity
 from micronas.spaces import AnySpace, VariantInput, get_space, offers
 from micronas.spaces.base import bind
-from micronas.tasks import Task
+from micronas.tasks import Task, is_1d
 from micronas.tasks.data import Dataset
 
 AUGMENT = ("auto", "none", "crop", "crop-flip")
@@ -186,6 +190,12 @@ def prepare_inputs(ds: Dataset, shape: tuple[int, int, int]) -> tuple[torch.Tens
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 
+def check_augment(recipe: Recipe, ds: Dataset) -> None:
+    """Refuse, in one line, an augmentation the data cannot take (crop-flip on a time
+    series), before anything is searched or written."""
+    _augmenter(recipe, ds, ds.input_shape)
+
+
 def _augmenter(recipe: Recipe, ds: Dataset,
                shape: tuple[int, int, int]) -> tuple[str, Augment | None]:
     mode = recipe.augment
@@ -194,13 +204,25 @@ def _augmenter(recipe: Recipe, ds: Dataset,
         mode = ("crop-flip" if ds.flips else "crop") if image and min(shape[1:]) >= 16 else "none"
     if mode == "none":
         return mode, None
-    pad = max(1, min(shape[1:]) // 8)
+    series = is_1d(shape)
+    if series and mode == "crop-flip":
+        raise MicronasError("--augment crop-flip would reverse a time series' time axis, which "
+                            "does not keep its label; use --augment crop (a random time shift) "
+                            "or none")
+    # a time series is shifted along time only (by up to L / 8 steps)
+    pad = max(1, shape[1] // 8) if series else max(1, min(shape[1:]) // 8)
     fill = torch.tensor([-m / s for m, s in zip(ds.mean, ds.std, strict=True)],
                         dtype=torch.float32).view(1, -1, 1, 1)
     flip = mode == "crop-flip"
 
     def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         b, c, h, w = x.shape
+        if series:
+            padded = fill.expand(b, c, h + 2 * pad, w).clone()
+            padded[:, :, pad:pad + h] = x
+            dy = torch.randint(0, 2 * pad + 1, (b,), generator=g)
+            rows = (dy[:, None] + torch.arange(h)[None])[:, None, :, None].expand(b, c, h, w)
+            return padded.gather(2, rows)
         padded = fill.expand(b, c, h + 2 * pad, w + 2 * pad).clone()
         padded[:, :, pad:pad + h, pad:pad + w] = x
         dy = torch.randint(0, 2 * pad + 1, (b,), generator=g)
@@ -374,6 +396,7 @@ def train(arch: Any, space: AnySpace | str, ds: Dataset, out: str | Path,
     a = sp.parse(str(arch)) if isinstance(arch, str | int) else arch
     arch_text = sp.format(a)
     shape = network_input(sp, a, task)
+    mode, augment = _augmenter(recipe, ds, shape)   # a bad --augment: refused before writing
     outdir = Path(out)
     try:
         outdir.mkdir(parents=True, exist_ok=True)
@@ -388,7 +411,6 @@ def train(arch: Any, space: AnySpace | str, ds: Dataset, out: str | Path,
         keep = keep.sort().values
         x_tr, y_tr = x_tr[keep], y_tr[keep]
     recipe = recipe.resolved(len(y_tr))
-    mode, augment = _augmenter(recipe, ds, shape)
     module = build_module(sp, a, task, seed)
     # channels-last runs the depthwise convolutions ~1.6x faster on the CPU; it changes the
     # memory layout only (the checkpoint and the returned module are layout-independent)

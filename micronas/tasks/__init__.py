@@ -7,6 +7,10 @@ data (their ground truth is the benchmark table, :mod:`micronas.bench`); ``digit
 which also reads a user's image folder or ``.npz``);
 ``Task.custom((C, H, W), classes)`` (CLI: ``--input HxWxC --classes K``) makes one on the
 fly for searching and costing.
+
+A 1-D input (a time series: IMU, vibration, ECG) of L steps and C channels is the shape
+``(C, L, 1)``: height L, width 1, so every layer below (the IR, the cost model, the .tflite
+and the C code) sees an ordinary L x 1 map. The CLI spells it ``--input LxC`` (``128x3``).
 """
 
 from __future__ import annotations
@@ -57,6 +61,15 @@ class Task:
     def width(self) -> int:
         return self.input_shape[2]
 
+    @property
+    def is_1d(self) -> bool:
+        """A time series: L steps (the height) of C channels, width 1."""
+        return is_1d(self.input_shape)
+
+    def input_text(self) -> str:
+        """The input as the CLI spells it: ``LxC`` for a 1-D input, ``HxWxC`` otherwise."""
+        return input_text(self.input_shape)
+
     def key(self) -> str:
         """A stable string identifying the task's geometry (cache keys, file names)."""
         res = "" if self.resolutions is None else "-r" + ",".join(map(str, self.resolutions))
@@ -66,6 +79,8 @@ class Task:
     def describe(self) -> str:
         """``cifar10 (32x32x3, 10 classes)``."""
         c, h, w = self.input_shape
+        if self.is_1d:
+            return f"{self.name} ({h}x{c}: {h} steps x {c} channels, {self.classes} classes)"
         return f"{self.name} ({h}x{w}x{c}, {self.classes} classes)"
 
     @staticmethod
@@ -74,12 +89,24 @@ class Task:
                frontend: FrontEnd | None = None) -> Task:
         """A data-less task for searching and costing; ``input_shape`` is (C, H, W)."""
         c, h, w = input_shape
-        return Task(name or f"custom-{h}x{w}x{c}", (c, h, w), classes, resolutions, frontend)
+        return Task(name or f"custom-{input_text((c, h, w))}", (c, h, w), classes, resolutions,
+                    frontend)
+
+
+def is_1d(shape: tuple[int, ...]) -> bool:
+    """Whether a (C, H, W) input is a time series (width 1, length at least 2)."""
+    return len(shape) == 3 and shape[2] == 1 and shape[1] > 1
+
+
+def input_text(shape: tuple[int, ...]) -> str:
+    """``(3, 128, 1)`` -> ``"128x3"``; ``(1, 49, 10)`` -> ``"49x10x1"``."""
+    c, h, w = shape
+    return f"{h}x{c}" if is_1d(shape) else f"{h}x{w}x{c}"
 
 
 #: Built-in tasks: NB201's datasets (tasks without data: the benchmark table is their ground
 #: truth) and the tasks with train / test data of :mod:`micronas.tasks.data`.
-TASKS: Registry[Task] = Registry("task", hint="or give --input HxWxC --classes K", aliases={
+TASKS: Registry[Task] = Registry("task", hint="or give --input HxWxC (or LxC) --classes K", aliases={
     "imagenet16": "imagenet16-120", "imagenet16_120": "imagenet16-120",
     "fashion_mnist": "fashion-mnist", "fashionmnist": "fashion-mnist"})
 for _task, _summary in [
@@ -111,12 +138,20 @@ _INPUT_RE = re.compile(r"^(\d+)x(\d+)(?:x(\d+))?$")
 
 
 def parse_input(text: str) -> tuple[int, int, int]:
-    """``"96x96x1"`` (height x width x channels; channels default to 1) -> (C, H, W)."""
+    """``"96x96x1"`` (height x width x channels) -> (C, H, W); ``"128x3"`` (a 1-D input:
+    length x channels) -> ``(3, 128, 1)``."""
     s = str(text).strip().lower()
     m = _INPUT_RE.match(s) if s.isascii() else None
     if not m:
-        raise MicronasError(f"--input {text!r} is not HxWxC (e.g. 96x96x1 or 49x10x1)")
-    h, w, c = int(m.group(1)), int(m.group(2)), int(m.group(3) or 1)
+        raise MicronasError(f"--input {text!r} is neither HxWxC (an image, e.g. 96x96x1) nor "
+                            "LxC (a time series, e.g. 128x3)")
+    if m.group(3) is None:
+        length, c = int(m.group(1)), int(m.group(2))
+        if not (2 <= length <= 65536 and 1 <= c <= 64):
+            raise MicronasError(f"--input {text!r} is LxC (a time series): length must be "
+                                "2..65536 and channels 1..64 (an image is HxWxC, e.g. 96x96x1)")
+        return c, length, 1
+    h, w, c = int(m.group(1)), int(m.group(2)), int(m.group(3))
     if min(h, w, c) < 1 or max(h, w) > 4096 or c > 64:
         raise MicronasError(f"--input {text!r}: height and width must be 1..4096 and channels "
                             "1..64")
@@ -156,11 +191,15 @@ def resolve_task(task: Task | str | None = None, input: str | tuple[int, int, in
         shape = parse_input(input) if isinstance(input, str) else tuple(input)
         if not (isinstance(classes, int) and classes >= 2):
             raise MicronasError(f"--classes must be an integer >= 2, got {classes}")
+        if res is not None and is_1d(shape):  # type: ignore[arg-type]
+            raise MicronasError(f"--resolutions is for a square image --input; a time series' "
+                                f"length is fixed ({input_text(shape)}): resample the data "  # type: ignore[arg-type]
+                                "instead")
         if res is not None and shape[1] != shape[2]:
             raise MicronasError(f"--resolutions needs a square --input; {input} is fixed")
         return Task.custom(shape, classes, resolutions=res)  # type: ignore[arg-type]
     return get_task(task if task is not None else default)
 
 
-__all__ = ["BUILTIN", "TASKS", "Task", "get_task", "list_tasks", "parse_input", "parse_resolutions",
-           "resolve_task"]
+__all__ = ["BUILTIN", "TASKS", "Task", "get_task", "input_text", "is_1d", "list_tasks", "parse_input",
+           "parse_resolutions", "resolve_task"]

@@ -16,7 +16,12 @@
   again: the front end's feature scaling standardises it, and the board repeats it.
 - An ``.npz`` with ``x_train, y_train, x_test, y_test``: ``x`` shaped ``(N, H, W)``,
   ``(N, C, H, W)`` or ``(N, H, W, C)`` (C of 1 or 3 last), e.g. precomputed 49x10 MFCCs;
-  labels integers ``0..K-1``.
+  labels integers ``0..K-1`` (an optional ``class_names`` array names them). A time series (IMU, vibration, ECG) is ``(N, L, C)``: L steps
+  of C channels, read as the 1-D input ``(C, L, 1)``. A 3-D ``x`` is a time series when its
+  last axis is under :data:`MIN_IMAGE_SIDE` (no image that narrow can be searched) or when
+  the ``.npz`` holds ``layout="NLC"``; otherwise (``layout="NHW"`` or a last axis of 8 or
+  more) it is ``(N, H, W)`` as before. Every sequence has one length: ragged data (an
+  object array, or train and test of different lengths) is refused.
 
 Pixels are scaled to [0, 1] (uint8 data: divided by 255; digits' 0..16 values by 16), then
 every channel is normalised with the training set's mean and standard deviation
@@ -39,8 +44,14 @@ import numpy as np
 
 from micronas.errors import DataError
 from micronas.infra.registry import Registry
-from micronas.tasks import Task
+from micronas.tasks import Task, input_text
 from micronas.tasks.frontend import INPUT_STEPS_PER_STD, FeatureScaling, FrontEnd
+
+#: The narrowest image side any space searches (the mcu space's 8x8): a 3-D ``.npz`` array
+#: whose last axis is narrower is read as a time series ``(N, L, C)``.
+MIN_IMAGE_SIDE = 8
+#: The ``layout`` an ``.npz`` may name for its 3-D ``x`` arrays.
+NPZ_LAYOUTS = ("NLC", "NHW")
 
 FASHION_DIR = "/usr/share/datasets/fashion-mnist"
 FASHION_INSTALL = "apt-get install --no-install-recommends dataset-fashion-mnist"
@@ -131,9 +142,8 @@ def load_dataset(source: str | Path, seed: int = 0, input_shape: tuple[int, int,
     ref = key if key in DATASETS else str(Path(text).resolve())
     ds.meta.update({"ref": ref, "split_seed": int(seed)})
     if input_shape is not None and tuple(input_shape) != ds.input_shape:
-        c, h, w = input_shape
-        raise DataError(f"data {ds.source} is {ds.input_shape[1]}x{ds.input_shape[2]}x"
-                        f"{ds.input_shape[0]}, not the requested {h}x{w}x{c}")
+        raise DataError(f"data {ds.source} is {input_text(ds.input_shape)}, not the requested "
+                        f"{input_text(tuple(input_shape))}")
     return ds
 
 
@@ -153,14 +163,23 @@ def normalise(x_raw: np.ndarray, divisor: float, mean: tuple[float, ...] | np.nd
 def _finish(name: str, source: str, x_tr: np.ndarray, y_tr: np.ndarray, x_te: np.ndarray,
             y_te: np.ndarray, class_names: tuple[str, ...] | None, flips: bool,
             meta: dict[str, object] | None = None, divisor: float | None = None,
-            standardise: bool = True) -> Dataset:
-    x_tr, x_te = _as_nchw(x_tr, source, "x_train"), _as_nchw(x_te, source, "x_test")
+            standardise: bool = True, layout: str | None = None) -> Dataset:
+    series = _is_series(x_tr, layout)
+    x_tr = _as_nchw(x_tr, source, "x_train", series)
+    x_te = _as_nchw(x_te, source, "x_test", series)
+    if series:
+        meta = {**(meta or {}), "kind": "series"}
     y_tr, y_te = _labels(y_tr, source, "y_train"), _labels(y_te, source, "y_test")
     if len(x_tr) != len(y_tr) or len(x_te) != len(y_te):
         raise DataError(f"data {source}: x_train/y_train have {len(x_tr)}/{len(y_tr)} rows and "
                         f"x_test/y_test {len(x_te)}/{len(y_te)}; they must match")
     if len(x_tr) == 0 or len(x_te) == 0:
         raise DataError(f"data {source}: the training and the test set must both be non-empty")
+    if series and x_tr.shape[1:] != x_te.shape[1:]:
+        (c1, l1), (c2, l2) = x_tr.shape[1:3], x_te.shape[1:3]
+        raise DataError(f"data {source}: training sequences are {l1} steps x {c1} channels but "
+                        f"test sequences {l2} x {c2}; resample, pad or crop them to one length "
+                        "(and give both the same channels)")
     if x_tr.shape[1:] != x_te.shape[1:]:
         raise DataError(f"data {source}: training samples are {x_tr.shape[1:]} but test samples "
                         f"{x_te.shape[1:]}; they must match")
@@ -196,18 +215,38 @@ def _finish(name: str, source: str, x_tr: np.ndarray, y_tr: np.ndarray, x_te: np
                    raw_test=raw_te, raw_divisor=scale)
 
 
-def _as_nchw(x: np.ndarray, source: str, what: str) -> np.ndarray:
+def _is_series(x: np.ndarray, layout: str | None) -> bool:
+    """Whether a 3-D ``x`` is ``(N, L, C)`` (see the module's docstring)."""
+    if layout is not None:
+        return layout == "NLC"
     x = np.asarray(x)
-    if x.dtype == object or not (np.issubdtype(x.dtype, np.number)) or x.dtype == np.bool_:
+    return x.ndim == 3 and x.dtype != object and 1 <= x.shape[2] < MIN_IMAGE_SIDE
+
+
+def _as_nchw(x: np.ndarray, source: str, what: str, series: bool = False) -> np.ndarray:
+    x = np.asarray(x)
+    if x.dtype == object:
+        raise DataError(f"data {source}: {what} is an object array (sequences of different "
+                        "lengths?); pad, crop or resample every sample to one shape, e.g. "
+                        "(N, L, C) for a time series")
+    if not (np.issubdtype(x.dtype, np.number)) or x.dtype == np.bool_:
         raise DataError(f"data {source}: {what} must be numeric, not {x.dtype}")
+    if series:
+        if x.ndim != 3:
+            raise DataError(f"data {source}: {what} has shape {x.shape}; a time series is "
+                            "(N, L, C): N samples of L steps and C channels")
+        if x.shape[1] < 2 or x.shape[2] > 64:
+            raise DataError(f"data {source}: {what} has shape {x.shape}, read as (N, L, C); a "
+                            "time series needs at least 2 steps and at most 64 channels")
+        return np.ascontiguousarray(x.transpose(0, 2, 1))[..., None]
     if x.ndim == 3:
         return x[:, None]
     if x.ndim == 4:
         if x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
             return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
         return x
-    raise DataError(f"data {source}: {what} has shape {x.shape}; give (N, H, W), (N, C, H, W) "
-                    "or (N, H, W, C)")
+    raise DataError(f"data {source}: {what} has shape {x.shape}; give (N, L, C) for a time "
+                    "series, (N, H, W), (N, C, H, W) or (N, H, W, C) for images")
 
 
 def _labels(y: np.ndarray, source: str, what: str) -> np.ndarray:
@@ -290,18 +329,59 @@ def _fashion() -> Dataset:
 # --- a user's data --------------------------------------------------------------------------
 
 def _npz(path: Path) -> Dataset:
+    keys = ("x_train", "y_train", "x_test", "y_test")
     try:
         with np.load(path, allow_pickle=False) as z:
-            missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in z.files]
+            missing = [k for k in keys if k not in z.files]
             if missing:
                 raise DataError(f"data {path}: missing array {missing[0]}; the .npz needs "
                                 "x_train, y_train, x_test and y_test")
-            arrays = [np.asarray(z[k]) for k in ("x_train", "y_train", "x_test", "y_test")]
+            arrays = []
+            for k in keys:
+                try:
+                    arrays.append(np.asarray(z[k]))
+                except ValueError as e:
+                    if "allow_pickle" not in str(e):
+                        raise
+                    raise DataError(f"data {path}: {k} is an object array (sequences of "
+                                    "different lengths?); pad, crop or resample every sample "
+                                    "to one shape, e.g. (N, L, C) for a time series") from None
+            layout = _layout(path, z) if "layout" in z.files else None
+            names = _class_names(path, z) if "class_names" in z.files else None
     except DataError:
         raise
     except (OSError, ValueError, EOFError) as e:
         raise DataError(f"cannot read {path} as an .npz of plain arrays ({e})") from None
-    return _finish(path.stem, str(path), *arrays, None, False)
+    if layout is not None and not all(np.ndim(arrays[i]) == 3 for i in (0, 2)):
+        raise DataError(f"data {path}: layout={layout!r} names a 3-D x (N, L, C) or (N, H, W); "
+                        f"x_train is {np.shape(arrays[0])}, x_test {np.shape(arrays[2])}")
+    return _finish(path.stem, str(path), *arrays, names, False, layout=layout)
+
+
+def _class_names(path: Path, z: np.lib.npyio.NpzFile) -> tuple[str, ...]:
+    """The ``.npz``'s optional ``class_names``: one string per class, in label order."""
+    try:
+        v = z["class_names"]
+    except ValueError:
+        v = None
+    if v is None or v.ndim != 1 or v.dtype.kind not in "US":
+        raise DataError(f"data {path}: class_names must be a 1-D array of strings, one per "
+                        "class in label order")
+    return tuple(str(n) for n in v)
+
+
+def _layout(path: Path, z: np.lib.npyio.NpzFile) -> str:
+    """The ``.npz``'s ``layout`` entry: ``"NLC"`` or ``"NHW"``."""
+    try:
+        v = z["layout"]
+    except ValueError:
+        v = None
+    text = str(v.item()).strip().upper() if v is not None and v.size == 1 and v.dtype.kind in "US" \
+        else None
+    if text not in NPZ_LAYOUTS:
+        raise DataError(f"data {path}: layout must be the string 'NLC' (a time series "
+                        "(N, L, C)) or 'NHW' (images (N, H, W)), e.g. np.savez(..., layout='NLC')")
+    return text
 
 
 def _class_dirs(root: Path) -> list[Path]:
@@ -421,4 +501,5 @@ def _audio(root: Path, seed: int, fe: FrontEnd | None) -> Dataset:
     return replace(ds, frontend=fe)
 
 
-__all__ = ["DATASETS", "Dataset", "is_builtin", "load_dataset", "normalise"]
+__all__ = ["DATASETS", "MIN_IMAGE_SIDE", "NPZ_LAYOUTS", "Dataset", "is_builtin", "load_dataset",
+           "normalise"]

@@ -12,8 +12,11 @@ from micronas.spaces.mcu.network import BlockPlan, Plan
 
 
 def _conv_bn(cin: int, cout: int, k: int, stride: tuple[int, int] | int = 1, groups: int = 1,
-             act: bool = True) -> nn.Sequential:
-    layers: list[nn.Module] = [nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False),
+             act: bool = True, one_d: bool = False) -> nn.Sequential:
+    """Conv (k x k, or k x 1 along time for a 1-D input) + BatchNorm (+ ReLU6)."""
+    kernel, pad = ((k, 1), (k // 2, 0)) if one_d else (k, k // 2)
+    layers: list[nn.Module] = [nn.Conv2d(cin, cout, kernel, stride, pad, groups=groups,
+                                         bias=False),
                                nn.BatchNorm2d(cout)]
     if act:
         layers.append(nn.ReLU6())
@@ -21,14 +24,16 @@ def _conv_bn(cin: int, cout: int, k: int, stride: tuple[int, int] | int = 1, gro
 
 
 class InvertedResidual(nn.Module):
-    """1x1 expand -> ReLU6 -> depthwise k x k (stride) -> ReLU6 -> 1x1 project (+ input)."""
+    """1x1 expand -> ReLU6 -> depthwise k x k (k x 1 for a time series) (stride) -> ReLU6 ->
+    1x1 project (+ input)."""
 
-    def __init__(self, b: BlockPlan):
+    def __init__(self, b: BlockPlan, one_d: bool = False):
         super().__init__()
         layers: list[nn.Module] = []
         if b.expand:
             layers.append(_conv_bn(b.cin, b.hidden, 1))
-        layers += [_conv_bn(b.hidden, b.hidden, b.kernel, b.stride, groups=b.hidden),
+        layers += [_conv_bn(b.hidden, b.hidden, b.kernel, b.stride, groups=b.hidden,
+                            one_d=one_d),
                    _conv_bn(b.hidden, b.cout, 1, act=False)]
         self.conv = nn.Sequential(*layers)
         self.residual = b.residual
@@ -42,8 +47,8 @@ class McuNetwork(nn.Module):
 
     def __init__(self, p: Plan):
         super().__init__()
-        self.stem = _conv_bn(p.input_shape[0], p.stem, 3, p.stem_stride)
-        self.blocks = nn.Sequential(*[InvertedResidual(b) for b in p.blocks])
+        self.stem = _conv_bn(p.input_shape[0], p.stem, 3, p.stem_stride, one_d=p.one_d)
+        self.blocks = nn.Sequential(*[InvertedResidual(b, p.one_d) for b in p.blocks])
         self.head = _conv_bn(p.blocks[-1].cout, p.head, 1) if p.head else nn.Identity()
         self.classifier = nn.Linear(p.last_channels, p.classes)
 

@@ -15,6 +15,9 @@ disagree on shapes, MACs or parameters.
 - Padding ``k // 2`` on both sides (PyTorch's), ReLU6 after the stem, every expansion and
   depthwise conv and the head conv; the projection is linear; a residual add where the
   block keeps the shape.
+- A 1-D input (a time series, ``(C, L, 1)``: :attr:`Task.is_1d`) gets ``k x 1`` kernels,
+  padding ``(k // 2, 0)`` and strides ``(s, 1)`` everywhere (stem, depthwise convs), so it
+  downsamples only along time; it needs at least :data:`MIN_LENGTH` steps.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from micronas.tasks import Task
 #: Channel scale of each module variant.
 VARIANT_SCALE = {"full": 1.0, "small": 0.25, "thin": 0.125}
 MIN_SIDE = 8
+#: The shortest time series (1-D input) the space takes.
+MIN_LENGTH = 8
 
 
 @dataclass(frozen=True)
@@ -51,16 +56,33 @@ class Plan:
     blocks: tuple[BlockPlan, ...]
     head: int                      # head conv channels (0: none)
     classes: int
+    one_d: bool = False            # a time series: k x 1 kernels, (k // 2, 0) padding
 
     @property
     def last_channels(self) -> int:
         return self.head or self.blocks[-1].cout
+
+    def kernel(self, k: int) -> int | tuple[int, int]:
+        """The (height, width) window of a k-tap kernel: ``k`` (k x k), or ``(k, 1)`` for a
+        time series."""
+        return (k, 1) if self.one_d else k
+
+    def padding(self, k: int) -> int | tuple[int, int]:
+        """PyTorch-style padding of a k-tap kernel: ``k // 2`` on both axes, or
+        ``(k // 2, 0)`` for a time series."""
+        return (k // 2, 0) if self.one_d else k // 2
 
 
 def input_shape(arch: McuArch, task: Task) -> tuple[int, int, int]:
     """(C, H, W) the network reads: the task's input, or ``r x r`` where ``arch`` names a
     resolution (which must be one the task allows)."""
     c, h, w = task.input_shape
+    if task.is_1d:
+        if arch.resolution is not None:
+            raise ArchError(f"task {task.name} is a time series of fixed length {h}: drop the "
+                            f"_r{arch.resolution} from the architecture")
+        check_input(task)
+        return c, h, w
     if arch.resolution is not None:
         if h != w:
             raise ArchError(f"task {task.name} has a non-square {h}x{w} input, so its resolution "
@@ -74,6 +96,23 @@ def input_shape(arch: McuArch, task: Task) -> tuple[int, int, int]:
         raise ArchError(f"the mcu space needs an input of at least {MIN_SIDE}x{MIN_SIDE}; "
                         f"task {task.name} gives {h}x{w}")
     return c, h, w
+
+
+def check_input(task: Task) -> None:
+    """Refuse, in one line, an input the space cannot take: an image under 8x8, a time series
+    under :data:`MIN_LENGTH` steps."""
+    c, h, w = task.input_shape
+    if task.is_1d:
+        if h < MIN_LENGTH:
+            raise ArchError(f"the mcu space needs a time series of at least {MIN_LENGTH} steps; "
+                            f"task {task.name} gives {h}")
+        return
+    if min(h, w) < MIN_SIDE:
+        hint = (f" (a time series is read along its height: spell it LxC, --input {w}x{c})"
+                if h == 1 and w >= MIN_LENGTH else
+                " (a time series of L steps and C channels is spelled LxC, e.g. --input 128x3)")
+        raise ArchError(f"the mcu space needs an input of at least {MIN_SIDE}x{MIN_SIDE}; "
+                        f"task {task.name} gives {h}x{w}{hint}")
 
 
 def _halve(h: int, w: int, stride: int) -> tuple[tuple[int, int], int, int]:
@@ -109,18 +148,19 @@ def plan(arch: McuArch, task: Task, variant: str = "full") -> Plan:
             cin = cout
     head = 0 if arch.head == 0 else (arch.head if scale == 1.0 else max(1, round(arch.head * scale)))
     return Plan(shape, stem, stem_stride, tuple(blocks), head,
-                task.classes)
+                task.classes, task.is_1d)
 
 
 def build_ir(p: Plan, name: str) -> Network:
     g = GraphBuilder(name, p.input_shape)
-    x = g.relu6(g.conv(g.input_name, p.stem, 3, p.stem_stride, 1, name="stem"))
+    x = g.relu6(g.conv(g.input_name, p.stem, p.kernel(3), p.stem_stride, p.padding(3),
+                       name="stem"))
     for b in p.blocks:
         y = x
         if b.expand:
             y = g.relu6(g.conv(y, b.hidden, 1, name=f"{b.name}.expand"))
-        y = g.relu6(g.conv(y, b.hidden, b.kernel, b.stride, b.kernel // 2, groups=b.hidden,
-                           name=f"{b.name}.dw"))
+        y = g.relu6(g.conv(y, b.hidden, p.kernel(b.kernel), b.stride, p.padding(b.kernel),
+                           groups=b.hidden, name=f"{b.name}.dw"))
         y = g.conv(y, b.cout, 1, name=f"{b.name}.project")
         x = g.add(x, y, name=f"{b.name}.add") if b.residual else y
     if p.head:

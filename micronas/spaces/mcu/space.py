@@ -25,8 +25,15 @@ from micronas.spaces.mcu.arch import (
     McuArch,
     parse_arch,
 )
-from micronas.spaces.mcu.network import MIN_SIDE, build_ir, input_shape, mcu_network, plan
-from micronas.tasks import Task
+from micronas.spaces.mcu.network import (
+    MIN_SIDE,
+    build_ir,
+    check_input,
+    input_shape,
+    mcu_network,
+    plan,
+)
+from micronas.tasks import Task, input_text
 
 if TYPE_CHECKING:
     from torch import nn
@@ -56,12 +63,10 @@ class McuSpace:
 
     def for_task(self, task: Task) -> McuSpace:
         """This space drawing the resolutions ``task`` allows (its input side and
-        ``task.resolutions``; fixed for a non-square input). Checks the input is large
-        enough."""
+        ``task.resolutions``; fixed for a non-square input and a time series). Checks the
+        input is large enough."""
         c, h, w = task.input_shape
-        if min(h, w) < MIN_SIDE:
-            raise ArchError(f"the mcu space needs an input of at least {MIN_SIDE}x{MIN_SIDE}; "
-                            f"task {task.name} gives {h}x{w}")
+        check_input(task)
         if h != w or not task.resolutions:
             return McuSpace(None)
         small = [r for r in task.resolutions if r < MIN_SIDE]
@@ -208,7 +213,7 @@ class McuSpace:
                 stages.append({"channels": b.cout, "stride": list(b.stride), "blocks": []})
             stages[i]["blocks"].append(f"k{b.kernel}e{round(b.hidden / b.cin)}")
         return {"arch": str(arch), "width": arch.width_multiplier,
-                "input": "x".join(map(str, (*p.input_shape[1:], p.input_shape[0]))),
+                "input": input_text(p.input_shape),
                 "depths": list(arch.depths), "stem_channels": p.stem, "head": p.head,
                 "stages": stages}
 
