@@ -53,6 +53,8 @@ def op_class(layer: Layer) -> str:
         return "global_pool"
     if layer.op == "relu6":
         return "relu"  # the same elementwise clamp, with an upper bound
+    if layer.op == "resize_bilinear":
+        return "resize"
     return layer.op
 
 

@@ -20,7 +20,7 @@ The runtimes:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from importlib import resources
 from importlib.resources.abc import Traversable
 from typing import Any
@@ -125,6 +125,9 @@ class Runtime:
     code: dict[str, tuple[int, tuple[tuple[str, int, int], ...], str]]
     #: (runtime, scale, source): latency = another runtime's on the same core times scale
     derived: tuple[str, float, str] | None = None
+    #: TFLite operators whose code was not measured -> the measured operator whose sizes
+    #: stand in for theirs (``[code_stand_ins]`` of runtime.toml, each with its reason)
+    code_stand_ins: dict[str, str] = field(default_factory=dict)
 
     def cores(self) -> list[str]:
         """The cores this runtime has latency constants for."""
@@ -181,6 +184,15 @@ class Runtime:
             mem["code_flash_bytes"], per_op, code_source = code[core]
             if code is not self.code:
                 code_source = f"{self.derived[0]}'s {code_source} (its own not measured)"
+            stand_ins = self.code_stand_ins or (RUNTIMES[self.derived[0]].code_stand_ins
+                                                if self.derived else {})
+            sizes = {op: (alone, marginal) for op, alone, marginal in per_op}
+            added = [(op, *sizes[like]) for op, like in stand_ins.items()
+                     if op not in sizes and like in sizes]
+            if added:
+                per_op = (*per_op, *added)
+                code_source += "; not measured, sized as: " + ", ".join(
+                    f"{op} as {stand_ins[op]}" for op, _, _ in added)
         if overrides and "code_flash_bytes" in overrides:
             per_op, code_source = (), ""  # the profile states its runtime's code size itself
         mem.update(overrides or {})
@@ -223,8 +235,12 @@ def _read_runtime(folder: Traversable) -> Runtime:
             raise DeviceError(f"{where}: [derived] must name the runtime it scales (from = ...)")
         derived = (d["from"], number(d, "scale", f"{where} [derived]"),
                    text(d, "source", f"{where} [derived]", ""))
+    stand_ins = raw.get("code_stand_ins", {})
+    if not isinstance(stand_ins, dict) or not all(isinstance(v, str) for v in stand_ins.values()):
+        raise DeviceError(f"{where}: [code_stand_ins] maps TFLite operators to the measured "
+                          "operator whose code size stands in for theirs")
     return Runtime(name, text(raw, "description", where, name), text(raw, "ships", where, ""),
-                   memory, per_core, folder, code, derived)
+                   memory, per_core, folder, code, derived, dict(stand_ins))
 
 
 def _load_runtimes(reg: Registry[Runtime]) -> None:
