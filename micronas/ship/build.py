@@ -57,12 +57,14 @@ def search_config(ds: Dataset, base: SearchConfig) -> SearchConfig:
 
     t = ds.task()
     res = base.task.resolutions
+    fixed = base.task.fixed_resolution
     if t.name in TASKS and TASKS[t.name] == t:
         resolve_task(t.name, resolutions=res)  # a built-in task's resolution is fixed: one line
-        return replace(base, task=TaskSpec(t.name))
+        return replace(base, task=TaskSpec(t.name, fixed_resolution=fixed))
     # the data's own shape (checked as --input is) and resolutions, as a Task: no text round trip
     return replace(base, task=TaskSpec(task=resolve_task(None, t.input_shape, t.classes,
-                                                         resolutions=res)))
+                                                         resolutions=res),
+                                       fixed_resolution=fixed))
 
 
 def _kb(n: float) -> str:
@@ -80,6 +82,7 @@ def report_md(r: BuildResult) -> str:
         f"- architecture (`{r.train.space}`): `{r.train.arch}`",
         f"- network input: {'x'.join(map(str, b['network_input'][1:]))}x{b['network_input'][0]}, "
         f"{b['macs']:,} MACs, {b['params']:,} params",
+        *([f"- {s.resolution['note']}"] if s.resolution.get("note") else []),
         f"- data: {b['data']['source']} ({b['data']['train']:,} train / {b['data']['test']:,} "
         "test)",
         f"- trained: {r.train.epochs} epochs, seed {r.train.seed} (recipe in build.json)", "",
