@@ -60,6 +60,8 @@ class RuntimeProfile:
     #: (``code_flash_bytes`` is then the base: interpreter, allocator, start-up)
     code_per_op: tuple[tuple[str, int, int], ...] = ()
     code_source: str = ""
+    #: (op, measured op) pairs of ``code_per_op`` whose sizes are another op's (not measured)
+    code_stand_ins: tuple[tuple[str, str], ...] = ()
     code_flash_bytes: int = 65536
     ram_reserved_bytes: int = 8192
     arena_alignment_bytes: int = 16
@@ -80,6 +82,12 @@ class RuntimeProfile:
         used = [(alone, marginal) for op, alone, marginal in self.code_per_op if op in ops]
         shared = max((alone - marginal for alone, marginal in used), default=0)
         return self.code_flash_bytes + sum(m for _, m in used) + max(shared, 0)
+
+    def code_source_for(self, ops: set[str]) -> str:
+        """Where :meth:`code_bytes` for ``ops`` comes from, naming the stand-ins it used."""
+        used = [f"{op} as {like}" for op, like in self.code_stand_ins if op in ops]
+        return self.code_source + (f"; not measured, sized as: {', '.join(used)}" if used
+                                   else "")
 
     def label(self) -> str:
         """``name`` plus, where its latency on this core is not grounded, the word saying so."""
@@ -176,6 +184,7 @@ class Runtime:
         """The runtime's memory overheads on ``core`` (plus a profile's ``overrides``)."""
         mem = {**self.memory, **self.memory_per_core.get(core, {})}
         per_op: tuple[tuple[str, int, int], ...] = ()
+        stood_in: tuple[tuple[str, str], ...] = ()
         code_source = ""
         code = self.code
         if not code and self.derived:  # code not measured: the base runtime's builds
@@ -189,17 +198,16 @@ class Runtime:
             sizes = {op: (alone, marginal) for op, alone, marginal in per_op}
             added = [(op, *sizes[like]) for op, like in stand_ins.items()
                      if op not in sizes and like in sizes]
-            if added:
-                per_op = (*per_op, *added)
-                code_source += "; not measured, sized as: " + ", ".join(
-                    f"{op} as {stand_ins[op]}" for op, _, _ in added)
+            per_op = (*per_op, *added)
+            stood_in = tuple((op, stand_ins[op]) for op, _, _ in added)
         if overrides and "code_flash_bytes" in overrides:
             per_op, code_source = (), ""  # the profile states its runtime's code size itself
+            stood_in = ()
         mem.update(overrides or {})
         return RuntimeProfile(name=self.name, description=self.description, ships=self.ships,
                               latency_grounding=grounding, latency_source=source,
                               extrapolated_classes=extrapolated, code_per_op=per_op,
-                              code_source=code_source, **mem)
+                              code_source=code_source, code_stand_ins=stood_in, **mem)
 
 
 def _read_runtime(folder: Traversable) -> Runtime:
