@@ -31,7 +31,6 @@ import sys
 import tomllib
 from pathlib import Path
 
-
 from micronas.hardware.cost import op_class
 from micronas.measure.calibration import designed_layers, fit
 from micronas.measure.layers import LayerCache, measure_layer
