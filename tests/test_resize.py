@@ -266,3 +266,46 @@ def test_training_reads_full_resolution_and_old_checkpoints_still_load(tmp_path)
     assert old_net.tensors[old_net.inputs[0]].shape == (1, 24, 24)
     assert [la.op for la in old_net.layers] == [la.op for la in net.layers]
     assert m_old.trained.float_accuracy == m.trained.float_accuracy
+
+
+@pytest.mark.system
+def test_build_lowers_the_resolution_and_ships_the_resize(tmp_path):
+    """micronas build on square images whose budget no network meets at their size: the
+    search lowers the resolution, training reads the images as they are, the int8 network
+    starts with RESIZE_BILINEAR and passes the TFLM check (and the emulator's, with the
+    toolchain); report.md and build.json say which resolution and why."""
+    import json
+    import subprocess
+    import sys
+
+    from micronas.search.costs import Budgets, lower_bound
+    from micronas.spaces import bind
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "sq.npz"
+    np.savez(path, x_train=rng.normal(size=(64, 1, 32, 32)).astype(np.float32),
+             y_train=np.arange(64) % 2, x_test=rng.normal(size=(16, 1, 32, 32)).astype(np.float32),
+             y_test=np.arange(16) % 2)
+    task = Task.custom((1, 32, 32), 2)
+    floor = lower_bound(bind(McuSpace(), task), task, load_device("nrf52840")).latency_ms
+    budget = f"{0.8 * floor:.2f}"
+    assert not Budgets(float(budget)).ok(lower_bound(bind(McuSpace(), task), task,
+                                                     load_device("nrf52840")))
+    compile_args = [] if shutil.which("arm-none-eabi-gcc") else ["--no-compile"]
+    out = tmp_path / "b"
+    r = subprocess.run([sys.executable, "-m", "micronas", "build", "--data", str(path),
+                        "--device", "nrf52840", "--max-latency-ms", budget, "--epochs", "1",
+                        "--batch-size", "16", "--evaluations", "4", "--no-cache", "--quiet",
+                        "--out", str(out), *compile_args], capture_output=True, text=True,
+                       timeout=900)
+    assert r.returncode == 0, r.stderr
+    b = json.loads((out / "build.json").read_text())
+    res = b["search"]["resolution"]
+    assert res["chosen_by"] == "search" and res["side"][0] < 32 and res["input"] == [32, 32]
+    assert res["note"] in (out / "report.md").read_text() and res["note"] in r.stdout
+    assert b["bundle"]["network_input"] == [1, 32, 32] and b["latency_ms"] <= float(budget)
+    assert b["bundle"]["int8_tflm_test_samples"] == 16
+    assert "AddResizeBilinear" in (out / "bundle" / "main.cc").read_text()
+    if not compile_args:
+        assert b["bundle"]["emulator"]["standalone_equals_tflm"]
+        assert "mn_resize_bilinear(" in (out / "bundle" / "standalone" / "model.c").read_text()
