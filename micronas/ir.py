@@ -40,6 +40,8 @@ LAYER_OPS = (
     "affine",            # per-channel scale and shift (a BatchNorm that cannot be folded)
     "zeros",             # a constant zero tensor (a node with no live input)
     "pad",               # explicit zero-point padding (inserted by lower_for_tflm)
+    "resize_bilinear",   # bilinear resize to the output's H x W (half-pixel centres, as
+                         # PyTorch's align_corners=False; input and output share quantisation)
 )
 
 
@@ -286,6 +288,19 @@ class GraphBuilder:
                                weight_params=c, bias_params=c, source_params=2 * c, tag=name),
                          self.shape(x))
 
+    def resize_bilinear(self, x: str, size: int | tuple[int, int], *, name: str,
+                        tag: str = "") -> str:
+        """Bilinear resize of ``x`` to ``size`` (height, width): half-pixel centres, no
+        corner alignment (PyTorch's ``align_corners=False``, TFLite's
+        ``half_pixel_centers=True``). No parameters, no MACs."""
+        if len(self.shape(x)) != 3:
+            raise MicronasError(f"{name}: a resize needs a (C, H, W) input, got {self.shape(x)}")
+        h, w = pair(size, "size")
+        if h < 1 or w < 1:
+            raise MicronasError(f"{name}: cannot resize to {h}x{w}")
+        return self._add(Layer(name=name, op="resize_bilinear", inputs=(x,), output=name,
+                               tag=tag or name), (self.shape(x)[0], h, w))
+
     def zeros(self, shape: Sequence[int], *, name: str) -> str:
         return self._add(Layer(name=name, op="zeros", inputs=(), output=name, tag=name),
                          tuple(shape))
@@ -385,7 +400,8 @@ TFLITE_OPS = {"conv2d": "CONV_2D", "depthwise_conv2d": "DEPTHWISE_CONV_2D",
               "affine": "DEPTHWISE_CONV_2D", "fully_connected": "FULLY_CONNECTED",
               "avgpool2d": "AVERAGE_POOL_2D", "global_avgpool": "AVERAGE_POOL_2D",
               "maxpool2d": "MAX_POOL_2D", "add": "ADD", "concat": "CONCATENATION",
-              "relu": "RELU", "relu6": "RELU6", "pad": "PAD"}
+              "relu": "RELU", "relu6": "RELU6", "pad": "PAD",
+              "resize_bilinear": "RESIZE_BILINEAR"}
 
 
 def lower_for_tflm(net: Network) -> Network:

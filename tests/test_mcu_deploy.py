@@ -204,9 +204,9 @@ def test_reserve_is_held_back_from_the_budgets():
      "character 18: stage 2, block 1 ('k4e6'): kernel 4 is not one of 3, 5, 7"),
     (["cost", SMALL, "--space", "mcu", "--input", "6x6x1", "--classes", "2"],
      "the mcu space needs an input of at least 8x8"),
-    (["cost", SMALL.replace("_h", "_r80_h"), "--space", "mcu", "--input", "96x96x1", "--classes",
-      "2", "--resolutions", "64"], "resolution 80 is not allowed for task custom-96x96x1; "
-     "choose from 64, 96"),
+    (["cost", SMALL.replace("_h", "_r128_h"), "--space", "mcu", "--input", "96x96x1", "--classes",
+      "2", "--resolutions", "64"], "resolution 128 is above task custom-96x96x1's 96x96 "
+     "input; choose a side from 8 to 96"),
     (["search", "--space", "mcu", "--input", "49x10x1", "--classes", "12", "--resolutions", "32"],
      "--resolutions needs a square --input"),
     (["search", "--space", "mcu", "--strategy", "prune", "--input", "20x20x1", "--classes", "2"],
@@ -214,7 +214,9 @@ def test_reserve_is_held_back_from_the_budgets():
     (["search", "--reserve-flash-kb", "-3"], "--reserve-flash-kb must be a number >= 0"),
     (["search", "--device", "nrf52840", "--reserve-sram-kb", "300"], "leaves no SRAM"),
     (["search", "--space", "mcu", "--input", "96x96x1", "--classes", "2", "--device", "nrf52840",
-      "--max-latency-ms", "20"], "even the smallest network has latency"),
+      "--max-latency-ms", "3"], "even the smallest network has latency"),
+    (["search", "--space", "mcu", "--input", "96x96x1", "--classes", "2", "--fixed-resolution",
+      "--resolutions", "64"], "--fixed-resolution keeps the input's resolution"),
 ])
 def test_mcu_bad_input_one_line_exit_2(capsys, argv, fragment):
     code, out, err = run(capsys, *argv, *(["--no-cache"] if argv[0] == "search" else []))
@@ -223,19 +225,56 @@ def test_mcu_bad_input_one_line_exit_2(capsys, argv, fragment):
 
 
 def test_an_infeasible_budget_names_its_floors_and_what_relaxes_them(capsys):
-    """Person detection 96x96 on an nRF52840 under 150 ms: no network at 96x96; the error
-    names the floor against the budget and three ways out, and the resolution it names
-    then gives a network."""
+    """Person detection 96x96 on an nRF52840 under 150 ms with --fixed-resolution: no network
+    at 96x96; the error names the floor against the budget and three ways out (the budget,
+    dropping --fixed-resolution, a device), and the resolution it names then gives a network."""
     argv = ["search", "--space", "mcu", "--input", "96x96x1", "--classes", "2", "--device",
             "nrf52840", "--max-latency-ms", "150"]
-    code, _, err = run(capsys, *argv)
+    code, _, err = run(capsys, *argv, "--fixed-resolution", "--no-cache")
     assert code == 2 and err.count("\n") == 1
     assert "latency 218.44 ms (budget 150.00 ms)" in err  # tflm-cmsis-nn, the default
     assert "--max-latency-ms 221" in err and "a larger device such as" in err
-    side = re.search(r"--resolutions (\d+)", err)
+    side = re.search(r"dropping --fixed-resolution \(the search then lowers the resolution to "
+                     r"(\d+)x\1 or below", err)
     assert side, err
     code, out, err = run(capsys, *argv, "--resolutions", side.group(1), "--evaluations", "6",
                          "--no-cache", "--quiet", "--json")
     assert code == 0, err
     d = json.loads(out)
     assert d["latency_ms"] <= 150 and d["network_input"][1] == int(side.group(1))
+    r = d["resolution"]
+    assert r["chosen_by"] == "--resolutions" and r["side"] == [int(side.group(1))] * 2
+    assert r["resize_latency_ms"] > 0 and "(--resolutions)" in r["note"]
+
+
+def test_a_tight_budget_lowers_the_resolution_by_itself(capsys, tmp_path):
+    """The same task without --fixed-resolution: the search binds the task to lower sides
+    itself, and the text, result.json and report.md say which it chose and why; the network
+    reads the 96x96 input and resizes it (its first layer), at a latency counted in the total."""
+    from micronas.hardware import estimate, load_device
+
+    argv = ["search", "--space", "mcu", "--input", "96x96x1", "--classes", "2", "--device",
+            "nrf52840", "--max-latency-ms", "150", "--evaluations", "6", "--no-cache", "--quiet"]
+    code, out, err = run(capsys, *argv, "--out", str(tmp_path))
+    assert code == 0, err
+    line = next(ln for ln in out.splitlines() if ln.startswith("resolution"))
+    m = re.fullmatch(r"resolution +(\d+)x\1 of 96x96: at 96x96 even the smallest network has "
+                     r"latency 218\.44 ms > 150\.00 ms; the network resizes its input "
+                     r"\(([0-9.]+) ms counted, extrapolated\)", line)
+    assert m, line
+    d = json.loads((tmp_path / "result.json").read_text())
+    r = d["resolution"]
+    side = int(m.group(1))
+    assert r["chosen_by"] == "search" and r["side"] == [side, side] and r["input"] == [96, 96]
+    assert side in r["searched"] and max(r["searched"]) < 96 and min(r["searched"]) >= 8
+    assert all(s % 8 == 0 for s in r["searched"]) and 2 * min(r["searched"]) >= max(r["searched"])
+    assert d["latency_ms"] <= 150 and d["network_input"] == [1, side, side]
+    assert r["note"] in (tmp_path / "report.md").read_text()
+    # the resize is the network's first layer, and its latency is the cost model's
+    space = McuSpace()
+    net = space.to_network(space.parse(d["arch"]), Task.custom((1, 96, 96), 2))
+    assert net.tensors[net.inputs[0]].shape == (1, 96, 96) and net.layers[0].op == "resize_bilinear"
+    rep = estimate(net, load_device("nrf52840"))
+    assert rep.latency_ms == pytest.approx(d["latency_ms"])
+    assert rep.layers[0].latency_ms == pytest.approx(r["resize_latency_ms"])
+    assert float(m.group(2)) == pytest.approx(r["resize_latency_ms"], abs=0.05)

@@ -156,12 +156,22 @@ def test_input_and_resolution_errors() -> None:
     with pytest.raises(ArchError, match="at least 8x8"):
         space.for_task(Task.custom((1, 49, 4), 2))
     r80 = space.parse(MBV2_035.replace("_h", "_r80_h"))
-    with pytest.raises(ArchError, match="resolution 80 is not allowed for task .*choose from 96"):
-        space.to_network(r80, Task.custom((1, 96, 96), 2))
+    r128 = space.parse(MBV2_035.replace("_h", "_r128_h"))
+    # a lower side needs no --resolutions (the network resizes its input); a higher one does
+    with pytest.raises(ArchError, match="resolution 128 is above task .*96x96 input; choose a "
+                       "side from 8 to 96 .*--resolutions 128"):
+        space.to_network(r128, Task.custom((1, 96, 96), 2))
     with pytest.raises(ArchError, match="non-square"):
         space.to_network(r80, TASKS[2])
-    net = space.to_network(r80, Task("t", (1, 96, 96), 2, (64, 80)))
-    assert net.tensors[net.inputs[0]].shape == (1, 80, 80)
+    for task in (Task.custom((1, 96, 96), 2), Task("t", (1, 96, 96), 2, (64, 80))):
+        net = space.to_network(r80, task)
+        # the network reads the task's input and resizes it itself
+        assert net.tensors[net.inputs[0]].shape == (1, 96, 96)
+        assert net.layers[0].op == "resize_bilinear"
+        assert net.tensors[net.layers[0].output].shape == (1, 80, 80)
+    up = space.to_network(r128, Task("t", (1, 96, 96), 2, (128,)))
+    assert up.tensors[up.layers[0].output].shape == (1, 128, 128)
+    assert space.to_network(a, Task.custom((1, 96, 96), 2)).layers[0].op == "conv2d"
 
 
 def test_bound_space_draws_the_task_resolutions() -> None:

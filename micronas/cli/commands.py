@@ -138,7 +138,7 @@ def search_config(args: argparse.Namespace) -> SearchConfig:
         space=space_of(args), device=args.device, runtime=args.runtime, task=task.name,
         input=args.input if custom else None, classes=args.classes if custom else None,
         resolutions=args.resolutions if custom else None,
-        strategy=args.strategy, latency_weight=args.latency_weight,
+        fixed_resolution=args.fixed_resolution, strategy=args.strategy, latency_weight=args.latency_weight,
         flops_weight=args.flops_weight, max_latency_ms=args.max_latency_ms,
         max_sram_kb=args.max_sram_kb, max_flash_kb=args.max_flash_kb,
         reserve_sram_kb=args.reserve_sram_kb, reserve_flash_kb=args.reserve_flash_kb,
@@ -370,7 +370,7 @@ def cmd_build(args: argparse.Namespace) -> int:
                           max_flash_kb=args.max_flash_kb, reserve_sram_kb=args.reserve_sram_kb,
                           reserve_flash_kb=args.reserve_flash_kb,
                           latency_weight=args.latency_weight, evaluations=args.evaluations,
-                          seed=args.seed, workers=0)
+                          fixed_resolution=args.fixed_resolution, seed=args.seed, workers=0)
     data = data_of(args)
     progress, close = _stage_bar(args.quiet or args.json)
     try:

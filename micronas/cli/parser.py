@@ -68,6 +68,9 @@ def budget_opts(p: argparse.ArgumentParser) -> None:
                    "outside every budget (default: 10 %% of the device's)")
     p.add_argument("--reserve-flash-kb", type=float, help="flash left to your application "
                    "(default: 10 %% of the device's)")
+    p.add_argument("--fixed-resolution", action="store_true", help="keep a square custom "
+                   "input's resolution even when no network meets the budgets at it (default: "
+                   "then search lower sides, the network resizing its input itself)")
 
 
 def data_opts(p: argparse.ArgumentParser) -> None:

@@ -178,8 +178,11 @@ def search(res: Any, device: str, out: Any) -> None:
     res_note = ""
     if res.network_input and tuple(res.network_input) != tuple(res.input_shape):
         nc, nh, nw = res.network_input
-        res_note = f"; the network reads it resized to {nh}x{nw}x{nc}"
+        res_note = f"; the network resizes it to {nh}x{nw}x{nc} itself"
     print(f"task          {res.task} ({h}x{w}x{c}, {res.classes} classes){res_note}")
+    note = getattr(res, "resolution", {}).get("note")
+    if note:
+        print(f"resolution    {note.removeprefix('resolution ')}")
     print(f"indicators    {indicator_text(res.indicators)}")
     print(f"device        {device} ({res.device_origin}): latency {res.latency_ms:.2f} ms "
           f"({res.runtime}), peak SRAM "

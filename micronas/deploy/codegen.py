@@ -129,6 +129,9 @@ def _call(qnet: QNetwork, layer: Layer, i: int, k, t, decls: list[str]) -> str:
     if op in ("relu", "relu6"):
         return (f"  mn_clamp({t(layer.inputs[0])}, {oh * ow * oc}, {t(layer.output)}, "
                 f"{k.act_min}, {k.act_max});")
+    if op == "resize_bilinear":
+        return (f"  mn_resize_bilinear({t(layer.inputs[0])}, {ih}, {iw}, {ic}, {t(layer.output)}, "
+                f"{oh}, {ow});")
     # pad
     top, left = layer.padding
     return (f"  mn_pad({t(layer.inputs[0])}, {ih}, {iw}, {ic}, {t(layer.output)}, {oh}, {ow}, "

@@ -98,6 +98,40 @@ def _round_div(acc: np.ndarray, n: np.ndarray | int) -> np.ndarray:
     return np.where(acc > 0, (acc + half) // n, -((-acc + half) // n))
 
 
+def resize_axis(size_in: int, size_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """TFLM's ``ComputeInterpolationValuesInteger`` along one axis (half-pixel centres, no
+    corner alignment) for every output position: the source position in 1/1024 pixels, and
+    the lower and upper source indices."""
+    scale_10 = ((1 << 10) * size_in + size_out // 2) // size_out
+    v = np.arange(size_out, dtype=np.int64) * scale_10 + scale_10 // 2 - (1 << 9)
+    lower = np.maximum(np.trunc(v / (1 << 10)).astype(np.int64), 0)  # C truncation, then >= 0
+    upper = np.minimum((v + (1 << 10) - 1) // (1 << 10), size_in - 1)
+    return v, lower, upper
+
+
+def resize_bilinear(x: np.ndarray, size: tuple[int, int], rounding: str = ROUNDING) -> np.ndarray:
+    """TFLM's ``ResizeBilinearInteger`` (half_pixel_centers, no align_corners) on int8 values
+    ``x`` (B, C, H, W) to ``size`` (height, width): weights in 1/1024 pixels, the four products
+    summed in int64 and rounded by 2**20 (half away from zero in TFLM's default build, half up
+    with single rounding). Input and output share quantisation."""
+    (oh, ow), (ih, iw) = size, x.shape[2:]
+    vy, y0, y1 = resize_axis(ih, oh)
+    vx, x0, x1 = resize_axis(iw, ow)
+    one = 1 << 10
+    dy = (vy - one * y0)[:, None]   # (oh, 1): weight of the lower row is one - dy
+    dx = (vx - one * x0)[None, :]   # (1, ow)
+    xi = x.astype(np.int64)
+    acc = (xi[:, :, y0][:, :, :, x0] * (one - dy) * (one - dx)
+           + xi[:, :, y1][:, :, :, x0] * dy * (one - dx)
+           + xi[:, :, y0][:, :, :, x1] * (one - dy) * dx
+           + xi[:, :, y1][:, :, :, x1] * dy * dx)
+    half = 1 << 19
+    if rounding == "single":
+        return (acc + half) >> 20
+    r = acc + np.where(acc > 0, half, -half)
+    return np.where(r >= 0, r >> 20, -((-r) >> 20))  # C division: truncation toward zero
+
+
 def run_layer(qnet: QNetwork, layer: Layer, xs: list[np.ndarray], rounding: str = ROUNDING,
               ) -> np.ndarray:
     """One layer on int8 inputs (batch first); returns the int8 output."""
@@ -154,6 +188,8 @@ def run_layer(qnet: QNetwork, layer: Layer, xs: list[np.ndarray], rounding: str 
         zp = -k.input_offsets[0]
         y = np.pad(x.astype(np.int64), ((0, 0), (0, 0), (ph, h - x.shape[2] - ph),
                                         (pw, w - x.shape[3] - pw)), constant_values=zp)
+    elif op == "resize_bilinear":
+        y = resize_bilinear(xs[0], out_shape[1:], rounding)
     else:
         raise ValueError(f"op {op} is not supported by the int8 model")
     return np.clip(y, k.act_min, k.act_max).astype(np.int8)

@@ -28,7 +28,8 @@ from micronas.errors import MicronasError
 from micronas.ir import Layer, Network
 
 WEIGHTED = ("conv2d", "depthwise_conv2d", "fully_connected", "affine")
-SAME_QUANT = ("avgpool2d", "maxpool2d", "global_avgpool", "relu", "relu6", "pad")
+SAME_QUANT = ("avgpool2d", "maxpool2d", "global_avgpool", "relu", "relu6", "pad",
+              "resize_bilinear")
 SUPPORTED = WEIGHTED + SAME_QUANT + ("add", "concat")
 
 

@@ -49,6 +49,9 @@ def _layer(layer: Layer, net: Network, xs: list[torch.Tensor], w: torch.Tensor |
         _, h, w_ = net.tensors[layer.output].shape
         _, hin, win = net.tensors[layer.inputs[0]].shape
         y = F.pad(x, (pw, w_ - win - pw, ph, h - hin - ph))
+    elif op == "resize_bilinear":
+        y = F.interpolate(x, size=net.tensors[layer.output].shape[1:], mode="bilinear",
+                          align_corners=False)
     else:
         raise ValueError(f"op {op} has no reference")
     if layer.activation == "relu6":

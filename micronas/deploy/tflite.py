@@ -10,7 +10,9 @@ scales on axis 3; an affine is a 1x1 depthwise); fully_connected -> FULLY_CONNEC
 (per-tensor weights, columns permuted from CHW to HWC order when the input is spatial);
 avgpool2d / maxpool2d -> AVERAGE_POOL_2D / MAX_POOL_2D; global_avgpool -> AVERAGE_POOL_2D
 over the whole map; add -> ADD; concat -> CONCATENATION (channels); relu / relu6 -> RELU /
-RELU6; pad -> PAD (the pad value is the input zero point). SAME/VALID come from
+RELU6; pad -> PAD (the pad value is the input zero point); resize_bilinear -> RESIZE_BILINEAR
+(a constant int32 size tensor ``[H, W]``, half_pixel_centers, no align_corners: PyTorch's
+``align_corners=False``). SAME/VALID come from
 :func:`micronas.ir.window_padding`; fused ReLU / ReLU6 become ``fusedActivationFunction``;
 strides are (height, width).
 """
@@ -158,6 +160,13 @@ def build_tflite(qnet: QNetwork) -> tuple[bytes, dict[str, int]]:
             code = fb.BuiltinOperator.PAD
             opts = fb.PadOptionsT()
             op.builtinOptionsType = fb.BuiltinOptions.PadOptions
+        elif layer.op == "resize_bilinear":
+            size = np.array(net.tensors[layer.output].shape[1:], np.int32)
+            ins.append(sg.add_tensor(shape=[2], dtype=fb.TensorType.INT32,
+                                     name=f"{layer.name}.size", data=size))
+            code = fb.BuiltinOperator.RESIZE_BILINEAR
+            opts = fb.ResizeBilinearOptionsT(alignCorners=False, halfPixelCenters=True)
+            op.builtinOptionsType = fb.BuiltinOptions.ResizeBilinearOptions
         else:
             raise MicronasError(f"layer {layer.name}: op {layer.op!r} has no TFLite mapping")
         op.builtinOptions = opts

@@ -6,6 +6,7 @@ map), BatchNorm2d (standalone -> ``affine``), ReLU / ``F.relu`` (-> ``relu``), R
 ``F.relu6`` / ``hardtanh(0, 6)`` (-> ``relu6``), Linear, AvgPool2d, MaxPool2d,
 AdaptiveAvgPool2d(1) / AdaptiveAvgPool1d(1) and ``mean`` over the spatial axes (->
 ``global_avgpool``), ``+`` / ``torch.add``, ``torch.cat`` along channels (-> ``concat``),
+``F.interpolate(..., mode="bilinear", align_corners=False)`` (-> ``resize_bilinear``),
 flatten / view / reshape and Identity / Dropout (buffer reuse), multiplication by a constant
 0 (-> ``zeros``) and by another constant (folded into quantisation). Anything else
 (Hardswish, SiLU, concatenation along another axis, ...) raises a one-line MicronasError
@@ -171,6 +172,16 @@ def trace(model: nn.Module, input_shape: Sequence[int], name: str | None = None)
                 raise MicronasError(f"node {nm}: only concatenation along channels (dim=1) is "
                                     "supported")
             tensor[nm] = g.concat([src(x) for x in xs], name=nm)
+        elif node.op == "call_function" and node.target is nn.functional.interpolate:
+            kw = node.kwargs
+            mode = kw.get("mode", node.args[3] if len(node.args) > 3 else "nearest")
+            corners = kw.get("align_corners", node.args[4] if len(node.args) > 4 else None)
+            if mode != "bilinear" or corners or kw.get("antialias"):
+                raise MicronasError(f"node {nm}: only bilinear interpolation without "
+                                    "align_corners or antialias is supported (mode="
+                                    f"{mode!r}, align_corners={corners!r})")
+            size = tuple(node.meta["tensor_meta"].shape[2:])
+            tensor[nm] = g.resize_bilinear(src(node.args[0]), size, name=nm)  # type: ignore[arg-type]
         elif node.op == "call_function" and node.target in _RELU6_FUNCS:
             tensor[nm] = g.relu6(src(node.args[0]), name=nm)
         elif (node.op == "call_function" and node.target in _FLATTEN) or (

@@ -53,6 +53,8 @@ def op_class(layer: Layer) -> str:
         return "global_pool"
     if layer.op == "relu6":
         return "relu"  # the same elementwise clamp, with an upper bound
+    if layer.op == "resize_bilinear":
+        return "resize"
     return layer.op
 
 
@@ -200,11 +202,15 @@ class CostReport:
         return asdict(self)
 
 
+def tflite_ops(net: Network) -> set[str]:
+    """The TFLite operators ``net`` runs as."""
+    return {TFLITE_OPS[la.op] for la in net.layers if la.op in TFLITE_OPS}
+
+
 def runtime_code_bytes(net: Network, device: Device) -> int:
     """Flash of the runtime's own code for ``net``: per TFLite operator it uses where the
     runtime has measured sizes (:meth:`RuntimeProfile.code_bytes`), else one constant."""
-    return device.runtime.code_bytes({TFLITE_OPS[la.op] for la in net.layers
-                                      if la.op in TFLITE_OPS})
+    return device.runtime.code_bytes(tflite_ops(net))
 
 
 def grounding_of(net: Network, device: Device) -> str:
@@ -260,4 +266,5 @@ def estimate(net: Network, device: Device) -> CostReport:
         sram_limit_bytes=device.sram_bytes, flash_limit_bytes=device.flash_bytes, layers=layers,
         runtime=rt.name, runtime_grounding=grounding_of(net, device),
         runtime_source=rt.latency_source, runtime_code_bytes=code, device_origin=device.origin,
-        runtime_code_source=rt.code_source or f"{rt.name}'s estimate (one constant)")
+        runtime_code_source=rt.code_source_for(tflite_ops(net)) if rt.code_source
+        else f"{rt.name}'s estimate (one constant)")

@@ -20,7 +20,7 @@ The runtimes:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from importlib import resources
 from importlib.resources.abc import Traversable
 from typing import Any
@@ -60,6 +60,8 @@ class RuntimeProfile:
     #: (``code_flash_bytes`` is then the base: interpreter, allocator, start-up)
     code_per_op: tuple[tuple[str, int, int], ...] = ()
     code_source: str = ""
+    #: (op, measured op) pairs of ``code_per_op`` whose sizes are another op's (not measured)
+    code_stand_ins: tuple[tuple[str, str], ...] = ()
     code_flash_bytes: int = 65536
     ram_reserved_bytes: int = 8192
     arena_alignment_bytes: int = 16
@@ -80,6 +82,12 @@ class RuntimeProfile:
         used = [(alone, marginal) for op, alone, marginal in self.code_per_op if op in ops]
         shared = max((alone - marginal for alone, marginal in used), default=0)
         return self.code_flash_bytes + sum(m for _, m in used) + max(shared, 0)
+
+    def code_source_for(self, ops: set[str]) -> str:
+        """Where :meth:`code_bytes` for ``ops`` comes from, naming the stand-ins it used."""
+        used = [f"{op} as {like}" for op, like in self.code_stand_ins if op in ops]
+        return self.code_source + (f"; not measured, sized as: {', '.join(used)}" if used
+                                   else "")
 
     def label(self) -> str:
         """``name`` plus, where its latency on this core is not grounded, the word saying so."""
@@ -125,6 +133,9 @@ class Runtime:
     code: dict[str, tuple[int, tuple[tuple[str, int, int], ...], str]]
     #: (runtime, scale, source): latency = another runtime's on the same core times scale
     derived: tuple[str, float, str] | None = None
+    #: TFLite operators whose code was not measured -> the measured operator whose sizes
+    #: stand in for theirs (``[code_stand_ins]`` of runtime.toml, each with its reason)
+    code_stand_ins: dict[str, str] = field(default_factory=dict)
 
     def cores(self) -> list[str]:
         """The cores this runtime has latency constants for."""
@@ -173,6 +184,7 @@ class Runtime:
         """The runtime's memory overheads on ``core`` (plus a profile's ``overrides``)."""
         mem = {**self.memory, **self.memory_per_core.get(core, {})}
         per_op: tuple[tuple[str, int, int], ...] = ()
+        stood_in: tuple[tuple[str, str], ...] = ()
         code_source = ""
         code = self.code
         if not code and self.derived:  # code not measured: the base runtime's builds
@@ -181,13 +193,21 @@ class Runtime:
             mem["code_flash_bytes"], per_op, code_source = code[core]
             if code is not self.code:
                 code_source = f"{self.derived[0]}'s {code_source} (its own not measured)"
+            stand_ins = self.code_stand_ins or (RUNTIMES[self.derived[0]].code_stand_ins
+                                                if self.derived else {})
+            sizes = {op: (alone, marginal) for op, alone, marginal in per_op}
+            added = [(op, *sizes[like]) for op, like in stand_ins.items()
+                     if op not in sizes and like in sizes]
+            per_op = (*per_op, *added)
+            stood_in = tuple((op, stand_ins[op]) for op, _, _ in added)
         if overrides and "code_flash_bytes" in overrides:
             per_op, code_source = (), ""  # the profile states its runtime's code size itself
+            stood_in = ()
         mem.update(overrides or {})
         return RuntimeProfile(name=self.name, description=self.description, ships=self.ships,
                               latency_grounding=grounding, latency_source=source,
                               extrapolated_classes=extrapolated, code_per_op=per_op,
-                              code_source=code_source, **mem)
+                              code_source=code_source, code_stand_ins=stood_in, **mem)
 
 
 def _read_runtime(folder: Traversable) -> Runtime:
@@ -223,8 +243,12 @@ def _read_runtime(folder: Traversable) -> Runtime:
             raise DeviceError(f"{where}: [derived] must name the runtime it scales (from = ...)")
         derived = (d["from"], number(d, "scale", f"{where} [derived]"),
                    text(d, "source", f"{where} [derived]", ""))
+    stand_ins = raw.get("code_stand_ins", {})
+    if not isinstance(stand_ins, dict) or not all(isinstance(v, str) for v in stand_ins.values()):
+        raise DeviceError(f"{where}: [code_stand_ins] maps TFLite operators to the measured "
+                          "operator whose code size stands in for theirs")
     return Runtime(name, text(raw, "description", where, name), text(raw, "ships", where, ""),
-                   memory, per_core, folder, code, derived)
+                   memory, per_core, folder, code, derived, dict(stand_ins))
 
 
 def _load_runtimes(reg: Registry[Runtime]) -> None:

@@ -187,6 +187,15 @@ def designed_layers(seed: int = 0, max_macs: int = 3_000_000) -> list[tuple[Netw
         out.append((net, next(lay for lay in net.layers if lay.op == "pad")))
     for c, s in pick(maps, 8):
         one((c, s, s), lambda g, x: g.concat([x, g.relu(x, name="r")], name="cat"))
+    # the mcu space's input resize (a square task's side to a lower resolution, mostly 1 or 3
+    # channels), some upsampling and non-square maps; drawn last, so the draws above stand
+    resizes = [(c, s, r, r) for c in (1, 3, 8, 16) for s in (24, 32, 48, 64, 96, 128)
+               for r in (s // 2, 5 * s // 8, 3 * s // 4, 7 * s // 8, s + 8)]
+    resizes += [(c, 49, 10, (25, 5)) for c in (1, 8)] + [(3, 40, 30, (32, 24))]
+    for c, s, w, r in pick(resizes, 18):
+        size = r if isinstance(r, tuple) else (r, r)
+        one((c, s, s if isinstance(r, int) else w),
+            lambda g, x, size=size: g.resize_bilinear(x, size, name="rs"))
     return out
 
 

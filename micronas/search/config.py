@@ -43,9 +43,15 @@ class TaskSpec:
     classes: int | None = None
     resolutions: str | None = None
     task: Task | None = None
+    #: keep the input's resolution even where the budgets cannot be met at it (by default a
+    #: square custom input is then searched at lower sides, the network resizing its input)
+    fixed_resolution: bool = False
     resolved: Task = field(init=False, repr=False, compare=False)  # the task, checked
 
     def __post_init__(self) -> None:
+        if self.fixed_resolution and self.resolutions is not None:
+            raise MicronasError("--fixed-resolution keeps the input's resolution; it cannot go "
+                                "with --resolutions")
         if self.task is not None:
             if self.input is not None or self.classes is not None or self.resolutions is not None:
                 raise MicronasError("give a task, or --input HxWxC --classes K [--resolutions], "

@@ -157,7 +157,9 @@ class CostModel:
 
 def lower_bound(space: SearchSpace, task: Task, device: Device) -> Costs | None:
     """Costs no architecture of ``space`` can go below (None when the space has no
-    ``floor``): the layers every network has, i.e. the floor architecture's network.
+    ``floor``): the layers every network has, i.e. the floor architecture's network (the
+    least, cost by cost, of the space's ``floors()`` where it has several: one per input
+    resolution, each with its own input resize).
 
     Only its unfused ReLU layers may be absent in other architectures, so those are
     excluded from the latency and flash bounds; its SRAM bound is the most bytes live at
@@ -165,7 +167,17 @@ def lower_bound(space: SearchSpace, task: Task, device: Device) -> Costs | None:
     """
     if not offers(space, HasFloor):
         return None
-    net = space.to_network(space.floor(), task)
+    floors = space.floors() if hasattr(space, "floors") else [space.floor()]
+    bounds = [floor_costs(space, task, device, f) for f in floors]
+    return Costs(min(b.latency_ms for b in bounds), min(b.peak_sram_bytes for b in bounds),
+                 min(b.flash_bytes for b in bounds), min(b.macs for b in bounds),
+                 min(b.params for b in bounds))
+
+
+def floor_costs(space: SearchSpace, task: Task, device: Device, floor: Any = None) -> Costs:
+    """The costs :func:`lower_bound` takes from one floor architecture (``space.floor()``
+    unless given): its network's, less the unfused ReLU layers other architectures may lack."""
+    net = space.to_network(space.floor() if floor is None else floor, task)
     r = estimate(net, device)
     relu = sum(lc.latency_ms for lc in r.layers if lc.op in ("relu", "relu6"))
     live = max(live_bytes(net, device.runtime.arena_alignment_bytes))
@@ -216,4 +228,4 @@ class BudgetFilter:
         return [a for a in archs if self.ok(a)]
 
 
-__all__ = ["BudgetFilter", "Budgets", "CostModel", "Costs", "lower_bound"]
+__all__ = ["BudgetFilter", "Budgets", "CostModel", "Costs", "floor_costs", "lower_bound"]

@@ -49,7 +49,11 @@ def _markdown(r: SearchResult) -> str:
         + (f"; pruning keeps >= {st['fill']:g} of a binding budget's capacity"
            if st["name"] == "prune" and st["fill"] else ""),
         f"- reserved for the application: {r.reserve_sram_bytes / 1024:.1f} KB SRAM, "
-        f"{r.reserve_flash_bytes / 1024:.1f} KB flash (outside every budget)", "",
+        f"{r.reserve_flash_bytes / 1024:.1f} KB flash (outside every budget)",
+        *([f"- {r.resolution['note']}" + (
+            f" (sides searched: {', '.join(map(str, r.resolution['searched']))}; "
+            "`--fixed-resolution` keeps the input's)" if r.resolution.get("chosen_by") == "search"
+            else "")] if r.resolution.get("note") else []), "",
         "| quantity | value |", "|---|---|",
         *[f"| {LABELS.get(n, n)} | {v:.4g} |" for n, v in r.indicators.items()],
         f"| latency | {r.latency_ms:.2f} ms |",

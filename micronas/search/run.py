@@ -19,7 +19,7 @@ from micronas.hardware.frontend import FrontEndCost, frontend_cost
 from micronas.infra.cache import ResultStore, cache_dir
 from micronas.infra.execution import default_threads, workers_beside
 from micronas.search.config import SearchConfig
-from micronas.search.costs import BudgetFilter, Budgets, CostModel, lower_bound
+from micronas.search.costs import BudgetFilter, Budgets, CostModel, floor_costs, lower_bound
 from micronas.search.evaluate import Evaluator
 from micronas.search.objective import Weights
 from micronas.search.pareto import front
@@ -55,7 +55,15 @@ class SearchResult:
     task: str = "cifar10"
     input_shape: tuple[int, int, int] = (3, 32, 32)
     classes: int = 10
-    network_input: tuple[int, int, int] | None = None  # what the network reads (resolution)
+    #: the resolution the network computes at, (C, H, W): the task's input, or lower where
+    #: the network resizes its input itself (``resolution`` says which and why)
+    network_input: tuple[int, int, int] | None = None
+    #: how the resolution was chosen: ``side`` and ``input`` (H, W), ``chosen_by`` ("task":
+    #: the input as it is, "--resolutions", or "search": the search lowered it because the
+    #: budgets cannot be met at the input), ``searched`` (the sides drawn), ``reason`` (the
+    #: floors missed at the input), ``resize_latency_ms`` (the network's own resize, in
+    #: ``latency_ms``) and ``note`` (one line for the outputs; empty at the task's input)
+    resolution: dict[str, Any] = field(default_factory=dict)
     reserve_sram_bytes: int = 0    # left to the application (the budgets exclude it)
     reserve_flash_bytes: int = 0
     pareto: list[dict[str, Any]] = field(default_factory=list)  # feasible evaluated front
@@ -99,7 +107,8 @@ def latency_target(cfg: SearchConfig, costs: CostModel) -> float | None:
     return hi ** (1 - w) * lo ** w
 
 
-def check_bounds(space: SearchSpace, task: Task, device: Device, budgets: Budgets) -> None:
+def check_bounds(space: SearchSpace, task: Task, device: Device, budgets: Budgets,
+                 fixed_resolution: bool = False) -> None:
     """Refuse budgets no architecture can meet, before searching (from the space's cost
     lower bound), in one line that names each floor the budgets miss and what would relax
     them: the budget itself, a lower input resolution (square inputs the space can shrink),
@@ -111,11 +120,19 @@ def check_bounds(space: SearchSpace, task: Task, device: Device, budgets: Budget
     floors = "; ".join(w.replace(" > ", " (budget ") + ")" for w in why)
     relax = []
     if budgets.max_latency_ms is not None and lb.latency_ms > budgets.max_latency_ms:
-        relax.append(f"--max-latency-ms {math.ceil(lb.latency_ms * 1.01)}")
+        lowest = None if fixed_resolution else _lowest_side_floor(space, task, device)
+        if lowest is not None and lowest[1].latency_ms < lb.latency_ms:
+            relax.append(f"--max-latency-ms {math.ceil(lowest[1].latency_ms * 1.01)} (at "
+                         f"{lowest[0]}x{lowest[0]}, the lowest resolution the search would "
+                         "lower the input to)")
+        else:
+            relax.append(f"--max-latency-ms {math.ceil(lb.latency_ms * 1.01)}")
     side = _resolution_that_fits(space, task, device, budgets)
     if side is not None:
-        relax.append(f"--resolutions {side} (the network reads {side}x{side}; the board "
-                     "resizes its input)")
+        relax.append(f"dropping --fixed-resolution (the search then lowers the resolution to "
+                     f"{side}x{side} or below, the network resizing its input)" if fixed_resolution
+                     else f"--resolutions {side} (the network resizes its input to "
+                     f"{side}x{side} itself)")
     dev = _device_that_fits(space, task, device, budgets)
     if dev is not None:
         relax.append(f"a larger device such as {dev}")
@@ -126,21 +143,90 @@ def check_bounds(space: SearchSpace, task: Task, device: Device, budgets: Budget
 
 def _resolution_that_fits(space: SearchSpace, task: Task, device: Device,
                           budgets: Budgets) -> int | None:
-    """The largest lower square input side (multiples of 8) at which the space's floor
-    meets the budgets, for a square custom task whose resolution may be searched."""
+    """The largest lower square side (multiples of 8) at which the space's floor, resizing
+    the task's input to it, meets the budgets, for a square custom task whose resolution may
+    be searched."""
     c, h, w = task.input_shape
     if h != w or task.resolutions is not None or not task.name.startswith("custom-"):
         return None
     base = get_space(space.name)
     for side in range((h - 1) // 8 * 8, 7, -8):
-        t = Task.custom((c, side, side), task.classes, resolutions=(side, h))
+        t = Task.custom(task.input_shape, task.classes, name=task.name, resolutions=(side,))
         try:
-            lb = lower_bound(bind(base, t), t, device)
+            bound = bind(base, t)
+            lb = floor_costs(bound, t, device)  # the floor at the lowest side: this one
         except MicronasError:  # the space cannot take that input
             return None
-        if lb is not None and budgets.ok(lb):
+        if budgets.ok(lb):
             return side
     return None
+
+
+def _lowest_side_floor(space: SearchSpace, task: Task, device: Device) -> tuple[int, Any] | None:
+    """The lowest side (multiple of 8) a search may lower a square custom task's input to, and
+    the costs of the space's floor there (None where the resolution is fixed)."""
+    c, h, w = task.input_shape
+    if h != w or task.resolutions is not None or not task.name.startswith("custom-") or h <= 8:
+        return None
+    t = Task.custom(task.input_shape, task.classes, name=task.name, resolutions=(8,))
+    try:
+        return 8, floor_costs(bind(get_space(space.name), t), t, device)
+    except MicronasError:
+        return None
+
+
+def lower_resolution(space: SearchSpace, task: Task, device: Device,
+                     budgets: Budgets) -> tuple[Task, str] | None:
+    """For a square custom task without ``--resolutions`` whose budgets even the space's
+    smallest network at the input cannot meet: the task bound to the lower sides to search
+    (multiples of 8, from the largest at which the smallest network, resizing its input,
+    meets the budgets, down to about half of it) and why (the floors missed at the input).
+    None when the input's resolution stays: its floor meets the budgets, the resolution is
+    fixed, or no lower side helps (then :func:`check_bounds` names the floors)."""
+    lb = lower_bound(space, task, device)
+    if lb is None or budgets.ok(lb):
+        return None
+    side = _resolution_that_fits(space, task, device, budgets)
+    if side is None:
+        return None
+    sides = tuple(s for s in range(side, 7, -8) if 2 * s >= side)
+    why = "; ".join(budgets.violations(lb))
+    _, h, w = task.input_shape
+    return (Task.custom(task.input_shape, task.classes, name=task.name,
+                        resolutions=tuple(sorted(sides))),
+            f"at {h}x{w} even the smallest network has {why}")
+
+
+def resolution_choice(space: SearchSpace, task: Task, device: Device, arch: Any,
+                      reason: str | None) -> dict[str, Any]:
+    """How the network's resolution was chosen (``SearchResult.resolution``): read from its
+    IR (a network that resizes its input starts with a ``resize_bilinear`` layer), the resize's
+    latency from the same estimate as every other cost."""
+    from micronas.hardware import estimate
+
+    net = Candidate(space, arch, task).network()
+    first = net.layers[0] if net.layers else None
+    shape = tuple(net.tensors[net.inputs[0]].shape)
+    resize_ms = 0.0
+    if first is not None and first.op == "resize_bilinear":
+        shape = tuple(net.tensors[first.output].shape)
+        report = estimate(net, device)
+        resize_ms = sum(lc.latency_ms for lc in report.layers if lc.op == "resize_bilinear")
+    _, h, w = task.input_shape
+    side = tuple(shape[1:3]) if len(shape) == 3 else (h, w)
+    chosen_by = "search" if reason else ("--resolutions" if task.resolutions and reason is None
+                                        and side != (h, w) else "task")
+    note = ""
+    if side != (h, w):
+        why = f": {reason}" if reason else " (--resolutions)"
+        guessed = ", extrapolated" if "resize" in device.runtime.extrapolated_classes else ""
+        note = (f"resolution {side[0]}x{side[1]} of {h}x{w}{why}; the network resizes its "
+                f"input ({resize_ms:.1f} ms counted{guessed})")
+    elif reason:
+        note = f"resolution {h}x{w} (the input's){': ' + reason}"
+    return {"network": list(shape), "side": list(side), "input": [h, w], "chosen_by": chosen_by,
+            "searched": sorted(task.resolutions) if task.resolutions else None,
+            "reason": reason or "", "resize_latency_ms": resize_ms, "note": note}
 
 
 def _device_that_fits(space: SearchSpace, task: Task, device: Device,
@@ -183,7 +269,12 @@ def run_search(cfg: SearchConfig, table: GroundTruth | None = None, cache_path: 
     fe = None if task.frontend is None else frontend_cost(task.frontend, device)
     if fe is not None:  # the network gets what the front end leaves
         budgets = network_budgets(budgets, fe, device)
-    check_bounds(space, task, device, budgets)
+    lowered = None if cfg.task.fixed_resolution else lower_resolution(space, task, device,
+                                                                       budgets)
+    if lowered is not None:  # the budgets cannot be met at the input: search lower sides
+        task = lowered[0]
+        space = bind(get_space(cfg.space), task)
+    check_bounds(space, task, device, budgets, cfg.task.fixed_resolution)
     t0 = time.perf_counter()
     # the cost memo lives beside the results cache (--cache); no cache, no memo on disk
     costs = CostModel(space, task, device, disk_cache=cache_path is not None,
@@ -208,8 +299,12 @@ def run_search(cfg: SearchConfig, table: GroundTruth | None = None, cache_path: 
             limits = Budgets.with_device(device, None, None, None, *reserve)
             if fe is not None:
                 limits = network_budgets(limits, fe, device)
-            return _run(cfg, ev, w, BudgetFilter(costs, budgets, limits), device, reserve, table,
-                        progress, t0, fe)
+            out = _run(cfg, ev, w, BudgetFilter(costs, budgets, limits), device, reserve, table,
+                       progress, t0, fe)
+            out.resolution = resolution_choice(space, task, device, space.parse(out.arch),
+                                               lowered[1] if lowered else None)
+            out.network_input = tuple(out.resolution["network"])  # type: ignore[assignment]
+            return out
         finally:
             ev.close()
     finally:
@@ -278,7 +373,6 @@ def _run(cfg: SearchConfig, ev: Evaluator, w: Weights, filt: BudgetFilter, devic
         device_origin=device.origin,
         frontend=frontend_info(task, fe, c.latency_ms, c.peak_sram_bytes, c.flash_bytes))
     out.reserve_sram_bytes, out.reserve_flash_bytes = reserve
-    out.network_input = Candidate(space, arch, task).variant_input("full")
     out.pareto = front(out.history, out.arch, out.indicators, out.latency_ms, w.indicators)
     if not filt.ok(arch):  # an invariant of every strategy; never hand back a violation
         raise MicronasBug(f"the search returned {out.arch}, which violates "

@@ -63,12 +63,14 @@ def search_config(ds: Dataset, base: SearchConfig) -> SearchConfig:
 
     t = ds.task()
     res = base.task.resolutions
+    fixed = base.task.fixed_resolution
     if t.name in TASKS and TASKS[t.name] == t:
         resolve_task(t.name, resolutions=res)  # a built-in task's resolution is fixed: one line
-        return replace(base, task=TaskSpec(t.name))
+        return replace(base, task=TaskSpec(t.name, fixed_resolution=fixed))
     # the data's own shape (checked as --input is) and resolutions, as a Task: no text round trip
     return replace(base, task=TaskSpec(task=replace(
-        resolve_task(None, t.input_shape, t.classes, resolutions=res), frontend=t.frontend)))
+        resolve_task(None, t.input_shape, t.classes, resolutions=res), frontend=t.frontend),
+        fixed_resolution=fixed))
 
 
 def _kb(n: float) -> str:
@@ -87,6 +89,7 @@ def report_md(r: BuildResult) -> str:
         f"- network input: {input_text(tuple(b['network_input']))}"
         f"{' (time steps x channels)' if is_1d(tuple(b['network_input'])) else ''}, "
         f"{b['macs']:,} MACs, {b['params']:,} params",
+        *([f"- {s.resolution['note']}"] if s.resolution.get("note") else []),
         f"- data: {b['data']['source']} ({b['data']['train']:,} train / {b['data']['test']:,} "
         "test)",
         f"- trained: {r.train.epochs} epochs, seed {r.train.seed} (recipe in build.json)"

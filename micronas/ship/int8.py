@@ -22,7 +22,12 @@ from micronas.deploy.weights import weights_from_torch
 from micronas.errors import MicronasError
 from micronas.ir import Network
 from micronas.ship.checkpoint import Checkpoint
-from micronas.ship.train import evaluate, module_from_checkpoint, prepare_inputs
+from micronas.ship.train import (
+    checkpoint_input,
+    evaluate,
+    module_from_checkpoint,
+    prepare_inputs,
+)
 from micronas.spaces import get_space
 from micronas.tasks.data import Dataset, load_dataset
 from micronas.tasks.frontend import INPUT_STEPS_PER_STD
@@ -114,7 +119,11 @@ def trained_network(checkpoint: str | Path | Checkpoint, ds: Dataset | None = No
     if module is None:
         _, _, _, module = module_from_checkpoint(ck)
     ds = ds or dataset_of(ck)
-    shape = ck.network_input
+    # what the network reads today: an mcu network at a lower resolution resizes the task's
+    # input itself, so a checkpoint trained when the data was resized beforehand (its
+    # network_input the lower side) loads as it is: the same torch bilinear resize, moved
+    # inside the network, computes the same function on the task's data
+    shape = checkpoint_input(ck)
     x_tr, x_te = prepare_inputs(ds, shape)
     y_te = torch.from_numpy(ds.y_test)
     float_acc = evaluate(module, x_te, y_te)

@@ -167,6 +167,15 @@ def network_input(space: AnySpace, arch: Any, task: Task) -> tuple[int, int, int
     return task.input_shape
 
 
+def checkpoint_input(ck: Checkpoint) -> tuple[int, int, int]:
+    """The input a checkpoint's network reads now (the task's, for an mcu network that
+    resizes it itself; ``ck.network_input`` may name the lower side of a checkpoint made when
+    the data was resized before the network)."""
+    ident = ck.identity
+    sp = bind(get_space(ident.space), ident.task)
+    return network_input(sp, sp.parse(ident.arch), ident.task)
+
+
 def _seeded(seed: int, *salt: int) -> torch.Generator:
     mixed = np.random.SeedSequence([seed & 0xFFFFFFFF, *salt]).generate_state(2)
     return torch.Generator().manual_seed(int(mixed[0]) << 32 | int(mixed[1]))
@@ -180,7 +189,9 @@ def _resize(x: np.ndarray, shape: tuple[int, int, int]) -> torch.Tensor:
 
 
 def prepare_inputs(ds: Dataset, shape: tuple[int, int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-    """The dataset's train and test images at the network's input size."""
+    """The dataset's train and test images at the size the network reads (an mcu network at
+    a lower resolution reads the task's input and resizes it itself, so the data is left as
+    it is; a bilinear resize here only for data of another size than the network reads)."""
     if ds.input_shape[0] != shape[0]:
         raise DataError(f"data {ds.source} has {ds.input_shape[0]} channels but the network "
                         f"takes {shape[0]}")
@@ -496,6 +507,6 @@ def train(arch: Any, space: AnySpace | str, ds: Dataset, out: str | Path,
 
 
 __all__ = ["AUGMENT", "AUTO_STEPS", "CHECKPOINT", "Recipe", "TrainPlan", "TrainResult", "auto_epochs",
-           "evaluate", "time_steps",
+           "checkpoint_input", "evaluate", "time_steps",
            "module_from_checkpoint", "network_input", "prepare_inputs", "train",
            "versions"]

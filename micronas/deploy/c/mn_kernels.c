@@ -231,3 +231,38 @@ void mn_pad(const int8_t *in, int ih, int iw, int c, int8_t *out, int oh, int ow
     for (int i = 0; i < iw * c; ++i) dst[i] = src[i];
   }
 }
+
+/* Bilinear resize to oh x ow (half-pixel centres, no corner alignment): TFLM's
+ * ResizeBilinearInteger. Source positions in 1/1024 pixels from a rounded scale; the four
+ * neighbours weighted and summed, then divided by 2^20 rounding half away from zero. Input
+ * and output share quantisation. Each weight is at most 1536 x 1536 and the four weights'
+ * magnitudes sum to at most 2048 x 2048, so with |x| <= 128 every sum stays below 2^30:
+ * int32 gives TFLM's int64 result exactly. */
+void mn_resize_bilinear(const int8_t *in, int ih, int iw, int c, int8_t *out, int oh, int ow) {
+  const int32_t one = 1 << 10;
+  const int32_t sy = (one * ih + oh / 2) / oh, sx = (one * iw + ow / 2) / ow;
+  for (int y = 0; y < oh; ++y) {
+    int32_t vy = y * sy + sy / 2 - (1 << 9);
+    int32_t y0 = vy / one, y1 = (vy + one - 1) / one; /* C division truncates, as TFLM's */
+    y0 = y0 < 0 ? 0 : y0;
+    y1 = y1 > ih - 1 ? ih - 1 : y1;
+    int32_t dy = vy - one * y0;
+    const int8_t *r0 = in + y0 * iw * c, *r1 = in + y1 * iw * c;
+    for (int x = 0; x < ow; ++x) {
+      int32_t vx = x * sx + sx / 2 - (1 << 9);
+      int32_t x0 = vx / one, x1 = (vx + one - 1) / one;
+      x0 = x0 < 0 ? 0 : x0;
+      x1 = x1 > iw - 1 ? iw - 1 : x1;
+      int32_t dx = vx - one * x0;
+      int32_t w00 = (one - dy) * (one - dx), w10 = dy * (one - dx);
+      int32_t w01 = (one - dy) * dx, w11 = dy * dx;
+      const int8_t *p00 = r0 + x0 * c, *p01 = r0 + x1 * c, *p10 = r1 + x0 * c, *p11 = r1 + x1 * c;
+      int8_t *o = out + (y * ow + x) * c;
+      for (int ch = 0; ch < c; ++ch) {
+        int32_t acc = p00[ch] * w00 + p10[ch] * w10 + p01[ch] * w01 + p11[ch] * w11;
+        acc += acc > 0 ? (1 << 19) : -(1 << 19);
+        o[ch] = (int8_t)(acc / (1 << 20));
+      }
+    }
+  }
+}

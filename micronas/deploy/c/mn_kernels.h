@@ -27,5 +27,6 @@ void mn_concat(const int8_t *in, int pixels, int c_in, int8_t *out, int c_out, i
 void mn_clamp(const int8_t *in, int n, int8_t *out, int32_t lo, int32_t hi);
 void mn_pad(const int8_t *in, int ih, int iw, int c, int8_t *out, int oh, int ow, int top,
             int left, int8_t value);
+void mn_resize_bilinear(const int8_t *in, int ih, int iw, int c, int8_t *out, int oh, int ow);
 void mn_mark(int layer);
 #endif

@@ -6,6 +6,7 @@ Weights are initialised by the caller from its own generator (:mod:`micronas.inf
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from micronas.spaces.mcu.network import BlockPlan, Plan
@@ -43,15 +44,20 @@ class InvertedResidual(nn.Module):
 
 
 class McuNetwork(nn.Module):
-    """Stem, inverted-residual blocks, optional 1x1 head conv, global pool, classifier."""
+    """Optional bilinear resize of the task's input to the network's resolution (PyTorch's
+    ``align_corners=False`` = TFLite's half-pixel centres; no parameters), stem,
+    inverted-residual blocks, optional 1x1 head conv, global pool, classifier."""
 
     def __init__(self, p: Plan):
         super().__init__()
+        self.resize = tuple(p.input_shape[1:]) if p.resize_from else None
         self.stem = _conv_bn(p.input_shape[0], p.stem, 3, p.stem_stride, one_d=p.one_d)
         self.blocks = nn.Sequential(*[InvertedResidual(b, p.one_d) for b in p.blocks])
         self.head = _conv_bn(p.blocks[-1].cout, p.head, 1) if p.head else nn.Identity()
         self.classifier = nn.Linear(p.last_channels, p.classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.resize is not None:
+            x = F.interpolate(x, size=self.resize, mode="bilinear", align_corners=False)
         x = self.head(self.blocks(self.stem(x)))
         return self.classifier(x.mean(dim=(2, 3)))

@@ -18,6 +18,12 @@ disagree on shapes, MACs or parameters.
 - A 1-D input (a time series, ``(C, L, 1)``: :attr:`Task.is_1d`) gets ``k x 1`` kernels,
   padding ``(k // 2, 0)`` and strides ``(s, 1)`` everywhere (stem, depthwise convs), so it
   downsamples only along time; it needs at least :data:`MIN_LENGTH` steps.
+- Resolution: an architecture that names a side other than the task's input (``_r80`` on a
+  96x96 task) starts with a bilinear resize of the task's input to that side (half-pixel
+  centres, PyTorch's ``align_corners=False``): the network reads the task's data as it is,
+  and the deployed network resizes it itself, at a cost the IR counts. The reduced variants
+  (indicators) read the input at the network's resolution, without the resize (it has no
+  parameters).
 """
 
 from __future__ import annotations
@@ -50,13 +56,21 @@ class BlockPlan:
 
 @dataclass(frozen=True)
 class Plan:
-    input_shape: tuple[int, int, int]
+    input_shape: tuple[int, int, int]  # what the stem reads (the network's resolution)
     stem: int                      # stem conv output channels (3x3)
     stem_stride: tuple[int, int]
     blocks: tuple[BlockPlan, ...]
     head: int                      # head conv channels (0: none)
     classes: int
     one_d: bool = False            # a time series: k x 1 kernels, (k // 2, 0) padding
+    #: the task's input, where the network reads it and resizes it to ``input_shape``
+    #: (None: the network reads ``input_shape`` itself)
+    resize_from: tuple[int, int, int] | None = None
+
+    @property
+    def reads(self) -> tuple[int, int, int]:
+        """(C, H, W) the network reads."""
+        return self.resize_from or self.input_shape
 
     @property
     def last_channels(self) -> int:
@@ -74,8 +88,10 @@ class Plan:
 
 
 def input_shape(arch: McuArch, task: Task) -> tuple[int, int, int]:
-    """(C, H, W) the network reads: the task's input, or ``r x r`` where ``arch`` names a
-    resolution (which must be one the task allows)."""
+    """(C, H, W) the network computes at (its stem reads): the task's input, or ``r x r``
+    where ``arch`` names a resolution. A square task allows any side from the space's minimum
+    up to its own (the network resizes its input down) and the larger sides
+    ``task.resolutions`` names (upsampling only where asked for)."""
     c, h, w = task.input_shape
     if task.is_1d:
         if arch.resolution is not None:
@@ -87,10 +103,11 @@ def input_shape(arch: McuArch, task: Task) -> tuple[int, int, int]:
         if h != w:
             raise ArchError(f"task {task.name} has a non-square {h}x{w} input, so its resolution "
                             f"is fixed: drop the _r{arch.resolution} from the architecture")
-        if arch.resolution != h and arch.resolution not in (task.resolutions or ()):
-            choices = sorted({h, *(task.resolutions or ())})
-            raise ArchError(f"resolution {arch.resolution} is not allowed for task {task.name}; "
-                            f"choose from {', '.join(map(str, choices))} (or drop the _r part)")
+        if arch.resolution > h and arch.resolution not in (task.resolutions or ()):
+            raise ArchError(f"resolution {arch.resolution} is above task {task.name}'s "
+                            f"{h}x{w} input; choose a side from {MIN_SIDE} to {h} (the network "
+                            f"resizes its input down), or give --resolutions {arch.resolution} "
+                            "to let it upsample")
         h = w = arch.resolution
     if min(h, w) < MIN_SIDE:
         raise ArchError(f"the mcu space needs an input of at least {MIN_SIDE}x{MIN_SIDE}; "
@@ -147,14 +164,17 @@ def plan(arch: McuArch, task: Task, variant: str = "full") -> Plan:
                                     st, True, st == (1, 1) and cin == cout))
             cin = cout
     head = 0 if arch.head == 0 else (arch.head if scale == 1.0 else max(1, round(arch.head * scale)))
+    resize = tuple(task.input_shape) if variant == "full" and shape != task.input_shape else None
     return Plan(shape, stem, stem_stride, tuple(blocks), head,
-                task.classes, task.is_1d)
+                task.classes, task.is_1d, resize)  # type: ignore[arg-type]
 
 
 def build_ir(p: Plan, name: str) -> Network:
-    g = GraphBuilder(name, p.input_shape)
-    x = g.relu6(g.conv(g.input_name, p.stem, p.kernel(3), p.stem_stride, p.padding(3),
-                       name="stem"))
+    g = GraphBuilder(name, p.reads)
+    x = g.input_name
+    if p.resize_from:
+        x = g.resize_bilinear(x, p.input_shape[1:], name="resize")
+    x = g.relu6(g.conv(x, p.stem, p.kernel(3), p.stem_stride, p.padding(3), name="stem"))
     for b in p.blocks:
         y = x
         if b.expand:

@@ -204,6 +204,13 @@ class McuSpace:
         return McuArch(_WIDTHS[0], res, HEADS[0], tuple((Block(KERNELS[0], EXPANSIONS[0]),)
                                                   for _ in STAGES))
 
+    def floors(self) -> list[McuArch]:
+        """:meth:`floor` at each resolution the space draws: a network at a lower resolution
+        than the task's starts with a resize that one at the task's own does not have, so the
+        space's lower bound is the least of these floors' costs."""
+        f = self.floor()
+        return [McuArch(f.width, r, f.head, f.stages) for r in self._resolutions()]
+
     def info(self, arch: McuArch, task: Task) -> dict[str, Any]:
         p = plan(arch, task)
         stages: list[dict[str, Any]] = []
@@ -214,6 +221,7 @@ class McuSpace:
             stages[i]["blocks"].append(f"k{b.kernel}e{round(b.hidden / b.cin)}")
         return {"arch": str(arch), "width": arch.width_multiplier,
                 "input": input_text(p.input_shape),
+                **({"resized_from": input_text(p.resize_from)} if p.resize_from else {}),
                 "depths": list(arch.depths), "stem_channels": p.stem, "head": p.head,
                 "stages": stages}
 
@@ -228,8 +236,11 @@ class McuSpace:
 
     def variant_input(self, variant: str, task: Task, arch: McuArch | None = None
                       ) -> tuple[int, int, int]:
-        """Every variant reads the input at the architecture's resolution."""
-        return task.input_shape if arch is None else input_shape(arch, task)
+        """The full network reads the task's input (resizing it to the architecture's
+        resolution itself); the reduced variants read the input at that resolution."""
+        if arch is None:
+            return task.input_shape
+        return plan(arch, task, variant).reads
 
     def variant_network(self, arch: McuArch, task: Task, variant: str) -> Network:
         """The IR of a reduced variant (what an indicator's module computes)."""
