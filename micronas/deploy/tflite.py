@@ -10,7 +10,9 @@ scales on axis 3; an affine is a 1x1 depthwise); fully_connected -> FULLY_CONNEC
 (per-tensor weights, columns permuted from CHW to HWC order when the input is spatial);
 avgpool2d / maxpool2d -> AVERAGE_POOL_2D / MAX_POOL_2D; global_avgpool -> AVERAGE_POOL_2D
 over the whole map; add -> ADD; concat -> CONCATENATION (channels); relu / relu6 -> RELU /
-RELU6; pad -> PAD (the pad value is the input zero point). SAME/VALID come from
+RELU6; pad -> PAD (the pad value is the input zero point); hard_swish -> HARD_SWISH (no
+options); logistic -> LOGISTIC (output scale 1/256, zero point -128); mul -> MUL
+(MulOptions). SAME/VALID come from
 :func:`micronas.ir.tflite_padding`; fused ReLU / ReLU6 become ``fusedActivationFunction``;
 strides are (height, width).
 """
@@ -159,6 +161,10 @@ def build_tflite(qnet: QNetwork) -> tuple[bytes, dict[str, int]]:
             code = fb.BuiltinOperator.PAD
             opts = fb.PadOptionsT()
             op.builtinOptionsType = fb.BuiltinOptions.PadOptions
+        elif layer.op in _ELEMENTWISE:
+            code, opts = _elementwise_op(fb, layer, fused)
+            if opts is not None:
+                op.builtinOptionsType = fb.BuiltinOptions.MulOptions
         else:
             raise MicronasError(f"layer {layer.name}: op {layer.op!r} has no TFLite mapping")
         op.builtinOptions = opts
@@ -167,6 +173,19 @@ def build_tflite(qnet: QNetwork) -> tuple[bytes, dict[str, int]]:
     sg.outputs = [tensors[net.outputs[0]]]
     data = bytes(model.build())
     return data, {name: t.index for name, t in tensors.items()}
+
+
+_ELEMENTWISE = ("hard_swish", "logistic", "mul")
+
+
+def _elementwise_op(fb, layer: Layer, fused: int) -> tuple[int, object]:
+    """The builtin operator and options of an elementwise activation or product: HARD_SWISH
+    and LOGISTIC take no options, MUL takes MulOptions (the fused activation)."""
+    if layer.op == "hard_swish":
+        return fb.BuiltinOperator.HARD_SWISH, None
+    if layer.op == "logistic":
+        return fb.BuiltinOperator.LOGISTIC, None
+    return fb.BuiltinOperator.MUL, fb.MulOptionsT(fusedActivationFunction=fused)
 
 
 def run_tflm(model: bytes, x_q: np.ndarray, arena_size: int | None = None) -> np.ndarray:
