@@ -268,7 +268,6 @@ def test_mobilenet_block_tflm_equals_int8_reference_on_many_inputs():
     from micronas.deploy.export import parity, prepare
     from micronas.deploy.quantize import gaussian_batch
     from micronas.deploy.tflite import build_tflite
-    from micronas.deploy.trace import trace
     from micronas.deploy.weights import weights_from_torch
 
     torch.manual_seed(0)
@@ -293,7 +292,6 @@ def test_export_of_a_traced_model_writes_a_checked_tflite(tmp_path):
     from micronas.deploy.int8 import run_int8
     from micronas.deploy.quantize import gaussian_batch
     from micronas.deploy.tflite import run_tflm
-    from micronas.deploy.trace import trace
     from micronas.deploy.weights import weights_from_torch
 
     model = MobileBlock().eval()
@@ -326,6 +324,22 @@ def test_costs_of_the_new_ops_are_marked_extrapolated():
                 assert by[la.name].cycles > load_device("nrf52840", runtime).overhead_cycles
         if runtime in ("tflm-cmsis-nn", "micronas-c"):
             assert "hard_swish, logistic, mul extrapolated" in r.runtime_grounding, runtime
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("runtime", ["tflm-cmsis-nn", "micronas-c", "optimized"])
+@pytest.mark.parametrize("core", ["cortex-m0plus", "cortex-m4", "cortex-m7", "cortex-m33"])
+def test_derived_classes_follow_their_stated_basis(runtime, core):
+    """Every runtime's core file holds the derived classes as DERIVED_CLASSES says (the base
+    class of the same file times the factor) and marks them extrapolated."""
+    from micronas.hardware.cost import DERIVED_CLASSES, derived_latency
+    from micronas.hardware.runtime import get_runtime
+
+    tables, _, _, _, extrapolated = get_runtime(runtime).core_file(core)
+    want = derived_latency({c: t for c, t in tables.items() if c not in DERIVED_CLASSES})
+    assert set(want) == set(DERIVED_CLASSES) and set(DERIVED_CLASSES) <= set(extrapolated)
+    for cls, coefs in want.items():
+        assert tables[cls] == pytest.approx(coefs, rel=1e-4), (runtime, core, cls)
 
 
 @pytest.mark.unit
