@@ -388,3 +388,49 @@ def test_standalone_c_refuses_with_one_line():
         generate(qnet)
     msg = str(e.value)
     assert "\n" not in msg and "layer y" in msg and "main.cc" in msg
+
+
+ACT_MODEL = '''from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, 2, 1, bias=False), nn.BatchNorm2d(16),
+                                  nn.Hardswish())
+        self.dw = nn.Sequential(nn.Conv2d(16, 16, 3, 1, 1, groups=16, bias=False),
+                                nn.BatchNorm2d(16), nn.ReLU6())
+        self.pw = nn.Sequential(nn.Conv2d(16, 24, 1, bias=False), nn.BatchNorm2d(24), nn.SiLU())
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(24, 10))
+
+    def forward(self, x):
+        return self.head(self.pw(self.dw(self.stem(x))))
+
+
+class Gelu(Net):
+    def __init__(self):
+        super().__init__()
+        self.pw[2] = nn.GELU()
+'''
+
+
+@pytest.mark.integration
+def test_cli_cost_torch_with_hardswish_and_silu(cli, tmp_path, monkeypatch):
+    import json
+
+    (tmp_path / "my_model.py").write_text(ACT_MODEL)
+    monkeypatch.chdir(tmp_path)
+    code, out, err = cli("cost", "--torch", "my_model.py:Net", "--input", "32x32x3", "--device",
+                         "nrf52840", "--json")
+    assert code == 0, err
+    d = json.loads(out)
+    assert {la["op"] for la in d["layers"]} >= {"hard_swish", "logistic", "mul",
+                                                "depthwise_conv2d"}
+    assert d["macs"] == 16 * 16 * 16 * 27 + 16 * 16 * 16 * 9 + 16 * 16 * 24 * 16 + 240
+    assert "hard_swish, logistic, mul extrapolated" in d["runtime_grounding"]
+    code, out, err = cli("cost", "--torch", "my_model.py:Net", "--input", "32x32x3", "--device",
+                         "nrf52840")
+    assert code == 0 and "hard_swish, logistic, mul extrapolated" in out
+    code, _, err = cli("cost", "--torch", "my_model.py:Gelu", "--input", "32x32x3")
+    assert code == 2 and err.count("\n") == 1, err
+    assert "layer pw.2 (GELU)" in err and "Hardswish, SiLU" in err

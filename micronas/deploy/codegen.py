@@ -17,8 +17,8 @@ import numpy as np
 from micronas.deploy.int8 import layer_constants
 from micronas.deploy.layout import conv_weight, depthwise_weight, fc_weight
 from micronas.deploy.quantize import QNetwork, check_exportable
-from micronas.hardware.planner import plan
 from micronas.errors import MicronasError
+from micronas.hardware.planner import plan
 from micronas.ir import TFLITE_OPS, Layer
 
 
