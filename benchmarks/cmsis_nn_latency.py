@@ -201,13 +201,25 @@ def write_constants(core: str, kern: cmsis_nn.Kernels, tables: dict, stats: dict
     for c in sorted(stats):
         lines.append(f"#   {c}: {100 * stats[c]['mape']:.2f} % over {stats[c]['rows']} layers")
     lines += ["# " + line for line in _wrap(DISPATCH_NOTE.format(n=DISPATCH_INSTRUCTIONS, cpi=cpi))]
-    extrap = [c for c in OP_CLASSES if c not in tables and c in base_lat]
+    from micronas.hardware.cost import DERIVED_CLASSES, derived_latency
+
+    extrap = [c for c in OP_CLASSES if c not in tables and c in base_lat
+              and c not in DERIVED_CLASSES]
     if extrap:
         lines += ["# " + line for line in _wrap(
             f"Extrapolated (TFLM runs them with its own reference kernels, not CMSIS-NN, and "
             f"they are not emulated): {', '.join(extrap)}: the optimized runtime's constants "
             f"(micronas/hardware/runtimes/optimized/{core}.toml) times {ratio:.3f}, the "
             "median ratio of grounded to optimized cycles over the grounded classes.")]
+    derived = {c: t for c, t in derived_latency(
+        {**{c: {k: float(v) * ratio for k, v in base_lat[c].items()} for c in extrap},
+         **tables}).items() if c not in tables}
+    if derived:
+        lines += ["# " + line for line in _wrap(
+            f"Derived (not measured): {', '.join(derived)}: this file's own classes by "
+            "instructions per element read from the kernels (micronas/hardware/cost.py "
+            "DERIVED_CLASSES): " + "; ".join(f"{c} = {DERIVED_CLASSES[c][2]}" for c in derived))]
+        extrap += list(derived)
     # the file's grounding is one word (the runtime loader's schema); the classes TFLM runs
     # with CMSIS-NN are emulated, and [class_grounding] says which are extrapolated
     lines += [f'runtime = "{RUNTIME}"', f'core = "{core}"', 'grounding = "emulated"',
@@ -226,6 +238,8 @@ def write_constants(core: str, kern: cmsis_nn.Kernels, tables: dict, stats: dict
     for c in OP_CLASSES:
         if c in tables:
             coefs = {k: v for k, v in tables[c].items() if v > 0} or {"cycles_per_layer": 0.0}
+        elif c in derived:
+            coefs = derived[c]
         elif c in extrap:
             coefs = {k: float(v) * ratio for k, v in base_lat[c].items()}
         else:

@@ -43,6 +43,7 @@ import json
 import platform
 import subprocess
 import sys
+import textwrap
 import time
 import tomllib
 from collections import defaultdict
@@ -103,6 +104,9 @@ def _num(v: float) -> str:
 def constants_toml(core: str, tables: dict[str, dict[str, float]], overhead: float,
                    design_seed: int, rows: int, fit_mape: float, command: str) -> str:
     """The constants file of ``core`` (the ``[latency]`` schema of the core files)."""
+    from micronas.hardware.cost import DERIVED_CLASSES, derived_latency
+
+    tables = {**derived_latency(tables), **tables}
     today = datetime.date.today().isoformat()
     source = (f"emulated standalone C (micronas-c) on {core}: {COMPILER_FLAGS.replace('<core>', core)}; "
               f"cycles from micronas/measure/cycles.toml (Arm TRMs, zero-wait-state memory); "
@@ -116,6 +120,10 @@ def constants_toml(core: str, tables: dict[str, dict[str, float]], overhead: flo
         f"#   {command}",
         "# Schema: the [latency] table of every runtime's <core>.toml (cycles; a missing",
         "# coefficient is 0). The zeros class is not emulated: its value is the optimized runtime's.",
+        *("# " + w for w in textwrap.wrap(
+            f"{', '.join(DERIVED_CLASSES)}: not emulated (the generated C has no kernel for "
+            "them); derived from this file's own classes by instructions per element read from "
+            "TFLM's and CMSIS-NN's kernels (micronas/hardware/cost.py DERIVED_CLASSES)", 94)),
         'runtime = "micronas-c"',
         f'core = "{core}"',
         'grounding = "emulated"',
@@ -123,6 +131,7 @@ def constants_toml(core: str, tables: dict[str, dict[str, float]], overhead: flo
         "",
         "[class_grounding]  # zeros: no such layer in the generated C to emulate; the optimized value",
         'zeros = "extrapolated"',
+        *(f'{c} = "extrapolated"' for c in DERIVED_CLASSES),
         "",
         "[latency]",
         f"overhead_cycles = {_num(overhead)}",

@@ -14,6 +14,9 @@ Conventions
   it is a layer of its own (``relu`` / ``relu6``).
 - Kernels, strides and paddings are (height, width) pairs: non-square inputs (a 49x10 MFCC
   map) downsample only along the axis that allows it.
+- Hardswish is a ``hard_swish`` layer; SiLU (``x * sigmoid(x)``) is a ``logistic`` layer
+  and a ``mul`` of the input and the sigmoid, the way TensorFlow's converter lowers swish.
+  Elementwise layers (``add``, ``mul``, activations) count no MACs.
 - ``source_params`` counts the parameters of the float model a layer came from (a conv with
   its BatchNorm's gamma and beta), so published parameter counts can be reproduced.
 """
@@ -42,6 +45,9 @@ LAYER_OPS = (
     "pad",               # explicit zero-point padding (inserted by lower_for_tflm)
     "resize_bilinear",   # bilinear resize to the output's H x W (half-pixel centres, as
                          # PyTorch's align_corners=False; input and output share quantisation)
+    "hard_swish",        # x * relu6(x + 3) / 6 (TFLite HARD_SWISH)
+    "logistic",          # sigmoid 1 / (1 + exp(-x)) (TFLite LOGISTIC)
+    "mul",               # elementwise product of two same-shape tensors (TFLite MUL)
 )
 
 
@@ -282,6 +288,30 @@ class GraphBuilder:
     def relu6(self, x: str, *, name: str | None = None) -> str:
         return self.relu(x, name=name, op="relu6")
 
+    def hard_swish(self, x: str, *, name: str) -> str:
+        """Hardswish ``x * relu6(x + 3) / 6`` of ``x`` (no parameters, no MACs)."""
+        return self._add(Layer(name=name, op="hard_swish", inputs=(x,), output=name, tag=name),
+                         self.shape(x))
+
+    def logistic(self, x: str, *, name: str) -> str:
+        """The sigmoid of ``x`` (no parameters, no MACs)."""
+        return self._add(Layer(name=name, op="logistic", inputs=(x,), output=name, tag=name),
+                         self.shape(x))
+
+    def mul(self, a: str, b: str, *, name: str, tag: str = "") -> str:
+        """Elementwise product of two tensors of one shape (no MACs counted, as for ``add``)."""
+        if self.shape(a) != self.shape(b):
+            raise MicronasError(f"{name}: cannot multiply shapes {self.shape(a)} and "
+                                f"{self.shape(b)} elementwise (same shapes only)")
+        return self._add(Layer(name=name, op="mul", inputs=(a, b), output=name,
+                               tag=tag or name), self.shape(a))
+
+    def silu(self, x: str, *, name: str) -> str:
+        """SiLU (swish) ``x * sigmoid(x)``: a ``logistic`` layer ``{name}.sigmoid`` and the
+        ``mul`` ``name`` of ``x`` and it. Returns the product's tensor name."""
+        s = self.logistic(x, name=f"{name}.sigmoid")
+        return self.mul(x, s, name=name)
+
     def affine(self, x: str, *, name: str) -> str:
         c = self.shape(x)[0]
         return self._add(Layer(name=name, op="affine", inputs=(x,), output=name,
@@ -401,7 +431,8 @@ TFLITE_OPS = {"conv2d": "CONV_2D", "depthwise_conv2d": "DEPTHWISE_CONV_2D",
               "avgpool2d": "AVERAGE_POOL_2D", "global_avgpool": "AVERAGE_POOL_2D",
               "maxpool2d": "MAX_POOL_2D", "add": "ADD", "concat": "CONCATENATION",
               "relu": "RELU", "relu6": "RELU6", "pad": "PAD",
-              "resize_bilinear": "RESIZE_BILINEAR"}
+              "resize_bilinear": "RESIZE_BILINEAR",
+              "hard_swish": "HARD_SWISH", "logistic": "LOGISTIC", "mul": "MUL"}
 
 
 def lower_for_tflm(net: Network) -> Network:

@@ -17,8 +17,9 @@ import numpy as np
 from micronas.deploy.int8 import layer_constants
 from micronas.deploy.layout import conv_weight, depthwise_weight, fc_weight
 from micronas.deploy.quantize import QNetwork, check_exportable
+from micronas.errors import MicronasError
 from micronas.hardware.planner import plan
-from micronas.ir import Layer
+from micronas.ir import TFLITE_OPS, Layer
 
 
 @dataclass(frozen=True)
@@ -49,10 +50,19 @@ def _hw(shape: tuple[int, ...]) -> tuple[int, int, int]:
     return 1, 1, int(np.prod(shape))
 
 
+#: ops the exporter writes to .tflite (TFLM runs them) but the standalone C has no kernel for
+NO_STANDALONE_KERNEL = ("hard_swish", "logistic", "mul")
+
+
 def generate(qnet: QNetwork) -> GeneratedModel:
     """``model.c`` for ``qnet``; raises a one-line MicronasError naming an unsupported layer."""
     net = qnet.net
-    check_exportable(net)  # the generator supports exactly the exporter's ops
+    check_exportable(net)  # the generator supports the exporter's ops but these
+    for layer in net.layers:
+        if layer.op in NO_STANDALONE_KERNEL:
+            raise MicronasError(
+                f"layer {layer.name}: the standalone C has no kernel for {layer.op} "
+                f"({TFLITE_OPS[layer.op]}); the TFLM bundle (main.cc) runs it")
     arena, bufs = plan(net)
     offsets = {b.tensor: b.offset for b in bufs}
     decls: list[str] = []

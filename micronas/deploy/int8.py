@@ -9,15 +9,23 @@ for the generated C.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from micronas.deploy.fixedpoint import (
+    doubling_high_mul16,
+    downscale_int32_to_int16_multiplier,
+    gemmlowp_logistic,
     multiply_by_quantized_multiplier,
     multiply_smaller_than_one,
     quantize_multiplier,
+    rdbpot,
+    round_half_away,
+    saturating_left_shift16,
+    srdhm16,
 )
 from micronas.deploy.quantize import QNetwork
 from micronas.ir import Layer
@@ -36,6 +44,8 @@ class LayerConstants:
     multipliers: tuple[int, ...] = ()     # conv/fc: per channel (fc: one); add: (in1, in2, out)
     shifts: tuple[int, ...] = ()
     left_shift: int = 0                   # add only
+    #: logistic only: |input - zero point| at or beyond which the output saturates
+    input_range_radius: int = 0
 
 
 def _quantize_f32(value: float, scale: float, zero_point: int) -> int:
@@ -76,7 +86,83 @@ def layer_constants(qnet: QNetwork, layer: Layer) -> LayerConstants:
         m2, sh2 = quantize_multiplier(s2 / twice_max)
         mo, sho = quantize_multiplier(twice_max / ((1 << left) * float(out.scale)))
         return LayerConstants(offs, out.zero_point, lo, hi, (m1, m2, mo), (sh1, sh2, sho), left)
+    if op_consts := _elementwise_constants(qnet, layer, offs, lo, hi):
+        return op_consts
     return LayerConstants(offs, out.zero_point, lo, hi)
+
+
+#: integer bits of the fixed-point input of TFLite's int8 LOGISTIC (Q4.27)
+LOGISTIC_INPUT_INTEGER_BITS = 4
+
+
+def _elementwise_constants(qnet: QNetwork, layer: Layer, offs: tuple[int, ...], lo: int,
+                           hi: int) -> LayerConstants | None:
+    """Constants of HARD_SWISH, LOGISTIC and MUL as TFLM's Prepare computes them; None for
+    other ops.
+
+    - hard_swish: ``multipliers`` = (output, reluish) int16 fixed-point multipliers,
+      ``shifts`` = their exponents (``HardSwishPrepare``: float32 scale ratios, then
+      ``QuantizeMultiplier`` and ``DownScaleInt32ToInt16Multiplier``).
+    - logistic: the input multiplier and left shift onto Q4.27 and the input range radius.
+    - mul: the output multiplier and shift of ``s1 * s2 / s_out``.
+    """
+    tq = qnet.tensors
+    out = tq[layer.output]
+    if layer.op == "hard_swish":
+        f32 = np.float32
+        hires = f32(1.0 / 128.0) * f32(tq[layer.inputs[0]].scale)
+        reluish_scale = f32(3.0) / f32(32768.0)
+        mo, so = quantize_multiplier(float(hires / f32(out.scale)))
+        mr, sr = quantize_multiplier(float(hires / reluish_scale))
+        return LayerConstants(offs, out.zero_point, lo, hi,
+                              (downscale_int32_to_int16_multiplier(mo),
+                               downscale_int32_to_int16_multiplier(mr)), (so, sr))
+    if layer.op == "logistic":
+        real = float(tq[layer.inputs[0]].scale) * float(1 << (31 - LOGISTIC_INPUT_INTEGER_BITS))
+        q, left = math.frexp(real)
+        m = round_half_away(q * (1 << 31))
+        radius = math.floor(((1 << LOGISTIC_INPUT_INTEGER_BITS) - 1)
+                            * float(1 << (31 - LOGISTIC_INPUT_INTEGER_BITS)) / float(1 << left))
+        return LayerConstants(offs, out.zero_point, -128, 127, (m,), (left,),
+                              input_range_radius=radius)
+    if layer.op == "mul":
+        s1, s2 = float(tq[layer.inputs[0]].scale), float(tq[layer.inputs[1]].scale)
+        m, sh = quantize_multiplier(s1 * s2 / float(out.scale))
+        return LayerConstants(offs, out.zero_point, lo, hi, (m,), (sh,))
+    return None
+
+
+def hard_swish_int8(x: np.ndarray, k: LayerConstants) -> np.ndarray:
+    """TFLite's int8 ``reference_ops::HardSwish`` (int16 fixed point) on int8 values; returns
+    the int8 outputs (as int64)."""
+    out_m, relu_m = k.multipliers
+    out_exp, relu_exp = k.shifts
+    hires = (x.astype(np.int64) + k.input_offsets[0]) * (1 << 7)   # |.| <= 255 * 128: int16
+    preshift_output = srdhm16(hires, out_m)
+    reluish = hires
+    if relu_exp > 0:
+        reluish = saturating_left_shift16(reluish, relu_exp - 1)
+    reluish = srdhm16(reluish, relu_m)
+    if relu_exp > 0:
+        reluish = saturating_left_shift16(reluish, 1)
+    if relu_exp < 0:
+        reluish = rdbpot(reluish, -relu_exp)
+    reluish = (reluish + (1 << 15)) >> 1                            # [-1, 1] -> [0, 1]
+    y = rdbpot(doubling_high_mul16(reluish, preshift_output), -out_exp)
+    y = ((y + k.output_offset + (1 << 15)) & 0xFFFF) - (1 << 15)     # int16 wrap, as the C
+    return np.clip(y, -128, 127)
+
+
+def logistic_table(k: LayerConstants, rounding: str = ROUNDING) -> np.ndarray:
+    """TFLite's int8 ``reference_integer_ops::Logistic`` for every int8 input -128..127 (index
+    ``q + 128``): gemmlowp's fixed-point logistic on the Q4.27 input, to int8 at scale 1/256,
+    zero point -128."""
+    x = np.arange(-128, 128, dtype=np.int64) + k.input_offsets[0]
+    q4 = multiply_by_quantized_multiplier(x, k.multipliers[0], k.shifts[0], rounding)
+    q0 = gemmlowp_logistic(q4, LOGISTIC_INPUT_INTEGER_BITS)
+    y = np.clip(rdbpot(q0, 31 - 8) - 128, -128, 127)
+    r = k.input_range_radius
+    return np.where(x <= -r, -128, np.where(x >= r, 127, y))
 
 
 def _windows(x: np.ndarray, layer: Layer, pad_value: int | None) -> np.ndarray:
@@ -179,6 +265,15 @@ def run_layer(qnet: QNetwork, layer: Layer, xs: list[np.ndarray], rounding: str 
         y = multiply_smaller_than_one(sa + sb, k.multipliers[2], k.shifts[2], rounding) + k.output_offset
     elif op in ("relu", "relu6"):
         y = xs[0].astype(np.int64)
+    elif op == "hard_swish":
+        y = hard_swish_int8(xs[0], k)
+    elif op == "logistic":
+        y = logistic_table(k, rounding)[xs[0].astype(np.int64) + 128]
+    elif op == "mul":
+        prod = ((xs[0].astype(np.int64) + k.input_offsets[0])
+                * (xs[1].astype(np.int64) + k.input_offsets[1]))
+        y = multiply_by_quantized_multiplier(prod, k.multipliers[0], k.shifts[0], rounding) \
+            + k.output_offset
     elif op == "concat":  # inputs and output share quantisation: a copy
         y = np.concatenate([x.astype(np.int64) for x in xs], axis=1)
     elif op == "pad":

@@ -10,6 +10,9 @@
   input's quantisation.
 - Pools, ``pad``, a standalone ReLU / ReLU6 and the global average pool keep their input's
   quantisation (TFLite requires it of the pools; for ReLU it makes the op exact, ``max(x, zp)``).
+- A ``logistic`` (sigmoid) output has TFLite's fixed int8 quantisation, scale 1/256 and zero
+  point -128 (TFLM's LOGISTIC requires it); ``hard_swish`` and ``mul`` outputs are
+  calibrated like other layers.
 - Scales are float32 values, as stored in a .tflite file; every multiplier derived from them
   (:mod:`micronas.deploy.int8`) uses those float32 values in double precision, as TFLM does.
 
@@ -30,7 +33,8 @@ from micronas.ir import Layer, Network
 WEIGHTED = ("conv2d", "depthwise_conv2d", "fully_connected", "affine")
 SAME_QUANT = ("avgpool2d", "maxpool2d", "global_avgpool", "relu", "relu6", "pad",
               "resize_bilinear")
-SUPPORTED = WEIGHTED + SAME_QUANT + ("add", "concat")
+ELEMENTWISE = ("hard_swish", "logistic", "mul")
+SUPPORTED = WEIGHTED + SAME_QUANT + ("add", "concat") + ELEMENTWISE
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,10 @@ class QNetwork:
     @property
     def output_quant(self) -> TensorQuant:
         return self.tensors[self.net.outputs[0]]
+
+
+#: TFLite's fixed output quantisation of an int8 LOGISTIC: [0, 1) on 256 steps.
+LOGISTIC_QUANT = TensorQuant(float(np.float32(1.0 / 256.0)), -128)
 
 
 def check_exportable(net: Network) -> None:
@@ -175,6 +183,7 @@ def _shared_quant(net: Network, acts: dict[str, np.ndarray]) -> dict[str, Tensor
         if layer.op in SAME_QUANT or layer.op == "concat":
             for t in layer.inputs:
                 union(t, layer.output)
+    fixed = {la.output for la in net.layers if la.op == "logistic"}
     groups: dict[str, list[str]] = {}
     for t in net.tensors:
         groups.setdefault(find(t), []).append(t)
@@ -185,7 +194,7 @@ def _shared_quant(net: Network, acts: dict[str, np.ndarray]) -> dict[str, Tensor
             continue
         lo = min(float(acts[t].min()) for t in members)
         hi = max(float(acts[t].max()) for t in members)
-        q = activation_quant(lo, hi)
+        q = LOGISTIC_QUANT if fixed & set(members) else activation_quant(lo, hi)
         out.update(dict.fromkeys(members, q))
     return out
 
@@ -206,6 +215,8 @@ def quantize_layers(net: Network, weights: dict[str, FloatParams],
             tq[layer.output] = shared[layer.output]
         elif layer.op in SAME_QUANT:
             tq[layer.output] = tq[layer.inputs[0]]
+        elif layer.op == "logistic":
+            tq[layer.output] = LOGISTIC_QUANT
         else:
             a = acts[layer.output]
             tq[layer.output] = activation_quant(a.min(), a.max())

@@ -44,6 +44,12 @@ def _layer(layer: Layer, net: Network, xs: list[torch.Tensor], w: torch.Tensor |
         y = torch.relu(x)
     elif op == "relu6":
         y = torch.clamp(x, 0.0, 6.0)
+    elif op == "hard_swish":
+        y = F.hardswish(x)
+    elif op == "logistic":
+        y = torch.sigmoid(x)
+    elif op == "mul":
+        y = xs[0] * xs[1]
     elif op == "pad":
         ph, pw = layer.padding
         _, h, w_ = net.tensors[layer.output].shape

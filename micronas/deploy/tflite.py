@@ -12,7 +12,8 @@ avgpool2d / maxpool2d -> AVERAGE_POOL_2D / MAX_POOL_2D; global_avgpool -> AVERAG
 over the whole map; add -> ADD; concat -> CONCATENATION (channels); relu / relu6 -> RELU /
 RELU6; pad -> PAD (the pad value is the input zero point); resize_bilinear -> RESIZE_BILINEAR
 (a constant int32 size tensor ``[H, W]``, half_pixel_centers, no align_corners: PyTorch's
-``align_corners=False``). SAME/VALID come from
+``align_corners=False``); hard_swish -> HARD_SWISH (no options); logistic -> LOGISTIC
+(output scale 1/256, zero point -128); mul -> MUL (MulOptions). SAME/VALID come from
 :func:`micronas.ir.window_padding`; fused ReLU / ReLU6 become ``fusedActivationFunction``;
 strides are (height, width).
 """
@@ -167,6 +168,10 @@ def build_tflite(qnet: QNetwork) -> tuple[bytes, dict[str, int]]:
             code = fb.BuiltinOperator.RESIZE_BILINEAR
             opts = fb.ResizeBilinearOptionsT(alignCorners=False, halfPixelCenters=True)
             op.builtinOptionsType = fb.BuiltinOptions.ResizeBilinearOptions
+        elif layer.op in _ELEMENTWISE:
+            code, opts = _elementwise_op(fb, layer, fused)
+            if opts is not None:
+                op.builtinOptionsType = fb.BuiltinOptions.MulOptions
         else:
             raise MicronasError(f"layer {layer.name}: op {layer.op!r} has no TFLite mapping")
         op.builtinOptions = opts
@@ -175,6 +180,19 @@ def build_tflite(qnet: QNetwork) -> tuple[bytes, dict[str, int]]:
     sg.outputs = [tensors[net.outputs[0]]]
     data = bytes(model.build())
     return data, {name: t.index for name, t in tensors.items()}
+
+
+_ELEMENTWISE = ("hard_swish", "logistic", "mul")
+
+
+def _elementwise_op(fb, layer: Layer, fused: int) -> tuple[int, object]:
+    """The builtin operator and options of an elementwise activation or product: HARD_SWISH
+    and LOGISTIC take no options, MUL takes MulOptions (the fused activation)."""
+    if layer.op == "hard_swish":
+        return fb.BuiltinOperator.HARD_SWISH, None
+    if layer.op == "logistic":
+        return fb.BuiltinOperator.LOGISTIC, None
+    return fb.BuiltinOperator.MUL, fb.MulOptionsT(fusedActivationFunction=fused)
 
 
 def run_tflm(model: bytes, x_q: np.ndarray, arena_size: int | None = None) -> np.ndarray:

@@ -3,14 +3,17 @@
 Supported: Conv2d (any groups, square or not; a following BatchNorm2d / BatchNorm1d that is
 its only reader is folded), Conv1d on a ``(C, L)`` input (a 1 x K convolution on a 1 x L
 map), BatchNorm2d (standalone -> ``affine``), ReLU / ``F.relu`` (-> ``relu``), ReLU6 /
-``F.relu6`` / ``hardtanh(0, 6)`` (-> ``relu6``), Linear, AvgPool2d, MaxPool2d,
+``F.relu6`` / ``hardtanh(0, 6)`` (-> ``relu6``), Hardswish / ``F.hardswish`` (->
+``hard_swish``), Sigmoid / ``torch.sigmoid`` (-> ``logistic``), SiLU / ``F.silu`` (->
+``logistic`` then ``mul`` of the input and the sigmoid), Linear, AvgPool2d, MaxPool2d,
 AdaptiveAvgPool2d(1) / AdaptiveAvgPool1d(1) and ``mean`` over the spatial axes (->
-``global_avgpool``), ``+`` / ``torch.add``, ``torch.cat`` along channels (-> ``concat``),
+``global_avgpool``), ``+`` / ``torch.add``, ``*`` / ``torch.mul`` of two tensors of one shape
+(-> ``mul``), ``torch.cat`` along channels (-> ``concat``),
 ``F.interpolate(..., mode="bilinear", align_corners=False)`` (-> ``resize_bilinear``),
 flatten / view / reshape and Identity / Dropout (buffer reuse), multiplication by a constant
-0 (-> ``zeros``) and by another constant (folded into quantisation). Anything else
-(Hardswish, SiLU, concatenation along another axis, ...) raises a one-line MicronasError
-naming the module or node.
+0 (-> ``zeros``) and by another constant (folded into quantisation). Anything else (GELU,
+ELU, concatenation along another axis, ...) raises a one-line MicronasError naming the module
+or node (for an activation, with the supported ones).
 
 ``net.meta["sources"]`` maps each weighted layer to the module(s) its weights come from (the
 convolution or linear layer, and the BatchNorm folded into it), so
@@ -34,6 +37,15 @@ _RELU6_FUNCS = {nn.functional.relu6}
 _ADD_FUNCS = {operator.add, torch.add}
 _FLATTEN = {torch.flatten}
 _CAT = {torch.cat, torch.concat}
+_HARDSWISH_FUNCS = {nn.functional.hardswish}
+_SIGMOID_FUNCS = {torch.sigmoid, nn.functional.sigmoid}
+_SILU_FUNCS = {nn.functional.silu}
+_MUL_FUNCS = {operator.mul, torch.mul}
+#: activation modules the tracer refuses, named in its error (with the supported ones)
+_ACTIVATION_MODULES = (nn.GELU, nn.ELU, nn.SELU, nn.CELU, nn.LeakyReLU, nn.PReLU, nn.Mish,
+                       nn.Tanh, nn.Hardsigmoid, nn.Softplus, nn.Hardtanh, nn.LogSigmoid,
+                       nn.Softsign, nn.Tanhshrink, nn.RReLU, nn.Threshold, nn.GLU)
+SUPPORTED_ACTIVATIONS = ("ReLU", "ReLU6 (or Hardtanh(0, 6))", "Hardswish", "SiLU", "Sigmoid")
 
 
 def _pair(v: int | Sequence[int], what: str, node: str) -> tuple[int, int]:
@@ -51,6 +63,15 @@ def _dims(node: fx.Node) -> tuple[int, ...]:
 def _is_relu6(m: nn.Module) -> bool:
     return isinstance(m, nn.ReLU6) or (isinstance(m, nn.Hardtanh) and m.min_val == 0.0
                                        and m.max_val == 6.0)
+
+
+def _is_activation_function(node: fx.Node) -> bool:
+    """An activation called as a function (``F.gelu``, ``torch.tanh``, ``x.tanh()``)."""
+    name = getattr(node.target, "__name__", str(node.target))
+    return node.op in ("call_function", "call_method") and name.rstrip("_") in (
+        "gelu", "elu", "selu", "celu", "leaky_relu", "prelu", "mish", "tanh", "hardsigmoid",
+        "softplus", "hardtanh", "logsigmoid", "softsign", "tanhshrink", "rrelu", "threshold",
+        "glu")
 
 
 def trace(model: nn.Module, input_shape: Sequence[int], name: str | None = None) -> Network:
@@ -145,6 +166,12 @@ def trace(model: nn.Module, input_shape: Sequence[int], name: str | None = None)
                 tensor[nm] = g.relu(x, name=nm)
             elif _is_relu6(m):
                 tensor[nm] = g.relu6(x, name=nm)
+            elif isinstance(m, nn.Hardswish):
+                tensor[nm] = g.hard_swish(x, name=nm)
+            elif isinstance(m, nn.Sigmoid):
+                tensor[nm] = g.logistic(x, name=nm)
+            elif isinstance(m, nn.SiLU):
+                tensor[nm] = g.silu(x, name=nm)
             elif isinstance(m, nn.Linear):
                 tensor[nm] = g.fc(x, m.out_features, bias=m.bias is not None, name=nm)
                 sources[nm] = (str(node.target), None)
@@ -158,6 +185,10 @@ def trace(model: nn.Module, input_shape: Sequence[int], name: str | None = None)
                 tensor[nm] = g.global_avgpool(x, name=nm)
             elif isinstance(m, nn.Identity | nn.Dropout | nn.Flatten):
                 tensor[nm] = x
+            elif isinstance(m, _ACTIVATION_MODULES):
+                raise MicronasError(f"layer {node.target} ({type(m).__name__}) is an activation "
+                                    "the IR tracer does not support; supported activations: "
+                                    f"{', '.join(SUPPORTED_ACTIVATIONS)}")
             else:
                 raise MicronasError(f"layer {node.target} ({type(m).__name__}) is not supported "
                                     "by the IR tracer")
@@ -184,6 +215,18 @@ def trace(model: nn.Module, input_shape: Sequence[int], name: str | None = None)
             tensor[nm] = g.resize_bilinear(src(node.args[0]), size, name=nm)  # type: ignore[arg-type]
         elif node.op == "call_function" and node.target in _RELU6_FUNCS:
             tensor[nm] = g.relu6(src(node.args[0]), name=nm)
+        elif (node.op == "call_function" and node.target in _HARDSWISH_FUNCS) or (
+                node.op == "call_method" and node.target == "hardswish"):
+            tensor[nm] = g.hard_swish(src(node.args[0]), name=nm)
+        elif (node.op == "call_function" and node.target in _SIGMOID_FUNCS) or (
+                node.op == "call_method" and node.target == "sigmoid"):
+            tensor[nm] = g.logistic(src(node.args[0]), name=nm)
+        elif node.op == "call_function" and node.target in _SILU_FUNCS:
+            tensor[nm] = g.silu(src(node.args[0]), name=nm)
+        elif ((node.op == "call_function" and node.target in _MUL_FUNCS)
+              or (node.op == "call_method" and node.target == "mul")) and len(node.args) == 2 \
+                and all(isinstance(a, fx.Node) for a in node.args):
+            tensor[nm] = g.mul(src(node.args[0]), src(node.args[1]), name=nm)
         elif (node.op == "call_function" and node.target in _FLATTEN) or (
                 node.op == "call_method" and node.target in ("flatten", "view", "reshape")):
             tensor[nm] = src(node.args[0])
@@ -200,6 +243,10 @@ def trace(model: nn.Module, input_shape: Sequence[int], name: str | None = None)
             tensor[nm] = g.zeros(g.shape(x), name=nm) if is_zero else x
         elif node.op == "call_function" and node.target is torch.zeros_like:
             tensor[nm] = g.zeros(g.shape(src(node.args[0])), name=nm)
+        elif _is_activation_function(node):
+            raise MicronasError(f"node {nm} ({getattr(node.target, '__name__', node.target)}) is "
+                                "an activation the IR tracer does not support; supported "
+                                f"activations: {', '.join(SUPPORTED_ACTIVATIONS)}")
         else:
             raise MicronasError(f"node {nm} ({node.op} {getattr(node.target, '__name__', node.target)}) "
                                 "is not supported by the IR tracer")

@@ -40,6 +40,34 @@ COST_MODEL_REVISION = 3
 
 _CHANNELWISE = ("conv2d", "depthwise_conv2d", "fully_connected")
 
+#: Op classes no runtime's constants were measured for, derived from a measured (or
+#: already stated) class of the same runtime on the same core: class -> (base class, factor,
+#: basis). Every runtime's ``<core>.toml`` holds the result, marked ``extrapolated`` in its
+#: ``[class_grounding]``; the constants writers (benchmarks/cmsis_nn_latency.py,
+#: benchmarks/micronas_c_latency.py) apply the same rule, and tests check the files against it.
+#: Instructions per element, counted by reading the kernels (no emulated run):
+#: TFLM's int8 RELU (``ReluQuantized``: load, offset, one MultiplyByQuantizedMultiplier,
+#: clamp, store) ~14; HARD_SWISH (``reference_ops::HardSwish``: two int16 rounding doubling
+#: high multiplies, a doubling high multiply, up to two saturating shifts, two rounding
+#: shifts, offsets, clamp) ~50; LOGISTIC (``reference_integer_ops::Logistic``: the input
+#: rescale, then gemmlowp's logistic: a 4-term polynomial for exp on [-1/4, 0), a barrel
+#: shifter of 6 conditional Q31 multiplies, 3 Newton-Raphson steps of 2 Q31 multiplies each)
+#: ~200; CMSIS-NN's ``arm_elementwise_mul_s8`` does one requantisation per element where
+#: ``arm_elementwise_add_s8`` does three (and two left shifts), with the same loads, offsets,
+#: clamps and stores: about half the add's instructions.
+DERIVED_CLASSES: dict[str, tuple[str, float, str]] = {
+    "hard_swish": ("relu", 3.5, "relu x 3.5 (~50 against ~14 instructions per element)"),
+    "logistic": ("relu", 14.0, "relu x 14 (~200 against ~14 instructions per element)"),
+    "mul": ("add", 0.5, "add x 0.5 (1 requantisation per element against add's 3)"),
+}
+
+
+def derived_latency(tables: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """The :data:`DERIVED_CLASSES` tables computed from ``tables`` (one runtime on one core:
+    its ``[latency.<class>]`` tables), coefficients rounded to 6 significant digits."""
+    return {cls: {k: float(f"{v * factor:.6g}") for k, v in tables[base].items() if v}
+            for cls, (base, factor, _) in DERIVED_CLASSES.items() if base in tables}
+
 
 def op_class(layer: Layer) -> str:
     """The latency op class of a layer (a key of the core's ``[latency]`` tables)."""

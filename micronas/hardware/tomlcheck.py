@@ -12,7 +12,8 @@ from typing import Any
 from micronas.errors import DeviceError
 
 OP_CLASSES = ("conv", "conv1x1", "depthwise", "fully_connected", "pool", "global_pool", "add",
-              "concat", "relu", "affine", "zeros", "pad", "resize")
+              "concat", "relu", "affine", "zeros", "pad", "resize",
+              "hard_swish", "logistic", "mul")
 COEFFICIENTS = ("cycles_per_mac", "cycles_per_output", "cycles_per_input", "cycles_per_window",
                 "cycles_per_layer", "cycles_per_valid_mac", "cycles_per_kernel_row",
                 "cycles_per_pixel", "cycles_per_unaligned_mac", "cycles_per_unaligned_output",

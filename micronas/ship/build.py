@@ -147,13 +147,12 @@ def within_training_time(res: SearchResult, cfg: SearchConfig, ds: Dataset, reci
     ``tries`` timed in all) whose recipe does; when none does, the quickest one timed (its
     epochs are then cut). Each candidate is timed over a few optimiser steps
     (:func:`time_steps`). Returns the search result for that network and what was timed."""
-    from micronas.search.costs import CostModel
-    from micronas.search.pareto import evaluated_archs
-    from micronas.spaces import Candidate, bind, get_space
-
     import torch
 
+    from micronas.search.costs import CostModel
+    from micronas.search.pareto import evaluated_archs
     from micronas.ship.train import network_input, prepare_inputs
+    from micronas.spaces import Candidate, bind, get_space
 
     task = cfg.resolve_task()
     space = bind(get_space(cfg.space), task)

@@ -51,7 +51,8 @@ _RESOLVER = {"CONV_2D": "AddConv2D", "DEPTHWISE_CONV_2D": "AddDepthwiseConv2D",
              "FULLY_CONNECTED": "AddFullyConnected", "AVERAGE_POOL_2D": "AddAveragePool2D",
              "MAX_POOL_2D": "AddMaxPool2D", "ADD": "AddAdd", "CONCATENATION": "AddConcatenation",
              "RELU": "AddRelu", "RELU6": "AddRelu6", "PAD": "AddPad",
-             "RESIZE_BILINEAR": "AddResizeBilinear"}
+             "RESIZE_BILINEAR": "AddResizeBilinear",
+             "HARD_SWISH": "AddHardSwish", "LOGISTIC": "AddLogistic", "MUL": "AddMul"}
 
 
 @dataclass(frozen=True)
