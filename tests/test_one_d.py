@@ -318,9 +318,9 @@ def _run(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
 ])
 def test_bad_series_file_exit_2_nothing_written(tmp_path, arrays, needle):
     data = _save(tmp_path / "bad.npz", **arrays)
-    for cmd in (["train", ARCH, "--epochs", "1"], ["build", "--device", "nrf52840"]):
+    for cmd in (["train", ARCH, "--epochs", "1"], ["build", "--device", "nrf52840", "--no-cache"]):
         out = tmp_path / cmd[0]
-        r = _run(*cmd, "--data", str(data), "--out", str(out), "--quiet", "--no-cache")
+        r = _run(*cmd, "--data", str(data), "--out", str(out), "--quiet")
         lines = r.stderr.strip().splitlines()
         assert r.returncode == 2 and len(lines) == 1 and needle in lines[0], r.stderr
         assert not out.exists() or not any(out.iterdir())
