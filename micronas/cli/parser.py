@@ -79,7 +79,8 @@ def data_opts(p: argparse.ArgumentParser) -> None:
                    "fashion-mnist")
     g.add_argument("--data", help="your data: an image folder DIR/CLASS/*.png (or DIR/train, "
                    "DIR/test), a WAV folder DIR/CLASS/*.wav (keyword spotting: CMSIS-DSP MFCCs, "
-                   "docs/train.md) or an .npz with x_train, y_train, x_test, y_test")
+                   "docs/train.md) or an .npz with x_train, y_train, x_test, y_test (images, or a "
+                   "time series (N, L, C))")
 
 
 def recipe_opts(p: argparse.ArgumentParser) -> None:
@@ -107,7 +108,8 @@ def task_opts(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("task (default cifar10)")
     g.add_argument("--task", "--dataset", dest="task", default=None,
                    help="built-in task: cifar10 | cifar100 | imagenet16-120")
-    g.add_argument("--input", help="a custom task's input HxWxC, e.g. 96x96x1 (with --classes)")
+    g.add_argument("--input", help="a custom task's input HxWxC, e.g. 96x96x1, or a time series "
+                   "LxC, e.g. 128x3 (with --classes)")
     g.add_argument("--classes", type=_int, help="a custom task's number of classes")
     g.add_argument("--resolutions", help="input sides a search may also draw for a square custom "
                    "input, e.g. 64,80 (the mcu space; default: the input's own)")

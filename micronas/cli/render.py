@@ -170,6 +170,7 @@ def correlate(res: dict[str, Any]) -> None:
 
 def search(res: Any, device: str, out: Any) -> None:
     from micronas.search.report import indicator_text
+    from micronas.tasks import is_1d
 
     print(f"architecture  {res.arch}")
     if res.index is not None:
@@ -179,7 +180,8 @@ def search(res: Any, device: str, out: Any) -> None:
     if res.network_input and tuple(res.network_input) != tuple(res.input_shape):
         nc, nh, nw = res.network_input
         res_note = f"; the network resizes it to {nh}x{nw}x{nc} itself"
-    print(f"task          {res.task} ({h}x{w}x{c}, {res.classes} classes){res_note}")
+    shape = (f"{h}x{c}: {h} steps x {c} channels" if is_1d((c, h, w)) else f"{h}x{w}x{c}")
+    print(f"task          {res.task} ({shape}, {res.classes} classes){res_note}")
     note = getattr(res, "resolution", {}).get("note")
     if note:
         print(f"resolution    {note.removeprefix('resolution ')}")

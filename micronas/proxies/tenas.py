@@ -19,7 +19,8 @@ Lower is better.
 ``linear_regions`` — network: the space's ``thin`` variant (on NB201 TE-NAS's thin network:
 one channel, one cell per stage, no stem), BatchNorm in training mode.
 Input: ``lr_batches`` (3) batches of ``lr_samples`` (1000)
-N(0, 1) 3x3 single-channel patches (9x1 windows along time for a 1-D input). For each input, the on/off pattern of every ReLU
+N(0, 1) 3x3 single-channel patches (9x1 windows along time for a 1-D input). For each
+input, the on/off pattern of every ReLU
 unit (every ReLU module, every position); R = number of distinct patterns in the batch,
 averaged over the batches. R cannot exceed the batch size: flag ``saturated`` when any batch
 hits it. Higher is better.

@@ -11,6 +11,7 @@ from micronas.infra.fileio import atomic_write
 from micronas.search.config import ObjectiveSpec
 from micronas.search.pareto import evaluated_archs, indicator_part, pareto_front
 from micronas.search.run import SearchResult
+from micronas.tasks import input_text
 
 __all__ = ["evaluated_archs", "pareto_front", "plot_points", "write_outputs"]
 
@@ -34,12 +35,11 @@ def arch_label(r: SearchResult) -> str:
 def _markdown(r: SearchResult) -> str:
     c = r.config
     st, ob, bu = c["strategy"], c["objective"], c["budgets"]
-    h, w = r.input_shape[1:]
     lines = [
         "# micronas search result", "",
         f"- architecture: `{r.arch}`" + (f" ({r.space} index {r.index})" if r.index is not None
                                          else f" ({r.space} space)"),
-        f"- device: {c['device']}, task: {r.task} ({h}x{w}x{r.input_shape[0]}, {r.classes} "
+        f"- device: {c['device']}, task: {r.task} ({input_text(tuple(r.input_shape))}, {r.classes} "
         f"classes), strategy: {st['name']}, seed: {r.seed}",
         f"- weights: latency {ob['latency_weight']}, FLOPs {ob['flops_weight']}, indicators "
         f"`{ob['indicators']}` (rank mode {ob['rank_mode']})",

@@ -16,12 +16,13 @@
   again: the front end's feature scaling standardises it, and the board repeats it.
 - An ``.npz`` with ``x_train, y_train, x_test, y_test``: ``x`` shaped ``(N, H, W)``,
   ``(N, C, H, W)`` or ``(N, H, W, C)`` (C of 1 or 3 last), e.g. precomputed 49x10 MFCCs;
-  labels integers ``0..K-1`` (an optional ``class_names`` array names them). A time series (IMU, vibration, ECG) is ``(N, L, C)``: L steps
-  of C channels, read as the 1-D input ``(C, L, 1)``. A 3-D ``x`` is a time series when its
-  last axis is under :data:`MIN_IMAGE_SIDE` (no image that narrow can be searched) or when
-  the ``.npz`` holds ``layout="NLC"``; otherwise (``layout="NHW"`` or a last axis of 8 or
-  more) it is ``(N, H, W)`` as before. Every sequence has one length: ragged data (an
-  object array, or train and test of different lengths) is refused.
+  labels integers ``0..K-1`` (an optional ``class_names`` array names them). A time series
+  (IMU, vibration, ECG) is ``(N, L, C)``: L steps of C channels, read as the 1-D input
+  ``(C, L, 1)``. A 3-D ``x`` is a time series when its last axis is under
+  :data:`MIN_IMAGE_SIDE` (no image that narrow can be searched) or when the ``.npz`` holds
+  ``layout="NLC"``; otherwise (``layout="NHW"`` or a last axis of 8 or more) it is
+  ``(N, H, W)`` as before. Every sequence has one length: ragged data (an object array, or
+  train and test of different lengths) is refused.
 
 Pixels are scaled to [0, 1] (uint8 data: divided by 255; digits' 0..16 values by 16), then
 every channel is normalised with the training set's mean and standard deviation

@@ -58,7 +58,7 @@ def _gesture(label: int, rng: np.random.Generator, length: int) -> np.ndarray:
     return x
 
 
-def gestures(n_train: int = 600, n_test: int = 300, seed: int = 0,
+def gestures(n_train: int = 3000, n_test: int = 600, seed: int = 0,
              length: int = LENGTH) -> dict[str, np.ndarray]:
     """The arrays of an ``.npz`` data set: ``x_train`` (n_train, length, 3) float32 and
     ``y_train`` (n_train,) int64 labels 0..5 (balanced), likewise the test set, drawn from

@@ -110,6 +110,7 @@ def input_shape(arch: McuArch, task: Task) -> tuple[int, int, int]:
                             "to let it upsample")
         h = w = arch.resolution
     if min(h, w) < MIN_SIDE:
+        check_input(task)  # the task's own input is too small: the refusal with its hint
         raise ArchError(f"the mcu space needs an input of at least {MIN_SIDE}x{MIN_SIDE}; "
                         f"task {task.name} gives {h}x{w}")
     return c, h, w
