@@ -58,3 +58,11 @@ def make_kws_folder(root: Path, keywords: tuple[str, ...] = KEYWORDS,
             _say(text, voice, speed, pitch, clean)
             _noisy(clean, NOISES[i % len(NOISES)], clean.with_name(clean.stem + "_noisy.wav"))
     return root
+
+
+if __name__ == "__main__":  # python tests/kws_audio.py OUTDIR: the data set the docs' build uses
+    import sys
+
+    if len(sys.argv) != 2 or missing_tools():
+        sys.exit(missing_tools() or "usage: python tests/kws_audio.py OUTDIR")
+    print(make_kws_folder(Path(sys.argv[1])))
