@@ -99,3 +99,17 @@ def test_train_prints_its_plan_first(tmp_path):
             "--out", str(tmp_path / "p"))
     assert "micronas: training" not in r.stderr
     assert json.loads(r.stdout)["plan"]["timed_steps"] == 5
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("given, want", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_openmp_threads_wait_passively_unless_the_user_says(given, want):
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if given:
+        env["OMP_WAIT_POLICY"] = given
+    r = subprocess.run([sys.executable, "-c", "import micronas, os; "
+                        "print(os.environ['OMP_WAIT_POLICY'])"], env=env, capture_output=True,
+                       text=True, timeout=60)
+    assert r.stdout.strip() == want, r.stderr
