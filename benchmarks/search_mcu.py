@@ -64,7 +64,8 @@ def indicator_speed(n: int, seed: int, workers: int) -> list[dict]:
 def searches(seed: int) -> list[dict]:
     rows = []
     for inp, classes, device, lat in [*TASKS, *SEARCH_ONLY]:
-        cmd = [sys.executable, "-m", "micronas", "search", "--space", "mcu", "--input", inp, "--classes", str(classes),
+        cmd = [sys.executable, "-m", "micronas", "search", "--space", "mcu", "--input", inp,
+               "--classes", str(classes),
                "--device", device, "--max-latency-ms", str(lat), "--seed", str(seed),
                "--no-cache", "--json", "--quiet"]
         t0 = time.perf_counter()

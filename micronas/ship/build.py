@@ -24,8 +24,7 @@ from micronas.search.config import SearchConfig, TaskSpec
 from micronas.search.run import SearchResult, run_search
 from micronas.ship.bundle import deploy
 from micronas.ship.int8 import quantize_checkpoint
-from micronas.ship.train import (Recipe, TrainPlan, TrainResult, build_module, check_augment,
-                                  time_steps, train)
+from micronas.ship.train import Recipe, TrainPlan, TrainResult, build_module, check_augment, time_steps, train
 from micronas.tasks import input_text, is_1d
 from micronas.tasks.data import Dataset, load_dataset
 

@@ -431,7 +431,7 @@ def train(arch: Any, space: AnySpace | str, ds: Dataset, out: str | Path,
     ck = Checkpoint.load(ck_path) if ck_path.exists() else None
     if ck is not None and max_minutes is not None and ck.identity.recipe.get("epochs"):
         # a capped run resumes with the epochs it was capped to (the cap is not re-measured)
-        recipe = replace(recipe, epochs=int(ck.identity.recipe["epochs"]))
+        recipe = replace(recipe, epochs=int(str(ck.identity.recipe["epochs"])))
         max_minutes_left = None
     else:
         max_minutes_left = max_minutes
