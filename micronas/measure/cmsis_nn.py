@@ -27,7 +27,6 @@ import hashlib
 import json
 import subprocess
 import tempfile
-from collections import Counter
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -38,15 +37,7 @@ from micronas.deploy.int8 import layer_constants, run_layer
 from micronas.deploy.layout import conv_weight, depthwise_weight, fc_weight, from_hwc, to_hwc
 from micronas.errors import MicronasError
 from micronas.ir import Layer, Network
-from micronas.measure.emulate import (
-    _LINKER,
-    FLASH_BASE,
-    RAM_BASE,
-    _unicorn,
-    block_cycles,
-    classify,
-    cycle_table,
-)
+from micronas.measure.emulate import _LINKER, FLASH_BASE, RAM_BASE, machine, run_marked
 from micronas.measure.toolchain import CPU_FLAGS, check_run, toolchain
 
 #: CMSIS-NN source folders the int8 kernels TFLM calls need
@@ -438,15 +429,7 @@ def run_layer_kernel(kern: Kernels, qnet, layer: Layer, x: np.ndarray,
                      max_instructions: int = 3_000_000_000) -> KernelRun:
     """Run ``layer`` (the one layer of the single-layer network ``qnet``; both operands of an
     add read ``x``) through its CMSIS-NN kernel on the emulated core."""
-    unicorn, arm, capstone = _unicorn()
-    cpu = {"cortex-m4": arm.UC_CPU_ARM_CORTEX_M4, "cortex-m7": arm.UC_CPU_ARM_CORTEX_M7,
-           "cortex-m33": arm.UC_CPU_ARM_CORTEX_M33, "cortex-m0plus": arm.UC_CPU_ARM_CORTEX_M0}
-    uc = unicorn.Uc(unicorn.UC_ARCH_ARM, unicorn.UC_MODE_THUMB | unicorn.UC_MODE_MCLASS)
-    uc.ctl_set_cpu_model(cpu[kern.core])
-    flash_size = -(-len(kern.image) // (1 << 16)) * (1 << 16)
-    uc.mem_map(FLASH_BASE, flash_size)
-    uc.mem_map(RAM_BASE, RAM_SIZE)
-    uc.mem_write(FLASH_BASE, kern.image)
+    uc, arm = machine(kern.core, kern.image, RAM_SIZE)
     heap = _Heap(DATA_BASE)
     args, out_addr, out_bytes = _args(qnet, layer, x, heap)
     for addr, raw in heap.blocks:
@@ -461,48 +444,12 @@ def run_layer_kernel(kern: Kernels, qnet, layer: Layer, x: np.ndarray,
     uc.reg_write(arm.UC_ARM_REG_SP, RAM_BASE + RAM_SIZE - 16)
     uc.reg_write(arm.UC_ARM_REG_LR, done | 1)
 
-    counts: Counter = Counter()
-    taken: Counter = Counter()
-    sizes: dict[int, int] = {}
-    st = {"on": False, "last": -1, "last_end": -1}
-
-    def on_block(_uc, address, size, _data):
-        if address == mark:
-            st["on"] = uc.reg_read(arm.UC_ARM_REG_R0) == 1
-            st["last"] = -1
-            return
-        if not st["on"]:
-            return
-        if address != st["last_end"] and st["last"] >= 0:
-            taken[st["last"]] += 1
-        counts[address] += 1
-        sizes[address] = size
-        st["last"], st["last_end"] = address, address + size
-
-    uc.hook_add(unicorn.UC_HOOK_BLOCK, on_block)
-    try:
-        uc.emu_start(kern.symbols["mn_run"] | 1, done, count=max_instructions)
-    except unicorn.UcError as e:
-        raise MicronasError(f"emulating {layer.name} failed at pc="
-                            f"{uc.reg_read(arm.UC_ARM_REG_PC):#x}: {e}") from None
-    if uc.reg_read(arm.UC_ARM_REG_PC) & ~1 != done:
-        raise MicronasError(f"emulating {layer.name}: stopped before the kernel returned")
+    cycles, classes, n_taken = run_marked(uc, arm, kern.image, kern.core, kern.symbols["mn_run"],
+                                          done, mark, max_instructions, layer.name)
     status, scratch = np.frombuffer(bytes(uc.mem_read(kern.symbols["mn_args"] + 240, 8)),
                                     dtype=np.int32)
     if status != 0:
         raise MicronasError(f"layer {layer.name}: the CMSIS-NN kernel returned status {status}")
-    md = capstone.Cs(capstone.CS_ARCH_ARM, capstone.CS_MODE_THUMB | capstone.CS_MODE_MCLASS)
-    table = cycle_table(kern.core)
-    classes: Counter = Counter()
-    cycles = 0.0
-    for addr, n in counts.items():
-        code = kern.image[addr - FLASH_BASE: addr - FLASH_BASE + sizes[addr]]
-        insns = [classify(i.mnemonic, i.op_str) for i in md.disasm(code, addr)]
-        for cls, _ in insns:
-            classes[cls] += n
-        cycles += n * block_cycles(insns, table)
-    n_taken = sum(taken.values())
-    cycles += n_taken * table["branch_taken"]
     instructions = sum(classes.values())
     classes["branches_taken"] = n_taken
     out_shape = qnet.net.tensors[layer.output].shape

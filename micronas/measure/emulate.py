@@ -20,6 +20,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -52,6 +53,67 @@ SECTIONS {{
 def _unicorn():
     return require("the unicorn/capstone emulator", PIP_HINT, "unicorn", "unicorn.arm_const",
                    "capstone")
+
+
+def machine(core: str, image: bytes, ram_size: int) -> tuple[Any, Any]:
+    """A unicorn Cortex-M of ``core`` with ``image`` at FLASH_BASE and ``ram_size`` bytes of
+    RAM at RAM_BASE (both mapped in 64 KB pages); (the engine, unicorn's ARM constants)."""
+    unicorn, arm, _ = _unicorn()
+    cpu = {"cortex-m4": arm.UC_CPU_ARM_CORTEX_M4, "cortex-m7": arm.UC_CPU_ARM_CORTEX_M7,
+           "cortex-m33": arm.UC_CPU_ARM_CORTEX_M33, "cortex-m0plus": arm.UC_CPU_ARM_CORTEX_M0}
+    uc = unicorn.Uc(unicorn.UC_ARCH_ARM, unicorn.UC_MODE_THUMB | unicorn.UC_MODE_MCLASS)
+    uc.ctl_set_cpu_model(cpu[core])
+    uc.mem_map(FLASH_BASE, _round_up(len(image), 1 << 16))
+    uc.mem_map(RAM_BASE, _round_up(ram_size, 1 << 16))
+    uc.mem_write(FLASH_BASE, image)
+    return uc, arm
+
+
+def run_marked(uc: Any, arm: Any, image: bytes, core: str, start: int, done: int, mark: int,
+               max_instructions: int, what: str) -> tuple[float, Counter, int]:
+    """Run from ``start`` until it returns to ``done`` (the caller has set SP and LR), counting
+    the basic blocks executed between the code's ``mark(1)`` and ``mark(0)`` calls, and price
+    them with ``core``'s cycle table: (cycles, executed instructions per class, taken
+    branches). ``what`` names the run in the one-line error."""
+    unicorn, _, capstone = _unicorn()
+    counts: Counter = Counter()
+    taken: Counter = Counter()
+    sizes: dict[int, int] = {}
+    st = {"on": False, "last": -1, "last_end": -1}
+
+    def on_block(_uc: Any, address: int, size: int, _data: Any) -> None:
+        if address == mark:
+            st["on"] = uc.reg_read(arm.UC_ARM_REG_R0) == 1
+            st["last"] = -1
+            return
+        if not st["on"]:
+            return
+        if address != st["last_end"] and st["last"] >= 0:
+            taken[st["last"]] += 1
+        counts[address] += 1
+        sizes[address] = size
+        st["last"], st["last_end"] = address, address + size
+
+    uc.hook_add(unicorn.UC_HOOK_BLOCK, on_block)
+    try:
+        uc.emu_start(start | 1, done, count=max_instructions)
+    except unicorn.UcError as e:
+        raise MicronasError(f"emulating {what} failed at pc="
+                            f"{uc.reg_read(arm.UC_ARM_REG_PC):#x}: {e}") from None
+    if uc.reg_read(arm.UC_ARM_REG_PC) & ~1 != done:
+        raise MicronasError(f"emulating {what}: stopped before it returned (instruction limit)")
+    md = capstone.Cs(capstone.CS_ARCH_ARM, capstone.CS_MODE_THUMB | capstone.CS_MODE_MCLASS)
+    table = cycle_table(core)
+    classes: Counter = Counter()
+    cycles = 0.0
+    for addr, n in counts.items():
+        code = image[addr - FLASH_BASE: addr - FLASH_BASE + sizes[addr]]
+        insns = [classify(i.mnemonic, i.op_str) for i in md.disasm(code, addr)]
+        for cls, _ in insns:
+            classes[cls] += n
+        cycles += n * block_cycles(insns, table)
+    n_taken = sum(taken.values())
+    return cycles + n_taken * table["branch_taken"], classes, n_taken
 
 
 def cycle_table(core: str) -> dict[str, float]:
@@ -197,17 +259,10 @@ def block_cycles(insns: list[tuple[str, int]], table: dict[str, float]) -> float
 def run(fw: Firmware, qnet: QNetwork, x_q: np.ndarray, max_instructions: int = 2_000_000_000,
         ) -> Measurement:
     """Run the firmware on one int8 input (channels-first) and measure every layer."""
-    unicorn, arm, capstone = _unicorn()
-    cpu = {"cortex-m4": arm.UC_CPU_ARM_CORTEX_M4, "cortex-m7": arm.UC_CPU_ARM_CORTEX_M7,
-           "cortex-m33": arm.UC_CPU_ARM_CORTEX_M33, "cortex-m0plus": arm.UC_CPU_ARM_CORTEX_M0}
-    uc = unicorn.Uc(unicorn.UC_ARCH_ARM, unicorn.UC_MODE_THUMB | unicorn.UC_MODE_MCLASS)
-    uc.ctl_set_cpu_model(cpu[fw.core])
+    unicorn, _, capstone = _unicorn()
     model = fw.model
-    flash_size = _round_up(len(fw.image), 1 << 16)
     ram_size = _round_up(model.arena_bytes + STACK_BYTES + 4096, 1 << 16)
-    uc.mem_map(FLASH_BASE, flash_size)
-    uc.mem_map(RAM_BASE, ram_size)
-    uc.mem_write(FLASH_BASE, fw.image)
+    uc, arm = machine(fw.core, fw.image, ram_size)
     arena = fw.symbols["mn_arena"]
     net = qnet.net
     x = np.asarray(x_q, dtype=np.int8)

@@ -15,7 +15,6 @@ Python front end's. Flash: the image linked with the front end less the image wi
 from __future__ import annotations
 
 import tempfile
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,15 +22,7 @@ import numpy as np
 
 from micronas.deploy.frontend import cmsis_dsp_sources, render_frontend, source_files
 from micronas.errors import MicronasError
-from micronas.measure.emulate import (
-    _LINKER,
-    FLASH_BASE,
-    RAM_BASE,
-    _unicorn,
-    block_cycles,
-    classify,
-    cycle_table,
-)
+from micronas.measure.emulate import _LINKER, FLASH_BASE, RAM_BASE, machine, run_marked
 from micronas.measure.toolchain import CPU_FLAGS, check_run, section_sizes, toolchain
 from micronas.tasks.frontend import FrontEnd
 
@@ -187,55 +178,18 @@ def run_frontend(fe: FrontEnd, core: str, clip: np.ndarray, root: str | Path | N
             (d / name).write_text(text)
         image, sym, flash = _link(d, core, src, _HARNESS, True, portable)
         _, _, flash_empty = _link(d, core, src, _EMPTY, False, portable)
-    unicorn, arm, capstone = _unicorn()
-    cpu = {"cortex-m4": arm.UC_CPU_ARM_CORTEX_M4, "cortex-m7": arm.UC_CPU_ARM_CORTEX_M7,
-           "cortex-m33": arm.UC_CPU_ARM_CORTEX_M33, "cortex-m0plus": arm.UC_CPU_ARM_CORTEX_M0}
-    uc = unicorn.Uc(unicorn.UC_ARCH_ARM, unicorn.UC_MODE_THUMB | unicorn.UC_MODE_MCLASS)
-    uc.ctl_set_cpu_model(cpu[core])
     ram_size = 4 << 20
-    uc.mem_map(FLASH_BASE, -(-len(image) // (1 << 16)) * (1 << 16))
-    uc.mem_map(RAM_BASE, ram_size)
-    uc.mem_write(FLASH_BASE, image)
+    uc, arm = machine(core, image, ram_size)
     uc.mem_write(sym["mn_audio"], np.asarray(clip, dtype="<i2").reshape(-1).tobytes())
     done, mark = sym["mn_done"] & ~1, sym["mn_mark"] & ~1
     uc.reg_write(arm.UC_ARM_REG_SP, RAM_BASE + ram_size - 16)
     uc.reg_write(arm.UC_ARM_REG_LR, done | 1)
-    counts: Counter = Counter()
-    taken: Counter = Counter()
-    sizes: dict[int, int] = {}
-    st = {"on": False, "last": -1, "last_end": -1}
-
-    def on_block(_uc, address, size, _data):
-        if address == mark:
-            st["on"] = uc.reg_read(arm.UC_ARM_REG_R0) == 1
-            st["last"] = -1
-            return
-        if not st["on"]:
-            return
-        if address != st["last_end"] and st["last"] >= 0:
-            taken[st["last"]] += 1
-        counts[address] += 1
-        sizes[address] = size
-        st["last"], st["last_end"] = address, address + size
-
-    uc.hook_add(unicorn.UC_HOOK_BLOCK, on_block)
-    try:
-        uc.emu_start(sym["mn_run"] | 1, done, count=max_instructions)
-    except unicorn.UcError as e:
-        raise MicronasError(f"emulating the front end failed at pc="
-                            f"{uc.reg_read(arm.UC_ARM_REG_PC):#x}: {e}") from None
+    cycles, classes, n_taken = run_marked(uc, arm, image, core, sym["mn_run"], done, mark,
+                                          max_instructions, "the front end")
+    n_insn = sum(classes.values())
     status = int(np.frombuffer(bytes(uc.mem_read(sym["mn_status"], 4)), dtype=np.int32)[0])
     if status != 0:
         raise MicronasError(f"the front end returned status {status} on {core}")
-    md = capstone.Cs(capstone.CS_ARCH_ARM, capstone.CS_MODE_THUMB | capstone.CS_MODE_MCLASS)
-    table = cycle_table(core)
-    cycles, n_insn = 0.0, 0
-    for addr, n in counts.items():
-        code = image[addr - FLASH_BASE: addr - FLASH_BASE + sizes[addr]]
-        insns = [classify(i.mnemonic, i.op_str) for i in md.disasm(code, addr)]
-        n_insn += n * len(insns)
-        cycles += n * block_cycles(insns, table)
-    cycles += sum(taken.values()) * table["branch_taken"]
     raw = bytes(uc.mem_read(sym["mn_features"], fe.frames * fe.coefficients))
     feats = np.frombuffer(raw, dtype=np.int8).reshape(fe.frames, fe.coefficients)
     return FrontEndRun(core, cycles, n_insn, fe.frames, feats.copy(), flash - flash_empty,
