@@ -180,8 +180,17 @@ def within_training_time(res: SearchResult, cfg: SearchConfig, ds: Dataset, reci
     fits = pick["estimated_seconds"] <= max_minutes * 60
     first = timed[0]
     if pick["arch"] == res.arch:
-        why = (f"the search's choice trains in about {first['estimated_seconds'] / 60:.1f} min "
-               f"({r.n_epochs} epochs), within --max-train-minutes {max_minutes:g}")
+        if fits:
+            why = (f"the search's choice trains in about {first['estimated_seconds'] / 60:.1f} "
+                   f"min ({r.n_epochs} epochs), within --max-train-minutes {max_minutes:g}")
+        else:
+            others = [t["estimated_seconds"] / 60 for t in timed[1:]]
+            why = (f"the search's choice would train for about "
+                   f"{first['estimated_seconds'] / 60:.1f} min ({r.n_epochs} epochs) > "
+                   f"--max-train-minutes {max_minutes:g}"
+                   + (f", and the front's next {len(others)} no faster ("
+                      f"{min(others):.1f}-{max(others):.1f} min)" if others else "")
+                   + "; it is trained with its epochs cut to fit")
         return res, {"max_minutes": max_minutes, "timed": timed, "chosen": res.arch, "why": why}
     why = (f"the search's choice {res.arch} would train for about "
            f"{first['estimated_seconds'] / 60:.1f} min ({r.n_epochs} epochs) > "
