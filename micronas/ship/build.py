@@ -166,11 +166,11 @@ def within_training_time(res: SearchResult, cfg: SearchConfig, ds: Dataset, reci
     for arch_text in [res.arch, *below][:tries]:
         a = space.parse(arch_text)
         shape = network_input(space, a, task)
-        x, _ = prepare_inputs(ds, shape)
-        k = min(len(x), r.batch_size * 6)
+        k = min(len(ds.y_train), r.batch_size * 6)   # the batches time_steps reads
+        x, _ = prepare_inputs(replace(ds, x_train=ds.x_train[:k], x_test=ds.x_test[:1]), shape)
         y = torch.from_numpy(ds.y_train[:k])
         m = build_module(space, a, task, cfg.seed)
-        sps, _n = time_steps(m, x[:k], y, r)
+        sps, _n = time_steps(m, x, y, r)
         seconds = sps * steps * r.n_epochs
         timed.append({"arch": arch_text, "seconds_per_step": sps, "estimated_seconds": seconds})
         if seconds <= max_minutes * 60:
