@@ -40,6 +40,7 @@ import gzip
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -447,18 +448,24 @@ def _folder(root: Path, seed: int, input_shape: tuple[int, int, int] | None) -> 
                 raise DataError(f"data {p}: cannot read the image; remove or replace it") from None
         return xs.transpose(0, 3, 1, 2), np.array([lab for _, lab in items], dtype=np.int64)
 
+    x_tr, y_tr, x_te, y_te, meta = _train_test(read, listing, split, seed, root, "images")
+    return _finish(root.name, str(root), x_tr, y_tr, x_te, y_te, class_names, False, meta)
+
+
+def _train_test(read: Any, listing: list[Any], split: bool, seed: int, root: Path,
+                what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                    dict[str, object]]:
+    """A folder's train and test samples: its train/ and test/ parts as they are, or a
+    seeded stratified 80/20 split of its one part (``read``: a part's listing -> x, y)."""
     if split:
         (x_tr, y_tr), (x_te, y_te) = read(listing[0]), read(listing[1])
-        meta: dict[str, object] = {"split": "train/ and test/ folders"}
-    else:
-        x, y = read(listing[0])
-        tr, te = _split(y, seed)
-        if len(te) == 0:
-            raise DataError(f"data {root}: too few images to hold out a test set; add images "
-                            "or give train/ and test/ folders")
-        x_tr, y_tr, x_te, y_te = x[tr], y[tr], x[te], y[te]
-        meta = {"split": "seeded stratified 80/20", "split_seed": seed}
-    return _finish(root.name, str(root), x_tr, y_tr, x_te, y_te, class_names, False, meta)
+        return x_tr, y_tr, x_te, y_te, {"split": "train/ and test/ folders"}
+    x, y = read(listing[0])
+    tr, te = _split(y, seed)
+    if len(te) == 0:
+        raise DataError(f"data {root}: too few {what} to hold out a test set; add {what} "
+                        "or give train/ and test/ folders")
+    return x[tr], y[tr], x[te], y[te], {"split": "seeded stratified 80/20", "split_seed": seed}
 
 
 def _audio(root: Path, seed: int, fe: FrontEnd | None) -> Dataset:
@@ -477,18 +484,8 @@ def _audio(root: Path, seed: int, fe: FrontEnd | None) -> Dataset:
     listing = [[(p, class_names.index(d.name)) for d in _class_dirs(part) for p in wav_files(d)]
                for part in parts]
     rates: dict[int, Path] = {}
-    if split:
-        (c_tr, y_tr), (c_te, y_te) = (read_clips(listing[0], fe, rates),
-                                      read_clips(listing[1], fe, rates))
-        meta: dict[str, object] = {"split": "train/ and test/ folders"}
-    else:
-        clips, y = read_clips(listing[0], fe, rates)
-        tr, te = _split(y, seed)
-        if len(te) == 0:
-            raise DataError(f"data {root}: too few clips to hold out a test set; add clips "
-                            "or give train/ and test/ folders")
-        c_tr, y_tr, c_te, y_te = clips[tr], y[tr], clips[te], y[te]
-        meta = {"split": "seeded stratified 80/20", "split_seed": seed}
+    c_tr, y_tr, c_te, y_te, meta = _train_test(lambda part: read_clips(part, fe, rates),
+                                                listing, split, seed, root, "clips")
     m_tr, m_te = fe.mfcc(c_tr), fe.mfcc(c_te)
     if fe.scaling is None:
         fe = replace(fe, scaling=FeatureScaling.fit(m_tr))
