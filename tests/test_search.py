@@ -461,3 +461,25 @@ def test_strategy_resumes_from_saved_state(name):
     second.load_state_dict(saved)
     rest = drive(second, ev)
     assert rest.arch == full.arch and rest.history == full.history
+
+
+def test_fewer_params_within_the_measured_noise():
+    """The search re-scores its best candidates with the next indicator seed; the network it
+    returns is the fewest-params one among those scored within that noise of the best-scored,
+    and --no-prefer-fewer-params returns the best-scored itself."""
+    base = dict(space="mcu", task="digits", device="stm32l4r5", max_latency_ms=50, seed=0,
+                workers=0, evaluations=12)
+    r = run_search(SearchConfig.of(**base))
+    p = r.parsimony
+    assert p is not None and p["rescored"] == len(p["compared"]) >= 3
+    assert p["noise"] > 0
+    best = max(p["compared"], key=lambda c: c["score"])
+    assert best["arch"] == p["best_scored"]
+    within = [c for c in p["compared"] if c["score"] >= best["score"] - p["noise"]]
+    assert [c["within_noise"] for c in p["compared"]] == [c in within for c in p["compared"]]
+    assert r.params == min(c["params"] for c in within) == p["chosen_params"]
+    assert r.params <= p["best_scored_params"]
+    assert ("note" in p) == (r.arch != p["best_scored"])
+    plain = run_search(SearchConfig.of(**base, prefer_fewer_params=False))
+    assert plain.parsimony is None and plain.arch == p["best_scored"]
+    assert plain.evaluations + p["rescored"] == r.evaluations

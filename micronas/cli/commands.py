@@ -144,6 +144,7 @@ def search_config(args: argparse.Namespace) -> SearchConfig:
         reserve_sram_kb=args.reserve_sram_kb, reserve_flash_kb=args.reserve_flash_kb,
         seed=args.seed,
         rank_mode=args.rank_mode, latency_mode=args.latency_mode,
+        prefer_fewer_params=args.prefer_fewer_params,
         evaluations=args.evaluations, refine=args.refine, fill=args.fill, workers=args.workers,
         executor=args.executor or "",
         **({"indicators": args.indicators} if args.indicators else {}),
@@ -370,6 +371,7 @@ def cmd_build(args: argparse.Namespace) -> int:
                           max_flash_kb=args.max_flash_kb, reserve_sram_kb=args.reserve_sram_kb,
                           reserve_flash_kb=args.reserve_flash_kb,
                           latency_weight=args.latency_weight, evaluations=args.evaluations,
+                          prefer_fewer_params=args.prefer_fewer_params,
                           fixed_resolution=args.fixed_resolution, seed=args.seed, workers=0)
     data = data_of(args)
     progress, close = _stage_bar(args.quiet or args.json)

@@ -56,6 +56,13 @@ def device_opt(p: argparse.ArgumentParser, runtime: bool = True) -> None:
                             f"else {defaults.RUNTIME}, what the bundle's main.cc runs)")
 
 
+def parsimony_opt(p: argparse.ArgumentParser, prefix: str = "") -> None:
+    p.add_argument("--prefer-fewer-params", action=argparse.BooleanOptionalAction, default=True,
+                   help=f"{prefix}among the networks scored within the objective's measured "
+                   "noise of the best, take the one with the fewest parameters (default: on; "
+                   "--no-prefer-fewer-params keeps the best-scored)")
+
+
 def budget_opts(p: argparse.ArgumentParser) -> None:
     """Hard budgets and the application's reserve (search and build)."""
     p.add_argument("--max-latency-ms", type=float,
@@ -258,6 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     executor_opt(se)
     se.add_argument("--evaluations", type=_int, default=defaults.EVALUATIONS,
                     help="indicator evaluations for evolution and random")
+    parsimony_opt(se)
     se.add_argument("--indicators", help="the indicator part of the objective, "
                     "'name[:share],...' (default: see docs/search.md; ntk_cond,linear_regions "
                     "is TE-NAS)")
@@ -319,6 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="search: weight of the latency rank in the objective (0: none)")
     bu.add_argument("--evaluations", type=_int, default=defaults.EVALUATIONS,
                     help="search: indicator evaluations")
+    parsimony_opt(bu, "search: ")
     recipe_opts(bu)
     bundle_opts(bu)
     bu.add_argument("--seed", type=_seed, default=defaults.SEED,

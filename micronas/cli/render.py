@@ -201,6 +201,9 @@ def search(res: Any, device: str, out: Any) -> None:
     print(f"reserved      {kb(res.reserve_sram_bytes)} SRAM and {kb(res.reserve_flash_bytes)} flash "
           "for the application (--reserve-sram-kb, --reserve-flash-kb)")
     print(f"size          {res.macs:,} MACs, {res.params:,} params")
+    pn = (getattr(res, "parsimony", None) or {}).get("note")
+    if pn:
+        print(f"parsimony     {pn}")
     if res.accuracy is not None:
         print(f"accuracy      {res.accuracy:.2f} % ({res.task} test, ground truth); best under "
               f"the same budgets {res.oracle_accuracy:.2f} %")

@@ -122,6 +122,9 @@ class ObjectiveSpec:
     flops_weight: float = defaults.FLOPS_WEIGHT
     rank_mode: str = defaults.RANK_MODE
     latency_mode: str = defaults.LATENCY_MODE
+    #: among the networks scored within the objective's noise of the best, take the one with
+    #: the fewest parameters (measured noise: :func:`micronas.search.run.fewer_params`)
+    prefer_fewer_params: bool = True
 
     def __post_init__(self) -> None:
         self.weights()

@@ -83,6 +83,11 @@ class Evaluator:
     def arch(self, arch: Any, progress: Callable[[int], None] | None = None) -> Evaluation:
         return self.evaluate([self.candidate(arch)], progress)[0]
 
+    @property
+    def executor(self) -> Executor:
+        """Where the indicator batches run (for another evaluator to share)."""
+        return self._executor
+
     def close(self) -> None:
         """Stop the executor's workers (when this evaluator made them)."""
         if self._owned:

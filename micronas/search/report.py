@@ -53,7 +53,8 @@ def _markdown(r: SearchResult) -> str:
         *([f"- {r.resolution['note']}" + (
             f" (sides searched: {', '.join(map(str, r.resolution['searched']))}; "
             "`--fixed-resolution` keeps the input's)" if r.resolution.get("chosen_by") == "search"
-            else "")] if r.resolution.get("note") else []), "",
+            else "")] if r.resolution.get("note") else []),
+        *([f"- {r.parsimony['note']}"] if r.parsimony and r.parsimony.get("note") else []), "",
         "| quantity | value |", "|---|---|",
         *[f"| {LABELS.get(n, n)} | {v:.4g} |" for n, v in r.indicators.items()],
         f"| latency | {r.latency_ms:.2f} ms |",

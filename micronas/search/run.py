@@ -20,7 +20,7 @@ from micronas.infra.cache import ResultStore, cache_dir
 from micronas.infra.execution import default_threads, workers_beside
 from micronas.search.config import SearchConfig
 from micronas.search.costs import BudgetFilter, Budgets, CostModel, floor_costs, lower_bound
-from micronas.search.evaluate import Evaluator
+from micronas.search.evaluate import Evaluation, Evaluator
 from micronas.search.objective import Weights
 from micronas.search.pareto import front
 from micronas.search.strategies import Progress, Refine, drive, make_strategy
@@ -81,6 +81,9 @@ class SearchResult:
     #: an audio task's front end: its parameters, its cost on the device and the totals
     #: (network + front end) the budgets were checked on; None for other tasks
     frontend: dict[str, Any] | None = None
+    #: how the objective's noise was measured and whether a network with fewer parameters
+    #: within it replaced the best-scored one (:func:`fewer_params`); None when not compared
+    parsimony: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -349,12 +352,18 @@ def _run(cfg: SearchConfig, ev: Evaluator, w: Weights, filt: BudgetFilter, devic
     strategy = make_strategy(st.name, space, task, filt, w, rng, mode, **st.options(cfg.space))
     res = drive(strategy, ev, progress)
     arch = res.arch
+    seen = list(strategy.evaluated)
     if st.refine:  # the same evaluator: the search's indicator settings and cache
-        ref = drive(Refine(space, task, filt, w, rng, mode, start=arch, steps=st.refine), ev,
-                    progress)
+        refine = Refine(space, task, filt, w, rng, mode, start=arch, steps=st.refine)
+        ref = drive(refine, ev, progress)
         arch = ref.arch
         res.evaluations += ref.evaluations
         res.history = [*res.history, *ref.history]
+        seen += refine.evaluated
+    parsimony = None
+    if cfg.objective.prefer_fewer_params:
+        arch, parsimony = fewer_params(seen, arch, ev, w, mode, progress)
+        res.evaluations += parsimony["rescored"] if parsimony else 0
     n_evals = res.evaluations
     final = ev.arch(arch, progress)  # its own indicators (cached when seen): the bar's last step
     elapsed = time.perf_counter() - t0
@@ -371,7 +380,8 @@ def _run(cfg: SearchConfig, ev: Evaluator, w: Weights, filt: BudgetFilter, devic
         classes=task.classes, history=res.history, versions=versions(),
         runtime=device.runtime.label(), runtime_source=device.runtime.latency_source,
         device_origin=device.origin,
-        frontend=frontend_info(task, fe, c.latency_ms, c.peak_sram_bytes, c.flash_bytes))
+        frontend=frontend_info(task, fe, c.latency_ms, c.peak_sram_bytes, c.flash_bytes),
+        parsimony=parsimony)
     out.reserve_sram_bytes, out.reserve_flash_bytes = reserve
     out.pareto = front(out.history, out.arch, out.indicators, out.latency_ms, w.indicators)
     if not filt.ok(arch):  # an invariant of every strategy; never hand back a violation
@@ -382,6 +392,62 @@ def _run(cfg: SearchConfig, ev: Evaluator, w: Weights, filt: BudgetFilter, devic
         best, best_arch = oracle(table, costs, filt.budgets, task)
         out.oracle_accuracy, out.oracle_arch = best, space.format(best_arch)
     return out
+
+
+#: how many of the best-scored architectures :func:`fewer_params` scores again
+PARSIMONY_TOP = 6
+
+
+def fewer_params(seen: list[Evaluation], chosen: Any, ev: Evaluator, w: Weights, mode: str,
+                 progress: Progress = None, top: int = PARSIMONY_TOP
+                 ) -> tuple[Any, dict[str, Any] | None]:
+    """Among the architectures whose score is within the objective's noise of ``chosen``'s,
+    the one with the fewest parameters.
+
+    The noise is measured, not assumed: the ``top`` best-scored architectures the search
+    evaluated are scored again with the next indicator seed, and the noise is the mean
+    absolute change of their hybrid score (ranks over everything evaluated). An architecture
+    of those ``top`` is within the noise when its score is at least ``chosen``'s less that
+    noise. Returns the pick and a record for the result (None when the search evaluated too
+    few complete architectures to compare, as NB201's pruning does)."""
+    from micronas.search.strategies import _scores
+
+    evals: dict[Any, Evaluation] = {}
+    for x in seen:
+        if not x.candidate.supernet:
+            evals.setdefault(x.arch, x)
+    if chosen not in evals or len(evals) < 3:
+        return chosen, None
+    items = list(evals.values())
+    s0 = _scores(items, w, mode)
+    order = [int(i) for i in np.argsort(-s0, kind="stable")[:top]]
+    i_chosen = next(i for i, x in enumerate(items) if x.arch == chosen)
+    if i_chosen not in order:
+        order = [*order[:-1], i_chosen]
+    again = Evaluator(ev.costs, ev.settings, ev.seed + 1, ev.store, ev.indicators, ev.executor)
+    re = again.evaluate([items[i].candidate for i in order], progress)
+    items2 = list(items)
+    for i, x in zip(order, re, strict=True):
+        items2[i] = x
+    s1 = _scores(items2, w, mode)
+    noise = float(np.mean([abs(s1[i] - s0[i]) for i in order]))
+    floor = s0[i_chosen] - noise
+    within = [i for i in order if s0[i] >= floor]
+    pick = min(within, key=lambda i: (items[i].costs.params, -s0[i]))
+    record = {"noise": noise, "rescored": len(order), "seed": ev.seed + 1,
+              "within_noise": len(within), "best_scored": ev.space.format(chosen),
+              "best_scored_params": items[i_chosen].costs.params,
+              "chosen_params": items[pick].costs.params,
+              "score_gap": float(s0[i_chosen] - s0[pick]),
+              "compared": [{"arch": ev.space.format(items[i].arch), "params": items[i].costs.params,
+                            "score": float(s0[i]), "score_again": float(s1[i]),
+                            "within_noise": i in within} for i in order]}
+    if pick != i_chosen:
+        record["note"] = (f"chose {items[pick].costs.params:,} params over the best-scored "
+                          f"{items[i_chosen].costs.params:,} ({ev.space.format(chosen)}): scores "
+                          f"{s0[i_chosen] - s0[pick]:.3f} apart, within the objective's noise "
+                          f"{noise:.3f} (--no-prefer-fewer-params keeps the best-scored)")
+    return items[pick].arch, record
 
 
 def oracle(table: GroundTruth, costs: CostModel, budgets: Budgets, task: Task) -> tuple[float, Any]:
