@@ -14,6 +14,13 @@ them.
     python benchmarks/mcu_groundtruth.py --n 8 --epochs 1 --train-subset 2000   # a quick look
     python benchmarks/mcu_groundtruth.py --executor dask://HOST:8786   # trainings on a cluster
 
+The table worth trusting (24 networks, 20 epochs on all 60,000 images, two training seeds;
+hours on 2 cores, so its rows are committed as they come and any later run continues them)::
+
+    python benchmarks/mcu_groundtruth.py --n 24 --epochs 20 --train-subset 0 --augment auto \
+        --train-seeds 0,1 --rows benchmarks/results/mcu_groundtruth_e20.rows.jsonl \
+        --out benchmarks/results/mcu_groundtruth_e20      # add --report-only for a partial table
+
 ``--executor`` runs the trainings (each one task, torch threads = cores / workers) serially,
 on worker processes or on Dask workers; the driver writes the rows. Resumable: each network
 trains in ``--work/RECIPE/NN`` (checkpointed per epoch; on Dask workers of other machines the
@@ -65,15 +72,17 @@ NB201_MIX = ("az_expressivity", "az_progressivity", "az_complexity", "synflow", 
 _DATA: dict = {}
 
 
-def train_row(label: str, arch: str, recipe: Recipe, work: str) -> dict:
-    """Train one architecture (in a worker) and return its row (accuracy, time, history)."""
+def train_row(label: str, arch: str, recipe: Recipe, work: str, seed: int = 0) -> dict:
+    """Train one architecture (in a worker) with training seed ``seed`` and return its row
+    (accuracy, time, history)."""
     if "ds" not in _DATA:
         _DATA["ds"] = load_dataset("fashion-mnist", seed=0)
     ds = _DATA["ds"]
     space = bind(get_space("mcu"), ds.task())
     t0 = time.perf_counter()
-    res = train(arch, space, ds, Path(work) / label, recipe, seed=0)
-    return {"label": label, "arch": arch, "test_accuracy": res.test_accuracy,
+    res = train(arch, space, ds, Path(work) / (label if seed == 0 else f"{label}_s{seed}"),
+                recipe, seed=seed)
+    return {"label": label, "arch": arch, "train_seed": seed, "test_accuracy": res.test_accuracy,
             "train_seconds": time.perf_counter() - t0, "resumed_from_epoch": res.resumed_from,
             "final_train_accuracy": res.history[-1]["train_accuracy"] if res.history else None}
 
@@ -85,7 +94,15 @@ def main() -> int:
     ap.add_argument("--device", default="nrf52840")
     ap.add_argument("--max-latency-ms", type=float, default=100.0)
     ap.add_argument("--epochs", type=int, default=5)
-    ap.add_argument("--train-subset", type=int, default=15000)
+    ap.add_argument("--train-subset", type=int, default=15000, help="0: all 60,000 images")
+    ap.add_argument("--train-seeds", default="0", help="training seeds, e.g. 0,1: each network "
+                    "is trained once per seed; the table is their mean, and the two seeds' "
+                    "agreement is the noise ceiling")
+    ap.add_argument("--rows", help="the row file to append to and resume from (default: "
+                    "WORK/RECIPE/rows.jsonl; give a path under benchmarks/results to commit it, "
+                    "so a later session continues the table)")
+    ap.add_argument("--report-only", action="store_true", help="report on the rows done so far "
+                    "(networks with every training seed), train nothing")
     ap.add_argument("--augment", default="none", choices=["auto", "none", "crop", "crop-flip"])
     ap.add_argument("--executor", default="serial",
                     help="where the trainings run: serial, process:N, local:N, dask://HOST:PORT")
@@ -112,15 +129,18 @@ def main() -> int:
         a = filt.sample(rng)
         if space.format(a) not in {space.format(b) for b in archs}:
             archs.append(a)
-    recipe = Recipe(epochs=args.epochs, train_subset=args.train_subset, augment=args.augment)
+    seeds = [int(x) for x in args.train_seeds.split(",")]
+    recipe = Recipe(epochs=args.epochs, train_subset=args.train_subset or None,
+                    augment=args.augment)
     work = Path(args.work) / f"e{args.epochs}_n{args.train_subset}_{args.augment}"
     work.mkdir(parents=True, exist_ok=True)
-    rows_path = work / "rows.jsonl"
-    done = {}
+    rows_path = Path(args.rows) if args.rows else work / "rows.jsonl"
+    rows_path.parent.mkdir(parents=True, exist_ok=True)
+    done: dict = {}   # (arch, training seed) -> row
     if rows_path.exists():
         for line in rows_path.read_text().splitlines():
             r = json.loads(line)
-            done[r["arch"]] = r
+            done[(r["arch"], r.get("train_seed", 0))] = r
 
     def add_row(row: dict) -> dict:
         c = costs.arch(space.parse(row["arch"]))
@@ -128,32 +148,52 @@ def main() -> int:
                "flash_bytes": c.flash_bytes, "macs": c.macs, "params": c.params}
         with rows_path.open("a") as f:
             f.write(json.dumps(row) + "\n")
-        done[row["arch"]] = row
-        print(f"{row['label']} {100 * row['test_accuracy']:6.2f} %  {c.latency_ms:6.1f} ms  "
+        done[(row["arch"], row["train_seed"])] = row
+        print(f"{row['label']} s{row['train_seed']} {100 * row['test_accuracy']:6.2f} %  {c.latency_ms:6.1f} ms  "
               f"{c.macs / 1e6:5.2f} M MACs  {row['train_seconds']:5.0f} s  {row['arch']}",
               flush=True)
         return row
 
     def run_all(jobs: list[tuple[str, str]]) -> None:
-        todo = [(label, text) for label, text in jobs if text not in done]
-        if not todo:
+        # every network's first seed before any network's second: a partial table is a
+        # table of more networks
+        todo = [(label, text, sd) for sd in seeds for label, text in jobs
+                if (text, sd) not in done]
+        if not todo or args.report_only:
             return
         ex = make_executor(args.executor)
         try:
-            futures = [ex.submit(train_row, label, text, recipe, str(work))
-                       for label, text in todo]
+            futures = [ex.submit(train_row, label, text, recipe, str(work), sd)
+                       for label, text, sd in todo]
             for f in futures:
                 add_row(f.result())
         finally:
             ex.shutdown(wait=True, cancel_futures=True)
 
+    def merged(text: str) -> dict:
+        """The row of a network: the mean accuracy over the training seeds."""
+        per = [done[(text, sd)] for sd in seeds]
+        return {**per[0], "test_accuracy": float(np.mean([r["test_accuracy"] for r in per])),
+                "seed_accuracies": [r["test_accuracy"] for r in per],
+                "train_seconds": float(sum(r["train_seconds"] for r in per))}
+
     def run_one(label: str, a) -> dict:
         run_all([(label, space.format(a))])
-        return done[space.format(a)]
+        return merged(space.format(a))
 
     run_all([(f"{i:02d}", space.format(a)) for i, a in enumerate(archs)])
-    rows = [done[space.format(a)] for a in archs]
+    archs = [a for a in archs if all((space.format(a), sd) in done for sd in seeds)]
+    if len(archs) < 3:
+        print(f"only {len(archs)} networks have every training seed in {rows_path}; nothing "
+              "to report yet", file=sys.stderr)
+        return 0
+    rows = [merged(space.format(a)) for a in archs]
     acc = np.array([r["test_accuracy"] for r in rows])
+    ceiling = None
+    if len(seeds) >= 2:  # how well one training ranks the networks as the other does
+        a0 = np.array([r["seed_accuracies"][0] for r in rows])
+        a1 = np.array([r["seed_accuracies"][1] for r in rows])
+        ceiling = corr(a0, a1)
 
     names = [n for n in list_indicators() if not get_indicator(n).population]
     t0 = time.perf_counter()
@@ -183,26 +223,34 @@ def main() -> int:
     t0 = time.perf_counter()
     found = run_search(cfg)
     search_s = time.perf_counter() - t0
-    chosen = run_one("searched", space.parse(found.arch))
-    pct = float((acc < chosen["test_accuracy"]).mean() * 100)
+    if args.report_only and not all((found.arch, sd) in done for sd in seeds):
+        chosen = None
+    else:
+        chosen = run_one("searched", space.parse(found.arch))
+    pct = None if chosen is None else float((acc < chosen["test_accuracy"]).mean() * 100)
 
     lines = [
         f"mcu ground truth on fashion-mnist: {len(rows)} seeded architectures (seed {args.seed}) "
         f"meeting {args.device} with the 10 % reserve and <= {args.max_latency_ms:g} ms;",
-        f"recipe: {args.epochs} epochs on {args.train_subset} training images (seeded), augment "
-        f"{args.augment}, default recipe otherwise, training seed 0; test on all "
-        f"{len(ds.y_test)} test images.", "",
+        f"recipe: {args.epochs} epochs on "
+        f"{args.train_subset or len(ds.y_train)} training images (seeded), augment "
+        f"{args.augment}, default recipe otherwise, training seed(s) {args.train_seeds} (the "
+        f"table is their mean); test on all {len(ds.y_test)} test images.", "",
         f"accuracy: mean {100 * acc.mean():.2f} %, best {100 * acc.max():.2f} %, worst "
-        f"{100 * acc.min():.2f} %, std {100 * acc.std():.2f}", "",
+        f"{100 * acc.min():.2f} %, std {100 * acc.std():.2f}",
+        *([f"noise ceiling: training seed {seeds[0]} vs seed {seeds[1]}, Spearman "
+           f"{ceiling[0]:.3f}, Kendall {ceiling[1]:.3f} (no indicator can rank the networks "
+           "much better than one training ranks them as another)"] if ceiling else []), "",
         f"{'indicator':<52} {'Spearman':>9} {'Kendall':>8}"]
     for n, (rho, tau) in sorted(table_corr.items(), key=lambda kv: -np.nan_to_num(kv[1][0],
                                                                                  nan=-9)):
         lines.append(f"{n:<52} {rho:9.3f} {tau:8.3f}")
-    lines += ["", f"default search ({cfg.resolved_strategy()}, {cfg.strategy.evaluations} evaluations, seed "
-              f"{cfg.seed}, {search_s:.0f} s): {chosen['arch']}",
-              f"  same recipe: {100 * chosen['test_accuracy']:.2f} % (mean of the {len(rows)}: "
-              f"{100 * acc.mean():.2f} %, best {100 * acc.max():.2f} %; better than {pct:.0f} % "
-              f"of them), {chosen['latency_ms']:.1f} ms, {chosen['macs'] / 1e6:.2f} M MACs",
+    head = (f"default search ({cfg.resolved_strategy()}, {cfg.strategy.evaluations} evaluations, "
+            f"seed {cfg.seed}, {search_s:.0f} s): {found.arch}")
+    lines += ["", head, f"  same recipe: {100 * chosen['test_accuracy']:.2f} % (mean of the "
+              f"{len(rows)}: {100 * acc.mean():.2f} %, best {100 * acc.max():.2f} %; better "
+              f"than {pct:.0f} % of them), {chosen['latency_ms']:.1f} ms, "
+              f"{chosen['macs'] / 1e6:.2f} M MACs" if chosen else "  not trained yet",
               f"indicators scored in {score_s:.0f} s"]
     report = "\n".join(lines)
     print(report)
@@ -214,7 +262,9 @@ def main() -> int:
                                                 for r, v in zip(rows, values, strict=True)],
                "correlations": {k: {"spearman": v[0], "kendall": v[1]}
                                 for k, v in table_corr.items()},
-               "searched": chosen, "searched_percentile": pct}
+               "searched": chosen, "searched_arch": found.arch, "searched_percentile": pct,
+               "noise_ceiling": None if ceiling is None else {"spearman": ceiling[0],
+                                                              "kendall": ceiling[1]}}
     out.with_suffix(".json").write_text(json.dumps(payload, indent=1) + "\n")
     out.with_suffix(".txt").write_text(report + "\n")
     return 0
