@@ -131,6 +131,9 @@ def main() -> None:
     p.add_argument("--budget-device", help="only the half-budget rows (weight 0, then half its "
                    "mean latency with and without --fill) on this device; writes "
                    "search_budget_DEVICE.json")
+    p.add_argument("--mixes", help="only latency weight 0 and the half-latency budget for each "
+                   "indicator mix given ('mix;mix;...', e.g. 'ntk_cond,linear_regions,synflow:2;"
+                   "naswot,jacov'); writes search_mixes.json")
     a = p.parse_args()
     csv = Path(a.data) / "nb201" / "nb201_accuracy.csv"
     if not csv.is_file():
@@ -141,6 +144,9 @@ def main() -> None:
         return
     if a.budget_device:
         budget_rows(a, csv, seeds)
+        return
+    if a.mixes:
+        mix_rows(a, csv, seeds)
         return
     if a.same_size is not None:
         same_size(csv, a.same_size)
@@ -268,6 +274,32 @@ def budget_rows(a, csv: Path, seeds: list[int]) -> None:
               f"within budget: {r['all_within_budget']}")
     (Path(a.out) / f"search_budget_{dev}.json").write_text(
         json.dumps({"results": base + rows}, indent=2))
+
+
+def mix_rows(a, csv: Path, seeds: list[int]) -> None:
+    """Each indicator mix at latency weight 0 and under the half-latency budget (from the
+    saved weight-0 result): how close to the oracle each objective gets."""
+    saved = json.loads((Path(a.out) / "search_nb201.json").read_text())
+    base_lat = next(r for r in saved["results"] if r["setting"] == "latency weight 0.0")["latency_mean"]
+    settings = []
+    for mix in a.mixes.split(";"):
+        settings += [(f"--indicators {mix}, latency weight 0", {"indicators": mix}),
+                     (f"--indicators {mix}, --max-latency-ms {0.5 * base_lat:.1f}",
+                      {"indicators": mix, "max_latency_ms": 0.5 * base_lat})]
+    with ProcessPoolExecutor(a.workers, initializer=_init, initargs=(str(csv),)) as pool:
+        results = run_settings(pool, settings, seeds)
+    lines = [f"{'setting':<70} {'acc':>14} {'oracle':>7} {'gap':>5} {'s':>5}"]
+    for r in results:
+        lines.append(f"{r['setting']:<70} {r['acc_mean']:6.2f} +- {r['acc_std']:4.2f} "
+                     f"{r['oracle']:7.2f} {r['oracle'] - r['acc_mean']:5.2f} "
+                     f"{r['seconds_mean']:5.1f}")
+    print("\n".join(lines))
+    out = Path(a.out) / "search_mixes"
+    old = json.loads(out.with_suffix(".json").read_text())["results"] if out.with_suffix(
+        ".json").is_file() else []
+    keep = [r for r in old if r["setting"] not in {s for s, _ in settings}]
+    out.with_suffix(".json").write_text(json.dumps({"results": keep + results}, indent=2))
+    out.with_suffix(".txt").write_text("\n".join(lines) + "\n")
 
 
 def refine_rows(a, csv: Path, seeds: list[int]) -> None:

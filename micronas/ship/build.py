@@ -89,6 +89,7 @@ def report_md(r: BuildResult) -> str:
         f"{' (time steps x channels)' if is_1d(tuple(b['network_input'])) else ''}, "
         f"{b['macs']:,} MACs, {b['params']:,} params",
         *([f"- {s.resolution['note']}"] if s.resolution.get("note") else []),
+        *([f"- search {s.parsimony['note']}"] if s.parsimony and s.parsimony.get("note") else []),
         f"- data: {b['data']['source']} ({b['data']['train']:,} train / {b['data']['test']:,} "
         "test)",
         f"- trained: {r.train.epochs} epochs, seed {r.train.seed} (recipe in build.json)"
