@@ -207,12 +207,17 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="evaluate against NB201 ground truth")
     bsub = b.add_subparsers(dest="bench_command", required=True, parser_class=_Parser)
     bc = bsub.add_parser("correlate", help="rank correlation of indicators with accuracy")
-    bc.add_argument("--benchmark", help="NB201 accuracy CSV (default $MICRONAS_NB201)")
+    bc.add_argument("--space", default=None, help="the benchmark: nb201 (NAS-Bench-201, the "
+                    "default) or nbmacro (NAS-Bench-Macro, CIFAR-10)")
+    bc.add_argument("--benchmark", help="the space's table: NB201's accuracy CSV (default "
+                    "$MICRONAS_NB201) or NAS-Bench-Macro's nas-bench-macro_cifar10.json "
+                    "(default $MICRONAS_NBMACRO)")
     task_opts(bc)
     g = bc.add_mutually_exclusive_group()
     g.add_argument("--sample", type=_int, default=defaults.SAMPLE,
                    help=f"architectures to draw ({defaults.SAMPLE})")
-    g.add_argument("--all", action="store_true", help="all 15,625 architectures")
+    g.add_argument("--all", action="store_true", help="every architecture (NB201: all 15,625; "
+                   "nbmacro: its 3,969 isomorphism classes)")
     bc.add_argument("--seed", type=_seed, default=defaults.SEED,
                     help="seed of the architectures drawn and of the indicators (default 0)")
     bc.add_argument("--indicators", help="comma-separated names (default: all)")
@@ -223,6 +228,11 @@ def build_parser() -> argparse.ArgumentParser:
     bc.add_argument("--table", metavar="PATH", help="also write every architecture's accuracy "
                     "and indicator values (JSON; gzip-compressed when PATH ends in .gz)")
     bc.add_argument("--force", action="store_true", help="overwrite an existing --table file")
+    bc.add_argument("--resume", action="store_true", help="continue the --table file already "
+                    "there (scored with the same space, task, seed and settings): score only "
+                    "what it lacks; the table is rewritten as scoring goes")
+    bc.add_argument("--checkpoint-minutes", type=float, default=15.0, help="with --table: "
+                    "write the partial table this often while scoring (default 15)")
     quiet_opt(bc)
     cache_opts(bc)
     bc.set_defaults(func=c.cmd_bench_correlate)

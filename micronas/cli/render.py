@@ -155,8 +155,8 @@ def score(res: Any) -> None:
 def correlate(res: dict[str, Any]) -> None:
     where = res.get("executor") or f"process:{res['workers']}"
     classes = f" ({res['classes']:,} isomorphism classes)" if "classes" in res else ""
-    print(f"{res['n']:,} architectures{classes}, {res['dataset']} test accuracy, seed "
-          f"{res['seed']}, {res['wall_seconds']:.1f} s wall on {where}")
+    print(f"{res.get('space', 'nb201')}: {res['n']:,} architectures{classes}, {res['dataset']} "
+          f"test accuracy, seed {res['seed']}, {res['wall_seconds']:.1f} s wall on {where}")
     print(f"{'indicator':<15} {'spearman':>9} {'kendall':>8} {'ndcg@10':>8} {'ndcg@100':>9} "
           f"{'s/arch':>8} {'flagged':>8}")
 
