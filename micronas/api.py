@@ -302,7 +302,8 @@ def correlate(indicators: Sequence[str] | str | None = None, task: TaskLike = No
               progress: Callable[[int], None] | None = None,
               executor: str | None = None, table: str | None = None,
               space: str = "nb201", resume: bool = False,
-              checkpoint_seconds: float = 900.0) -> Info:
+              checkpoint_seconds: float = 900.0, device: str | None = None,
+              runtime: str | None = None, draws: int = 20) -> Info:
     """Rank correlation of indicators with a benchmark's ground truth (``space``: ``nb201``
     or ``nbmacro``; ``sample=None``: every architecture, 15,625 for NB201, the 3,969
     isomorphism classes for NAS-Bench-Macro). ``executor``: ``process:N``, ``local:N`` or
@@ -310,7 +311,11 @@ def correlate(indicators: Sequence[str] | str | None = None, task: TaskLike = No
     ``table``: also write the result with every architecture's row (accuracy, values, flags)
     to this JSON file (gzip when it ends in ``.gz``), atomically, and every
     ``checkpoint_seconds`` while scoring; ``resume``: continue the table already there
-    (score only what it lacks). The returned dict has no rows."""
+    (score only what it lacks). ``device``: also rank inside budgets on it (``budget``:
+    mean Kendall / Spearman inside +-10 % latency slices, and the pick metric: the
+    percentile among the feasible networks of the best-scored one, over the 25th / 50th /
+    75th percentile latency budgets and ``draws`` seeded ones; see
+    :mod:`micronas.bench.budget`). The returned dict has no rows."""
     from micronas.bench.correlate import correlate as _correlate
     from micronas.proxies import parse_indicators
 
@@ -322,6 +327,8 @@ def correlate(indicators: Sequence[str] | str | None = None, task: TaskLike = No
     _benchmark_module(space).check_task(t)
     if sample is not None and sample < 1:
         raise MicronasError(f"--sample must be a positive number of architectures, got {sample}")
+    if device is not None:
+        load_device(device, runtime)  # an unknown device fails before any scoring
     truth = load_benchmark(space, benchmark)  # a missing or bad table fails before any scoring
     archs = truth.archs(sample, seed)
     if executor is not None:
@@ -330,7 +337,8 @@ def correlate(indicators: Sequence[str] | str | None = None, task: TaskLike = No
         parse_executor(executor)  # a bad spec fails before any scoring
     res = _correlate(truth, names, t, sample, seed, workers, cache_path,
                      progress, archs, settings, executor=executor, table_path=table,
-                     resume=resume, checkpoint_seconds=checkpoint_seconds)
+                     resume=resume, checkpoint_seconds=checkpoint_seconds, device=device,
+                     runtime=runtime, draws=draws)
     res.pop("rows", None)
     return res
 

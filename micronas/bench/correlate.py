@@ -176,7 +176,8 @@ def correlate(table: Truth, indicators: Sequence[str], task: Task,
               settings: ProxySettings | None = None,
               keep_values: bool = False, executor: str | None = None,
               table_path: str | Path | None = None, resume: bool = False,
-              checkpoint_seconds: float = 900.0) -> dict[str, Any]:
+              checkpoint_seconds: float = 900.0, device: str | None = None,
+              runtime: str | None = None, draws: int = 20) -> dict[str, Any]:
     """Spearman rho, Kendall tau and nDCG@{10, 100} of each indicator with test accuracy on
     ``task`` (population indicators over the whole sample). ``keep_values``: also return
     ``rows`` (the architecture, its accuracy (and runs where the table has several) and
@@ -187,7 +188,11 @@ def correlate(table: Truth, indicators: Sequence[str], task: Task,
     every ``checkpoint_seconds`` while scoring (a partial table: ``"complete": false``, the
     rows scored so far, its numbers over them). ``resume``: take the values a table already
     at ``table_path`` holds (scored with the same space, task, seed and settings) and score
-    only the rest, so a run stopped anywhere (or a committed partial table) continues."""
+    only the rest, so a run stopped anywhere (or a committed partial table) continues.
+
+    ``device``: also the in-budget report on it (:func:`micronas.bench.budget.report`:
+    in-slice correlation and the pick metric over ``draws`` seeded budgets, with
+    ``runtime``'s latency), in ``budget``."""
     table.check_task(task)
     if workers < 1:
         raise MicronasError(f"--workers must be >= 1, got {workers}")
@@ -228,6 +233,14 @@ def correlate(table: Truth, indicators: Sequence[str], task: Task,
         if not final:
             out["total_classes"] = len(reps)
         out["indicators"] = _summary(indicators, scores, acc, scored)
+        if final and device is not None and len(keep) > 2:
+            from micronas.bench.budget import report
+
+            runs = [table.runs(archs[i], task) for i in keep]
+            out["budget"] = report(space, [archs[i] for i in keep], task,
+                                   {n: [s[n].value for s in scores] for n in indicators}, acc,
+                                   None if any(r is None for r in runs) else runs, device,
+                                   runtime, draws, seed)
         if with_rows:
             rows = []
             for i, s in zip(keep, scores, strict=True):
@@ -270,8 +283,8 @@ def correlate(table: Truth, indicators: Sequence[str], task: Task,
             if store:
                 store.close()
     res = result(True, keep_values or table_path is not None)
-    if table_path is not None:
-        write_table(res, table_path)
+    if table_path is not None and (todo or not Path(table_path).exists()):
+        write_table(res, table_path)  # (a table resumed with nothing to score stays as it is)
     return res
 
 

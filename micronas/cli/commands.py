@@ -125,7 +125,9 @@ def cmd_bench_correlate(args: argparse.Namespace) -> int:
         res = api.correlate(args.indicators, task_of(args), args.benchmark, n, args.seed,
                             args.workers, cache_path(args), proxy_settings(args), bar.update,
                             executor=args.executor, table=args.table, space=space,
-                            resume=args.resume, checkpoint_seconds=args.checkpoint_minutes * 60)
+                            resume=args.resume, checkpoint_seconds=args.checkpoint_minutes * 60,
+                            device=None if args.no_budget else args.device,
+                            runtime=args.runtime, draws=args.budget_draws)
     render.print_json(res) if args.json else render.correlate(res)
     return 0
 

@@ -233,6 +233,14 @@ def build_parser() -> argparse.ArgumentParser:
                     "what it lacks; the table is rewritten as scoring goes")
     bc.add_argument("--checkpoint-minutes", type=float, default=15.0, help="with --table: "
                     "write the partial table this often while scoring (default 15)")
+    bc.add_argument("--device", default="stm32f746", help="rank inside budgets on this device "
+                    "(default stm32f746): mean Kendall / Spearman inside +-10 %% latency "
+                    "slices, and the pick metric under latency budgets")
+    bc.add_argument("--runtime", default=None, help="the runtime whose latency the budgets "
+                    "use (default: the device's)")
+    bc.add_argument("--budget-draws", type=int, default=20, help="seeded latency budgets "
+                    "drawn for the pick metric besides the 25th/50th/75th percentile (default 20)")
+    bc.add_argument("--no-budget", action="store_true", help="skip the in-budget report")
     quiet_opt(bc)
     cache_opts(bc)
     bc.set_defaults(func=c.cmd_bench_correlate)

@@ -166,6 +166,11 @@ def correlate(res: dict[str, Any]) -> None:
     for name, r in res["indicators"].items():
         print(f"{name:<15} {f(r['spearman']):>9} {f(r['kendall']):>8} {f(r.get('ndcg@10')):>8} "
               f"{f(r.get('ndcg@100')):>9} {r['seconds_per_arch']:>8.3f} {r['flagged']:>8}")
+    if res.get("budget"):
+        from micronas.bench.budget import text
+
+        print()
+        print(text(res["budget"]))
 
 
 def search(res: Any, device: str, out: Any) -> None:
