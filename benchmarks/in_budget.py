@@ -31,6 +31,7 @@ from pathlib import Path
 
 from micronas.bench.budget import report, text
 from micronas.bench.correlate import read_table, row_arch
+from micronas.proxies.registry import INDICATORS
 from micronas.proxies.scoring import Score, combine_population
 from micronas.spaces import bind, get_space
 from micronas.tasks import get_task
@@ -61,7 +62,8 @@ def scored(name: str) -> dict:
     d = read_table(path)
     space, task = get_space(d.get("space", "nb201")), get_task(d["dataset"])
     rows = d["rows"]
-    names = list(d["indicators"])
+    names = list(d["indicators"])  # and the parts of population indicators the rows hold
+    names += [n for n in rows[0] if n in INDICATORS.names() and n not in names]
     runs = [r["runs"] for r in rows] if all("runs" in r for r in rows) else None
     part = ("" if d.get("complete", True) else
             f", partial: {d['classes']:,} of {d['total_classes']:,} classes, a seeded sample")

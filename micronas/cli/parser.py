@@ -40,7 +40,7 @@ def _seed(text: str) -> int:
 
 def space_opt(p: argparse.ArgumentParser, default: str | None = None) -> None:
     p.add_argument("--space", default=default, help=f"search space (default {default})"
-                   if default else "search space: nb201 | mcu (default: the one the "
+                   if default else "search space: nb201 | mcu | nbmacro (default: the one the "
                    "architecture is written in; else nb201 for NB201's tasks, mcu for yours)")
 
 

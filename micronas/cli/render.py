@@ -60,6 +60,10 @@ def arch(info: dict[str, Any]) -> None:
     if "live_edges" in info:
         print(f"live edges {sum(info['live_edges'])} of {len(info['live_edges'])}")
     print(f"iso key    {info['iso_key']}")
+    if "stage_ops" in info:  # the nbmacro space
+        for i, ops in enumerate(info["stage_ops"], 1):
+            print(f"stage {i}    {' '.join(ops)}")
+        print(f"flops      {info['flops']:,} (MACs)   params {info['params']:,}")
     if "stages" in info:  # the mcu space
         print(f"input      {info['input']}   width {info['width']:g}   stem {info['stem_channels']} "
               f"channels   head {info['head'] or 'none'}")

@@ -93,7 +93,7 @@ class NBMacroSpace:
     def info(self, arch: NBMacroArch, task: Task) -> dict[str, Any]:
         flops, params = nbmacro_counts(arch, task)
         return {"arch": str(arch), "canonical": str(arch.canonical()),
-                "stages": [[CHOICES[o][0] for o in st] for st in stages_of(arch.ops)],
+                "stage_ops": [[CHOICES[o][0] for o in st] for st in stages_of(arch.ops)],
                 "flops": flops, "params": params}
 
     # --- builders ----------------------------------------------------------------------
