@@ -12,7 +12,7 @@ from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from micronas.errors import MicronasError
 from micronas.hardware import CostReport, Device, estimate, load_device
@@ -275,20 +275,48 @@ def search(cfg: SearchConfig, table: GroundTruth | None = None, cache_path: str 
     return run_search(cfg, table, cache_path, progress, executor)
 
 
+#: The spaces whose benchmark table ``correlate`` reads (space -> loader module).
+BENCHMARKS = {"nb201": "micronas.bench.table", "nbmacro": "micronas.bench.nbmacro_table"}
+
+
+def _benchmark_module(space: str) -> Any:
+    import importlib
+
+    name = get_space(space).name
+    if name not in BENCHMARKS:
+        raise MicronasError(f"no benchmark table for space {name!r}; bench correlate reads "
+                            f"{', '.join(BENCHMARKS)}")
+    return importlib.import_module(BENCHMARKS[name])
+
+
+def load_benchmark(space: str = "nb201", path: str | None = None) -> Any:
+    """The ground-truth table of ``space`` (NB201's CSV, NAS-Bench-Macro's JSON) from
+    ``path`` or the space's environment variable."""
+    return _benchmark_module(space).load_table(path)
+
+
 def correlate(indicators: Sequence[str] | str | None = None, task: TaskLike = None,
               benchmark: str | None = None, sample: int | None = defaults.SAMPLE, seed: int = defaults.SEED,
               workers: int = 1, cache_path: str | None = None,
               settings: ProxySettings | None = None,
               progress: Callable[[int], None] | None = None,
-              executor: str | None = None, table: str | None = None) -> Info:
-    """Rank correlation of indicators with NB201 ground truth (``sample=None``: all 15,625).
-    ``executor``: ``process:N``, ``local:N`` or ``dask://HOST:PORT`` (default
-    ``process:workers``; see :mod:`micronas.infra.execution`). ``table``: also write the result
-    with every architecture's row (accuracy, values, flags) to this JSON file (gzip when it
-    ends in ``.gz``), atomically; the returned dict has no rows."""
+              executor: str | None = None, table: str | None = None,
+              space: str = "nb201", resume: bool = False,
+              checkpoint_seconds: float = 900.0, device: str | None = None,
+              runtime: str | None = None, draws: int = 20) -> Info:
+    """Rank correlation of indicators with a benchmark's ground truth (``space``: ``nb201``
+    or ``nbmacro``; ``sample=None``: every architecture, 15,625 for NB201, the 3,969
+    isomorphism classes for NAS-Bench-Macro). ``executor``: ``process:N``, ``local:N`` or
+    ``dask://HOST:PORT`` (default ``process:workers``; see :mod:`micronas.infra.execution`).
+    ``table``: also write the result with every architecture's row (accuracy, values, flags)
+    to this JSON file (gzip when it ends in ``.gz``), atomically, and every
+    ``checkpoint_seconds`` while scoring; ``resume``: continue the table already there
+    (score only what it lacks). ``device``: also rank inside budgets on it (``budget``:
+    mean Kendall / Spearman inside +-10 % latency slices, and the pick metric: the
+    percentile among the feasible networks of the best-scored one, over the 25th / 50th /
+    75th percentile latency budgets and ``draws`` seeded ones; see
+    :mod:`micronas.bench.budget`). The returned dict has no rows."""
     from micronas.bench.correlate import correlate as _correlate
-    from micronas.bench.correlate import sample_archs
-    from micronas.bench.table import check_task, load_table
     from micronas.proxies import parse_indicators
 
     names = parse_indicators(indicators if isinstance(indicators, str | None) else
@@ -296,21 +324,22 @@ def correlate(indicators: Sequence[str] | str | None = None, task: TaskLike = No
                                           "synflow", "snip", "grad_norm", "jacov", "params",
                                           "flops"])
     t = resolve_task(task)
-    check_task(t)
-    archs = sample_archs(sample, seed)  # validates --sample before the table is read
-    truth = load_table(benchmark)  # a missing or bad table fails before any scoring
+    _benchmark_module(space).check_task(t)
+    if sample is not None and sample < 1:
+        raise MicronasError(f"--sample must be a positive number of architectures, got {sample}")
+    if device is not None:
+        load_device(device, runtime)  # an unknown device fails before any scoring
+    truth = load_benchmark(space, benchmark)  # a missing or bad table fails before any scoring
+    archs = truth.archs(sample, seed)
     if executor is not None:
         from micronas.infra.execution import parse_executor
 
         parse_executor(executor)  # a bad spec fails before any scoring
     res = _correlate(truth, names, t, sample, seed, workers, cache_path,
-                     progress, archs, settings, keep_values=table is not None,
-                     executor=executor)
-    if table is not None:
-        from micronas.bench.correlate import write_table
-
-        write_table(res, table)
-        res.pop("rows")
+                     progress, archs, settings, executor=executor, table_path=table,
+                     resume=resume, checkpoint_seconds=checkpoint_seconds, device=device,
+                     runtime=runtime, draws=draws)
+    res.pop("rows", None)
     return res
 
 

@@ -56,6 +56,22 @@ class NB201Table:
         check_task(task)
         return self.accuracy[task.name][arch.index]
 
+    def check_task(self, task: Task) -> None:
+        check_task(task)
+
+    def runs(self, arch: NB201Arch, task: Task) -> None:
+        """NB201's table holds one accuracy per network (no repeated runs)."""
+        return None
+
+    def archs(self, sample: int | None, seed: int) -> list[NB201Arch]:
+        """All 15,625 architectures in index order, or ``sample`` drawn with ``seed``."""
+        from micronas.bench.correlate import sample_archs
+
+        return sample_archs(sample, seed)
+
+    def row(self, arch: NB201Arch, task: Task) -> dict[str, object]:
+        return {"index": arch.index}
+
     def __len__(self) -> int:
         return len(self.accuracy["cifar10"])
 

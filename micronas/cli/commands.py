@@ -116,14 +116,18 @@ def cmd_bench_correlate(args: argparse.Namespace) -> int:
     from micronas.proxies import parse_indicators
 
     parse_indicators(args.indicators, ["ntk_cond"])  # bad names fail before any work
-    if args.table:
+    if args.table and not args.resume:
         output_file(args.table, args.force, "--table")  # before hours of scoring
     n = None if args.all else args.sample
-    total = 15625 if n is None else n
+    space = args.space or "nb201"
+    total = {"nbmacro": 3969}.get(space, 15625) if n is None else n
     with render.progress(total, "scoring", args.quiet, unit="arch") as bar:
         res = api.correlate(args.indicators, task_of(args), args.benchmark, n, args.seed,
                             args.workers, cache_path(args), proxy_settings(args), bar.update,
-                            executor=args.executor, table=args.table)
+                            executor=args.executor, table=args.table, space=space,
+                            resume=args.resume, checkpoint_seconds=args.checkpoint_minutes * 60,
+                            device=None if args.no_budget else args.device,
+                            runtime=args.runtime, draws=args.budget_draws)
     render.print_json(res) if args.json else render.correlate(res)
     return 0
 

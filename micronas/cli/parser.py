@@ -40,7 +40,7 @@ def _seed(text: str) -> int:
 
 def space_opt(p: argparse.ArgumentParser, default: str | None = None) -> None:
     p.add_argument("--space", default=default, help=f"search space (default {default})"
-                   if default else "search space: nb201 | mcu (default: the one the "
+                   if default else "search space: nb201 | mcu | nbmacro (default: the one the "
                    "architecture is written in; else nb201 for NB201's tasks, mcu for yours)")
 
 
@@ -214,12 +214,17 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="evaluate against NB201 ground truth")
     bsub = b.add_subparsers(dest="bench_command", required=True, parser_class=_Parser)
     bc = bsub.add_parser("correlate", help="rank correlation of indicators with accuracy")
-    bc.add_argument("--benchmark", help="NB201 accuracy CSV (default $MICRONAS_NB201)")
+    bc.add_argument("--space", default=None, help="the benchmark: nb201 (NAS-Bench-201, the "
+                    "default) or nbmacro (NAS-Bench-Macro, CIFAR-10)")
+    bc.add_argument("--benchmark", help="the space's table: NB201's accuracy CSV (default "
+                    "$MICRONAS_NB201) or NAS-Bench-Macro's nas-bench-macro_cifar10.json "
+                    "(default $MICRONAS_NBMACRO)")
     task_opts(bc)
     g = bc.add_mutually_exclusive_group()
     g.add_argument("--sample", type=_int, default=defaults.SAMPLE,
                    help=f"architectures to draw ({defaults.SAMPLE})")
-    g.add_argument("--all", action="store_true", help="all 15,625 architectures")
+    g.add_argument("--all", action="store_true", help="every architecture (NB201: all 15,625; "
+                   "nbmacro: its 3,969 isomorphism classes)")
     bc.add_argument("--seed", type=_seed, default=defaults.SEED,
                     help="seed of the architectures drawn and of the indicators (default 0)")
     bc.add_argument("--indicators", help="comma-separated names (default: all)")
@@ -230,6 +235,19 @@ def build_parser() -> argparse.ArgumentParser:
     bc.add_argument("--table", metavar="PATH", help="also write every architecture's accuracy "
                     "and indicator values (JSON; gzip-compressed when PATH ends in .gz)")
     bc.add_argument("--force", action="store_true", help="overwrite an existing --table file")
+    bc.add_argument("--resume", action="store_true", help="continue the --table file already "
+                    "there (scored with the same space, task, seed and settings): score only "
+                    "what it lacks; the table is rewritten as scoring goes")
+    bc.add_argument("--checkpoint-minutes", type=float, default=15.0, help="with --table: "
+                    "write the partial table this often while scoring (default 15)")
+    bc.add_argument("--device", default="stm32f746", help="rank inside budgets on this device "
+                    "(default stm32f746): mean Kendall / Spearman inside +-10 %% latency "
+                    "slices, and the pick metric under latency budgets")
+    bc.add_argument("--runtime", default=None, help="the runtime whose latency the budgets "
+                    "use (default: the device's)")
+    bc.add_argument("--budget-draws", type=int, default=20, help="seeded latency budgets "
+                    "drawn for the pick metric besides the 25th/50th/75th percentile (default 20)")
+    bc.add_argument("--no-budget", action="store_true", help="skip the in-budget report")
     quiet_opt(bc)
     cache_opts(bc)
     bc.set_defaults(func=c.cmd_bench_correlate)

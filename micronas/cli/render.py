@@ -60,6 +60,10 @@ def arch(info: dict[str, Any]) -> None:
     if "live_edges" in info:
         print(f"live edges {sum(info['live_edges'])} of {len(info['live_edges'])}")
     print(f"iso key    {info['iso_key']}")
+    if "stage_ops" in info:  # the nbmacro space
+        for i, ops in enumerate(info["stage_ops"], 1):
+            print(f"stage {i}    {' '.join(ops)}")
+        print(f"flops      {info['flops']:,} (MACs)   params {info['params']:,}")
     if "stages" in info:  # the mcu space
         print(f"input      {info['input']}   width {info['width']:g}   stem {info['stem_channels']} "
               f"channels   head {info['head'] or 'none'}")
@@ -155,8 +159,8 @@ def score(res: Any) -> None:
 def correlate(res: dict[str, Any]) -> None:
     where = res.get("executor") or f"process:{res['workers']}"
     classes = f" ({res['classes']:,} isomorphism classes)" if "classes" in res else ""
-    print(f"{res['n']:,} architectures{classes}, {res['dataset']} test accuracy, seed "
-          f"{res['seed']}, {res['wall_seconds']:.1f} s wall on {where}")
+    print(f"{res.get('space', 'nb201')}: {res['n']:,} architectures{classes}, {res['dataset']} "
+          f"test accuracy, seed {res['seed']}, {res['wall_seconds']:.1f} s wall on {where}")
     print(f"{'indicator':<15} {'spearman':>9} {'kendall':>8} {'ndcg@10':>8} {'ndcg@100':>9} "
           f"{'s/arch':>8} {'flagged':>8}")
 
@@ -166,6 +170,11 @@ def correlate(res: dict[str, Any]) -> None:
     for name, r in res["indicators"].items():
         print(f"{name:<15} {f(r['spearman']):>9} {f(r['kendall']):>8} {f(r.get('ndcg@10')):>8} "
               f"{f(r.get('ndcg@100')):>9} {r['seconds_per_arch']:>8.3f} {r['flagged']:>8}")
+    if res.get("budget"):
+        from micronas.bench.budget import text
+
+        print()
+        print(text(res["budget"]))
 
 
 def search(res: Any, device: str, out: Any) -> None:

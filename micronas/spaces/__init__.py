@@ -32,9 +32,11 @@ from micronas.spaces.base import (
 )
 from micronas.spaces.mcu.space import McuSpace
 from micronas.spaces.nb201.space import NB201Space
+from micronas.spaces.nbmacro.space import NBMacroSpace
 
 register_space("nb201", NB201Space)
 register_space("mcu", McuSpace)
+register_space("nbmacro", NBMacroSpace)
 
 __all__ = ["CAPABILITIES", "SPACES", "AnySpace", "Candidate", "CostKeyed", "Enumerable",
            "HasCanonical", "HasFloor", "HasInfo", "HasSize", "HasSupernet", "HasTrainedNetwork",
