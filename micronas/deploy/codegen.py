@@ -128,6 +128,9 @@ def _call(qnet: QNetwork, layer: Layer, i: int, k, t, decls: list[str]) -> str:
             decls.append(_array(f"B{i}", "int32_t", _folded_bias(qp.bias, w, k.input_offsets[0])))
             w4 = np.zeros((oc, _kk4(layer, net)), dtype=np.int8)
             w4[:, :w.shape[1]] = w
+            pairs = oc // 2 * 2  # each pair of rows interleaved in groups of four
+            w4 = np.concatenate([w4[:pairs].reshape(oc // 2, 2, -1, 4).transpose(0, 2, 1, 3)
+                                 .reshape(-1), w4[pairs:].reshape(-1)])
             decls.append(_array(f"W{i}", "int8_t", w4).replace("static const", "static const "
                                                                 "__attribute__((aligned(4)))"))
             return (f"  mn_conv({t(layer.inputs[0])}, {ih}, {iw}, {ic}, W{i}, B{i}, {oc}, {kh}, "

@@ -130,47 +130,67 @@ static inline void window(int o, int stride, int pad, int k, int size, int *star
   *k1 = size - s < k ? size - s : k;
 }
 
-/* The receptive field of one output pixel as an im2col row of kk int16 values (positions
- * MN_PERM(k)); taps outside the input read `pad` (the input zero point). */
+/* Two pixels' im2col rows are interleaved in groups of four (pixel 0's values k..k+3, then
+ * pixel 1's); within a group the order is MN_PERM. */
+#define MN_POS(k) ((((k) & ~3) << 1) | MN_PERM((k) & 3))
+
+/* The receptive field of one output pixel as an im2col row of kk int16 values (at
+ * col[MN_POS(k)]); taps outside the input read `pad` (the input zero point). */
 static void im2col(const int8_t *in, int ih, int iw, int ic, int kh, int kw, int iy0, int ix0,
                    int16_t pad, int16_t *col) {
   int k = 0;
   for (int ky = 0; ky < kh; ++ky) {
     int iy = iy0 + ky;
     if (iy < 0 || iy >= ih) {
-      for (int j = 0; j < kw * ic; ++j, ++k) col[MN_PERM(k)] = pad;
+      for (int j = 0; j < kw * ic; ++j, ++k) col[MN_POS(k)] = pad;
       continue;
     }
     int kx0 = ix0 < 0 ? -ix0 : 0, kx1 = iw - ix0 < kw ? iw - ix0 : kw;
-    for (int j = 0; j < kx0 * ic; ++j, ++k) col[MN_PERM(k)] = pad;
+    for (int j = 0; j < kx0 * ic; ++j, ++k) col[MN_POS(k)] = pad;
     const int8_t *src = in + (iy * iw + ix0 + kx0) * ic;
     int n = (kx1 - kx0) * ic;
 #ifdef MN_DSP
     if ((k & 3) == 0) {
       for (; n >= 4; n -= 4, k += 4, src += 4) {
         uint32_t x = load32(src);
-        store32(col + k, __sxtb16(x));
-        store32(col + k + 2, sxtb16_ror8(x));
+        store32(col + 2 * k, __sxtb16(x));
+        store32(col + 2 * k + 2, sxtb16_ror8(x));
       }
     }
 #endif
-    for (; n > 0; --n, ++k) col[MN_PERM(k)] = *src++;
-    for (int j = kx1 * ic; j < kw * ic; ++j, ++k) col[MN_PERM(k)] = pad;
+    for (; n > 0; --n, ++k) col[MN_POS(k)] = *src++;
+    for (int j = kx1 * ic; j < kw * ic; ++j, ++k) col[MN_POS(k)] = pad;
   }
 }
 
+/* GCC's scheduling before register allocation hoists every load of the unrolled GEMM loop
+ * and runs out of registers (spills in the inner loop): off for the kernels with one. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define MN_NO_PRESCHED __attribute__((optimize("no-schedule-insns")))
+#else
+#define MN_NO_PRESCHED
+#endif
+
+#ifdef MN_DSP
+/* a += the products of a word of four int8 weights with the four int16 inputs of one pixel
+ * (two words, MN_PERM order) */
+#define MN_MAC4(a, we, wo, xl, xh) a = __smlad(wo, xh, __smlad(we, xl, a))
+#endif
+
 /* Convolution as im2col + GEMM, two output pixels by two output channels per inner loop.
- * w: oc rows of kk4 = kh * kw * ic rounded up to 4 (zero-padded) int8 weights (OHWI);
- * bias: the bias with the input offset folded in (bias + in_off * sum of the row's
- * weights), so the products need no offset and padded taps read the zero point;
- * col: scratch of 2 * kk4 int16. */
-void mn_conv(const int8_t *in, int ih, int iw, int ic, const int8_t *w, const int32_t *bias,
+ * w: the weights (OHWI) of each pair of output channels interleaved in groups of four (channel
+ * c's k..k+3, then channel c+1's), each row of kk = kh * kw * ic zero-padded to kk4, a
+ * multiple of 4; an odd last channel's row plain. bias: the bias with the input offset
+ * folded in (bias + in_off * sum of the channel's weights), so the products need no offset
+ * and padded taps read the zero point. col: scratch of 2 * kk4 int16. */
+MN_NO_PRESCHED void mn_conv(const int8_t *in, int ih, int iw, int ic, const int8_t *w, const int32_t *bias,
              int oc, int kh, int kw, int stride_h, int stride_w, int pad_h, int pad_w, int8_t *out, int oh,
              int ow, const mn_q *q, const int32_t *mult, const int32_t *shift, int16_t *col) {
   const int kk = kh * kw * ic, kk4 = (kk + 3) & ~3;
   const int16_t pad = (int16_t)-q->in_off;
-  int16_t *col1 = col + kk4;
-  for (int k = kk; k < kk4; ++k) col[MN_PERM(k)] = col1[MN_PERM(k)] = 0;
+  int16_t *col1 = col + 4;
+  const int16_t *col_end = col + 2 * kk4;
+  for (int k = kk; k < kk4; ++k) col[MN_POS(k)] = col1[MN_POS(k)] = 0;
   const int npix = oh * ow;
   for (int p = 0; p < npix; p += 2) {
     const int two = p + 1 < npix;
@@ -181,34 +201,48 @@ void mn_conv(const int8_t *in, int ih, int iw, int ic, const int8_t *w, const in
       im2col(in, ih, iw, ic, kh, kw, oy * stride_h - pad_h, ox * stride_w - pad_w, pad, col1);
     }
     int8_t *o0 = out + p * oc, *o1 = two ? o0 + oc : o0;
+    const int8_t *wp = w;
     int c = 0;
     for (; c + 1 < oc; c += 2) {
-      const int8_t *wa = w + c * kk4, *wb = wa + kk4;
-      const int16_t *xa = col, *xb = col1;
+      const int16_t *xp = col;
       int32_t a00 = bias[c], a01 = a00, a10 = bias[c + 1], a11 = a10;
 #ifdef MN_DSP
-      for (int k = kk4 >> 2; k; --k) {
-        uint32_t w0 = load32(wa), w1 = load32(wb);
-        uint32_t x0l = load32(xa), x0h = load32(xa + 2), x1l = load32(xb), x1h = load32(xb + 2);
-        uint32_t w0e = __sxtb16(w0), w0o = sxtb16_ror8(w0);
-        uint32_t w1e = __sxtb16(w1), w1o = sxtb16_ror8(w1);
-        a00 = __smlad(w0e, x0l, a00);
-        a00 = __smlad(w0o, x0h, a00);
-        a01 = __smlad(w0e, x1l, a01);
-        a01 = __smlad(w0o, x1h, a01);
-        a10 = __smlad(w1e, x0l, a10);
-        a10 = __smlad(w1o, x0h, a10);
-        a11 = __smlad(w1e, x1l, a11);
-        a11 = __smlad(w1o, x1h, a11);
-        wa += 4, wb += 4, xa += 4, xb += 4;
+      if (kk4 & 4) {
+        uint32_t x0l = load32(xp), x0h = load32(xp + 2), x1l = load32(xp + 4), x1h = load32(xp + 6);
+        uint32_t wv = load32(wp), we = __sxtb16(wv), wo = sxtb16_ror8(wv);
+        MN_MAC4(a00, we, wo, x0l, x0h);
+        MN_MAC4(a01, we, wo, x1l, x1h);
+        wv = load32(wp + 4), we = __sxtb16(wv), wo = sxtb16_ror8(wv);
+        MN_MAC4(a10, we, wo, x0l, x0h);
+        MN_MAC4(a11, we, wo, x1l, x1h);
+        xp += 8, wp += 8;
+      }
+      while (xp != col_end) {
+        uint32_t x0l = load32(xp), x0h = load32(xp + 2), x1l = load32(xp + 4), x1h = load32(xp + 6);
+        uint32_t wv = load32(wp), we = __sxtb16(wv), wo = sxtb16_ror8(wv);
+        MN_MAC4(a00, we, wo, x0l, x0h);
+        MN_MAC4(a01, we, wo, x1l, x1h);
+        wv = load32(wp + 4), we = __sxtb16(wv), wo = sxtb16_ror8(wv);
+        MN_MAC4(a10, we, wo, x0l, x0h);
+        MN_MAC4(a11, we, wo, x1l, x1h);
+        x0l = load32(xp + 8), x0h = load32(xp + 10), x1l = load32(xp + 12), x1h = load32(xp + 14);
+        wv = load32(wp + 8), we = __sxtb16(wv), wo = sxtb16_ror8(wv);
+        MN_MAC4(a00, we, wo, x0l, x0h);
+        MN_MAC4(a01, we, wo, x1l, x1h);
+        wv = load32(wp + 12), we = __sxtb16(wv), wo = sxtb16_ror8(wv);
+        MN_MAC4(a10, we, wo, x0l, x0h);
+        MN_MAC4(a11, we, wo, x1l, x1h);
+        xp += 16, wp += 16;
       }
 #else
-      for (int k = kk4; k; --k) {
-        int32_t x0 = *xa++, x1 = *xb++, w0 = *wa++, w1 = *wb++;
-        a00 += x0 * w0;
-        a01 += x1 * w0;
-        a10 += x0 * w1;
-        a11 += x1 * w1;
+      for (; xp != col_end; xp += 8, wp += 8) {
+        for (int j = 0; j < 4; ++j) {
+          int32_t x0 = xp[j], x1 = xp[4 + j], w0 = wp[j], w1 = wp[4 + j];
+          a00 += x0 * w0;
+          a01 += x1 * w0;
+          a10 += x0 * w1;
+          a11 += x1 * w1;
+        }
       }
 #endif
       o0[c] = requant8(a00, mult[c], shift[c], q);
@@ -219,11 +253,10 @@ void mn_conv(const int8_t *in, int ih, int iw, int ic, const int8_t *w, const in
       }
     }
     if (c < oc) {
-      const int8_t *wa = w + c * kk4;
       int32_t a0 = bias[c], a1 = a0;
       for (int k = 0; k < kk4; ++k) {
-        a0 += col[k] * wa[MN_PERM(k)];
-        a1 += col1[k] * wa[MN_PERM(k)];
+        a0 += col[MN_POS(k)] * wp[k];
+        a1 += col1[MN_POS(k)] * wp[k];
       }
       o0[c] = requant8(a0, mult[c], shift[c], q);
       if (two) o1[c] = requant8(a1, mult[c], shift[c], q);
