@@ -201,6 +201,8 @@ def main() -> None:
     p.add_argument("--cmsis-nn", default=os.environ.get("MICRONAS_CMSIS_NN"))
     p.add_argument("--out", default=str(RESULTS))
     p.add_argument("--table", action="store_true", help="print the saved table and stop")
+    p.add_argument("--skip-done", action="store_true",
+                   help="keep (network, variant, core) results already in the output file")
     a = p.parse_args()
     out = Path(a.out)
     res = json.loads(out.read_text()) if out.is_file() else {"networks": {}}
@@ -229,6 +231,8 @@ def main() -> None:
         entry["macs"] = int(sum(getattr(lay, "macs", 0) or 0 for lay in q.net.layers))
         for v in variants:
             for c in cores:
+                if a.skip_done and c in entry["variants"].get(v, {}):
+                    continue
                 t = time.time()
                 if v == "new":
                     r = run_c(q, x, ref, c)
