@@ -57,8 +57,38 @@ static inline int8_t clamp8(int32_t v, int32_t lo, int32_t hi) {
   return (int8_t)v;
 }
 
+#ifdef MN_DSP
+static inline int32_t smmulr(int32_t a, int32_t b) {
+  int32_t r;
+  __asm__("smmulr %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
+  return r;
+}
+#endif
+
+/* mbqm for a per-channel multiplier m > 0. Fast path (DSP cores, |acc| < 2^29, shift < 0):
+ * srdhm(acc, m) = floor((2 acc m + 2^31) / 2^32), one SMMULR; the rounding right shift by
+ * e = -shift of r is (r + 2^(e-1) - (r < 0)) >> e (no overflow for |r| <= 2^29). */
+#ifdef MN_DSP
+static int32_t __attribute__((noinline)) mbqm_slow(int32_t acc, int32_t m, int32_t shift) {
+  return mbqm(acc, m, shift);
+}
+#endif
+
+static inline int32_t mbqm_pos(int32_t acc, int32_t m, int32_t shift) {
+#ifdef MN_DSP
+  if (__builtin_expect(shift < 0 && (uint32_t)(acc + (1 << 29)) < (1u << 30), 1)) {
+    int32_t r = smmulr(acc * 2, m);
+    int e = -shift;
+    return (r + ((1 << e) >> 1) + (r >> 31)) >> e;
+  }
+  return mbqm_slow(acc, m, shift);
+#else
+  return mbqm(acc, m, shift);
+#endif
+}
+
 static inline int8_t requant8(int32_t acc, int32_t m, int32_t shift, const mn_q *q) {
-  return clamp8(mbqm(acc, m, shift) + q->out_off, q->act_min, q->act_max);
+  return clamp8(mbqm_pos(acc, m, shift) + q->out_off, q->act_min, q->act_max);
 }
 
 static inline uint32_t load32(const void *p) {
