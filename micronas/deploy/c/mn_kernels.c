@@ -79,10 +79,23 @@ static inline int32_t mbqm_pos(int32_t acc, int32_t m, int32_t shift) {
   if (__builtin_expect(shift < 0 && (uint32_t)(acc + (1 << 29)) < (1u << 30), 1)) {
     int32_t r = smmulr(acc * 2, m);
     int e = -shift;
-    return (r + ((1 << e) >> 1) + (r >> 31)) >> e;
+    return (r + (int32_t)((1u << e) >> 1) + (r >> 31)) >> e;
   }
   return mbqm_slow(acc, m, shift);
 #else
+  /* No 32 x 32 -> 64 multiply (Cortex-M0+): for |acc| < 2^29 and 0 <= m < 2^31,
+   * floor((acc * m + 2^30) / 2^31) from 16-bit halves, acc = ah 2^16 + al, m = mh 2^16 + ml:
+   * 2 ah mh + floor((al mh + ah ml + (al ml >> 16) + 2^14) / 2^15), the unsigned al mh
+   * split so that no sum overflows. Then the rounding shift as on the DSP cores. */
+  if (shift < 0 && m >= 0 && (uint32_t)(acc + (1 << 29)) < (1u << 30)) {
+    int32_t ah = acc >> 16, mh = (int32_t)((uint32_t)m >> 16);
+    uint32_t al = (uint32_t)acc & 0xFFFFu, ml = (uint32_t)m & 0xFFFFu;
+    uint32_t p = al * (uint32_t)mh;
+    int32_t qq = ah * (int32_t)ml + (int32_t)((al * ml) >> 16) + (1 << 14);
+    int32_t r = 2 * ah * mh + (int32_t)(p >> 15) + (((int32_t)(p & 0x7FFFu) + qq) >> 15);
+    int e = -shift;
+    return (r + (int32_t)((1u << e) >> 1) + (r >> 31)) >> e;
+  }
   return mbqm(acc, m, shift);
 #endif
 }
