@@ -103,6 +103,17 @@ def _folded_bias(bias: np.ndarray, weight: np.ndarray, in_off: int) -> np.ndarra
     return ((b + 2**31) % 2**32 - 2**31).astype(np.int64)
 
 
+def _fast(qnet: QNetwork, layer: Layer, k) -> bool:
+    """Whether every accumulator of ``layer`` stays below 2^29 in magnitude (the bias the
+    kernel starts from plus at most 255 * 128 per product) and every shift is negative:
+    then the kernels requantise without testing either (mn_q.fast)."""
+    qp = qnet.params[layer.name]
+    w = np.asarray(qp.weight, dtype=np.int64).reshape(len(qp.bias), -1)
+    bias = np.abs(np.asarray(qp.bias, dtype=np.int64)) + abs(int(k.input_offsets[0])) * np.abs(w).sum(1)
+    bound = int(bias.max(initial=0)) + 255 * 128 * w.shape[1]
+    return bound < 2**29 and all(int(s) < 0 for s in k.shifts)
+
+
 def _call(qnet: QNetwork, layer: Layer, i: int, k, t, decls: list[str]) -> str:
     net = qnet.net
     ih, iw, ic = _hw(net.tensors[layer.inputs[0]].shape)
@@ -111,7 +122,7 @@ def _call(qnet: QNetwork, layer: Layer, i: int, k, t, decls: list[str]) -> str:
     if op in ("conv2d", "depthwise_conv2d", "affine", "fully_connected"):
         qp = qnet.params[layer.name]
         decls.append(f"static const mn_q Q{i} = {{{k.input_offsets[0]}, {k.output_offset}, "
-                     f"{k.act_min}, {k.act_max}}};\n")
+                     f"{k.act_min}, {k.act_max}, {int(_fast(qnet, layer, k))}}};\n")
         if op == "fully_connected":
             w = fc_weight(net, layer, qp.weight)
             decls.append(_array(f"B{i}", "int32_t", _folded_bias(qp.bias, w, k.input_offsets[0])))

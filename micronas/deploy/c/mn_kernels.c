@@ -74,9 +74,10 @@ static int32_t __attribute__((noinline)) mbqm_slow(int32_t acc, int32_t m, int32
 }
 #endif
 
-static inline int32_t mbqm_pos(int32_t acc, int32_t m, int32_t shift) {
+static inline __attribute__((always_inline)) int32_t mbqm_pos(int32_t acc, int32_t m, int32_t shift,
+                                                               int fast) {
 #ifdef MN_DSP
-  if (__builtin_expect(shift < 0 && (uint32_t)(acc + (1 << 29)) < (1u << 30), 1)) {
+  if (fast || __builtin_expect(shift < 0 && (uint32_t)(acc + (1 << 29)) < (1u << 30), 1)) {
     int32_t r = smmulr(acc * 2, m);
     int e = -shift;
     return (r + (int32_t)((1u << e) >> 1) + (r >> 31)) >> e;
@@ -87,7 +88,7 @@ static inline int32_t mbqm_pos(int32_t acc, int32_t m, int32_t shift) {
    * floor((acc * m + 2^30) / 2^31) from 16-bit halves, acc = ah 2^16 + al, m = mh 2^16 + ml:
    * 2 ah mh + floor((al mh + ah ml + (al ml >> 16) + 2^14) / 2^15), the unsigned al mh
    * split so that no sum overflows. Then the rounding shift as on the DSP cores. */
-  if (shift < 0 && m >= 0 && (uint32_t)(acc + (1 << 29)) < (1u << 30)) {
+  if (fast || (shift < 0 && m >= 0 && (uint32_t)(acc + (1 << 29)) < (1u << 30))) {
     int32_t ah = acc >> 16, mh = (int32_t)((uint32_t)m >> 16);
     uint32_t al = (uint32_t)acc & 0xFFFFu, ml = (uint32_t)m & 0xFFFFu;
     uint32_t p = al * (uint32_t)mh;
@@ -100,9 +101,14 @@ static inline int32_t mbqm_pos(int32_t acc, int32_t m, int32_t shift) {
 #endif
 }
 
-static inline int8_t requant8(int32_t acc, int32_t m, int32_t shift, const mn_q *q) {
-  return clamp8(mbqm_pos(acc, m, shift) + q->out_off, q->act_min, q->act_max);
+/* fast: the code generator has checked that every accumulator of the layer stays below 2^29
+ * in magnitude and every shift is negative (mn_q.fast), so the fast path needs no test. */
+static inline __attribute__((always_inline)) int8_t requant8f(int32_t acc, int32_t m,
+                                                              int32_t shift, const mn_q *q,
+                                                              int fast) {
+  return clamp8(mbqm_pos(acc, m, shift, fast) + q->out_off, q->act_min, q->act_max);
 }
+#define requant8(acc, m, shift, q) requant8f(acc, m, shift, q, 0)
 
 static inline uint32_t load32(const void *p) {
   uint32_t v;
@@ -226,9 +232,9 @@ static void im2col(const int8_t *in, int ih, int iw, int ic, int kh, int kw, int
  * multiple of 4; an odd last channel's row plain. bias: the bias with the input offset
  * folded in (bias + in_off * sum of the channel's weights), so the products need no offset
  * and padded taps read the zero point. col: scratch of 2 * kk4 int16. */
-MN_NO_PRESCHED void mn_conv(const int8_t *in, int ih, int iw, int ic, const int8_t *w, const int32_t *bias,
+static inline __attribute__((always_inline)) void conv_body(const int8_t *in, int ih, int iw, int ic, const int8_t *w, const int32_t *bias,
              int oc, int kh, int kw, int stride_h, int stride_w, int pad_h, int pad_w, int8_t *out, int oh,
-             int ow, const mn_q *q, const int32_t *mult, const int32_t *shift, int16_t *col) {
+             int ow, const mn_q *q, const int32_t *mult, const int32_t *shift, int16_t *col, const int fast) {
   const int kk = kh * kw * ic, kk4 = (kk + 3) & ~3;
   const int16_t pad = (int16_t)-q->in_off;
   int16_t *col1 = col + 4;
@@ -288,11 +294,16 @@ MN_NO_PRESCHED void mn_conv(const int8_t *in, int ih, int iw, int ic, const int8
         }
       }
 #endif
-      o0[c] = requant8(a00, mult[c], shift[c], q);
-      o0[c + 1] = requant8(a10, mult[c + 1], shift[c + 1], q);
+      /* all four requantised before the first store (an int8 store may alias the
+       * constants: they would be loaded again) */
+      const int32_t m0 = mult[c], s0 = shift[c], m1 = mult[c + 1], s1 = shift[c + 1];
+      int8_t v00 = requant8f(a00, m0, s0, q, fast), v10 = requant8f(a10, m1, s1, q, fast);
+      int8_t v01 = requant8f(a01, m0, s0, q, fast), v11 = requant8f(a11, m1, s1, q, fast);
+      o0[c] = v00;
+      o0[c + 1] = v10;
       if (two) {
-        o1[c] = requant8(a01, mult[c], shift[c], q);
-        o1[c + 1] = requant8(a11, mult[c + 1], shift[c + 1], q);
+        o1[c] = v01;
+        o1[c + 1] = v11;
       }
     }
     if (c < oc) {
@@ -301,10 +312,21 @@ MN_NO_PRESCHED void mn_conv(const int8_t *in, int ih, int iw, int ic, const int8
         a0 += col[MN_POS(k)] * wp[k];
         a1 += col1[MN_POS(k)] * wp[k];
       }
-      o0[c] = requant8(a0, mult[c], shift[c], q);
-      if (two) o1[c] = requant8(a1, mult[c], shift[c], q);
+      o0[c] = requant8f(a0, mult[c], shift[c], q, fast);
+      if (two) o1[c] = requant8f(a1, mult[c], shift[c], q, fast);
     }
   }
+}
+
+MN_NO_PRESCHED void mn_conv(const int8_t *in, int ih, int iw, int ic, const int8_t *w, const int32_t *bias,
+             int oc, int kh, int kw, int stride_h, int stride_w, int pad_h, int pad_w, int8_t *out, int oh,
+             int ow, const mn_q *q, const int32_t *mult, const int32_t *shift, int16_t *col) {
+  if (q->fast)
+    conv_body(in, ih, iw, ic, w, bias, oc, kh, kw, stride_h, stride_w, pad_h, pad_w, out, oh, ow,
+              q, mult, shift, col, 1);
+  else
+    conv_body(in, ih, iw, ic, w, bias, oc, kh, kw, stride_h, stride_w, pad_h, pad_w, out, oh, ow,
+              q, mult, shift, col, 0);
 }
 
 /* Four channels (DSP) or one of a depthwise output pixel over an nky x nkx window:
@@ -331,10 +353,13 @@ MN_ALWAYS_INLINE void dw_pixel(const int8_t *base, const int8_t *wbase, int c, i
         a3 = __smlatt(x13, w13, a3);
       }
     }
-    o[ch] = requant8(a0, mult[ch], shift[ch], q);
-    o[ch + 1] = requant8(a1, mult[ch + 1], shift[ch + 1], q);
-    o[ch + 2] = requant8(a2, mult[ch + 2], shift[ch + 2], q);
-    o[ch + 3] = requant8(a3, mult[ch + 3], shift[ch + 3], q);
+    const int fast = q->fast;
+    int8_t v0 = requant8f(a0, mult[ch], shift[ch], q, fast);
+    int8_t v1 = requant8f(a1, mult[ch + 1], shift[ch + 1], q, fast);
+    int8_t v2 = requant8f(a2, mult[ch + 2], shift[ch + 2], q, fast);
+    int8_t v3 = requant8f(a3, mult[ch + 3], shift[ch + 3], q, fast);
+    store32(o + ch, (uint8_t)v0 | (uint32_t)(uint8_t)v1 << 8 | (uint32_t)(uint8_t)v2 << 16 |
+                        (uint32_t)(uint8_t)v3 << 24);
   }
 #endif
   for (; ch < c; ++ch) {
@@ -342,7 +367,7 @@ MN_ALWAYS_INLINE void dw_pixel(const int8_t *base, const int8_t *wbase, int c, i
     const int8_t *ip = base + ch, *wp = wbase + ch;
     for (int ky = 0; ky < nky; ++ky, ip += in_skip, wp += w_skip)
       for (int kx = 0; kx < nkx; ++kx, ip += c, wp += c) acc += ((int32_t)*ip + off) * *wp;
-    o[ch] = requant8(acc, mult[ch], shift[ch], q);
+    o[ch] = requant8f(acc, mult[ch], shift[ch], q, q->fast);
   }
 }
 

@@ -10,6 +10,7 @@
 
 typedef struct {
   int32_t in_off, out_off, act_min, act_max;
+  int32_t fast; /* 1: every accumulator is below 2^29 in magnitude and every shift negative */
 } mn_q;
 
 void mn_conv(const int8_t *in, int ih, int iw, int ic, const int8_t *w, const int32_t *bias,
