@@ -65,48 +65,55 @@ static inline int32_t smmulr(int32_t a, int32_t b) {
 }
 #endif
 
-/* mbqm for a per-channel multiplier m > 0. Fast path (DSP cores, |acc| < 2^29, shift < 0):
- * srdhm(acc, m) = floor((2 acc m + 2^31) / 2^32), one SMMULR; the rounding right shift by
- * e = -shift of r is (r + 2^(e-1) - (r < 0)) >> e (no overflow for |r| <= 2^29). */
+/* Requantisation of a per-channel accumulator (multiplier m > 0) to int8, out_off added and
+ * clamped to [lo, hi]. Fast path (|acc| < 2^29, shift < 0; always taken when the code
+ * generator has proven both for the layer: fast = mn_q.fast):
+ *  - srdhm(acc, m) = floor((acc m + 2^30) / 2^31) = floor((2 acc m + 2^31) / 2^32): one
+ *    SMMULR on DSP cores; from 16-bit halves on Cortex-M0+ (no 32 x 32 -> 64 multiply):
+ *    acc = ah 2^16 + al, m = mh 2^16 + ml: 2 ah mh + floor((al mh + ah ml + (al ml >> 16)
+ *    + 2^14) / 2^15), the unsigned al mh split off so that no sum overflows;
+ *  - TFLM's rounding right shift of r by e = -shift (half away from zero), plus out_off:
+ *    ((((r + (r >> 31)) >> (e - 1)) + 1 + 2 out_off) >> 1, where e - 1 = ~shift.
+ * k1 = 2 out_off + 1. */
 #ifdef MN_DSP
 static int32_t __attribute__((noinline)) mbqm_slow(int32_t acc, int32_t m, int32_t shift) {
   return mbqm(acc, m, shift);
 }
+#else
+#define mbqm_slow mbqm
 #endif
 
-static inline __attribute__((always_inline)) int32_t mbqm_pos(int32_t acc, int32_t m, int32_t shift,
-                                                               int fast) {
+static inline __attribute__((always_inline)) int8_t rq(int32_t acc, int32_t m, int32_t shift,
+                                                       int32_t k1, int32_t out_off, int32_t lo,
+                                                       int32_t hi, int fast) {
+  int32_t v;
+  if (fast || __builtin_expect(shift < 0 && m >= 0 && (uint32_t)(acc + (1 << 29)) < (1u << 30), 1)) {
 #ifdef MN_DSP
-  if (fast || __builtin_expect(shift < 0 && (uint32_t)(acc + (1 << 29)) < (1u << 30), 1)) {
     int32_t r = smmulr(acc * 2, m);
-    int e = -shift;
-    return (r + (int32_t)((1u << e) >> 1) + (r >> 31)) >> e;
-  }
-  return mbqm_slow(acc, m, shift);
 #else
-  /* No 32 x 32 -> 64 multiply (Cortex-M0+): for |acc| < 2^29 and 0 <= m < 2^31,
-   * floor((acc * m + 2^30) / 2^31) from 16-bit halves, acc = ah 2^16 + al, m = mh 2^16 + ml:
-   * 2 ah mh + floor((al mh + ah ml + (al ml >> 16) + 2^14) / 2^15), the unsigned al mh
-   * split so that no sum overflows. Then the rounding shift as on the DSP cores. */
-  if (fast || (shift < 0 && m >= 0 && (uint32_t)(acc + (1 << 29)) < (1u << 30))) {
     int32_t ah = acc >> 16, mh = (int32_t)((uint32_t)m >> 16);
     uint32_t al = (uint32_t)acc & 0xFFFFu, ml = (uint32_t)m & 0xFFFFu;
     uint32_t p = al * (uint32_t)mh;
     int32_t qq = ah * (int32_t)ml + (int32_t)((al * ml) >> 16) + (1 << 14);
     int32_t r = 2 * ah * mh + (int32_t)(p >> 15) + (((int32_t)(p & 0x7FFFu) + qq) >> 15);
-    int e = -shift;
-    return (r + (int32_t)((1u << e) >> 1) + (r >> 31)) >> e;
-  }
-  return mbqm(acc, m, shift);
 #endif
+    v = (((r + (r >> 31)) >> ~shift) + k1) >> 1;
+  } else {
+    v = mbqm_slow(acc, m, shift) + out_off;
+  }
+  return clamp8(v, lo, hi);
 }
 
-/* fast: the code generator has checked that every accumulator of the layer stays below 2^29
- * in magnitude and every shift is negative (mn_q.fast), so the fast path needs no test. */
+static inline __attribute__((always_inline)) int32_t mbqm_pos(int32_t acc, int32_t m,
+                                                               int32_t shift, int fast) {
+  (void)fast;
+  return mbqm(acc, m, shift);
+}
+
 static inline __attribute__((always_inline)) int8_t requant8f(int32_t acc, int32_t m,
                                                               int32_t shift, const mn_q *q,
                                                               int fast) {
-  return clamp8(mbqm_pos(acc, m, shift, fast) + q->out_off, q->act_min, q->act_max);
+  return rq(acc, m, shift, 2 * q->out_off + 1, q->out_off, q->act_min, q->act_max, fast);
 }
 #define requant8(acc, m, shift, q) requant8f(acc, m, shift, q, 0)
 
@@ -237,6 +244,9 @@ static inline __attribute__((always_inline)) void conv_body(const int8_t *in, in
              int ow, const mn_q *q, const int32_t *mult, const int32_t *shift, int16_t *col, const int fast) {
   const int kk = kh * kw * ic, kk4 = (kk + 3) & ~3;
   const int16_t pad = (int16_t)-q->in_off;
+#ifdef MN_DSP
+  const int32_t oo = q->out_off, k1 = 2 * oo + 1, lo = q->act_min, hi = q->act_max;
+#endif
   int16_t *col1 = col + 4;
   const int16_t *col_end = col + 2 * kk4;
   for (int k = kk; k < kk4; ++k) col[MN_POS(k)] = col1[MN_POS(k)] = 0;
@@ -297,8 +307,11 @@ static inline __attribute__((always_inline)) void conv_body(const int8_t *in, in
       /* all four requantised before the first store (an int8 store may alias the
        * constants: they would be loaded again) */
       const int32_t m0 = mult[c], s0 = shift[c], m1 = mult[c + 1], s1 = shift[c + 1];
-      int8_t v00 = requant8f(a00, m0, s0, q, fast), v10 = requant8f(a10, m1, s1, q, fast);
-      int8_t v01 = requant8f(a01, m0, s0, q, fast), v11 = requant8f(a11, m1, s1, q, fast);
+#ifndef MN_DSP /* loaded here: hoisted, they would crowd the 8 low registers of the loop */
+      const int32_t oo = q->out_off, k1 = 2 * oo + 1, lo = q->act_min, hi = q->act_max;
+#endif
+      int8_t v00 = rq(a00, m0, s0, k1, oo, lo, hi, fast), v10 = rq(a10, m1, s1, k1, oo, lo, hi, fast);
+      int8_t v01 = rq(a01, m0, s0, k1, oo, lo, hi, fast), v11 = rq(a11, m1, s1, k1, oo, lo, hi, fast);
       o0[c] = v00;
       o0[c + 1] = v10;
       if (two) {
