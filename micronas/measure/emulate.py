@@ -293,7 +293,7 @@ def run(fw: Firmware, qnet: QNetwork, x_q: np.ndarray, max_instructions: int = 2
             state["taken"][state["last"]] += 1
         if address == mark:
             i = uc.reg_read(arm.UC_ARM_REG_R0)
-            if i > 0:
+            if i > 0 and net.layers[i - 1].output in model.offsets:  # (a folded PAD has none)
                 outputs[net.layers[i - 1].output] = read_tensor(net.layers[i - 1].output)
             state["counts"], state["taken"] = Counter(), Counter()
             per_layer.append(state["counts"])
