@@ -56,7 +56,7 @@ from micronas.deploy.int8 import run_int8  # noqa: E402
 from micronas.deploy.quantize import gaussian_batch  # noqa: E402
 from micronas.hardware.planner import plan  # noqa: E402
 from micronas.measure import emulate  # noqa: E402
-from micronas.measure.toolchain import check_run, toolchain  # noqa: E402
+from micronas.measure.toolchain import check_run, section_sizes, toolchain  # noqa: E402
 from micronas.spaces import get_space  # noqa: E402
 from micronas.tasks import Task  # noqa: E402
 
@@ -121,11 +121,15 @@ def run_c(q, x, ref, core: str, generator=None, kernels=None) -> dict:
     with tempfile.TemporaryDirectory(prefix="micronas-sk-") as d:
         fw = emulate.build(q, core, d, generator=generator, kernels=kernels)
         size = code_bytes(Path(d) / "model.elf")
+        bss = section_sizes(check_run([toolchain().replace("gcc", "size"), "-A",
+                                       str(Path(d) / "model.elf")], "size"))[2]
     m = emulate.run(fw, q, x[0])
     exact = all(np.array_equal(v.reshape(-1), ref[k][0].reshape(-1)) for k, v in m.outputs.items())
     exact = exact and len(m.outputs) == len(fw.model.offsets) - len(q.net.inputs)
     return {"cycles": m.cycles, "layers": [round(lay.cycles) for lay in m.layers],
-            "bit_exact": bool(exact), "arena_bytes": fw.model.arena_bytes, "code_bytes": size}
+            "bit_exact": bool(exact), "arena_bytes": fw.model.arena_bytes,
+            "scratch_bytes": getattr(fw.model, "scratch_bytes", 0), "bss_bytes": bss,
+            "code_bytes": size}
 
 
 def run_cmsis(kern, q, ref) -> dict:
@@ -176,11 +180,15 @@ def table(res: dict) -> str:
                  if c in n["variants"].get(other, {}) and c in n["variants"].get("new", {})]
             row.append(f"vs {other}: {gmean(r):.2f}x over {len(r)}" if r else f"vs {other}: -")
         lines.append(f"  {c:<14} " + ";  ".join(row))
-    ar = [(n["variants"]["new"][c]["arena_bytes"] / n["tflm_arena"]) for n in nets.values()
-          for c in list(n["variants"].get("new", {}))[:1]]
+    ar = [((r := n["variants"]["new"][c])["arena_bytes"] + r.get("scratch_bytes", 0))
+          / n["tflm_arena"] for n in nets.values() for c in list(n["variants"].get("new", {}))[:1]]
     if ar:
-        lines.append(f"peak SRAM (activation arena) of new / TFLM greedy arena: geometric mean "
-                     f"{gmean(ar):.3f} over {len(ar)} networks")
+        lines.append(f"peak SRAM of new (arena + im2col scratch) / TFLM greedy arena: geometric "
+                     f"mean {gmean(ar):.3f} over {len(ar)} networks (max {max(ar):.3f})")
+    bad = [name for name, n in nets.items() for c, r in n["variants"].get("new", {}).items()
+           if "bss_bytes" in r and r["bss_bytes"] != max(r["arena_bytes"], 16) + r["scratch_bytes"]]
+    lines.append(f"firmware .bss == planned arena + scratch: "
+                 f"{'yes, every network and core' if not bad else 'NO: ' + ', '.join(bad)}")
     for v in ("baseline", "new"):
         for c in cores:
             cb = [n["variants"][v][c]["code_bytes"] for n in nets.values()

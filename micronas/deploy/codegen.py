@@ -30,6 +30,7 @@ class GeneratedModel:
     arena_bytes: int
     offsets: dict[str, int]      # tensor -> byte offset in the arena
     layer_names: list[str]
+    scratch_bytes: int = 0       # the static im2col scratch (mn_col) beside the arena
 
 
 def kernel_sources() -> dict[str, str]:
@@ -93,7 +94,7 @@ def generate(qnet: QNetwork) -> GeneratedModel:
            + "".join(decls)
            + "\nvoid mn_run(void) {\n" + "\n".join(calls) + "\n}\n\n"
            "void __attribute__((noinline)) mn_done(void) { __asm__ volatile(\"nop\"); }\n")
-    return GeneratedModel(src, arena, offsets, [lay.name for lay in net.layers])
+    return GeneratedModel(src, arena, offsets, [lay.name for lay in net.layers], 2 * col)
 
 
 def _kk4(layer: Layer, net) -> int:
