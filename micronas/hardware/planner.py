@@ -202,3 +202,14 @@ def plan_standalone(net: Network, alignment: int = 16) -> tuple[int, list[Buffer
         placed.append(Buffer(b.tensor, b.size_bytes, b.first, b.last, offset))
     arena = max((p.offset + p.size_bytes for p in placed), default=0)
     return arena, placed
+
+
+def im2col_bytes(net: Network) -> int:
+    """The standalone C's static im2col scratch (``mn_col``): two pixels' windows of the
+    widest convolution as int16, each window kh * kw * Cin rounded up to 4 values."""
+    kk4 = 0
+    for layer in net.layers:
+        if layer.op == "conv2d":
+            cin = net.tensors[layer.inputs[0]].shape[0]
+            kk4 = max(kk4, -(-layer.kernel[0] * layer.kernel[1] * cin // 4) * 4)
+    return 4 * kk4
