@@ -30,6 +30,7 @@ variants keeps the others); the table prints geometric-mean speed-ups per core.
     python benchmarks/standalone_kernels.py                       # new + baseline (+ cmsis-nn)
     python benchmarks/standalone_kernels.py --variants new --per-task 2 --cores cortex-m4
     python benchmarks/standalone_kernels.py --table                # print the saved table
+    python benchmarks/standalone_kernels.py --merge OTHER.json     # add another run's results
 """
 
 from __future__ import annotations
@@ -209,12 +210,22 @@ def main() -> None:
     p.add_argument("--cmsis-nn", default=os.environ.get("MICRONAS_CMSIS_NN"))
     p.add_argument("--out", default=str(RESULTS))
     p.add_argument("--table", action="store_true", help="print the saved table and stop")
+    p.add_argument("--merge", metavar="FILE",
+                   help="merge the results of FILE (another run's --out) into the output and stop")
     p.add_argument("--skip-done", action="store_true",
                    help="keep (network, variant, core) results already in the output file")
     a = p.parse_args()
     out = Path(a.out)
     res = json.loads(out.read_text()) if out.is_file() else {"networks": {}}
-    if a.table:
+    if a.merge:
+        other = json.loads(Path(a.merge).read_text())
+        for name, n in other["networks"].items():
+            entry = res["networks"].setdefault(name, {"variants": {}})
+            entry.update({k: v for k, v in n.items() if k != "variants"})
+            for v, per_core in n["variants"].items():
+                entry["variants"].setdefault(v, {}).update(per_core)
+        out.write_text(json.dumps(res, indent=1))
+    if a.table or a.merge:
         print(table(res))
         return
     variants = a.variants.split(",")
