@@ -422,13 +422,32 @@ void mn_dwconv(const int8_t *in, int ih, int iw, int c, const int8_t *w, const i
   }
 }
 
-/* bias: with the input offset folded in (see mn_conv). */
+/* bias: with the input offset folded in (see mn_conv). Two outputs per pass over the input. */
 void mn_fc(const int8_t *in, int n, const int8_t *w, const int32_t *bias, int m, int8_t *out,
            const mn_q *q, int32_t mult, int32_t shift) {
-  for (int j = 0; j < m; ++j) {
-    int32_t acc = bias[j] + dot(in, w + j * n, n);
-    out[j] = requant8(acc, mult, shift, q);
+  int j = 0;
+  for (; j + 1 < m; j += 2) {
+    const int8_t *x = in, *w0 = w + j * n, *w1 = w0 + n;
+    int32_t a0 = bias[j], a1 = bias[j + 1];
+    int k = n;
+#ifdef MN_DSP
+    for (; k >= 4; k -= 4, x += 4, w0 += 4, w1 += 4) {
+      uint32_t xv = load32(x), xe = __sxtb16(xv), xo = sxtb16_ror8(xv);
+      uint32_t v0 = load32(w0), v1 = load32(w1);
+      a0 = __smlad(sxtb16_ror8(v0), xo, __smlad(__sxtb16(v0), xe, a0));
+      a1 = __smlad(sxtb16_ror8(v1), xo, __smlad(__sxtb16(v1), xe, a1));
+    }
+#endif
+    for (; k > 0; --k) {
+      int32_t xv = *x++;
+      a0 += xv * *w0++;
+      a1 += xv * *w1++;
+    }
+    int8_t v0 = requant8f(a0, mult, shift, q, q->fast), v1 = requant8f(a1, mult, shift, q, q->fast);
+    out[j] = v0;
+    out[j + 1] = v1;
   }
+  if (j < m) out[j] = requant8f(bias[j] + dot(in, w + j * n, n), mult, shift, q, q->fast);
 }
 
 /* kind 0: average (TFLM's rounding of sum / count over the valid window), 1: max. */
