@@ -202,3 +202,22 @@ def test_fit_recovers_known_coefficients():
     assert {op_class(layer) for _, layer in designed_layers(seed=1)} >= {
         "conv", "conv1x1", "depthwise", "fully_connected", "pool", "global_pool", "add", "relu",
         "affine", "pad"}
+
+
+@needs_toolchain
+def test_firmware_bss_is_the_standalone_plan(tmp_path):
+    """The compiled model's .bss is the planner's arena plus the im2col scratch, which is
+    what the micronas-c runtime charges (its activation part)."""
+    from micronas.api import build_ir
+    from micronas.deploy.export import prepare
+    from micronas.hardware.planner import im2col_bytes, plan_standalone
+    from micronas.measure import emulate
+    from micronas.measure.toolchain import check_run, section_sizes, toolchain
+
+    q = prepare(build_ir("mlperf:kws"), 0)
+    fw = emulate.build(q, "cortex-m4", tmp_path)
+    size = check_run([toolchain().replace("gcc", "size"), "-A", str(tmp_path / "model.elf")],
+                     "size")
+    arena = plan_standalone(q.net)[0]
+    assert fw.model.arena_bytes == arena and fw.model.scratch_bytes == im2col_bytes(q.net) > 0
+    assert section_sizes(size)[2] == arena + im2col_bytes(q.net)

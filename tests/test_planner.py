@@ -67,3 +67,69 @@ def test_bounds_on_nb201():
             for q in bufs[i + 1:]:
                 if not (p.last < q.first or q.last < p.first):
                     assert p.offset + p.size_bytes <= q.offset or q.offset + q.size_bytes <= p.offset
+
+
+def _placement_is_safe(net, arena, bufs):
+    """Every two buffers live at once are disjoint, or an output over the input it consumes
+    last with the input at least the kernel's lead above it."""
+    from micronas.hardware.planner import fuse_pads, overlap_lead
+
+    fused = fuse_pads(net)
+    prod = {lay.output: i for i, lay in enumerate(fused.layers)}
+    for b in bufs:
+        assert 0 <= b.offset and b.offset + b.size_bytes <= arena
+    for i, p in enumerate(bufs):
+        for q in bufs[i + 1:]:
+            if p.last < q.first or q.last < p.first:
+                continue
+            if p.offset + p.size_bytes <= q.offset or q.offset + q.size_bytes <= p.offset:
+                continue
+            out, inp = (p, q) if p.first > q.first else (q, p)
+            layer = fused.layers[prod[out.tensor]]
+            assert inp.tensor in layer.inputs and inp.last == prod[out.tensor]
+            lead = overlap_lead(fused, prod[out.tensor])
+            assert lead is not None and inp.offset - out.offset >= min(lead, out.size_bytes)
+
+
+def test_depthwise_lead_is_one_row_and_two_pixels():
+    from micronas.hardware.planner import overlap_lead
+
+    g = GraphBuilder("dw", (16, 8, 10))
+    a = g.conv("input", 16, 1, name="a")
+    b = g.conv(a, 16, 3, 1, 1, groups=16, name="b")
+    net = g.build([g.conv(b, 8, 1, name="c")])
+    assert overlap_lead(net, 1) == (10 + 2) * 16  # the row above and the pixel before
+
+
+def test_standalone_plan_writes_in_place_and_folds_pads():
+    from micronas.api import build_ir
+    from micronas.hardware.planner import fuse_pads, plan_standalone
+    from micronas.ir import lower_for_tflm
+
+    for name in ("mlperf:kws", "mlperf:vww", "mlperf:ic"):
+        net = lower_for_tflm(build_ir(name))
+        arena, bufs = plan_standalone(net)
+        assert arena <= plan(net)[0]
+        _placement_is_safe(net, arena, bufs)
+    kws = lower_for_tflm(build_ir("mlperf:kws"))
+    assert plan_standalone(kws)[0] < 0.7 * plan(kws)[0]  # in-place depthwise
+    vww = lower_for_tflm(build_ir("mlperf:vww"))
+    fused = fuse_pads(vww)
+    assert not any(lay.op == "pad" for lay in fused.layers)
+    assert any(lay.op == "pad" for lay in vww.layers)
+    assert plan_standalone(vww)[0] < plan(vww)[0]  # no padded copy of a wide map
+
+
+def test_micronas_c_charges_the_standalone_plan():
+    from micronas.api import build_ir
+    from micronas.hardware import estimate, load_device
+    from micronas.hardware.planner import im2col_bytes, plan_standalone
+    from micronas.ir import lower_for_tflm
+
+    net = build_ir("mlperf:kws")
+    r = estimate(net, load_device("stm32l4r5", "micronas-c"))
+    low = lower_for_tflm(net)
+    assert r.arena_bytes == plan_standalone(low)[0]
+    assert r.scratch_bytes == im2col_bytes(low) > 0
+    assert r.persistent_bytes == 0
+    assert estimate(net, load_device("stm32l4r5", "tflm-cmsis-nn")).arena_bytes == plan(low)[0]

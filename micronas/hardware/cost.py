@@ -23,7 +23,10 @@ entries per operator and per tensor + the runtime's code.
 
 Peak SRAM: the greedy-planned activation arena + the largest scratch buffer of any layer
 (CMSIS-NN's im2col buffer) + TFLM's persistent allocations (per node, per tensor, per
-channel) + the runtime's reserved RAM (stack, statics).
+channel) + the runtime's reserved RAM (stack, statics). For micronas-c (the standalone C)
+the arena is its own planner's (:func:`micronas.hardware.planner.plan_standalone`: outputs
+in place of consumed inputs, PADs folded) and the scratch its static im2col buffer: exactly
+the firmware's .bss.
 """
 
 from __future__ import annotations
@@ -32,8 +35,11 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 
 from micronas.hardware.device import Device
-from micronas.hardware.planner import plan
+from micronas.hardware.planner import im2col_bytes, plan, plan_standalone
 from micronas.ir import TFLITE_OPS, Layer, Network, lower_for_tflm
+
+#: the runtime of the bundle's standalone C: its own planner and im2col scratch
+STANDALONE = "micronas-c"
 
 #: Bumped whenever a formula here changes, so on-disk cost caches are not reused.
 COST_MODEL_REVISION = 3
@@ -97,8 +103,14 @@ def scratch_bytes(net: Network, layer: Layer, device: Device) -> int:
     arm_convolve_s8 with DSP: an int16 im2col buffer of two columns (2 x 2 x Cin x k x k
     bytes); the 1x1 fast path and the 3x3 depthwise kernel need none; the generic depthwise
     kernel with DSP: Cin x k x k int16; arm_avgpool_s8 with DSP: Cin int32 accumulators.
-    Without the DSP extension the plain-C kernels use no scratch.
+    Without the DSP extension the plain-C kernels use no scratch. micronas-c (the
+    standalone C): one static im2col scratch of two pixels' windows per convolution, on
+    every core (:func:`micronas.hardware.planner.im2col_bytes`).
     """
+    if device.runtime.name == STANDALONE:  # the im2col rows of two pixels, int16, any core
+        if layer.op != "conv2d":
+            return 0
+        return im2col_bytes(Network("", net.tensors, [layer], (), ()))
     if not device.dsp:
         return 0
     cin = net.tensors[layer.inputs[0]].shape[0] if layer.inputs else 0
@@ -275,7 +287,10 @@ def estimate(net: Network, device: Device) -> CostReport:
             flash_bytes=layer_flash_bytes(net, layer, device),
             scratch_bytes=scratch_bytes(net, layer, device), cycles=cyc,
             latency_ms=cyc / khz))
-    arena, _ = plan(net, rt.arena_alignment_bytes)
+    if rt.name == STANDALONE:  # the bundle's own planner (in-place outputs, PADs folded)
+        arena, _ = plan_standalone(net, rt.arena_alignment_bytes)
+    else:
+        arena, _ = plan(net, rt.arena_alignment_bytes)
     scratch = max((lc.scratch_bytes for lc in layers), default=0)
     channels = sum(out_channels(net, layer) for layer in net.layers if layer.op in _CHANNELWISE)
     n_tensors = len(net.tensors) + sum((lay.weight_params > 0) + (lay.bias_params > 0)

@@ -132,17 +132,20 @@ class Firmware:
     model: GeneratedModel
 
 
-def build(qnet: QNetwork, core: str, workdir: str | Path | None = None) -> Firmware:
-    """Generate C for ``qnet`` and cross-compile it for ``core``."""
+def build(qnet: QNetwork, core: str, workdir: str | Path | None = None,
+          generator: Any = None, kernels: dict[str, str] | None = None) -> Firmware:
+    """Generate C for ``qnet`` and cross-compile it for ``core``. ``generator`` (a function
+    like :func:`micronas.deploy.codegen.generate`) and ``kernels`` (file name -> text) replace
+    today's code generator and kernel library (benchmarks compare kernel versions)."""
     if core not in CPU_FLAGS:
         raise MicronasError(f"no emulation support for core {core!r}; supported: "
                             f"{', '.join(CPU_FLAGS)}")
     gcc = toolchain()
-    model = generate(qnet)
+    model = (generator or generate)(qnet)
     with tempfile.TemporaryDirectory(prefix="micronas-fw-") as tmp:
         d = Path(workdir) if workdir else Path(tmp)
         d.mkdir(parents=True, exist_ok=True)
-        for name, text in kernel_sources().items():
+        for name, text in (kernels or kernel_sources()).items():
             (d / name).write_text(text)
         (d / "model.c").write_text(model.source)
         (d / "link.ld").write_text(_LINKER.format(flash=FLASH_BASE, ram=RAM_BASE))
@@ -290,7 +293,7 @@ def run(fw: Firmware, qnet: QNetwork, x_q: np.ndarray, max_instructions: int = 2
             state["taken"][state["last"]] += 1
         if address == mark:
             i = uc.reg_read(arm.UC_ARM_REG_R0)
-            if i > 0:
+            if i > 0 and net.layers[i - 1].output in model.offsets:  # (a folded PAD has none)
                 outputs[net.layers[i - 1].output] = read_tensor(net.layers[i - 1].output)
             state["counts"], state["taken"] = Counter(), Counter()
             per_layer.append(state["counts"])
