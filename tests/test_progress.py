@@ -23,9 +23,13 @@ def test_progress_goes_to_stderr_when_piped(cli, monkeypatch):
     assert code == 0, err
     assert "search (random)" in err and "architecture" in out
     assert "search (random)" not in out
-    # every evaluation is counted, the final architecture's included, and the last line
-    # is printed although the run ended before the first interval
-    assert "13/13" in err.splitlines()[-1] and "100%" in err.splitlines()[-1]
+    # every evaluation is counted (the 12 drawn, the re-scoring of the best ones that
+    # measures the objective's noise, the final architecture's), and the last line is
+    # printed although the run ended before the first interval
+    from micronas.search.run import PARSIMONY_TOP
+
+    n = 12 + PARSIMONY_TOP + 1
+    assert f"{n}/{n}" in err.splitlines()[-1] and "100%" in err.splitlines()[-1]
 
 
 class _Clock:
