@@ -106,7 +106,9 @@ def constants_toml(core: str, tables: dict[str, dict[str, float]], overhead: flo
     """The constants file of ``core`` (the ``[latency]`` schema of the core files)."""
     from micronas.hardware.cost import DERIVED_CLASSES, derived_latency
 
-    tables = {**derived_latency(tables), **tables}
+    # derived from this fit's own classes (any derived values in ``tables`` are stale)
+    tables = {**{c: t for c, t in tables.items() if c not in DERIVED_CLASSES},
+              **derived_latency(tables)}
     today = datetime.date.today().isoformat()
     source = (f"emulated standalone C (micronas-c) on {core}: {COMPILER_FLAGS.replace('<core>', core)}; "
               f"cycles from micronas/measure/cycles.toml (Arm TRMs, zero-wait-state memory); "
